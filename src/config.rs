@@ -1,0 +1,188 @@
+//! Configuration from the environment: `BOOKSTORE_*` variables plus the usual `DATABASE_URL`.
+//!
+//! Every setting has a default that works on a developer's machine; a malformed value stops
+//! the start with a message that names the variable, never a silent fallback.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use figment::{
+    Figment,
+    providers::{Env, Serialized},
+};
+use serde::{Deserialize, Serialize};
+
+/// The variables, their defaults and meaning, shown by `bookstore --help` and in the README.
+pub const ENV_HELP: &[(&str, &str, &str)] = &[
+    (
+        "BOOKSTORE_ADDR",
+        "127.0.0.1:8080",
+        "address and port the web server listens on",
+    ),
+    (
+        "BOOKSTORE_DATA_DIR",
+        "./data",
+        "folder of the private PostgreSQL cluster (unused with DATABASE_URL)",
+    ),
+    (
+        "DATABASE_URL",
+        "(unset)",
+        "use this PostgreSQL server instead of the private cluster",
+    ),
+    (
+        "BOOKSTORE_POOL_SIZE",
+        "10",
+        "database connections per app process (1-1000)",
+    ),
+    (
+        "BOOKSTORE_LOG",
+        "info",
+        "log filter, e.g. `debug` or `bookstore=debug,actix_web=info`",
+    ),
+    (
+        "BOOKSTORE_SEED_DEMO",
+        "true",
+        "load the demo catalog into an empty database at start",
+    ),
+    (
+        "BOOKSTORE_STATIC_DIR",
+        "<crate>/static",
+        "folder served under /static",
+    ),
+    (
+        "BOOKSTORE_PG_BIN_DIR",
+        "(searched)",
+        "PostgreSQL server binaries; default: PATH, `pg_config --bindir`, /usr/lib/postgresql/*/bin",
+    ),
+];
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Config {
+    pub addr: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database_url: Option<String>,
+    pub pool_size: u32,
+    pub log: String,
+    pub seed_demo: bool,
+    pub static_dir: PathBuf,
+    pub pg_bin_dir: Option<PathBuf>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("data"),
+            database_url: None,
+            pool_size: 10,
+            log: "info".to_owned(),
+            seed_demo: true,
+            static_dir: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/static")),
+            pg_bin_dir: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// figment's message names the variable (`... in BOOKSTORE_POOL_SIZE environment variable`).
+    #[error("invalid configuration: {0}")]
+    Malformed(#[from] Box<figment::Error>),
+    #[error("invalid configuration: {variable}: {reason}")]
+    OutOfRange {
+        variable: &'static str,
+        reason: String,
+    },
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Self::from_figment(
+            Figment::from(Serialized::defaults(Config::default()))
+                .merge(Env::prefixed("BOOKSTORE_").ignore(&["database_url"]))
+                .merge(Env::raw().only(&["DATABASE_URL"])),
+        )
+    }
+
+    fn from_figment(figment: Figment) -> Result<Config, ConfigError> {
+        let mut config: Config = figment.extract().map_err(Box::new)?;
+        config.validate()?;
+        // An empty DATABASE_URL (as `DATABASE_URL= cmd` leaves it) means "not set".
+        config.database_url = config.database_url.filter(|url| !url.trim().is_empty());
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !(1..=1000).contains(&self.pool_size) {
+            return Err(ConfigError::OutOfRange {
+                variable: "BOOKSTORE_POOL_SIZE",
+                reason: format!("{} is not between 1 and 1000", self.pool_size),
+            });
+        }
+        if let Err(err) = tracing_subscriber::EnvFilter::try_new(&self.log) {
+            return Err(ConfigError::OutOfRange {
+                variable: "BOOKSTORE_LOG",
+                reason: format!("{:?} is not a log filter: {err}", self.log),
+            });
+        }
+        Ok(())
+    }
+
+    /// The help text listing every variable, for `--help`.
+    pub fn env_help() -> String {
+        let mut text = String::from("Environment variables:\n");
+        for (name, default, meaning) in ENV_HELP {
+            text.push_str(&format!("  {name:<22} {meaning} [default: {default}]\n"));
+        }
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    #[test]
+    fn defaults_apply_without_variables() {
+        Jail::expect_with(|_jail| {
+            let config = Config::from_env().expect("defaults are valid");
+            assert_eq!(config.addr.to_string(), "127.0.0.1:8080");
+            assert_eq!(config.pool_size, 10);
+            assert!(config.database_url.is_none());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn variables_override_defaults() {
+        Jail::expect_with(|jail| {
+            jail.set_env("BOOKSTORE_ADDR", "0.0.0.0:9000");
+            jail.set_env("BOOKSTORE_POOL_SIZE", "3");
+            jail.set_env("DATABASE_URL", "postgres://db/shop");
+            let config = Config::from_env().expect("valid values");
+            assert_eq!(config.addr.port(), 9000);
+            assert_eq!(config.pool_size, 3);
+            assert_eq!(config.database_url.as_deref(), Some("postgres://db/shop"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn malformed_values_name_their_variable() {
+        for (variable, value) in [
+            ("BOOKSTORE_POOL_SIZE", "many"),
+            ("BOOKSTORE_POOL_SIZE", "0"),
+            ("BOOKSTORE_ADDR", "localhost"),
+            ("BOOKSTORE_SEED_DEMO", "perhaps"),
+            ("BOOKSTORE_LOG", "bookstore=loud"),
+        ] {
+            Jail::expect_with(|jail| {
+                jail.set_env(variable, value);
+                let message = Config::from_env().expect_err("must be refused").to_string();
+                assert!(message.contains(variable), "{variable}={value}: {message}");
+                Ok(())
+            });
+        }
+    }
+}

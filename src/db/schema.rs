@@ -1,0 +1,134 @@
+// @generated automatically by Diesel CLI.
+
+diesel::table! {
+    authors (id) {
+        id -> Int8,
+        name -> Text,
+    }
+}
+
+diesel::table! {
+    book_authors (book_id, author_id) {
+        book_id -> Int8,
+        author_id -> Int8,
+        position -> Int2,
+    }
+}
+
+diesel::table! {
+    books (id) {
+        id -> Int8,
+        title -> Text,
+        year -> Nullable<Int4>,
+        isbn -> Nullable<Text>,
+        language -> Nullable<Text>,
+        description -> Text,
+        price_cents -> Int4,
+        stock -> Int4,
+        goodreads_id -> Nullable<Int8>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    cart_items (id) {
+        id -> Int8,
+        user_id -> Int8,
+        book_id -> Int8,
+        quantity -> Int4,
+        added_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    order_lines (order_id, book_id) {
+        order_id -> Int8,
+        book_id -> Int8,
+        title -> Text,
+        unit_price_cents -> Int4,
+        quantity -> Int4,
+    }
+}
+
+diesel::table! {
+    orders (id) {
+        id -> Int8,
+        user_id -> Int8,
+        idempotency_key -> Uuid,
+        total_cents -> Int8,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    programs (id) {
+        id -> Int8,
+        name -> Text,
+        function_name -> Text,
+        description -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    sessions (token) {
+        token -> Uuid,
+        user_id -> Nullable<Int8>,
+        state -> Jsonb,
+        created_at -> Timestamptz,
+        last_seen_at -> Timestamptz,
+        expires_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    tasks (id) {
+        id -> Int8,
+        program_id -> Int8,
+        parameters -> Nullable<Jsonb>,
+        status -> Text,
+        created_at -> Timestamptz,
+        run_after -> Timestamptz,
+        start_time -> Nullable<Timestamptz>,
+        end_time -> Nullable<Timestamptz>,
+        result -> Nullable<Text>,
+        attempt -> Int4,
+        worker_id -> Nullable<Text>,
+        heartbeat_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    users (id) {
+        id -> Int8,
+        login -> Text,
+        display_name -> Text,
+        password_hash -> Text,
+        role -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(book_authors -> authors (author_id));
+diesel::joinable!(book_authors -> books (book_id));
+diesel::joinable!(cart_items -> books (book_id));
+diesel::joinable!(cart_items -> users (user_id));
+diesel::joinable!(order_lines -> books (book_id));
+diesel::joinable!(order_lines -> orders (order_id));
+diesel::joinable!(orders -> users (user_id));
+diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(tasks -> programs (program_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    authors,
+    book_authors,
+    books,
+    cart_items,
+    order_lines,
+    orders,
+    programs,
+    sessions,
+    tasks,
+    users,
+);

@@ -1,0 +1,84 @@
+//! The catalog: books and their authors.
+
+pub mod goodbooks;
+
+use std::collections::HashMap;
+
+use diesel::prelude::*;
+
+use crate::{
+    db::schema::{authors, book_authors, books},
+    domain::money::Cents,
+};
+
+/// A book as lists show it: the row plus its authors in cover order.
+#[derive(Debug, Clone)]
+pub struct BookSummary {
+    pub id: i64,
+    pub title: String,
+    pub authors: Vec<String>,
+    pub year: Option<i32>,
+    pub price: Cents,
+    pub stock: i32,
+}
+
+impl BookSummary {
+    pub fn in_stock(&self) -> bool {
+        self.stock > 0
+    }
+
+    /// "A, B and C".
+    pub fn authors_line(&self) -> String {
+        match self.authors.split_last() {
+            None => String::new(),
+            Some((last, [])) => last.clone(),
+            Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+        }
+    }
+}
+
+/// The first books of the catalog in its own order (for the seeded catalog: most-read first).
+pub fn featured_books(conn: &mut PgConnection, limit: i64) -> QueryResult<Vec<BookSummary>> {
+    let rows: Vec<(i64, String, Option<i32>, i32, i32)> = books::table
+        .select((
+            books::id,
+            books::title,
+            books::year,
+            books::price_cents,
+            books::stock,
+        ))
+        .order(books::id)
+        .limit(limit)
+        .load(conn)?;
+    let ids: Vec<i64> = rows.iter().map(|row| row.0).collect();
+    let mut authors = authors_of(conn, &ids)?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, title, year, price_cents, stock)| BookSummary {
+            id,
+            title,
+            authors: authors.remove(&id).unwrap_or_default(),
+            year,
+            price: Cents(price_cents.into()),
+            stock,
+        })
+        .collect())
+}
+
+/// Author names of each book, in cover order.
+pub fn authors_of(
+    conn: &mut PgConnection,
+    book_ids: &[i64],
+) -> QueryResult<HashMap<i64, Vec<String>>> {
+    let pairs: Vec<(i64, String)> = book_authors::table
+        .inner_join(authors::table)
+        .filter(book_authors::book_id.eq_any(book_ids))
+        .order((book_authors::book_id, book_authors::position))
+        .select((book_authors::book_id, authors::name))
+        .load(conn)?;
+    let mut by_book: HashMap<i64, Vec<String>> = HashMap::new();
+    for (book_id, name) in pairs {
+        by_book.entry(book_id).or_default().push(name);
+    }
+    Ok(by_book)
+}

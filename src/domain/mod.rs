@@ -1,0 +1,5 @@
+//! The shop's rules, as plain functions over a database connection and parsed value types.
+//! Nothing here knows about HTTP.
+
+pub mod catalog;
+pub mod money;

@@ -1,0 +1,10 @@
+//! An online bookstore: catalog, cart and checkout for customers; background programs and
+//! their results for staff. See README.md for the architecture in a few lines.
+
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod seed;
+pub mod startup;
+pub mod telemetry;
+pub mod web;
