@@ -84,9 +84,9 @@ impl Default for Config {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// figment's message names the variable (`... in BOOKSTORE_POOL_SIZE environment variable`).
-    #[error("invalid configuration: {0}")]
-    Malformed(#[from] Box<figment::Error>),
+    /// One entry per bad variable: `BOOKSTORE_POOL_SIZE: invalid type: found string "many" ...`.
+    #[error("invalid configuration: {}", .0.join("; "))]
+    Malformed(Vec<String>),
     #[error("invalid configuration: {variable}: {reason}")]
     OutOfRange {
         variable: &'static str,
@@ -105,7 +105,7 @@ impl Config {
     }
 
     fn from_figment(figment: Figment) -> Result<Config, ConfigError> {
-        let mut config: Config = figment.extract().map_err(Box::new)?;
+        let mut config: Config = figment.extract().map_err(name_the_variables)?;
         config.validate()?;
         // An empty DATABASE_URL (as `DATABASE_URL= cmd` leaves it) means "not set".
         config.database_url = config.database_url.filter(|url| !url.trim().is_empty());
@@ -138,7 +138,27 @@ impl Config {
     }
 }
 
+/// figment reports the key (`pool_size`); people set the variable (`BOOKSTORE_POOL_SIZE`).
+fn name_the_variables(error: figment::Error) -> ConfigError {
+    ConfigError::Malformed(
+        error
+            .into_iter()
+            .map(|error| {
+                let key = error.path.join("_").to_uppercase();
+                let variable = if key == "DATABASE_URL" {
+                    key
+                } else {
+                    format!("BOOKSTORE_{key}")
+                };
+                format!("{variable}: {}", error.kind)
+            })
+            .collect(),
+    )
+}
+
 #[cfg(test)]
+// figment's Jail closures return its (large) error type by design.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
     use figment::Jail;

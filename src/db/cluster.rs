@@ -243,8 +243,24 @@ impl EmbeddedCluster {
                 self.pgdata.as_os_str(),
             ],
         )?;
-        // pg_ctl status: 0 running, 3 not running, 4 no data folder.
-        Ok(output.status.success())
+        // pg_ctl status: 0 running, 3 not running, 4 no data folder. Right after a crash the
+        // dead postmaster can linger as a zombie until init reaps it; that is not running.
+        Ok(output.status.success() && !self.postmaster_is_zombie())
+    }
+
+    fn postmaster_is_zombie(&self) -> bool {
+        let pid = fs::read_to_string(self.pgdata.join("postmaster.pid"))
+            .ok()
+            .and_then(|text| text.lines().next().map(|line| line.trim().to_owned()));
+        let Some(pid) = pid else { return false };
+        // /proc/<pid>/stat: "pid (comm) state ..."; the state follows the last ')'.
+        fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|stat| {
+                stat.rsplit_once(')')
+                    .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+            })
+            .unwrap_or(false)
     }
 
     fn start_server(&self) -> anyhow::Result<()> {
@@ -260,7 +276,8 @@ impl EmbeddedCluster {
             OsStr::new("300"),
             OsStr::new("-s"),
         ];
-        // Right after a crash the old server's processes may still be exiting; try a few times.
+        // Right after a crash the old server's processes may still be exiting (or waiting to be
+        // reaped), and the new postmaster refuses to start while they exist: try for a while.
         let mut attempt = 1;
         loop {
             let output = self.run("pg_ctl", args)?;
@@ -268,7 +285,7 @@ impl EmbeddedCluster {
                 tracing::info!(root = %self.root.display(), "PostgreSQL started");
                 return Ok(());
             }
-            if attempt == 3 {
+            if attempt == 15 {
                 let log_tail = fs::read_to_string(&log)
                     .map(|text| {
                         text.lines()
@@ -376,7 +393,7 @@ pub fn find_server_binaries() -> Option<PathBuf> {
             Some((version, entry.path().join("bin")))
         })
         .collect();
-    versioned.sort_by(|a, b| b.0.cmp(&a.0));
+    versioned.sort_by_key(|(version, _)| std::cmp::Reverse(*version));
     from_path
         .into_iter()
         .chain(from_pg_config)

@@ -1,0 +1,139 @@
+//! Schema, constraints and seeding against the real database.
+
+use bookstore::{
+    db::{
+        MIGRATIONS,
+        schema::{authors, book_authors, books, cart_items, users},
+    },
+    seed,
+};
+use diesel::{prelude::*, sql_query, sql_types::BigInt};
+use diesel_migrations::MigrationHarness;
+
+use crate::helpers::spawn_app;
+
+#[derive(QueryableByName, Debug, PartialEq)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+fn catalog_counts(conn: &mut PgConnection) -> (i64, i64, i64) {
+    (
+        books::table.count().get_result(conn).unwrap(),
+        authors::table.count().get_result(conn).unwrap(),
+        book_authors::table.count().get_result(conn).unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn all_migrations_are_applied() {
+    let app = spawn_app().await;
+
+    let pending = app
+        .db(|conn| conn.pending_migrations(MIGRATIONS).unwrap().len())
+        .await;
+    let tables = app
+        .db(|conn| {
+            sql_query(
+                "SELECT count(*) AS n FROM information_schema.tables WHERE table_schema = 'public' \
+                 AND table_name IN ('users', 'sessions', 'authors', 'books', 'book_authors', \
+                 'cart_items', 'orders', 'order_lines', 'programs', 'tasks')",
+            )
+            .get_result::<Count>(conn)
+            .unwrap()
+        })
+        .await;
+
+    assert_eq!(pending, 0);
+    assert_eq!(tables.n, 10);
+}
+
+#[tokio::test]
+async fn seeding_twice_yields_the_same_rows() {
+    let app = spawn_app().await;
+
+    let (before, again, counts_after) = app
+        .db(|conn| {
+            let before = catalog_counts(conn);
+            let again = seed::load_demo_catalog(conn).unwrap().books_inserted
+                + seed::insert_new_entries(conn, &seed::demo_entries().unwrap()).unwrap();
+            (before, again, catalog_counts(conn))
+        })
+        .await;
+
+    assert_eq!(before.0, 300, "the demo catalog has 300 books");
+    assert!(
+        before.1 > 200 && before.2 >= before.0,
+        "authors are split out: {before:?}"
+    );
+    assert_eq!(again, 0);
+    assert_eq!(counts_after, before);
+}
+
+#[tokio::test]
+async fn seeded_authors_keep_their_cover_order() {
+    let app = spawn_app().await;
+
+    let names: Vec<String> = app
+        .db(|conn| {
+            book_authors::table
+                .inner_join(authors::table)
+                .inner_join(books::table)
+                .filter(books::title.like("Harry Potter and the Sorcerer's Stone%"))
+                .order(book_authors::position)
+                .select(authors::name)
+                .load(conn)
+                .unwrap()
+        })
+        .await;
+
+    assert_eq!(names, ["J.K. Rowling", "Mary GrandPré"]);
+}
+
+#[tokio::test]
+async fn the_database_enforces_the_rules() {
+    let app = spawn_app().await;
+
+    let refused = app
+        .db(|conn| {
+            let book_id: i64 = books::table.select(books::id).first(conn).unwrap();
+            let negative_stock = diesel::update(books::table.find(book_id))
+                .set(books::stock.eq(-1))
+                .execute(conn)
+                .is_err();
+            let user_id: i64 = diesel::insert_into(users::table)
+                .values((
+                    users::login.eq("Reader"),
+                    users::display_name.eq("Reader"),
+                    users::password_hash.eq("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA"),
+                ))
+                .returning(users::id)
+                .get_result(conn)
+                .unwrap();
+            let same_login_other_case = diesel::insert_into(users::table)
+                .values((
+                    users::login.eq("reader"),
+                    users::display_name.eq("Other"),
+                    users::password_hash.eq("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA"),
+                ))
+                .execute(conn)
+                .is_err();
+            let zero_quantity = diesel::insert_into(cart_items::table)
+                .values((
+                    cart_items::user_id.eq(user_id),
+                    cart_items::book_id.eq(book_id),
+                    cart_items::quantity.eq(0),
+                ))
+                .execute(conn)
+                .is_err();
+            [negative_stock, same_login_other_case, zero_quantity]
+        })
+        .await;
+
+    assert_eq!(
+        refused,
+        [true, true, true],
+        "stock<0, duplicate login, quantity 0"
+    );
+}

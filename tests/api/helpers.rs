@@ -1,0 +1,147 @@
+//! The test harness: one throwaway PostgreSQL cluster per test run (found the same way the app
+//! finds its own), a migrated and seeded template database, and a fresh copy of it per test.
+
+use std::{
+    net::SocketAddr,
+    os::unix::process::CommandExt,
+    path::PathBuf,
+    process::{Command, Stdio},
+    sync::OnceLock,
+};
+
+use bookstore::{
+    config::Config,
+    db::{
+        self, PgPool,
+        cluster::{ClusterOptions, EmbeddedCluster, quote_ident},
+    },
+    startup::Application,
+};
+use diesel::{Connection, PgConnection, RunQueryDsl, sql_query};
+use uuid::Uuid;
+
+const TEMPLATE_DB: &str = "bookstore_template";
+
+struct TestCluster {
+    cluster: EmbeddedCluster,
+}
+
+static CLUSTER: OnceLock<TestCluster> = OnceLock::new();
+
+/// Starts the run's cluster on first use. Statics are never dropped, so a detached watcher
+/// process stops the server and deletes its folder once this test process has exited,
+/// however it exits.
+fn test_cluster() -> &'static TestCluster {
+    CLUSTER.get_or_init(|| {
+        bookstore::telemetry::init(&std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".into()));
+        // Under /tmp: short socket paths, and reachable by the postgres user when run as root.
+        let root = PathBuf::from(format!("/tmp/bookstore-test-{}", Uuid::new_v4().simple()));
+        let cluster = EmbeddedCluster::start(&ClusterOptions {
+            root: root.clone(),
+            bin_dir: None,
+            durable: false,
+            adopt_orphan: false,
+        })
+        .expect("starting the test cluster");
+        watch_and_clean_up(&root);
+        cluster
+            .ensure_database(TEMPLATE_DB)
+            .expect("creating the template database");
+        let mut conn = PgConnection::establish(&cluster.conninfo(TEMPLATE_DB)).expect("connecting");
+        db::prepare(&mut conn, true).expect("migrating and seeding the template");
+        // No connection may stay open on a template while databases are copied from it.
+        drop(conn);
+        TestCluster { cluster }
+    })
+}
+
+fn watch_and_clean_up(root: &std::path::Path) {
+    let script = format!(
+        "while kill -0 {pid} 2>/dev/null; do sleep 0.3; done; \
+         pm=$(head -n 1 '{root}/pg/postmaster.pid' 2>/dev/null); \
+         if [ -n \"$pm\" ]; then kill -INT \"$pm\" 2>/dev/null; \
+           for i in $(seq 1 100); do kill -0 \"$pm\" 2>/dev/null || break; sleep 0.1; done; fi; \
+         rm -rf '{root}'",
+        pid = std::process::id(),
+        root = root.display()
+    );
+    // Deliberately not waited for: it outlives this process.
+    #[allow(clippy::zombie_processes)]
+    let _watcher = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        // Its own process group: a Ctrl-C on the test run must not stop the clean-up.
+        .process_group(0)
+        .spawn()
+        .expect("starting the clean-up watcher");
+}
+
+/// A fresh database copied from the migrated, seeded template.
+pub fn fresh_database() -> String {
+    let cluster = &test_cluster().cluster;
+    let name = format!("test_{}", Uuid::new_v4().simple());
+    let mut conn = PgConnection::establish(&cluster.conninfo("postgres")).expect("connecting");
+    sql_query(format!(
+        "CREATE DATABASE {} TEMPLATE {}",
+        quote_ident(&name),
+        quote_ident(TEMPLATE_DB)
+    ))
+    .execute(&mut conn)
+    .expect("copying the template database");
+    cluster.conninfo(&name)
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub pool: PgPool,
+}
+
+/// The real app, in this process, on a random port, over its own fresh database.
+pub async fn spawn_app() -> TestApp {
+    let url = tokio::task::spawn_blocking(fresh_database).await.unwrap();
+    let config = Config {
+        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        database_url: Some(url.clone()),
+        pool_size: 4,
+        ..Config::default()
+    };
+    let pool = db::build_pool(&url, config.pool_size).expect("building the pool");
+    let app = Application::build(&config, pool.clone()).expect("building the app");
+    let address = format!("http://{}", app.addr());
+    tokio::spawn(app.run_until_stopped());
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    TestApp {
+        address,
+        client,
+        pool,
+    }
+}
+
+impl TestApp {
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .expect("request failed")
+    }
+
+    /// Runs database work for an assertion, off the async runtime.
+    pub async fn db<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut PgConnection) -> T + Send + 'static,
+    ) -> T {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || work(&mut pool.get().expect("a connection")))
+            .await
+            .unwrap()
+    }
+}

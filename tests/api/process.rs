@@ -1,0 +1,234 @@
+//! The `bookstore` binary itself, as an operator runs it: its own private cluster, restarts,
+//! crashes, `bookstore psql`, and configuration errors.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    sync::mpsc,
+    time::Duration,
+};
+
+use nix::{
+    sys::signal::{Signal, kill},
+    unistd::Pid,
+};
+use uuid::Uuid;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_bookstore");
+
+/// A data folder under /tmp (reachable by the postgres user, short socket path), removed with
+/// any server still running on it when the test ends, pass or fail.
+struct DataDir(PathBuf);
+
+impl DataDir {
+    fn new() -> DataDir {
+        DataDir(PathBuf::from(format!(
+            "/tmp/bookstore-proc-{}",
+            Uuid::new_v4().simple()
+        )))
+    }
+
+    fn postmaster_pid(&self) -> Option<Pid> {
+        let text = std::fs::read_to_string(self.0.join("pg/postmaster.pid")).ok()?;
+        text.lines().next()?.trim().parse().ok().map(Pid::from_raw)
+    }
+
+    fn postmaster_running(&self) -> bool {
+        self.postmaster_pid()
+            .is_some_and(|pid| kill(pid, None).is_ok())
+    }
+}
+
+impl Drop for DataDir {
+    fn drop(&mut self) {
+        if let Some(pid) = self.postmaster_pid() {
+            let _ = kill(pid, Signal::SIGQUIT);
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn bookstore(data: &DataDir) -> Command {
+    let mut command = Command::new(BINARY);
+    command
+        .env_remove("DATABASE_URL")
+        .env("BOOKSTORE_DATA_DIR", &data.0)
+        .env("BOOKSTORE_ADDR", "127.0.0.1:0")
+        .env("BOOKSTORE_LOG", "warn");
+    command
+}
+
+struct RunningApp {
+    child: Child,
+    address: String,
+}
+
+/// Starts the app and waits for the line that says where to open it.
+fn start(data: &DataDir) -> RunningApp {
+    let mut child = bookstore(data)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("starting bookstore");
+    let stdout = child.stdout.take().unwrap();
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(url) = line.strip_prefix("Bookstore is ready: open ") {
+                let _ = sender.send(url.trim_end_matches('/').to_owned());
+            }
+        }
+    });
+    let address = receiver
+        .recv_timeout(Duration::from_secs(120))
+        .expect("the app never said it was ready");
+    RunningApp { child, address }
+}
+
+impl RunningApp {
+    fn signal(&self, signal: Signal) {
+        kill(Pid::from_raw(self.child.id() as i32), signal).unwrap();
+    }
+
+    /// SIGTERM, then the exit status.
+    fn terminate(mut self) -> std::process::ExitStatus {
+        self.signal(Signal::SIGTERM);
+        self.child.wait().unwrap()
+    }
+}
+
+fn psql(data: &DataDir, sql: &str) -> String {
+    let output = bookstore(data)
+        .args(["psql", "-At", "-c", sql])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "psql failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
+async fn home_page(app: &RunningApp) -> String {
+    let response = reqwest::get(format!("{}/", app.address)).await.unwrap();
+    assert_eq!(response.status(), 200);
+    response.text().await.unwrap()
+}
+
+#[tokio::test]
+async fn the_private_cluster_keeps_data_across_restarts_and_stops_with_the_app() {
+    let data = DataDir::new();
+
+    let app = start(&data);
+    let health = reqwest::get(format!("{}/healthz", app.address))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    assert!(
+        data.0.join("pg/PG_VERSION").exists(),
+        "the cluster lives in the data folder"
+    );
+    assert!(data.postmaster_running());
+    psql(
+        &data,
+        "UPDATE books SET title = 'Restart Survivor' WHERE id = 1",
+    );
+    assert!(app.terminate().success(), "SIGTERM is a clean exit");
+    assert!(
+        !data.postmaster_running(),
+        "stopping the app stops PostgreSQL"
+    );
+
+    let app = start(&data);
+    assert!(home_page(&app).await.contains("Restart Survivor"));
+    assert!(app.terminate().success());
+    assert!(!data.postmaster_running());
+
+    // Without the app, `bookstore psql` starts the cluster for its session and stops it after.
+    assert_eq!(
+        psql(&data, "SELECT count(*) FROM books"),
+        "300",
+        "no second seeding"
+    );
+    assert!(!data.postmaster_running());
+}
+
+#[tokio::test]
+async fn a_crash_of_app_and_server_loses_nothing() {
+    let data = DataDir::new();
+    let app = start(&data);
+    psql(
+        &data,
+        "UPDATE books SET title = 'Crash Survivor' WHERE id = 2",
+    );
+
+    app.signal(Signal::SIGKILL);
+    let postmaster = data.postmaster_pid().expect("a running server");
+    kill(postmaster, Signal::SIGKILL).unwrap();
+    let mut child = app.child;
+    child.wait().unwrap();
+
+    let app = start(&data);
+    assert!(home_page(&app).await.contains("Crash Survivor"));
+    assert!(app.terminate().success());
+    assert!(!data.postmaster_running());
+}
+
+fn run_failing(command: &mut Command) -> (Output, String) {
+    let output = command.output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (output, stderr)
+}
+
+#[test]
+fn a_malformed_variable_stops_the_start_naming_it() {
+    let data = DataDir::new();
+    for (variable, value) in [
+        ("BOOKSTORE_POOL_SIZE", "lots"),
+        ("BOOKSTORE_ADDR", "not-an-address"),
+    ] {
+        let (output, stderr) = run_failing(bookstore(&data).env(variable, value));
+        assert_eq!(output.status.code(), Some(2), "{variable}: {stderr}");
+        assert!(stderr.contains(variable), "{variable}: {stderr}");
+    }
+    assert!(!Path::new(&data.0).exists(), "nothing was started");
+}
+
+#[test]
+fn missing_server_binaries_are_one_clear_line() {
+    let data = DataDir::new();
+    let empty = tempdir();
+
+    let (output, stderr) = run_failing(bookstore(&data).env("BOOKSTORE_PG_BIN_DIR", &empty));
+
+    assert!(!output.status.success());
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("BOOKSTORE_PG_BIN_DIR") && stderr.contains("initdb"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir(empty);
+}
+
+#[test]
+fn help_lists_the_configuration() {
+    let output = Command::new(BINARY).arg("--help").output().unwrap();
+    let help = String::from_utf8(output.stdout).unwrap();
+    for needle in [
+        "psql",
+        "BOOKSTORE_ADDR",
+        "BOOKSTORE_DATA_DIR",
+        "DATABASE_URL",
+        "BOOKSTORE_POOL_SIZE",
+    ] {
+        assert!(help.contains(needle), "--help lacks {needle}");
+    }
+}
+
+fn tempdir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("bookstore-empty-{}", Uuid::new_v4().simple()));
+    std::fs::create_dir(&dir).unwrap();
+    dir
+}
