@@ -3,13 +3,15 @@
 //! Every setting has a default that works on a developer's machine; a malformed value stops
 //! the start with a message that names the variable, never a silent fallback.
 
-use std::{net::SocketAddr, path::PathBuf};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use figment::{
     Figment,
     providers::{Env, Serialized},
 };
 use serde::{Deserialize, Serialize};
+
+use crate::domain::accounts::{sessions::SessionPolicy, throttle::ThrottlePolicy};
 
 /// The variables, their defaults and meaning, shown by `bookstore --help` and in the README.
 pub const ENV_HELP: &[(&str, &str, &str)] = &[
@@ -48,6 +50,11 @@ pub const ENV_HELP: &[(&str, &str, &str)] = &[
         "<crate>/static",
         "folder served under /static",
     ),
+    ("BOOKSTORE_SESSION_IDLE_MINUTES", "120", "a session unused this long ends"),
+    ("BOOKSTORE_SESSION_LIFETIME_HOURS", "168", "a session ends this long after log-in"),
+    ("BOOKSTORE_SECURE_COOKIES", "false", "mark cookies Secure (set true when served over https)"),
+    ("BOOKSTORE_LOGIN_MAX_FAILURES", "5", "failed log-ins per login (x4 per address) before a lockout"),
+    ("BOOKSTORE_LOGIN_LOCKOUT_SECONDS", "900", "length of the failure window and the lockout"),
     (
         "BOOKSTORE_PG_BIN_DIR",
         "(searched)",
@@ -65,6 +72,11 @@ pub struct Config {
     pub seed_demo: bool,
     pub static_dir: PathBuf,
     pub pg_bin_dir: Option<PathBuf>,
+    pub session_idle_minutes: u64,
+    pub session_lifetime_hours: u64,
+    pub secure_cookies: bool,
+    pub login_max_failures: u32,
+    pub login_lockout_seconds: u64,
 }
 
 impl Default for Config {
@@ -78,6 +90,11 @@ impl Default for Config {
             seed_demo: true,
             static_dir: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/static")),
             pg_bin_dir: None,
+            session_idle_minutes: 120,
+            session_lifetime_hours: 168,
+            secure_cookies: false,
+            login_max_failures: 5,
+            login_lockout_seconds: 900,
         }
     }
 }
@@ -119,6 +136,20 @@ impl Config {
                 reason: format!("{} is not between 1 and 1000", self.pool_size),
             });
         }
+        let ranges: [(&'static str, u64, std::ops::RangeInclusive<u64>); 4] = [
+            ("BOOKSTORE_SESSION_IDLE_MINUTES", self.session_idle_minutes, 1..=525_600),
+            ("BOOKSTORE_SESSION_LIFETIME_HOURS", self.session_lifetime_hours, 1..=8_760),
+            ("BOOKSTORE_LOGIN_MAX_FAILURES", self.login_max_failures.into(), 1..=1_000),
+            ("BOOKSTORE_LOGIN_LOCKOUT_SECONDS", self.login_lockout_seconds, 1..=86_400),
+        ];
+        for (variable, value, range) in ranges {
+            if !range.contains(&value) {
+                return Err(ConfigError::OutOfRange {
+                    variable,
+                    reason: format!("{value} is not between {} and {}", range.start(), range.end()),
+                });
+            }
+        }
         if let Err(err) = tracing_subscriber::EnvFilter::try_new(&self.log) {
             return Err(ConfigError::OutOfRange {
                 variable: "BOOKSTORE_LOG",
@@ -126,6 +157,20 @@ impl Config {
             });
         }
         Ok(())
+    }
+
+    pub fn session_policy(&self) -> SessionPolicy {
+        SessionPolicy {
+            lifetime: Duration::from_secs(self.session_lifetime_hours * 3600),
+            idle_timeout: Duration::from_secs(self.session_idle_minutes * 60),
+        }
+    }
+
+    pub fn throttle_policy(&self) -> ThrottlePolicy {
+        ThrottlePolicy::new(
+            self.login_max_failures,
+            Duration::from_secs(self.login_lockout_seconds),
+        )
     }
 
     /// The help text listing every variable, for `--help`.
@@ -196,6 +241,8 @@ mod tests {
             ("BOOKSTORE_ADDR", "localhost"),
             ("BOOKSTORE_SEED_DEMO", "perhaps"),
             ("BOOKSTORE_LOG", "bookstore=loud"),
+            ("BOOKSTORE_SESSION_IDLE_MINUTES", "0"),
+            ("BOOKSTORE_SECURE_COOKIES", "maybe"),
         ] {
             Jail::expect_with(|jail| {
                 jail.set_env(variable, value);

@@ -4,6 +4,7 @@
 pub mod config;
 pub mod db;
 pub mod domain;
+pub mod housekeeping;
 pub mod seed;
 pub mod startup;
 pub mod telemetry;

@@ -1,7 +1,13 @@
 use std::{ffi::OsString, process::ExitCode};
 
 use anyhow::Context;
-use bookstore::{config::Config, db, startup::Application, telemetry};
+use bookstore::{
+    config::Config,
+    db,
+    domain::accounts::{self, Login, NewPassword},
+    startup::Application,
+    telemetry,
+};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -21,6 +27,13 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
     },
+    /// Create a staff account, or make an existing account staff. The password is read from
+    /// BOOKSTORE_STAFF_PASSWORD or the first line of stdin (needed to create; to promote an
+    /// existing account it is optional and, if given, replaces the old one).
+    CreateStaff {
+        /// The login of the staff account.
+        login: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -36,6 +49,7 @@ fn main() -> ExitCode {
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(&config),
         Command::Psql { args } => psql(&config, args),
+        Command::CreateStaff { login } => create_staff(&config, &login),
     };
     result.unwrap_or_else(|err| {
         eprintln!("bookstore: {err:#}");
@@ -77,4 +91,35 @@ fn psql(config: &Config, args: Vec<OsString>) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(
         status.code().unwrap_or(1).clamp(0, 255) as u8
     ))
+}
+
+fn create_staff(config: &Config, login: &str) -> anyhow::Result<ExitCode> {
+    let login = Login::parse(login).map_err(|err| anyhow::anyhow!("login {login:?}: {err}"))?;
+    let password = match std::env::var("BOOKSTORE_STAFF_PASSWORD") {
+        Ok(password) => Some(password),
+        Err(_) => {
+            use std::io::{BufRead, IsTerminal};
+            if std::io::stdin().is_terminal() {
+                eprint!("Password for {} (visible; empty keeps the current one): ", login.as_str());
+            }
+            let mut line = String::new();
+            std::io::stdin().lock().read_line(&mut line)?;
+            let line = line.trim_end_matches(['\r', '\n']).to_owned();
+            (!line.is_empty()).then_some(line)
+        }
+    };
+    let password = password
+        .map(|password| NewPassword::parse(&password).map_err(anyhow::Error::msg))
+        .transpose()?;
+    let database = db::Database::open(config)?;
+    let outcome = database
+        .pool
+        .get()
+        .map_err(anyhow::Error::from)
+        .and_then(|mut conn| accounts::create_or_promote_staff(&mut conn, &login, password.as_ref()));
+    database.shutdown()?;
+    let (user, created) = outcome?;
+    let verb = if created { "created" } else { "is now" };
+    println!("{} {verb} a staff account (id {}).", user.login, user.id);
+    Ok(ExitCode::SUCCESS)
 }

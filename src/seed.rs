@@ -8,8 +8,38 @@ use diesel::{prelude::*, upsert::excluded};
 
 use crate::{
     db::schema::{authors, book_authors, books},
-    domain::catalog::goodbooks::{CatalogEntry, GoodbooksRecord},
+    domain::{
+        accounts::{self, DisplayName, Login, NewPassword, Role},
+        catalog::goodbooks::{CatalogEntry, GoodbooksRecord},
+    },
 };
+
+/// Demo accounts for local use, stated in the README: (login, name, password, role).
+/// Turn demo data off (`BOOKSTORE_SEED_DEMO=false`) anywhere real.
+pub const DEMO_ACCOUNTS: [(&str, &str, &str, Role); 2] = [
+    ("alice", "Alice Reader", "alice-reads-books", Role::Customer),
+    ("staff", "Sam Staff", "staff-runs-tasks", Role::Staff),
+];
+
+/// Creates the demo accounts that do not exist yet; returns how many it created.
+pub fn load_demo_accounts(conn: &mut PgConnection) -> anyhow::Result<usize> {
+    let mut created = 0;
+    for (login, name, password, role) in DEMO_ACCOUNTS {
+        if accounts::find_by_login(conn, login)?.is_some() {
+            continue;
+        }
+        let login = Login::parse(login).map_err(anyhow::Error::msg)?;
+        let name = DisplayName::parse(name).map_err(anyhow::Error::msg)?;
+        let password = NewPassword::parse(password).map_err(anyhow::Error::msg)?;
+        match accounts::register(conn, &login, &name, &password, role) {
+            Ok(_) => created += 1,
+            // Another node created it meanwhile.
+            Err(accounts::RegisterError::LoginTaken) => {}
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Ok(created)
+}
 
 const DEMO_BOOKS_CSV: &str = include_str!("seed/demo_books.csv");
 

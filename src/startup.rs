@@ -1,30 +1,48 @@
 //! Builds the web application on a bound port; `main` and the tests both go through here.
 
-use std::{net::SocketAddr, net::TcpListener};
+use std::net::{SocketAddr, TcpListener};
 
 use actix_web::dev::Server;
 use anyhow::Context;
 
 use crate::{
     config::Config,
-    db::PgPool,
+    db::{self, PgPool},
+    domain::accounts::{sessions::SessionPolicy, throttle::ThrottlePolicy},
+    housekeeping,
     web::{self, AppState},
 };
 
 pub struct Application {
     addr: SocketAddr,
     server: Server,
+    pool: PgPool,
+    session_policy: SessionPolicy,
+    throttle_policy: ThrottlePolicy,
 }
 
 impl Application {
     /// Binds `config.addr` (port 0 picks a free port) and prepares the server; it starts
     /// answering once [`Application::run_until_stopped`] is awaited.
     pub fn build(config: &Config, pool: PgPool) -> anyhow::Result<Application> {
+        let mut conn = pool.get().context("connecting to PostgreSQL")?;
+        let cookie_key = db::secrets::cookie_key(&mut conn).context("loading the cookie key")?;
+        drop(conn);
         let listener = TcpListener::bind(config.addr)
             .with_context(|| format!("listening on {} (BOOKSTORE_ADDR)", config.addr))?;
         let addr = listener.local_addr()?;
-        let server = web::server(listener, AppState { pool }, config)?;
-        Ok(Application { addr, server })
+        let state = AppState {
+            pool: pool.clone(),
+            throttle: config.throttle_policy(),
+        };
+        let server = web::server(listener, state, config, cookie_key)?;
+        Ok(Application {
+            addr,
+            server,
+            pool,
+            session_policy: config.session_policy(),
+            throttle_policy: config.throttle_policy(),
+        })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -40,8 +58,13 @@ impl Application {
         self.server.handle()
     }
 
-    /// Serves until SIGINT/SIGTERM (handled by actix-web: in-flight requests finish first).
+    /// Serves until SIGINT/SIGTERM (handled by actix-web: in-flight requests finish first),
+    /// with the periodic clean-up running beside it.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let cleanup = housekeeping::run(self.pool, self.session_policy, self.throttle_policy);
+        tokio::select! {
+            served = self.server => served,
+            () = cleanup => Ok(()),
+        }
     }
 }

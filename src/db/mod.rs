@@ -2,6 +2,7 @@
 
 pub mod cluster;
 pub mod schema;
+pub mod secrets;
 
 use std::time::Duration;
 
@@ -115,6 +116,10 @@ fn migrate_and_seed(conn: &mut PgConnection, seed_demo: bool) -> anyhow::Result<
         let report = seed::load_demo_catalog(conn).context("loading the demo catalog")?;
         if report.books_inserted > 0 {
             tracing::info!(books = report.books_inserted, "demo catalog loaded");
+        }
+        let accounts = seed::load_demo_accounts(conn).context("creating the demo accounts")?;
+        if accounts > 0 {
+            tracing::info!(accounts, "demo accounts created (see README)");
         }
     }
     Ok(())

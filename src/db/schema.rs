@@ -121,10 +121,12 @@ diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(tasks -> programs (program_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    app_secrets,
     authors,
     book_authors,
     books,
     cart_items,
+    login_throttle,
     order_lines,
     orders,
     programs,
@@ -132,3 +134,19 @@ diesel::allow_tables_to_appear_in_same_query!(
     tasks,
     users,
 );
+
+diesel::table! {
+    login_throttle (key) {
+        key -> Text,
+        failures -> Int4,
+        window_started_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    app_secrets (name) {
+        name -> Text,
+        value -> Bytea,
+        created_at -> Timestamptz,
+    }
+}

@@ -1,5 +1,7 @@
 //! The shop's rules, as plain functions over a database connection and parsed value types.
 //! Nothing here knows about HTTP.
 
+pub mod accounts;
 pub mod catalog;
 pub mod money;
+pub mod overview;

@@ -9,6 +9,17 @@ use crate::web::layout::Layout;
 pub enum WebError {
     #[error("The page you asked for does not exist.")]
     NotFound,
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("Please log in to continue.")]
+    LoginRequired { next: String },
+    #[error("This page is for staff only. You are logged in as a customer.")]
+    Forbidden,
+    #[error(
+        "This form has expired or was sent from another site, so nothing was changed. \
+         Please go back, reload the page and try again."
+    )]
+    CsrfRejected,
     #[error("The shop's database is unavailable right now. Please try again in a moment.")]
     Unavailable(#[source] anyhow::Error),
     #[error("Something went wrong on our side. It has been logged.")]
@@ -27,6 +38,10 @@ impl WebError {
     fn title(&self) -> &'static str {
         match self {
             WebError::NotFound => "Page not found",
+            WebError::BadRequest(_) => "That request was not understood",
+            WebError::LoginRequired { .. } => "Please log in",
+            WebError::Forbidden => "Staff only",
+            WebError::CsrfRejected => "Form expired",
             WebError::Unavailable(_) => "Temporarily unavailable",
             WebError::Internal(_) => "Something went wrong",
         }
@@ -59,6 +74,9 @@ impl ResponseError for WebError {
     fn status_code(&self) -> StatusCode {
         match self {
             WebError::NotFound => StatusCode::NOT_FOUND,
+            WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            WebError::LoginRequired { .. } => StatusCode::SEE_OTHER,
+            WebError::Forbidden | WebError::CsrfRejected => StatusCode::FORBIDDEN,
             WebError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             WebError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -66,9 +84,13 @@ impl ResponseError for WebError {
 
     fn error_response(&self) -> HttpResponse {
         match self {
-            WebError::NotFound => {}
+            WebError::LoginRequired { next } => {
+                let query = serde_urlencoded::to_string([("next", next)]).unwrap_or_default();
+                return see_other(&format!("/login?{query}"));
+            }
             WebError::Unavailable(_) => tracing::warn!("{self:?}"),
             WebError::Internal(_) => tracing::error!("{self:?}"),
+            _ => {}
         }
         let page = ErrorPage {
             layout: Layout::default(),
@@ -87,6 +109,13 @@ struct ErrorPage {
     status: u16,
     title: &'static str,
     message: String,
+}
+
+/// 303 See Other: the answer to a successful form post (post/redirect/get).
+pub fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((actix_web::http::header::LOCATION, location))
+        .finish()
 }
 
 /// Renders a page with a status other than 200 (askama_web's responder always answers 200).

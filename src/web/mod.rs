@@ -1,30 +1,73 @@
 //! HTTP: routes, page layout, errors. Handlers stay thin: parse, call the domain, render.
 
+pub mod auth;
+pub mod csrf;
 pub mod error;
+pub mod flash;
+pub mod forms;
 pub mod layout;
 mod routes;
+pub mod session_store;
 
 use std::net::TcpListener;
 
 use actix_files::Files;
-use actix_web::{App, HttpServer, dev::Server, middleware, web};
+use actix_session::{
+    SessionMiddleware,
+    config::{CookieContentSecurity, PersistentSession},
+};
+use actix_web::{
+    App, HttpServer,
+    cookie::{Key, SameSite, time::Duration as CookieDuration},
+    dev::Server,
+    middleware::{self, from_fn},
+    web,
+};
 use diesel::PgConnection;
 use tracing_actix_web::TracingLogger;
 
-use crate::{config::Config, db::PgPool, web::error::WebError};
+use crate::{
+    config::Config,
+    db::PgPool,
+    domain::accounts::throttle::ThrottlePolicy,
+    web::{error::WebError, session_store::PgSessionStore},
+};
 
 /// What every handler can reach. Nothing here is per-node state: sessions and tasks live in
 /// PostgreSQL, so any node can serve any request.
 #[derive(Clone)]
 pub struct AppState {
     pub pool: PgPool,
+    pub throttle: ThrottlePolicy,
 }
 
-/// Binds the routes to an already-bound listener (port 0 in tests).
-pub fn server(listener: TcpListener, state: AppState, config: &Config) -> std::io::Result<Server> {
+/// Binds the routes to an already-bound listener (port 0 in tests). `cookie_key` signs the
+/// session cookie; every node must use the same one (it is kept in the database).
+pub fn server(
+    listener: TcpListener,
+    state: AppState,
+    config: &Config,
+    cookie_key: Key,
+) -> std::io::Result<Server> {
     let static_dir = config.static_dir.clone();
+    let session_store = PgSessionStore::new(state.pool.clone(), config.session_policy());
+    let cookie_lifetime = CookieDuration::hours(config.session_lifetime_hours as i64);
+    let secure_cookies = config.secure_cookies;
     let server = HttpServer::new(move || {
+        let sessions = SessionMiddleware::builder(session_store.clone(), cookie_key.clone())
+            .cookie_name("bookstore_session".to_owned())
+            .cookie_http_only(true)
+            .cookie_same_site(SameSite::Lax)
+            .cookie_secure(secure_cookies)
+            // The token is not secret from its holder; signing stops tampering.
+            .cookie_content_security(CookieContentSecurity::Signed)
+            .session_lifecycle(PersistentSession::default().session_ttl(cookie_lifetime))
+            .build();
+        // Middleware runs bottom-up: the request is logged, gets its headers, is checked for
+        // cross-site origin, then finds its session.
         App::new()
+            .wrap(sessions)
+            .wrap(from_fn(csrf::reject_cross_site))
             .wrap(security_headers())
             .wrap(TracingLogger::default())
             .app_data(web::Data::new(state.clone()))

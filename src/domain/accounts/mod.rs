@@ -1,0 +1,282 @@
+//! Accounts: registration, log-in checks with throttling, roles, staff bootstrap.
+
+pub mod password;
+pub mod sessions;
+pub mod throttle;
+
+use chrono::{DateTime, Utc};
+use diesel::{prelude::*, result::DatabaseErrorKind};
+
+use crate::db::schema::users;
+
+use self::{password::verify_against_dummy, throttle::ThrottlePolicy};
+
+pub use self::password::{hash_password, verify_password};
+
+/// A login name that passed the rules: trimmed, 3-32 of `A-Z a-z 0-9 . _ -`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Login(String);
+
+impl Login {
+    pub fn parse(input: &str) -> Result<Login, String> {
+        let login = input.trim();
+        if login.chars().count() < 3 || login.chars().count() > 32 {
+            return Err("A login has 3 to 32 characters.".into());
+        }
+        if !login
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        {
+            return Err("Use only letters, digits, dots, dashes and underscores.".into());
+        }
+        Ok(Login(login.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The name shown in the header: trimmed, 1-100 characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DisplayName(String);
+
+impl DisplayName {
+    pub fn parse(input: &str) -> Result<DisplayName, String> {
+        let name = input.split_whitespace().collect::<Vec<_>>().join(" ");
+        match name.chars().count() {
+            0 => Err("Tell us the name to show.".into()),
+            1..=100 => Ok(DisplayName(name)),
+            _ => Err("A name has at most 100 characters.".into()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A new password: at least 8 characters; at most 1,024 so hashing stays cheap.
+#[derive(Clone)]
+pub struct NewPassword(String);
+
+impl NewPassword {
+    pub fn parse(input: &str) -> Result<NewPassword, String> {
+        match input.chars().count() {
+            0..=7 => Err("A password has at least 8 characters.".into()),
+            8..=1024 => Ok(NewPassword(input.to_owned())),
+            _ => Err("A password has at most 1,024 characters.".into()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for NewPassword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NewPassword(..)")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Customer,
+    Staff,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Customer => "customer",
+            Role::Staff => "staff",
+        }
+    }
+
+    fn from_db(text: &str) -> Role {
+        // The CHECK constraint allows only these two.
+        if text == "staff" { Role::Staff } else { Role::Customer }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: i64,
+    pub login: String,
+    pub display_name: String,
+    pub role: Role,
+}
+
+impl User {
+    pub fn is_staff(&self) -> bool {
+        self.role == Role::Staff
+    }
+}
+
+type UserColumns = (users::id, users::login, users::display_name, users::role);
+const USER_COLUMNS: UserColumns = (users::id, users::login, users::display_name, users::role);
+
+fn user_from_row((id, login, display_name, role): (i64, String, String, String)) -> User {
+    User {
+        id,
+        login,
+        display_name,
+        role: Role::from_db(&role),
+    }
+}
+
+pub fn find_user(conn: &mut PgConnection, id: i64) -> QueryResult<Option<User>> {
+    users::table
+        .find(id)
+        .select(USER_COLUMNS)
+        .first(conn)
+        .optional()
+        .map(|row| row.map(user_from_row))
+}
+
+/// The user with this login (any case) and their password hash.
+pub fn find_by_login(conn: &mut PgConnection, login: &str) -> QueryResult<Option<(User, String)>> {
+    users::table
+        .filter(lower(users::login).eq(login.to_lowercase()))
+        .select((USER_COLUMNS, users::password_hash))
+        .first(conn)
+        .optional()
+        .map(|row| row.map(|(user, hash)| (user_from_row(user), hash)))
+}
+
+diesel::define_sql_function!(fn lower(text: diesel::sql_types::Text) -> diesel::sql_types::Text);
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegisterError {
+    #[error("That login is taken.")]
+    LoginTaken,
+    #[error(transparent)]
+    Database(#[from] diesel::result::Error),
+    #[error(transparent)]
+    Hashing(#[from] anyhow::Error),
+}
+
+/// Creates an account. The unique index on `lower(login)` decides races between two sign-ups.
+pub fn register(
+    conn: &mut PgConnection,
+    login: &Login,
+    display_name: &DisplayName,
+    password: &NewPassword,
+    role: Role,
+) -> Result<User, RegisterError> {
+    let hash = hash_password(password.as_str())?;
+    diesel::insert_into(users::table)
+        .values((
+            users::login.eq(login.as_str()),
+            users::display_name.eq(display_name.as_str()),
+            users::password_hash.eq(hash),
+            users::role.eq(role.as_str()),
+        ))
+        .returning(USER_COLUMNS)
+        .get_result(conn)
+        .map(user_from_row)
+        .map_err(|err| match err {
+            diesel::result::Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
+                RegisterError::LoginTaken
+            }
+            other => other.into(),
+        })
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    /// The same answer whether the login exists or not.
+    #[error("Wrong login or password.")]
+    WrongCredentials,
+    #[error("Too many failed log-ins: wait a while before trying again.")]
+    Throttled { until: DateTime<Utc> },
+    #[error(transparent)]
+    Database(#[from] diesel::result::Error),
+}
+
+/// Checks a log-in attempt. Unknown logins cost the same hashing time as known ones, and every
+/// failure counts against the login and the address (see [`throttle`]).
+pub fn authenticate(
+    conn: &mut PgConnection,
+    policy: &ThrottlePolicy,
+    login: &str,
+    password: &str,
+    address: &str,
+) -> Result<User, LoginError> {
+    if let Some(until) = throttle::locked_until(conn, policy, login, address)? {
+        return Err(LoginError::Throttled { until });
+    }
+    let verified = match find_by_login(conn, login.trim())? {
+        Some((user, hash)) => verify_password(password, &hash).then_some(user),
+        None => {
+            verify_against_dummy(password);
+            None
+        }
+    };
+    match verified {
+        Some(user) => {
+            throttle::record_success(conn, login)?;
+            Ok(user)
+        }
+        None => {
+            throttle::record_failure(conn, policy, login, address)?;
+            Err(LoginError::WrongCredentials)
+        }
+    }
+}
+
+/// `bookstore create-staff`: makes `login` a staff account, creating it when it does not exist
+/// (then a password is required). An existing account keeps its password unless one is given.
+pub fn create_or_promote_staff(
+    conn: &mut PgConnection,
+    login: &Login,
+    password: Option<&NewPassword>,
+) -> anyhow::Result<(User, bool)> {
+    conn.transaction(|conn| {
+        if let Some((user, _)) = find_by_login(conn, login.as_str())? {
+            let target = users::table.find(user.id);
+            match password {
+                Some(password) => diesel::update(target)
+                    .set((
+                        users::role.eq(Role::Staff.as_str()),
+                        users::password_hash.eq(hash_password(password.as_str())?),
+                    ))
+                    .execute(conn)?,
+                None => diesel::update(target)
+                    .set(users::role.eq(Role::Staff.as_str()))
+                    .execute(conn)?,
+            };
+            let user = find_user(conn, user.id)?.expect("the user was just updated");
+            return Ok((user, false));
+        }
+        let password = password.ok_or_else(|| {
+            anyhow::anyhow!("{} does not exist yet: a password is needed to create it", login.as_str())
+        })?;
+        let name = DisplayName::parse(login.as_str()).map_err(anyhow::Error::msg)?;
+        let user = register(conn, login, &name, password, Role::Staff)?;
+        Ok((user, true))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logins_follow_the_rules() {
+        assert_eq!(Login::parse("  alice.b-c_d ").unwrap().as_str(), "alice.b-c_d");
+        for bad in ["ab", "a b c", "émile", "x".repeat(33).as_str(), "bob!"] {
+            assert!(Login::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn names_and_passwords_follow_the_rules() {
+        assert_eq!(DisplayName::parse("  Ann   Lee ").unwrap().as_str(), "Ann Lee");
+        assert!(DisplayName::parse("   ").is_err());
+        assert!(NewPassword::parse("short").is_err());
+        assert!(NewPassword::parse("long enough").is_ok());
+        assert!(NewPassword::parse(&"p".repeat(1025)).is_err());
+    }
+}

@@ -1,0 +1,136 @@
+//! Server-side sessions. The browser holds only a random token; the state, the user and the
+//! expiry live in the `sessions` table, so any app node can check any session, and logging in
+//! can end a user's other sessions.
+
+use std::{collections::HashMap, time::Duration};
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use uuid::Uuid;
+
+use crate::db::schema::{sessions, users};
+
+/// The session-state key holding the logged-in user's id (as JSON, like every value).
+pub const USER_ID_KEY: &str = "user_id";
+
+/// How long a session may live, and how long it may sit unused.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionPolicy {
+    pub lifetime: Duration,
+    pub idle_timeout: Duration,
+}
+
+/// How often `last_seen_at` is written: sliding the idle timeout on every request would turn
+/// every page view into a write.
+const TOUCH_INTERVAL: Duration = Duration::from_secs(60);
+
+pub type SessionState = HashMap<String, String>;
+
+fn user_id_of(state: &SessionState) -> Option<i64> {
+    state.get(USER_ID_KEY).and_then(|value| serde_json::from_str(value).ok())
+}
+
+fn to_json(state: &SessionState) -> serde_json::Value {
+    serde_json::to_value(state).expect("a map of strings is JSON")
+}
+
+/// The state of a live session; `None` when it does not exist, has expired or sat idle too
+/// long. Slides the idle timeout.
+pub fn load(
+    conn: &mut PgConnection,
+    policy: &SessionPolicy,
+    token: Uuid,
+) -> QueryResult<Option<SessionState>> {
+    let now = Utc::now();
+    let row: Option<(serde_json::Value, DateTime<Utc>)> = sessions::table
+        .find(token)
+        .filter(sessions::expires_at.gt(now))
+        .filter(sessions::last_seen_at.gt(now - policy.idle_timeout))
+        .select((sessions::state, sessions::last_seen_at))
+        .first(conn)
+        .optional()?;
+    let Some((state, last_seen_at)) = row else {
+        return Ok(None);
+    };
+    if last_seen_at < now - TOUCH_INTERVAL {
+        diesel::update(sessions::table.find(token))
+            .set(sessions::last_seen_at.eq(now))
+            .execute(conn)?;
+    }
+    // A state we did not write ourselves is treated as no session at all.
+    Ok(serde_json::from_value(state).ok())
+}
+
+/// Stores a new session under a fresh random token. A session that belongs to a user is a
+/// log-in: in the same transaction, every earlier session of that user is deleted. The user
+/// row is locked first so that two simultaneous log-ins cannot both survive.
+pub fn create(
+    conn: &mut PgConnection,
+    policy: &SessionPolicy,
+    state: &SessionState,
+) -> QueryResult<Uuid> {
+    let token = Uuid::new_v4();
+    let user_id = user_id_of(state);
+    let now = Utc::now();
+    conn.transaction(|conn| {
+        if let Some(user_id) = user_id {
+            users::table
+                .find(user_id)
+                .select(users::id)
+                .for_update()
+                .first::<i64>(conn)?;
+            diesel::delete(sessions::table.filter(sessions::user_id.eq(user_id))).execute(conn)?;
+        }
+        diesel::insert_into(sessions::table)
+            .values((
+                sessions::token.eq(token),
+                sessions::user_id.eq(user_id),
+                sessions::state.eq(to_json(state)),
+                sessions::created_at.eq(now),
+                sessions::last_seen_at.eq(now),
+                sessions::expires_at.eq(now + policy.lifetime),
+            ))
+            .execute(conn)
+    })?;
+    Ok(token)
+}
+
+/// Replaces the state of a live session. A session that was deleted meanwhile (its user logged
+/// in elsewhere, or out) stays deleted: nothing is resurrected. The user never changes here:
+/// a log-in always creates a new session.
+pub fn update(conn: &mut PgConnection, token: Uuid, state: &SessionState) -> QueryResult<()> {
+    diesel::update(
+        sessions::table
+            .find(token)
+            .filter(sessions::expires_at.gt(Utc::now())),
+    )
+    .set((sessions::state.eq(to_json(state)), sessions::last_seen_at.eq(Utc::now())))
+    .execute(conn)?;
+    Ok(())
+}
+
+pub fn delete(conn: &mut PgConnection, token: Uuid) -> QueryResult<()> {
+    diesel::delete(sessions::table.find(token)).execute(conn)?;
+    Ok(())
+}
+
+/// Deletes sessions past their lifetime or idle timeout; returns how many.
+pub fn purge_expired(conn: &mut PgConnection, policy: &SessionPolicy) -> QueryResult<usize> {
+    let now = Utc::now();
+    diesel::delete(
+        sessions::table.filter(
+            sessions::expires_at
+                .le(now)
+                .or(sessions::last_seen_at.le(now - policy.idle_timeout)),
+        ),
+    )
+    .execute(conn)
+}
+
+/// How many live sessions a user has (for tests and the admin pages).
+pub fn count_for_user(conn: &mut PgConnection, user_id: i64) -> QueryResult<i64> {
+    sessions::table
+        .filter(sessions::user_id.eq(user_id))
+        .count()
+        .get_result(conn)
+}

@@ -1,0 +1,134 @@
+//! CSRF protection, two layers:
+//! - a synchronizer token kept in the server-side session and sent in every form
+//!   (`<input type="hidden" name="csrf_token">`); [`CsrfForm`] checks it before the handler
+//!   sees the form, so no handler can forget;
+//! - [`reject_cross_site`]: state-changing requests that a browser marks as cross-site
+//!   (`Sec-Fetch-Site`, or an `Origin` of another host) are refused outright.
+
+use actix_session::{Session, SessionExt};
+use actix_web::{
+    Error, FromRequest, HttpRequest,
+    body::MessageBody,
+    dev::{Payload, ServiceRequest, ServiceResponse},
+    middleware::Next,
+    web,
+};
+use futures_util::future::LocalBoxFuture;
+use serde::{Deserialize, de::DeserializeOwned};
+use uuid::Uuid;
+
+use crate::web::error::WebError;
+
+const SESSION_KEY: &str = "csrf";
+
+/// This session's token, created on first use.
+pub fn token(session: &Session) -> String {
+    if let Ok(Some(token)) = session.get::<String>(SESSION_KEY) {
+        return token;
+    }
+    let token = Uuid::new_v4().simple().to_string();
+    // Inserting a String into the session cannot fail to serialize.
+    let _ = session.insert(SESSION_KEY, &token);
+    token
+}
+
+/// Forget the token (at log-in: the new session gets a new one).
+pub fn forget(session: &Session) {
+    session.remove(SESSION_KEY);
+}
+
+fn verify(session: &Session, submitted: &str) -> Result<(), WebError> {
+    match session.get::<String>(SESSION_KEY) {
+        Ok(Some(expected)) if constant_time_eq(expected.as_bytes(), submitted.as_bytes()) => Ok(()),
+        _ => Err(WebError::CsrfRejected),
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[derive(Deserialize)]
+struct TokenField {
+    csrf_token: String,
+}
+
+/// A url-encoded form whose `csrf_token` field matched the session's token.
+pub struct CsrfForm<T>(pub T);
+
+impl<T: DeserializeOwned + 'static> FromRequest for CsrfForm<T> {
+    type Error = WebError;
+    type Future = LocalBoxFuture<'static, Result<Self, WebError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let body = web::Bytes::from_request(req, payload);
+        let session = req.get_session();
+        Box::pin(async move {
+            let body = body.await.map_err(|err| WebError::BadRequest(err.to_string()))?;
+            // The token is checked before anything else in the form is looked at.
+            let field: TokenField =
+                serde_urlencoded::from_bytes(&body).map_err(|_| WebError::CsrfRejected)?;
+            verify(&session, &field.csrf_token)?;
+            let form = serde_urlencoded::from_bytes(&body)
+                .map_err(|err| WebError::BadRequest(format!("The form is incomplete: {err}")))?;
+            Ok(CsrfForm(form))
+        })
+    }
+}
+
+/// Refuses state-changing requests that browsers mark as coming from another site.
+pub async fn reject_cross_site(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    if !req.method().is_safe() && is_cross_site(req.request()) {
+        return Err(WebError::CsrfRejected.into());
+    }
+    next.call(req).await
+}
+
+fn is_cross_site(req: &HttpRequest) -> bool {
+    let header = |name: &str| req.headers().get(name).and_then(|value| value.to_str().ok());
+    if let Some(site) = header("sec-fetch-site") {
+        return !matches!(site, "same-origin" | "none");
+    }
+    match header("origin") {
+        None => false,
+        Some(origin) => {
+            let host = req.connection_info().host().to_owned();
+            origin
+                .split_once("://")
+                .is_none_or(|(_, origin_host)| !origin_host.eq_ignore_ascii_case(&host))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::TestRequest;
+
+    #[test]
+    fn cross_site_requests_are_recognised() {
+        let req = |headers: &[(&str, &str)]| {
+            let mut builder = TestRequest::post().insert_header(("host", "shop.example"));
+            for header in headers {
+                builder = builder.insert_header(*header);
+            }
+            builder.to_http_request()
+        };
+        assert!(!is_cross_site(&req(&[])));
+        assert!(!is_cross_site(&req(&[("origin", "https://shop.example")])));
+        assert!(is_cross_site(&req(&[("origin", "https://evil.example")])));
+        assert!(is_cross_site(&req(&[("origin", "null")])));
+        assert!(!is_cross_site(&req(&[("sec-fetch-site", "same-origin")])));
+        assert!(is_cross_site(&req(&[("sec-fetch-site", "cross-site"), ("origin", "https://shop.example")])));
+    }
+
+    #[test]
+    fn tokens_compare_exactly() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+    }
+}

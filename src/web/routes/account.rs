@@ -1,0 +1,185 @@
+//! Register, log in, log out.
+
+use actix_session::Session;
+use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
+use askama::Template;
+use askama_web::WebTemplate;
+use chrono::Utc;
+use serde::Deserialize;
+
+use crate::{
+    domain::accounts::{self, DisplayName, Login, LoginError, NewPassword, RegisterError, Role},
+    web::{
+        AppState,
+        auth::{end_session, safe_next, start_session},
+        csrf::{self, CsrfForm},
+        error::{WebError, html, see_other},
+        flash,
+        forms::FieldErrors,
+        layout::Layout,
+        with_conn,
+    },
+};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RegisterForm {
+    login: String,
+    display_name: String,
+    password: String,
+    password_confirmation: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "register.html")]
+pub struct RegisterPage {
+    layout: Layout,
+    csrf_token: String,
+    /// The visitor's input, kept when the form comes back with errors (passwords never are).
+    login: String,
+    display_name: String,
+    errors: FieldErrors,
+}
+
+pub async fn register_form(layout: Layout, session: Session) -> RegisterPage {
+    RegisterPage {
+        layout,
+        csrf_token: csrf::token(&session),
+        login: String::new(),
+        display_name: String::new(),
+        errors: FieldErrors::default(),
+    }
+}
+
+/// `POST /register`: creates a customer account and logs it in.
+pub async fn register(
+    state: web::Data<AppState>,
+    session: Session,
+    layout: Layout,
+    CsrfForm(form): CsrfForm<RegisterForm>,
+) -> Result<HttpResponse, WebError> {
+    let mut errors = FieldErrors::default();
+    let login = errors.check("login", Login::parse(&form.login));
+    let name = errors.check("display_name", DisplayName::parse(&form.display_name));
+    let password = errors.check("password", NewPassword::parse(&form.password));
+    if password.is_some() && form.password != form.password_confirmation {
+        errors.add("password_confirmation", "The two passwords do not match.");
+    }
+    let again = |errors| {
+        let page = RegisterPage {
+            layout,
+            csrf_token: csrf::token(&session),
+            login: form.login.trim().to_owned(),
+            display_name: form.display_name.clone(),
+            errors,
+        };
+        Ok(html(StatusCode::UNPROCESSABLE_ENTITY, &page))
+    };
+    let (Some(login), Some(name), Some(password), true) = (login, name, password, errors.is_empty())
+    else {
+        return again(errors);
+    };
+    let created = with_conn(&state, move |conn| {
+        Ok::<_, WebError>(accounts::register(conn, &login, &name, &password, Role::Customer))
+    })
+    .await?;
+    match created {
+        Ok(user) => {
+            start_session(&session, &user)?;
+            flash::success(&session, format!("Welcome to the shop, {}!", user.display_name));
+            Ok(see_other("/"))
+        }
+        Err(RegisterError::LoginTaken) => {
+            errors.add("login", "That login is taken: choose another one.");
+            again(errors)
+        }
+        Err(other) => Err(WebError::internal(other)),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct NextQuery {
+    next: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct LoginForm {
+    login: String,
+    password: String,
+    next: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "login.html")]
+pub struct LoginPage {
+    layout: Layout,
+    csrf_token: String,
+    login: String,
+    next: String,
+    error: Option<String>,
+}
+
+pub async fn login_form(layout: Layout, session: Session, query: web::Query<NextQuery>) -> LoginPage {
+    LoginPage {
+        layout,
+        csrf_token: csrf::token(&session),
+        login: String::new(),
+        next: safe_next(query.next.as_deref()),
+        error: None,
+    }
+}
+
+/// `POST /login`: on success ends every earlier session of the user and starts a new one.
+pub async fn login(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    session: Session,
+    layout: Layout,
+    CsrfForm(form): CsrfForm<LoginForm>,
+) -> Result<HttpResponse, WebError> {
+    let address = req.peer_addr().map_or_else(|| "unknown".to_owned(), |addr| addr.ip().to_string());
+    let policy = state.throttle;
+    let (login, password) = (form.login.clone(), form.password.clone());
+    let outcome = with_conn(&state, move |conn| {
+        Ok::<_, WebError>(accounts::authenticate(conn, &policy, &login, &password, &address))
+    })
+    .await?;
+    let (status, error) = match outcome {
+        Ok(user) => {
+            start_session(&session, &user)?;
+            flash::success(&session, format!("Welcome back, {}!", user.display_name));
+            return Ok(see_other(&safe_next(Some(&form.next))));
+        }
+        Err(LoginError::WrongCredentials) => {
+            (StatusCode::UNAUTHORIZED, "Wrong login or password.".to_owned())
+        }
+        Err(LoginError::Throttled { until }) => {
+            let minutes = ((until - Utc::now()).num_seconds().max(1) + 59) / 60;
+            let message = format!(
+                "Too many failed log-ins. For your safety, try again in {minutes} minute{}.",
+                if minutes == 1 { "" } else { "s" }
+            );
+            (StatusCode::TOO_MANY_REQUESTS, message)
+        }
+        Err(LoginError::Database(err)) => return Err(err.into()),
+    };
+    let page = LoginPage {
+        layout,
+        csrf_token: csrf::token(&session),
+        login: form.login.trim().to_owned(),
+        next: safe_next(Some(&form.next)),
+        error: Some(error),
+    };
+    Ok(html(status, &page))
+}
+
+#[derive(Deserialize)]
+pub struct NoFields {}
+
+/// `POST /logout`: deletes the session row, not just the cookie.
+pub async fn logout(session: Session, _form: CsrfForm<NoFields>) -> HttpResponse {
+    end_session(&session);
+    flash::info(&session, "You have been logged out.");
+    see_other("/")
+}
