@@ -50,11 +50,31 @@ pub const ENV_HELP: &[(&str, &str, &str)] = &[
         "<crate>/static",
         "folder served under /static",
     ),
-    ("BOOKSTORE_SESSION_IDLE_MINUTES", "120", "a session unused this long ends"),
-    ("BOOKSTORE_SESSION_LIFETIME_HOURS", "168", "a session ends this long after log-in"),
-    ("BOOKSTORE_SECURE_COOKIES", "false", "mark cookies Secure (set true when served over https)"),
-    ("BOOKSTORE_LOGIN_MAX_FAILURES", "5", "failed log-ins per login (x4 per address) before a lockout"),
-    ("BOOKSTORE_LOGIN_LOCKOUT_SECONDS", "900", "length of the failure window and the lockout"),
+    (
+        "BOOKSTORE_SESSION_IDLE_MINUTES",
+        "120",
+        "a session unused this long ends",
+    ),
+    (
+        "BOOKSTORE_SESSION_LIFETIME_HOURS",
+        "168",
+        "a session ends this long after log-in",
+    ),
+    (
+        "BOOKSTORE_SECURE_COOKIES",
+        "false",
+        "mark cookies Secure (set true when served over https)",
+    ),
+    (
+        "BOOKSTORE_LOGIN_MAX_FAILURES",
+        "5",
+        "failed log-ins per login (x4 per address) before a lockout",
+    ),
+    (
+        "BOOKSTORE_LOGIN_LOCKOUT_SECONDS",
+        "900",
+        "length of the failure window and the lockout",
+    ),
     (
         "BOOKSTORE_PG_BIN_DIR",
         "(searched)",
@@ -137,16 +157,36 @@ impl Config {
             });
         }
         let ranges: [(&'static str, u64, std::ops::RangeInclusive<u64>); 4] = [
-            ("BOOKSTORE_SESSION_IDLE_MINUTES", self.session_idle_minutes, 1..=525_600),
-            ("BOOKSTORE_SESSION_LIFETIME_HOURS", self.session_lifetime_hours, 1..=8_760),
-            ("BOOKSTORE_LOGIN_MAX_FAILURES", self.login_max_failures.into(), 1..=1_000),
-            ("BOOKSTORE_LOGIN_LOCKOUT_SECONDS", self.login_lockout_seconds, 1..=86_400),
+            (
+                "BOOKSTORE_SESSION_IDLE_MINUTES",
+                self.session_idle_minutes,
+                1..=525_600,
+            ),
+            (
+                "BOOKSTORE_SESSION_LIFETIME_HOURS",
+                self.session_lifetime_hours,
+                1..=8_760,
+            ),
+            (
+                "BOOKSTORE_LOGIN_MAX_FAILURES",
+                self.login_max_failures.into(),
+                1..=1_000,
+            ),
+            (
+                "BOOKSTORE_LOGIN_LOCKOUT_SECONDS",
+                self.login_lockout_seconds,
+                1..=86_400,
+            ),
         ];
         for (variable, value, range) in ranges {
             if !range.contains(&value) {
                 return Err(ConfigError::OutOfRange {
                     variable,
-                    reason: format!("{value} is not between {} and {}", range.start(), range.end()),
+                    reason: format!(
+                        "{value} is not between {} and {}",
+                        range.start(),
+                        range.end()
+                    ),
                 });
             }
         }

@@ -31,7 +31,9 @@ pub async fn run(pool: PgPool, sessions_policy: SessionPolicy, throttle_policy: 
         .await;
         match purged {
             Ok(Ok((0, 0))) => {}
-            Ok(Ok((sessions, counters))) => tracing::info!(sessions, counters, "housekeeping purged"),
+            Ok(Ok((sessions, counters))) => {
+                tracing::info!(sessions, counters, "housekeeping purged")
+            }
             Ok(Err(err)) => tracing::warn!("housekeeping: {err:#}"),
             Err(err) => tracing::warn!("housekeeping: {err}"),
         }

@@ -100,7 +100,10 @@ fn create_staff(config: &Config, login: &str) -> anyhow::Result<ExitCode> {
         Err(_) => {
             use std::io::{BufRead, IsTerminal};
             if std::io::stdin().is_terminal() {
-                eprint!("Password for {} (visible; empty keeps the current one): ", login.as_str());
+                eprint!(
+                    "Password for {} (visible; empty keeps the current one): ",
+                    login.as_str()
+                );
             }
             let mut line = String::new();
             std::io::stdin().lock().read_line(&mut line)?;
@@ -116,7 +119,9 @@ fn create_staff(config: &Config, login: &str) -> anyhow::Result<ExitCode> {
         .pool
         .get()
         .map_err(anyhow::Error::from)
-        .and_then(|mut conn| accounts::create_or_promote_staff(&mut conn, &login, password.as_ref()));
+        .and_then(|mut conn| {
+            accounts::create_or_promote_staff(&mut conn, &login, password.as_ref())
+        });
     database.shutdown()?;
     let (user, created) = outcome?;
     let verb = if created { "created" } else { "is now" };

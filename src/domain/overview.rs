@@ -16,8 +16,14 @@ pub struct ShopCounts {
 pub fn shop_counts(conn: &mut PgConnection) -> QueryResult<ShopCounts> {
     Ok(ShopCounts {
         books: books::table.count().get_result(conn)?,
-        customers: users::table.filter(users::role.eq("customer")).count().get_result(conn)?,
-        staff: users::table.filter(users::role.eq("staff")).count().get_result(conn)?,
+        customers: users::table
+            .filter(users::role.eq("customer"))
+            .count()
+            .get_result(conn)?,
+        staff: users::table
+            .filter(users::role.eq("staff"))
+            .count()
+            .get_result(conn)?,
         orders: orders::table.count().get_result(conn)?,
         tasks: tasks::table.count().get_result(conn)?,
     })

@@ -77,7 +77,11 @@ impl FromRequest for Staff {
         let user = CurrentUser::from_request(req, payload);
         Box::pin(async move {
             let CurrentUser(user) = user.await?;
-            if user.is_staff() { Ok(Staff(user)) } else { Err(WebError::Forbidden) }
+            if user.is_staff() {
+                Ok(Staff(user))
+            } else {
+                Err(WebError::Forbidden)
+            }
         })
     }
 }
@@ -86,7 +90,11 @@ impl FromRequest for Staff {
 /// form was on (a POST cannot be replayed by a redirect).
 fn return_path(req: &HttpRequest) -> String {
     if req.method() == actix_web::http::Method::GET {
-        return req.uri().path_and_query().map_or("/", |pq| pq.as_str()).to_owned();
+        return req
+            .uri()
+            .path_and_query()
+            .map_or("/", |pq| pq.as_str())
+            .to_owned();
     }
     let referer = req
         .headers()
@@ -139,7 +147,13 @@ mod tests {
     #[test]
     fn next_stays_on_this_site() {
         assert_eq!(safe_next(Some("/cart?x=1")), "/cart?x=1");
-        for hostile in ["https://evil.example", "//evil.example", "/\\evil.example", "cart", ""] {
+        for hostile in [
+            "https://evil.example",
+            "//evil.example",
+            "/\\evil.example",
+            "cart",
+            "",
+        ] {
             assert_eq!(safe_next(Some(hostile)), "/", "{hostile}");
         }
         assert_eq!(safe_next(None), "/");

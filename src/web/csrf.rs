@@ -64,7 +64,9 @@ impl<T: DeserializeOwned + 'static> FromRequest for CsrfForm<T> {
         let body = web::Bytes::from_request(req, payload);
         let session = req.get_session();
         Box::pin(async move {
-            let body = body.await.map_err(|err| WebError::BadRequest(err.to_string()))?;
+            let body = body
+                .await
+                .map_err(|err| WebError::BadRequest(err.to_string()))?;
             // The token is checked before anything else in the form is looked at.
             let field: TokenField =
                 serde_urlencoded::from_bytes(&body).map_err(|_| WebError::CsrfRejected)?;
@@ -88,7 +90,11 @@ pub async fn reject_cross_site(
 }
 
 fn is_cross_site(req: &HttpRequest) -> bool {
-    let header = |name: &str| req.headers().get(name).and_then(|value| value.to_str().ok());
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+    };
     if let Some(site) = header("sec-fetch-site") {
         return !matches!(site, "same-origin" | "none");
     }
@@ -122,7 +128,10 @@ mod tests {
         assert!(is_cross_site(&req(&[("origin", "https://evil.example")])));
         assert!(is_cross_site(&req(&[("origin", "null")])));
         assert!(!is_cross_site(&req(&[("sec-fetch-site", "same-origin")])));
-        assert!(is_cross_site(&req(&[("sec-fetch-site", "cross-site"), ("origin", "https://shop.example")])));
+        assert!(is_cross_site(&req(&[
+            ("sec-fetch-site", "cross-site"),
+            ("origin", "https://shop.example")
+        ])));
     }
 
     #[test]

@@ -8,7 +8,8 @@ use crate::web::layout::Flash;
 const SESSION_KEY: &str = "flash";
 
 fn push(session: &Session, level: &'static str, text: impl Into<String>) {
-    let mut flashes: Vec<(String, String)> = session.get(SESSION_KEY).ok().flatten().unwrap_or_default();
+    let mut flashes: Vec<(String, String)> =
+        session.get(SESSION_KEY).ok().flatten().unwrap_or_default();
     flashes.push((level.to_owned(), text.into()));
     let _ = session.insert(SESSION_KEY, flashes);
 }

@@ -50,7 +50,11 @@ impl FromRequest for Layout {
         let session = req.get_session();
         Box::pin(async move {
             let Visitor(user) = visitor.await?;
-            let csrf_token = if user.is_some() { csrf::token(&session) } else { String::new() };
+            let csrf_token = if user.is_some() {
+                csrf::token(&session)
+            } else {
+                String::new()
+            };
             Ok(Layout {
                 user: user.as_ref().map(NavUser::from),
                 flashes: flash::take(&session),

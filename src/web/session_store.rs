@@ -24,15 +24,17 @@ impl PgSessionStore {
     /// Runs session SQL on the blocking pool.
     async fn run<T: Send + 'static>(
         &self,
-        work: impl FnOnce(&mut diesel::PgConnection, &SessionPolicy) -> diesel::QueryResult<T> + Send + 'static,
+        work: impl FnOnce(&mut diesel::PgConnection, &SessionPolicy) -> diesel::QueryResult<T>
+        + Send
+        + 'static,
     ) -> anyhow::Result<T> {
         let pool = self.pool.clone();
         let policy = self.policy;
-        Ok(web::block(move || -> anyhow::Result<T> {
+        web::block(move || -> anyhow::Result<T> {
             let mut conn = pool.get()?;
             Ok(work(&mut conn, &policy)?)
         })
-        .await??)
+        .await?
     }
 }
 
@@ -47,13 +49,19 @@ fn key_of(token: Uuid) -> SessionKey {
 impl SessionStore for PgSessionStore {
     async fn load(&self, key: &SessionKey) -> Result<Option<SessionState>, LoadError> {
         // A key that is not one of our tokens is no session, not an error.
-        let Some(token) = token_of(key) else { return Ok(None) };
+        let Some(token) = token_of(key) else {
+            return Ok(None);
+        };
         self.run(move |conn, policy| sessions::load(conn, policy, token))
             .await
             .map_err(LoadError::Other)
     }
 
-    async fn save(&self, state: SessionState, _ttl: &CookieDuration) -> Result<SessionKey, SaveError> {
+    async fn save(
+        &self,
+        state: SessionState,
+        _ttl: &CookieDuration,
+    ) -> Result<SessionKey, SaveError> {
         self.run(move |conn, policy| sessions::create(conn, policy, &state))
             .await
             .map(key_of)
@@ -66,7 +74,9 @@ impl SessionStore for PgSessionStore {
         state: SessionState,
         _ttl: &CookieDuration,
     ) -> Result<SessionKey, UpdateError> {
-        let Some(token) = token_of(&key) else { return Ok(key) };
+        let Some(token) = token_of(&key) else {
+            return Ok(key);
+        };
         self.run(move |conn, _| sessions::update(conn, token, &state))
             .await
             .map_err(UpdateError::Other)?;
@@ -79,7 +89,9 @@ impl SessionStore for PgSessionStore {
     }
 
     async fn delete(&self, key: &SessionKey) -> anyhow::Result<()> {
-        let Some(token) = token_of(key) else { return Ok(()) };
+        let Some(token) = token_of(key) else {
+            return Ok(());
+        };
         self.run(move |conn, _| sessions::delete(conn, token)).await
     }
 }

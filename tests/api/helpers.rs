@@ -98,34 +98,125 @@ pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
     pub pool: PgPool,
+    /// The libpq connection string of this test's database.
+    pub database_url: String,
 }
 
 /// The real app, in this process, on a random port, over its own fresh database.
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Like [`spawn_app`], with configuration changes.
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     let url = tokio::task::spawn_blocking(fresh_database).await.unwrap();
-    let config = Config {
+    let mut config = Config {
         addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         database_url: Some(url.clone()),
         pool_size: 4,
         ..Config::default()
     };
+    adjust(&mut config);
     let pool = db::build_pool(&url, config.pool_size).expect("building the pool");
     let app = Application::build(&config, pool.clone()).expect("building the app");
     let address = format!("http://{}", app.addr());
     tokio::spawn(app.run_until_stopped());
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .cookie_store(true)
-        .build()
-        .unwrap();
     TestApp {
         address,
-        client,
+        client: new_browser(),
         pool,
+        database_url: url,
     }
 }
 
+/// A cookie jar of its own, and redirects left to the test to check.
+fn new_browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
+        .build()
+        .unwrap()
+}
+
+/// The `csrf_token` hidden field of a page.
+pub fn csrf_token_in(page: &str) -> String {
+    let marker = "name=\"csrf_token\" value=\"";
+    let start = page.find(marker).expect("the page has a CSRF token field") + marker.len();
+    page[start..].split('"').next().unwrap().to_owned()
+}
+
+pub fn assert_is_redirect_to(response: &reqwest::Response, location: &str) {
+    assert_eq!(response.status(), 303, "expected a redirect to {location}");
+    assert_eq!(response.headers()["location"], location);
+}
+
 impl TestApp {
+    /// The same app seen from another browser (its own cookies).
+    pub fn another_browser(&self) -> TestApp {
+        TestApp {
+            address: self.address.clone(),
+            client: new_browser(),
+            pool: self.pool.clone(),
+            database_url: self.database_url.clone(),
+        }
+    }
+
+    pub async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+        self.client
+            .post(format!("{}{path}", self.address))
+            .form(fields)
+            .send()
+            .await
+            .expect("request failed")
+    }
+
+    /// Fills in the form on `page` (taking its CSRF token) and posts it to `action`.
+    pub async fn submit(
+        &self,
+        page: &str,
+        action: &str,
+        fields: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let html = self.get(page).await.text().await.unwrap();
+        let token = csrf_token_in(&html);
+        let mut fields = fields.to_vec();
+        fields.push(("csrf_token", &token));
+        self.post_form(action, &fields).await
+    }
+
+    pub async fn register(&self, login: &str, name: &str, password: &str) -> reqwest::Response {
+        let fields = [
+            ("login", login),
+            ("display_name", name),
+            ("password", password),
+            ("password_confirmation", password),
+        ];
+        self.submit("/register", "/register", &fields).await
+    }
+
+    pub async fn log_in(&self, login: &str, password: &str) -> reqwest::Response {
+        self.submit(
+            "/login",
+            "/login",
+            &[("login", login), ("password", password)],
+        )
+        .await
+    }
+
+    /// Logs in and checks that it worked.
+    pub async fn log_in_as(&self, login: &str, password: &str) {
+        let response = self.log_in(login, password).await;
+        assert_eq!(response.status(), 303, "logging in as {login} failed");
+    }
+
+    pub async fn log_out(&self) -> reqwest::Response {
+        self.submit("/", "/logout", &[]).await
+    }
+
+    pub async fn page(&self, path: &str) -> String {
+        self.get(path).await.text().await.unwrap()
+    }
+
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client
             .get(format!("{}{path}", self.address))

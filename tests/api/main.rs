@@ -1,6 +1,7 @@
 //! Story tests: the real app on a random port, a real PostgreSQL (one throwaway cluster per
 //! run, one fresh database per test), driven over HTTP.
 
+mod accounts;
 mod database;
 mod helpers;
 mod pages;

@@ -96,7 +96,11 @@ impl Role {
 
     fn from_db(text: &str) -> Role {
         // The CHECK constraint allows only these two.
-        if text == "staff" { Role::Staff } else { Role::Customer }
+        if text == "staff" {
+            Role::Staff
+        } else {
+            Role::Customer
+        }
     }
 }
 
@@ -251,7 +255,10 @@ pub fn create_or_promote_staff(
             return Ok((user, false));
         }
         let password = password.ok_or_else(|| {
-            anyhow::anyhow!("{} does not exist yet: a password is needed to create it", login.as_str())
+            anyhow::anyhow!(
+                "{} does not exist yet: a password is needed to create it",
+                login.as_str()
+            )
         })?;
         let name = DisplayName::parse(login.as_str()).map_err(anyhow::Error::msg)?;
         let user = register(conn, login, &name, password, Role::Staff)?;
@@ -265,7 +272,10 @@ mod tests {
 
     #[test]
     fn logins_follow_the_rules() {
-        assert_eq!(Login::parse("  alice.b-c_d ").unwrap().as_str(), "alice.b-c_d");
+        assert_eq!(
+            Login::parse("  alice.b-c_d ").unwrap().as_str(),
+            "alice.b-c_d"
+        );
         for bad in ["ab", "a b c", "émile", "x".repeat(33).as_str(), "bob!"] {
             assert!(Login::parse(bad).is_err(), "{bad:?}");
         }
@@ -273,7 +283,10 @@ mod tests {
 
     #[test]
     fn names_and_passwords_follow_the_rules() {
-        assert_eq!(DisplayName::parse("  Ann   Lee ").unwrap().as_str(), "Ann Lee");
+        assert_eq!(
+            DisplayName::parse("  Ann   Lee ").unwrap().as_str(),
+            "Ann Lee"
+        );
         assert!(DisplayName::parse("   ").is_err());
         assert!(NewPassword::parse("short").is_err());
         assert!(NewPassword::parse("long enough").is_ok());

@@ -27,7 +27,9 @@ const TOUCH_INTERVAL: Duration = Duration::from_secs(60);
 pub type SessionState = HashMap<String, String>;
 
 fn user_id_of(state: &SessionState) -> Option<i64> {
-    state.get(USER_ID_KEY).and_then(|value| serde_json::from_str(value).ok())
+    state
+        .get(USER_ID_KEY)
+        .and_then(|value| serde_json::from_str(value).ok())
 }
 
 fn to_json(state: &SessionState) -> serde_json::Value {
@@ -104,7 +106,10 @@ pub fn update(conn: &mut PgConnection, token: Uuid, state: &SessionState) -> Que
             .find(token)
             .filter(sessions::expires_at.gt(Utc::now())),
     )
-    .set((sessions::state.eq(to_json(state)), sessions::last_seen_at.eq(Utc::now())))
+    .set((
+        sessions::state.eq(to_json(state)),
+        sessions::last_seen_at.eq(Utc::now()),
+    ))
     .execute(conn)?;
     Ok(())
 }

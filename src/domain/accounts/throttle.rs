@@ -104,8 +104,8 @@ pub fn record_success(conn: &mut PgConnection, login: &str) -> QueryResult<()> {
 /// Drops counters whose window has passed.
 pub fn purge_stale(conn: &mut PgConnection, policy: &ThrottlePolicy) -> QueryResult<usize> {
     diesel::delete(
-        login_throttle::table.filter(login_throttle::window_started_at.lt(Utc::now() - policy.window)),
+        login_throttle::table
+            .filter(login_throttle::window_started_at.lt(Utc::now() - policy.window)),
     )
     .execute(conn)
 }
-

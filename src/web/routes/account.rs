@@ -75,18 +75,28 @@ pub async fn register(
         };
         Ok(html(StatusCode::UNPROCESSABLE_ENTITY, &page))
     };
-    let (Some(login), Some(name), Some(password), true) = (login, name, password, errors.is_empty())
+    let (Some(login), Some(name), Some(password), true) =
+        (login, name, password, errors.is_empty())
     else {
         return again(errors);
     };
     let created = with_conn(&state, move |conn| {
-        Ok::<_, WebError>(accounts::register(conn, &login, &name, &password, Role::Customer))
+        Ok::<_, WebError>(accounts::register(
+            conn,
+            &login,
+            &name,
+            &password,
+            Role::Customer,
+        ))
     })
     .await?;
     match created {
         Ok(user) => {
             start_session(&session, &user)?;
-            flash::success(&session, format!("Welcome to the shop, {}!", user.display_name));
+            flash::success(
+                &session,
+                format!("Welcome to the shop, {}!", user.display_name),
+            );
             Ok(see_other("/"))
         }
         Err(RegisterError::LoginTaken) => {
@@ -120,7 +130,11 @@ pub struct LoginPage {
     error: Option<String>,
 }
 
-pub async fn login_form(layout: Layout, session: Session, query: web::Query<NextQuery>) -> LoginPage {
+pub async fn login_form(
+    layout: Layout,
+    session: Session,
+    query: web::Query<NextQuery>,
+) -> LoginPage {
     LoginPage {
         layout,
         csrf_token: csrf::token(&session),
@@ -138,11 +152,15 @@ pub async fn login(
     layout: Layout,
     CsrfForm(form): CsrfForm<LoginForm>,
 ) -> Result<HttpResponse, WebError> {
-    let address = req.peer_addr().map_or_else(|| "unknown".to_owned(), |addr| addr.ip().to_string());
+    let address = req
+        .peer_addr()
+        .map_or_else(|| "unknown".to_owned(), |addr| addr.ip().to_string());
     let policy = state.throttle;
     let (login, password) = (form.login.clone(), form.password.clone());
     let outcome = with_conn(&state, move |conn| {
-        Ok::<_, WebError>(accounts::authenticate(conn, &policy, &login, &password, &address))
+        Ok::<_, WebError>(accounts::authenticate(
+            conn, &policy, &login, &password, &address,
+        ))
     })
     .await?;
     let (status, error) = match outcome {
@@ -151,9 +169,10 @@ pub async fn login(
             flash::success(&session, format!("Welcome back, {}!", user.display_name));
             return Ok(see_other(&safe_next(Some(&form.next))));
         }
-        Err(LoginError::WrongCredentials) => {
-            (StatusCode::UNAUTHORIZED, "Wrong login or password.".to_owned())
-        }
+        Err(LoginError::WrongCredentials) => (
+            StatusCode::UNAUTHORIZED,
+            "Wrong login or password.".to_owned(),
+        ),
         Err(LoginError::Throttled { until }) => {
             let minutes = ((until - Utc::now()).num_seconds().max(1) + 59) / 60;
             let message = format!(

@@ -1,0 +1,470 @@
+//! Accounts and sessions, as a visitor with a browser (cookie jar) sees them.
+
+use bookstore::db::schema::{sessions, users};
+use diesel::{dsl::sql, prelude::*, sql_types::Bool};
+
+use crate::helpers::{TestApp, assert_is_redirect_to, spawn_app, spawn_app_with};
+
+const ALICE: (&str, &str) = ("alice", "alice-reads-books");
+const STAFF: (&str, &str) = ("staff", "staff-runs-tasks");
+
+async fn user_count(app: &TestApp) -> i64 {
+    app.db(|conn| users::table.count().get_result(conn).unwrap())
+        .await
+}
+
+async fn sessions_of(app: &TestApp, login: &'static str) -> i64 {
+    app.db(move |conn| {
+        sessions::table
+            .inner_join(users::table)
+            .filter(users::login.eq(login))
+            .count()
+            .get_result(conn)
+            .unwrap()
+    })
+    .await
+}
+
+fn is_logged_in_as(page: &str, name: &str) -> bool {
+    page.contains(name) && page.contains("Log out")
+}
+
+fn is_anonymous(page: &str) -> bool {
+    page.contains("href=\"/login\"") && !page.contains("Log out")
+}
+
+#[tokio::test]
+async fn registering_logs_you_in_and_shows_your_name() {
+    let app = spawn_app().await;
+
+    let response = app
+        .register("  new.reader ", "Nora Reader", "a good long password")
+        .await;
+
+    assert_is_redirect_to(&response, "/");
+    let home = app.page("/").await;
+    assert!(is_logged_in_as(&home, "Nora Reader"));
+    assert!(
+        home.contains("Welcome to the shop, Nora Reader!"),
+        "a flash greets the new customer"
+    );
+    assert!(
+        !app.page("/").await.contains("Welcome to the shop"),
+        "a flash shows once"
+    );
+    let login: String = app
+        .db(|conn| {
+            users::table
+                .order(users::id.desc())
+                .select(users::login)
+                .first(conn)
+                .unwrap()
+        })
+        .await;
+    assert_eq!(login, "new.reader", "the login is stored trimmed");
+}
+
+#[tokio::test]
+async fn a_login_is_taken_whatever_its_case() {
+    let app = spawn_app().await;
+    let before = user_count(&app).await;
+
+    let response = app
+        .register("ALICE", "Another Alice", "a good long password")
+        .await;
+
+    assert_eq!(response.status(), 422);
+    let page = response.text().await.unwrap();
+    assert!(page.contains("That login is taken"));
+    assert!(
+        page.contains("value=\"Another Alice\""),
+        "the rest of the input is kept"
+    );
+    assert_eq!(user_count(&app).await, before);
+}
+
+#[tokio::test]
+async fn weak_or_mismatched_passwords_are_refused_with_the_form_kept() {
+    let app = spawn_app().await;
+    let before = user_count(&app).await;
+
+    let weak = app.register("bookworm", "Book Worm", "short").await;
+    let mismatched = app
+        .submit(
+            "/register",
+            "/register",
+            &[
+                ("login", "bookworm"),
+                ("display_name", "Book Worm"),
+                ("password", "a good long password"),
+                ("password_confirmation", "a different password"),
+            ],
+        )
+        .await;
+    let bad_login = app
+        .register("no spaces!", "Book Worm", "a good long password")
+        .await;
+
+    assert_eq!(weak.status(), 422);
+    let weak = weak.text().await.unwrap();
+    assert!(weak.contains("at least 8 characters"));
+    assert!(weak.contains("value=\"bookworm\"") && weak.contains("value=\"Book Worm\""));
+    assert!(
+        !weak.contains("value=\"short\""),
+        "passwords are never echoed"
+    );
+    assert_eq!(mismatched.status(), 422);
+    assert!(
+        mismatched
+            .text()
+            .await
+            .unwrap()
+            .contains("The two passwords do not match.")
+    );
+    assert_eq!(bad_login.status(), 422);
+    assert!(
+        bad_login
+            .text()
+            .await
+            .unwrap()
+            .contains("Use only letters, digits")
+    );
+    assert_eq!(user_count(&app).await, before, "nothing was created");
+}
+
+#[tokio::test]
+async fn wrong_password_and_unknown_user_get_the_same_answer() {
+    let app = spawn_app().await;
+
+    let wrong_password = app.log_in("alice", "not her password").await;
+    let unknown_user = app.log_in("nobody-here", "not her password").await;
+
+    assert_eq!(wrong_password.status(), 401);
+    assert_eq!(unknown_user.status(), 401);
+    let (a, b) = (
+        wrong_password.text().await.unwrap(),
+        unknown_user.text().await.unwrap(),
+    );
+    let message = |page: &str| {
+        page.lines()
+            .find(|l| l.contains("form-error"))
+            .map(str::trim)
+            .map(str::to_owned)
+    };
+    assert_eq!(
+        message(&a).as_deref(),
+        Some("<p class=\"form-error\" role=\"alert\">Wrong login or password.</p>")
+    );
+    assert_eq!(message(&a), message(&b));
+    assert!(is_anonymous(&app.page("/").await));
+}
+
+#[tokio::test]
+async fn logging_in_elsewhere_ends_the_earlier_session() {
+    let app = spawn_app().await;
+    let first = app.another_browser();
+    let second = app.another_browser();
+
+    first.log_in_as(ALICE.0, ALICE.1).await;
+    assert!(is_logged_in_as(&first.page("/").await, "Alice Reader"));
+    second.log_in_as(ALICE.0, ALICE.1).await;
+
+    assert!(
+        is_anonymous(&first.page("/").await),
+        "the first browser is logged out"
+    );
+    assert!(is_logged_in_as(&second.page("/").await, "Alice Reader"));
+    assert_eq!(sessions_of(&app, "alice").await, 1);
+}
+
+#[tokio::test]
+async fn the_session_cookie_is_http_only_lax_and_renewed_at_login() {
+    let app = spawn_app().await;
+
+    let form = app.get("/login").await;
+    let anonymous_cookie = form.headers()["set-cookie"].to_str().unwrap().to_owned();
+    let _ = form.text().await;
+    let response = app.log_in(ALICE.0, ALICE.1).await;
+    let login_cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+
+    for cookie in [&anonymous_cookie, &login_cookie] {
+        assert!(cookie.starts_with("bookstore_session="), "{cookie}");
+        assert!(
+            cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+            "{cookie}"
+        );
+    }
+    let value = |cookie: &str| cookie.split(';').next().unwrap().to_owned();
+    assert_ne!(
+        value(&anonymous_cookie),
+        value(&login_cookie),
+        "a new token at login"
+    );
+}
+
+#[tokio::test]
+async fn logging_out_deletes_the_session_row() {
+    let app = spawn_app().await;
+    app.log_in_as(ALICE.0, ALICE.1).await;
+    assert_eq!(sessions_of(&app, "alice").await, 1);
+
+    let response = app.log_out().await;
+
+    assert_is_redirect_to(&response, "/");
+    assert_eq!(sessions_of(&app, "alice").await, 0);
+    let home = app.page("/").await;
+    assert!(is_anonymous(&home));
+    assert!(home.contains("You have been logged out."));
+}
+
+#[tokio::test]
+async fn expired_and_idle_sessions_are_refused() {
+    let app = spawn_app().await;
+
+    app.log_in_as(ALICE.0, ALICE.1).await;
+    app.db(|conn| {
+        diesel::update(sessions::table.filter(sessions::user_id.is_not_null()))
+            .set((
+                sessions::created_at.eq(sql("now() - interval '8 days'")),
+                sessions::expires_at.eq(sql("now() - interval '1 second'")),
+            ))
+            .execute(conn)
+            .unwrap()
+    })
+    .await;
+    assert!(is_anonymous(&app.page("/").await), "past its lifetime");
+
+    app.log_in_as(ALICE.0, ALICE.1).await;
+    app.db(|conn| {
+        diesel::update(sessions::table.filter(sessions::user_id.is_not_null()))
+            .set(sessions::last_seen_at.eq(sql("now() - interval '3 hours'")))
+            .execute(conn)
+            .unwrap()
+    })
+    .await;
+    assert!(
+        is_anonymous(&app.page("/").await),
+        "idle longer than the timeout"
+    );
+}
+
+#[tokio::test]
+async fn forms_without_a_valid_csrf_token_change_nothing() {
+    let app = spawn_app().await;
+    let before = user_count(&app).await;
+    let fields = [
+        ("login", "sneaky"),
+        ("display_name", "Sneaky"),
+        ("password", "a good long password"),
+        ("password_confirmation", "a good long password"),
+    ];
+
+    let without_token = app.post_form("/register", &fields).await;
+    let mut forged = fields.to_vec();
+    forged.push(("csrf_token", "forged"));
+    let wrong_token = app.post_form("/register", &forged).await;
+    let html = app.page("/register").await;
+    let mut genuine = fields.to_vec();
+    let token = crate::helpers::csrf_token_in(&html);
+    genuine.push(("csrf_token", &token));
+    let cross_site = app
+        .client
+        .post(format!("{}/register", app.address))
+        .header("Origin", "https://evil.example")
+        .form(&genuine)
+        .send()
+        .await
+        .unwrap();
+    let login_without_token = app
+        .post_form("/login", &[("login", ALICE.0), ("password", ALICE.1)])
+        .await;
+
+    for response in [without_token, wrong_token, cross_site, login_without_token] {
+        assert_eq!(response.status(), 403);
+        assert!(
+            response
+                .text()
+                .await
+                .unwrap()
+                .contains("nothing was changed")
+        );
+    }
+    assert_eq!(user_count(&app).await, before);
+    assert!(is_anonymous(&app.page("/").await));
+}
+
+#[tokio::test]
+async fn staff_pages_are_for_staff_only() {
+    let app = spawn_app().await;
+
+    let anonymous = app.get("/admin").await;
+    assert_is_redirect_to(&anonymous, "/login?next=%2Fadmin");
+
+    app.log_in_as(ALICE.0, ALICE.1).await;
+    let customer = app.get("/admin").await;
+    assert_eq!(customer.status(), 403);
+    assert!(
+        customer
+            .text()
+            .await
+            .unwrap()
+            .contains("This page is for staff only")
+    );
+    assert!(
+        !app.page("/").await.contains("href=\"/admin\""),
+        "no Admin link for customers"
+    );
+
+    let staff = app.another_browser();
+    staff.log_in_as(STAFF.0, STAFF.1).await;
+    let overview = staff.get("/admin").await;
+    assert_eq!(overview.status(), 200);
+    let page = overview.text().await.unwrap();
+    assert!(page.contains("Staff overview") && page.contains("300</span> books"));
+    assert!(
+        staff.page("/").await.contains("href=\"/admin\""),
+        "staff see the Admin link"
+    );
+}
+
+#[tokio::test]
+async fn log_in_returns_to_next_but_never_to_another_site() {
+    let app = spawn_app().await;
+
+    let form = app.page("/login?next=https://evil.example").await;
+    assert!(
+        form.contains("name=\"next\" value=\"/\""),
+        "a foreign next is dropped"
+    );
+    for (next, expected) in [
+        ("https://evil.example", "/"),
+        ("//evil.example", "/"),
+        ("/admin", "/admin"),
+    ] {
+        let browser = app.another_browser();
+        let response = browser
+            .submit(
+                "/login",
+                "/login",
+                &[("login", STAFF.0), ("password", STAFF.1), ("next", next)],
+            )
+            .await;
+        assert_is_redirect_to(&response, expected);
+    }
+}
+
+#[tokio::test]
+async fn repeated_failures_lock_the_login_for_a_while() {
+    let app = spawn_app_with(|config| config.login_max_failures = 3).await;
+
+    for _ in 0..3 {
+        assert_eq!(app.log_in(ALICE.0, "wrong guess 123").await.status(), 401);
+    }
+    let locked = app.log_in(ALICE.0, ALICE.1).await;
+
+    assert_eq!(locked.status(), 429, "even the right password waits");
+    assert!(
+        locked
+            .text()
+            .await
+            .unwrap()
+            .contains("Too many failed log-ins")
+    );
+    assert!(is_anonymous(&app.page("/").await));
+    let other = app.another_browser();
+    other.log_in_as(STAFF.0, STAFF.1).await;
+}
+
+#[tokio::test]
+async fn create_staff_creates_and_promotes_accounts() {
+    let app = spawn_app().await;
+    let run = |args: &[&str], password: Option<&str>| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_bookstore"));
+        command
+            .args(args)
+            .env("DATABASE_URL", &app.database_url)
+            .env("BOOKSTORE_LOG", "warn")
+            .stdin(std::process::Stdio::null());
+        match password {
+            Some(password) => command.env("BOOKSTORE_STAFF_PASSWORD", password),
+            None => command.env_remove("BOOKSTORE_STAFF_PASSWORD"),
+        };
+        command.output().unwrap()
+    };
+
+    let created = run(&["create-staff", "boss"], Some("boss password 1"));
+    let promoted = run(&["create-staff", "alice"], None);
+    let refused = run(&["create-staff", "ghost"], None);
+
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    assert!(String::from_utf8_lossy(&created.stdout).contains("boss created a staff account"));
+    assert!(
+        promoted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&promoted.stderr)
+    );
+    assert!(!refused.status.success(), "a new account needs a password");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("a password is needed"));
+    let boss = app.another_browser();
+    boss.log_in_as("boss", "boss password 1").await;
+    assert_eq!(boss.get("/admin").await.status(), 200);
+    app.log_in_as(ALICE.0, ALICE.1).await;
+    assert_eq!(
+        app.get("/admin").await.status(),
+        200,
+        "alice was promoted, password kept"
+    );
+    let is_staff: bool = app
+        .db(|conn| {
+            users::table
+                .filter(users::login.eq("ghost"))
+                .select(sql::<Bool>("true"))
+                .first::<bool>(conn)
+                .optional()
+                .unwrap()
+                .is_some()
+        })
+        .await;
+    assert!(!is_staff, "no ghost account was created");
+}
+
+#[tokio::test]
+async fn the_clean_up_purges_only_dead_sessions() {
+    let app = spawn_app().await;
+    app.log_in_as(ALICE.0, ALICE.1).await;
+    let other = app.another_browser();
+    other.log_in_as(STAFF.0, STAFF.1).await;
+    app.db(|conn| {
+        diesel::update(
+            sessions::table.filter(
+                sessions::user_id.eq_any(
+                    users::table
+                        .filter(users::login.eq("alice"))
+                        .select(users::id.nullable()),
+                ),
+            ),
+        )
+        .set(sessions::last_seen_at.eq(sql("now() - interval '1 day'")))
+        .execute(conn)
+        .unwrap()
+    })
+    .await;
+
+    let policy = bookstore::config::Config::default().session_policy();
+    let purged = app
+        .db(move |conn| {
+            bookstore::domain::accounts::sessions::purge_expired(conn, &policy).unwrap()
+        })
+        .await;
+
+    assert_eq!(purged, 1);
+    assert_eq!(sessions_of(&app, "alice").await, 0);
+    assert_eq!(sessions_of(&app, "staff").await, 1);
+}
