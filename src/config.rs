@@ -92,6 +92,7 @@ pub struct Config {
     pub seed_demo: bool,
     pub static_dir: PathBuf,
     pub pg_bin_dir: Option<PathBuf>,
+    pub page_size: u32,
     pub session_idle_minutes: u64,
     pub session_lifetime_hours: u64,
     pub secure_cookies: bool,
@@ -110,6 +111,7 @@ impl Default for Config {
             seed_demo: true,
             static_dir: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/static")),
             pg_bin_dir: None,
+            page_size: 24,
             session_idle_minutes: 120,
             session_lifetime_hours: 168,
             secure_cookies: false,
@@ -156,7 +158,8 @@ impl Config {
                 reason: format!("{} is not between 1 and 1000", self.pool_size),
             });
         }
-        let ranges: [(&'static str, u64, std::ops::RangeInclusive<u64>); 4] = [
+        let ranges: [(&'static str, u64, std::ops::RangeInclusive<u64>); 5] = [
+            ("BOOKSTORE_PAGE_SIZE", self.page_size.into(), 1..=200),
             (
                 "BOOKSTORE_SESSION_IDLE_MINUTES",
                 self.session_idle_minutes,

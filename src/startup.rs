@@ -34,6 +34,7 @@ impl Application {
         let state = AppState {
             pool: pool.clone(),
             throttle: config.throttle_policy(),
+            page_size: config.page_size.into(),
         };
         let server = web::server(listener, state, config, cookie_key)?;
         Ok(Application {

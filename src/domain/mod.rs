@@ -2,6 +2,8 @@
 //! Nothing here knows about HTTP.
 
 pub mod accounts;
+pub mod cart;
 pub mod catalog;
 pub mod money;
+pub mod orders;
 pub mod overview;

@@ -23,9 +23,55 @@ impl fmt::Display for Cents {
     }
 }
 
+impl Cents {
+    /// Parses what people type as a price: "12", "12.5", "12.99", "$1,299.00". Never negative,
+    /// at most two decimals, at most $1,000,000.
+    pub fn parse_dollars(input: &str) -> Result<Cents, String> {
+        const HINT: &str = "A price looks like 12.99.";
+        let text: String = input
+            .trim()
+            .trim_start_matches('$')
+            .chars()
+            .filter(|c| *c != ',')
+            .collect();
+        let (whole, fraction) = text.split_once('.').unwrap_or((&text, ""));
+        let digits = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_digit());
+        if !digits(whole) || !(fraction.is_empty() || (digits(fraction) && fraction.len() <= 2)) {
+            return Err(HINT.to_owned());
+        }
+        if whole.len() > 7 {
+            return Err("A price is at most $1,000,000.".to_owned());
+        }
+        let cents = whole.parse::<i64>().map_err(|_| HINT.to_owned())? * 100
+            + format!("{fraction:0<2}")
+                .parse::<i64>()
+                .map_err(|_| HINT.to_owned())?;
+        if cents > 100_000_000 {
+            return Err("A price is at most $1,000,000.".to_owned());
+        }
+        Ok(Cents(cents))
+    }
+
+    /// "12.99": the amount as a form field shows it.
+    pub fn plain(self) -> String {
+        format!("{}.{:02}", self.0 / 100, (self.0 % 100).abs())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::Cents;
+
+    #[test]
+    fn parses_typed_prices() {
+        assert_eq!(Cents::parse_dollars("12"), Ok(Cents(1200)));
+        assert_eq!(Cents::parse_dollars(" $1,299.5 "), Ok(Cents(129_950)));
+        assert_eq!(Cents::parse_dollars("0.07"), Ok(Cents(7)));
+        for bad in ["", "-1", "1.999", "abc", "1.2.3", "99999999"] {
+            assert!(Cents::parse_dollars(bad).is_err(), "{bad}");
+        }
+        assert_eq!(Cents(1299).plain(), "12.99");
+    }
 
     #[test]
     fn formats_dollars_and_cents() {

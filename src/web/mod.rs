@@ -39,6 +39,8 @@ use crate::{
 pub struct AppState {
     pub pool: PgPool,
     pub throttle: ThrottlePolicy,
+    /// Books per catalog page.
+    pub page_size: i64,
 }
 
 /// Binds the routes to an already-bound listener (port 0 in tests). `cookie_key` signs the

@@ -57,7 +57,11 @@ async fn seeding_twice_yields_the_same_rows() {
         .db(|conn| {
             let before = catalog_counts(conn);
             let again = seed::load_demo_catalog(conn).unwrap().books_inserted
-                + seed::insert_new_entries(conn, &seed::demo_entries().unwrap()).unwrap();
+                + bookstore::domain::catalog::edit::insert_new_entries(
+                    conn,
+                    &seed::demo_entries().unwrap(),
+                )
+                .unwrap();
             (before, again, catalog_counts(conn))
         })
         .await;

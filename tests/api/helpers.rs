@@ -94,6 +94,7 @@ pub fn fresh_database() -> String {
     cluster.conninfo(&name)
 }
 
+#[derive(Clone)]
 pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,

@@ -2,6 +2,8 @@
 //! run, one fresh database per test), driven over HTTP.
 
 mod accounts;
+mod cart;
+mod catalog;
 mod database;
 mod helpers;
 mod pages;

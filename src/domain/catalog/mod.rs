@@ -1,6 +1,8 @@
 //! The catalog: books and their authors.
 
+pub mod edit;
 pub mod goodbooks;
+pub mod search;
 
 use std::collections::HashMap;
 
@@ -81,4 +83,95 @@ pub fn authors_of(
         by_book.entry(book_id).or_default().push(name);
     }
     Ok(by_book)
+}
+
+/// Everything the book page shows.
+#[derive(Debug, Clone)]
+pub struct BookDetail {
+    pub id: i64,
+    pub title: String,
+    /// (author id, name), in cover order.
+    pub authors: Vec<(i64, String)>,
+    pub year: Option<i32>,
+    pub isbn: Option<String>,
+    pub language: Option<String>,
+    pub description: String,
+    pub price: Cents,
+    pub stock: i32,
+}
+
+impl BookDetail {
+    pub fn in_stock(&self) -> bool {
+        self.stock > 0
+    }
+
+    /// "1997", "720 BC" or "unknown".
+    pub fn year_label(&self) -> String {
+        match self.year {
+            Some(year) if year < 0 => format!("{} BC", -year),
+            Some(year) => year.to_string(),
+            None => "unknown".to_owned(),
+        }
+    }
+
+    /// Authors as one editable line: "A, B".
+    pub fn authors_field(&self) -> String {
+        self.authors
+            .iter()
+            .map(|(_, name)| name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// The columns of `books` the book page shows.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = books, check_for_backend(diesel::pg::Pg))]
+struct BookRow {
+    id: i64,
+    title: String,
+    year: Option<i32>,
+    isbn: Option<String>,
+    language: Option<String>,
+    description: String,
+    price_cents: i32,
+    stock: i32,
+}
+
+pub fn book_detail(conn: &mut PgConnection, id: i64) -> QueryResult<Option<BookDetail>> {
+    let Some(row) = books::table
+        .find(id)
+        .select(BookRow::as_select())
+        .first(conn)
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    let BookRow {
+        id,
+        title,
+        year,
+        isbn,
+        language,
+        description,
+        price_cents,
+        stock,
+    } = row;
+    let authors = book_authors::table
+        .inner_join(authors::table)
+        .filter(book_authors::book_id.eq(id))
+        .order(book_authors::position)
+        .select((authors::id, authors::name))
+        .load(conn)?;
+    Ok(Some(BookDetail {
+        id,
+        title,
+        authors,
+        year,
+        isbn,
+        language,
+        description,
+        price: Cents(price_cents.into()),
+        stock,
+    }))
 }

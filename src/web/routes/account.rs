@@ -1,7 +1,7 @@
 //! Register, log in, log out.
 
 use actix_session::Session;
-use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, http::StatusCode, web};
 use askama::Template;
 use askama_web::WebTemplate;
 use chrono::Utc;
@@ -54,8 +54,8 @@ pub async fn register_form(layout: Layout, session: Session) -> RegisterPage {
 /// `POST /register`: creates a customer account and logs it in.
 pub async fn register(
     state: web::Data<AppState>,
+    req: HttpRequest,
     session: Session,
-    layout: Layout,
     CsrfForm(form): CsrfForm<RegisterForm>,
 ) -> Result<HttpResponse, WebError> {
     let mut errors = FieldErrors::default();
@@ -65,9 +65,10 @@ pub async fn register(
     if password.is_some() && form.password != form.password_confirmation {
         errors.add("password_confirmation", "The two passwords do not match.");
     }
-    let again = |errors| {
+    // The layout (which takes pending flash messages) only when the form is shown again.
+    let again = async |errors| {
         let page = RegisterPage {
-            layout,
+            layout: Layout::extract(&req).await?,
             csrf_token: csrf::token(&session),
             login: form.login.trim().to_owned(),
             display_name: form.display_name.clone(),
@@ -78,7 +79,7 @@ pub async fn register(
     let (Some(login), Some(name), Some(password), true) =
         (login, name, password, errors.is_empty())
     else {
-        return again(errors);
+        return again(errors).await;
     };
     let created = with_conn(&state, move |conn| {
         Ok::<_, WebError>(accounts::register(
@@ -101,7 +102,7 @@ pub async fn register(
         }
         Err(RegisterError::LoginTaken) => {
             errors.add("login", "That login is taken: choose another one.");
-            again(errors)
+            again(errors).await
         }
         Err(other) => Err(WebError::internal(other)),
     }
@@ -149,7 +150,6 @@ pub async fn login(
     state: web::Data<AppState>,
     req: HttpRequest,
     session: Session,
-    layout: Layout,
     CsrfForm(form): CsrfForm<LoginForm>,
 ) -> Result<HttpResponse, WebError> {
     let address = req
@@ -184,7 +184,7 @@ pub async fn login(
         Err(LoginError::Database(err)) => return Err(err.into()),
     };
     let page = LoginPage {
-        layout,
+        layout: Layout::extract(&req).await?,
         csrf_token: csrf::token(&session),
         login: form.login.trim().to_owned(),
         next: safe_next(Some(&form.next)),

@@ -1,7 +1,11 @@
 mod account;
 mod admin;
+mod admin_books;
+mod cart;
+mod catalog;
 mod health;
 mod home;
+mod orders;
 
 use actix_web::{HttpResponse, http::StatusCode, web};
 use askama::Template;
@@ -16,7 +20,27 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/login", web::get().to(account::login_form))
         .route("/login", web::post().to(account::login))
         .route("/logout", web::post().to(account::logout))
-        .route("/admin", web::get().to(admin::overview));
+        .route("/books", web::get().to(catalog::list))
+        .route("/books/{id}", web::get().to(catalog::show))
+        .route("/cart", web::get().to(cart::show))
+        .route("/cart/items", web::post().to(cart::add))
+        .route("/cart/items/{id}/change", web::post().to(cart::change))
+        .route(
+            "/cart/items/{id}/quantity",
+            web::post().to(cart::set_quantity),
+        )
+        .route("/cart/items/{id}/remove", web::post().to(cart::remove))
+        .route("/checkout", web::post().to(cart::checkout))
+        .route("/orders", web::get().to(orders::list))
+        .route("/orders/{id}", web::get().to(orders::show))
+        .route("/admin", web::get().to(admin::overview))
+        .route("/admin/books/new", web::get().to(admin_books::new_form))
+        .route("/admin/books/new", web::post().to(admin_books::save))
+        .route(
+            "/admin/books/{id}/edit",
+            web::get().to(admin_books::edit_form),
+        )
+        .route("/admin/books/{id}/edit", web::post().to(admin_books::save));
 }
 
 #[derive(Template)]

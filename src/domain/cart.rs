@@ -1,0 +1,323 @@
+//! The cart: one line per book, a quantity of at least 1, never more than the stock.
+//!
+//! Quantity changes are one atomic upsert on the (user, book) key, so concurrent adds never lose
+//! an update; the rules are checked inside the same transaction, and the CHECK constraint
+//! (`quantity >= 1`) stands behind them.
+
+use diesel::{prelude::*, result::DatabaseErrorKind};
+
+use crate::{
+    db::schema::{books, cart_items},
+    domain::money::Cents,
+};
+
+/// How many copies one change may add or take away (the form's +/- or "add 3").
+pub const MAX_CHANGE: i32 = 999;
+
+/// A change of quantity: a non-zero whole number within [`MAX_CHANGE`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuantityChange(i32);
+
+impl QuantityChange {
+    pub fn parse(input: &str) -> Result<QuantityChange, String> {
+        match input.trim().trim_start_matches('+').parse::<i32>() {
+            Ok(0) => Err("Choose how many copies to add.".into()),
+            Ok(n) if n.abs() <= MAX_CHANGE => Ok(QuantityChange(n)),
+            _ => Err(format!(
+                "The quantity is a whole number from 1 to {MAX_CHANGE}."
+            )),
+        }
+    }
+
+    pub fn get(self) -> i32 {
+        self.0
+    }
+}
+
+/// A quantity to set a line to: 1 to [`MAX_CHANGE`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quantity(i32);
+
+impl Quantity {
+    pub fn parse(input: &str) -> Result<Quantity, String> {
+        match input.trim().parse::<i32>() {
+            Ok(n) if n < 1 => {
+                Err("A cart line holds at least 1 copy; use Remove to take it out.".into())
+            }
+            Ok(n) if n <= MAX_CHANGE => Ok(Quantity(n)),
+            _ => Err(format!(
+                "The quantity is a whole number from 1 to {MAX_CHANGE}."
+            )),
+        }
+    }
+
+    pub fn get(self) -> i32 {
+        self.0
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct CartLine {
+    pub id: i64,
+    pub book_id: i64,
+    pub title: String,
+    pub unit_price: Cents,
+    pub quantity: i32,
+    pub stock: i32,
+}
+
+impl CartLine {
+    pub fn line_total(&self) -> Cents {
+        Cents(self.unit_price.0 * self.quantity as i64)
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Cart {
+    pub lines: Vec<CartLine>,
+}
+
+impl Cart {
+    pub fn total(&self) -> Cents {
+        Cents(self.lines.iter().map(|line| line.line_total().0).sum())
+    }
+
+    pub fn item_count(&self) -> i64 {
+        self.lines.iter().map(|line| line.quantity as i64).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lines.is_empty()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CartError {
+    #[error("That book is not in the catalog.")]
+    BookNotFound,
+    #[error("That line is not in your cart.")]
+    LineNotFound,
+    #[error(
+        "A cart line holds at least 1 copy (you have {quantity}); use Remove to take it out. Nothing was changed."
+    )]
+    BelowOne { quantity: i32 },
+    #[error("Only {available} {} available{}. Nothing was changed.", if *.available == 1 { "copy is" } else { "copies are" }, if *.in_cart > 0 { format!(" and {} already in your cart", .in_cart) } else { String::new() })]
+    NotEnoughStock { available: i32, in_cart: i32 },
+    #[error(transparent)]
+    Database(diesel::result::Error),
+}
+
+impl From<diesel::result::Error> for CartError {
+    fn from(err: diesel::result::Error) -> Self {
+        CartError::Database(err)
+    }
+}
+
+/// The user's cart, oldest line first.
+pub fn cart_of(conn: &mut PgConnection, user_id: i64) -> QueryResult<Cart> {
+    let rows: Vec<(i64, i64, String, i32, i32, i32)> = cart_items::table
+        .inner_join(books::table)
+        .filter(cart_items::user_id.eq(user_id))
+        .order((cart_items::added_at, cart_items::id))
+        .select((
+            cart_items::id,
+            books::id,
+            books::title,
+            books::price_cents,
+            cart_items::quantity,
+            books::stock,
+        ))
+        .load(conn)?;
+    Ok(Cart {
+        lines: rows
+            .into_iter()
+            .map(
+                |(id, book_id, title, price_cents, quantity, stock)| CartLine {
+                    id,
+                    book_id,
+                    title,
+                    unit_price: Cents(price_cents.into()),
+                    quantity,
+                    stock,
+                },
+            )
+            .collect(),
+    })
+}
+
+/// Adds `change` copies of a book (a negative change takes copies away). A book already in the
+/// cart changes its line's quantity; a new one gets a line. Returns the new quantity.
+pub fn add_to_cart(
+    conn: &mut PgConnection,
+    user_id: i64,
+    book_id: i64,
+    change: QuantityChange,
+) -> Result<i32, CartError> {
+    conn.transaction(|conn| {
+        let stock: i32 = books::table
+            .find(book_id)
+            .select(books::stock)
+            .first(conn)
+            .optional()?
+            .ok_or(CartError::BookNotFound)?;
+        let current: i32 = cart_items::table
+            .filter(cart_items::user_id.eq(user_id))
+            .filter(cart_items::book_id.eq(book_id))
+            .select(cart_items::quantity)
+            .for_update()
+            .first(conn)
+            .optional()?
+            .unwrap_or(0);
+        check_quantity(current, current + change.get(), stock)?;
+        let quantity: i32 = if current > 0 {
+            // The line exists and is locked: a plain relative update.
+            diesel::update(
+                cart_items::table
+                    .filter(cart_items::user_id.eq(user_id))
+                    .filter(cart_items::book_id.eq(book_id)),
+            )
+            .set(cart_items::quantity.eq(cart_items::quantity + change.get()))
+            .returning(cart_items::quantity)
+            .get_result(conn)
+            .map_err(|err| below_one_on_check(err, current))?
+        } else {
+            // A new line (the change is positive here). If another request inserted the line
+            // meanwhile, the upsert adds to its quantity instead of failing or overwriting it.
+            diesel::insert_into(cart_items::table)
+                .values((
+                    cart_items::user_id.eq(user_id),
+                    cart_items::book_id.eq(book_id),
+                    cart_items::quantity.eq(change.get()),
+                ))
+                .on_conflict((cart_items::user_id, cart_items::book_id))
+                .do_update()
+                .set(cart_items::quantity.eq(cart_items::quantity + change.get()))
+                .returning(cart_items::quantity)
+                .get_result(conn)
+                .map_err(|err| below_one_on_check(err, current))?
+        };
+        // Only reached differently from `current + change` when a concurrent insert won the race.
+        check_quantity(current, quantity, stock)?;
+        Ok(quantity)
+    })
+}
+
+fn check_quantity(current: i32, new: i32, stock: i32) -> Result<(), CartError> {
+    if new < 1 {
+        return Err(CartError::BelowOne { quantity: current });
+    }
+    if new > stock {
+        return Err(CartError::NotEnoughStock {
+            available: stock,
+            in_cart: current,
+        });
+    }
+    Ok(())
+}
+
+/// The CHECK constraint is the last guard; it speaks the same language as the rule.
+fn below_one_on_check(err: diesel::result::Error, current: i32) -> CartError {
+    match err {
+        diesel::result::Error::DatabaseError(DatabaseErrorKind::CheckViolation, _) => {
+            CartError::BelowOne { quantity: current }
+        }
+        other => other.into(),
+    }
+}
+
+/// The book of one of the user's own lines; another user's line is "not found".
+fn own_line_book(conn: &mut PgConnection, user_id: i64, line_id: i64) -> Result<i64, CartError> {
+    cart_items::table
+        .find(line_id)
+        .filter(cart_items::user_id.eq(user_id))
+        .select(cart_items::book_id)
+        .first(conn)
+        .optional()?
+        .ok_or(CartError::LineNotFound)
+}
+
+/// The cart page's + and - buttons.
+pub fn change_line(
+    conn: &mut PgConnection,
+    user_id: i64,
+    line_id: i64,
+    change: QuantityChange,
+) -> Result<i32, CartError> {
+    let book_id = own_line_book(conn, user_id, line_id)?;
+    add_to_cart(conn, user_id, book_id, change)
+}
+
+/// The cart page's quantity field.
+pub fn set_line_quantity(
+    conn: &mut PgConnection,
+    user_id: i64,
+    line_id: i64,
+    quantity: Quantity,
+) -> Result<(), CartError> {
+    conn.transaction(|conn| {
+        let book_id = own_line_book(conn, user_id, line_id)?;
+        let stock: i32 = books::table
+            .find(book_id)
+            .select(books::stock)
+            .first(conn)?;
+        let current: i32 = cart_items::table
+            .find(line_id)
+            .select(cart_items::quantity)
+            .for_update()
+            .first(conn)?;
+        check_quantity(current, quantity.get(), stock)?;
+        diesel::update(cart_items::table.find(line_id))
+            .set(cart_items::quantity.eq(quantity.get()))
+            .execute(conn)?;
+        Ok(())
+    })
+}
+
+pub fn remove_line(conn: &mut PgConnection, user_id: i64, line_id: i64) -> Result<(), CartError> {
+    let removed = diesel::delete(
+        cart_items::table
+            .find(line_id)
+            .filter(cart_items::user_id.eq(user_id)),
+    )
+    .execute(conn)?;
+    if removed == 0 {
+        return Err(CartError::LineNotFound);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantities_parse() {
+        assert_eq!(QuantityChange::parse("+3").unwrap().get(), 3);
+        assert_eq!(QuantityChange::parse("-1").unwrap().get(), -1);
+        assert!(QuantityChange::parse("0").is_err());
+        assert!(QuantityChange::parse("lots").is_err());
+        assert!(QuantityChange::parse("1000").is_err());
+        assert!(Quantity::parse("0").is_err());
+        assert_eq!(Quantity::parse(" 7 ").unwrap().get(), 7);
+    }
+
+    #[test]
+    fn messages_say_how_many_are_available() {
+        let err = CartError::NotEnoughStock {
+            available: 2,
+            in_cart: 1,
+        };
+        assert_eq!(
+            err.to_string(),
+            "Only 2 copies are available and 1 already in your cart. Nothing was changed."
+        );
+        let err = CartError::NotEnoughStock {
+            available: 1,
+            in_cart: 0,
+        };
+        assert_eq!(
+            err.to_string(),
+            "Only 1 copy is available. Nothing was changed."
+        );
+    }
+}

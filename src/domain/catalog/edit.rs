@@ -1,0 +1,411 @@
+//! Writing the catalog: bulk inserts (seeding, imports) and staff edits.
+
+use std::collections::HashMap;
+
+use diesel::{prelude::*, result::DatabaseErrorKind, upsert::excluded};
+use serde::Deserialize;
+
+use crate::{
+    db::schema::{authors, book_authors, books},
+    domain::{catalog::goodbooks::CatalogEntry, money::Cents},
+};
+
+/// Inserts the entries whose goodreads id is not in the catalog yet; returns how many.
+/// Idempotent: running it again inserts nothing.
+pub fn insert_new_entries(conn: &mut PgConnection, entries: &[CatalogEntry]) -> QueryResult<usize> {
+    let author_ids = ensure_entry_authors(conn, entries)?;
+    let mut inserted = 0;
+    // Bound parameters per statement stay far below PostgreSQL's limit of 65,535.
+    for chunk in entries.chunks(500) {
+        let new_books: Vec<_> = chunk
+            .iter()
+            .map(|entry| {
+                (
+                    books::title.eq(&entry.title),
+                    books::year.eq(entry.year),
+                    books::isbn.eq(entry.isbn.as_deref()),
+                    books::language.eq(entry.language.as_deref()),
+                    books::description.eq(&entry.description),
+                    books::price_cents.eq(entry.price_cents),
+                    books::stock.eq(entry.stock),
+                    books::goodreads_id.eq(entry.goodreads_id),
+                )
+            })
+            .collect();
+        let created: Vec<(i64, Option<i64>)> = diesel::insert_into(books::table)
+            .values(&new_books)
+            .on_conflict_do_nothing()
+            .returning((books::id, books::goodreads_id))
+            .get_results(conn)?;
+        inserted += created.len();
+        let by_goodreads: HashMap<i64, &CatalogEntry> = chunk
+            .iter()
+            .map(|entry| (entry.goodreads_id, entry))
+            .collect();
+        let author_ids = &author_ids;
+        let links: Vec<_> = created
+            .iter()
+            .filter_map(|(book_id, goodreads_id)| {
+                Some((*book_id, by_goodreads.get(&(*goodreads_id)?)?))
+            })
+            .flat_map(|(book_id, entry)| {
+                entry
+                    .authors
+                    .iter()
+                    .enumerate()
+                    .map(move |(position, name)| {
+                        (
+                            book_authors::book_id.eq(book_id),
+                            book_authors::author_id.eq(author_ids[name]),
+                            book_authors::position.eq(position as i16),
+                        )
+                    })
+            })
+            .collect();
+        diesel::insert_into(book_authors::table)
+            .values(&links)
+            .on_conflict_do_nothing()
+            .execute(conn)?;
+    }
+    Ok(inserted)
+}
+
+/// Inserts missing authors; returns the id of every author the entries name.
+fn ensure_entry_authors(
+    conn: &mut PgConnection,
+    entries: &[CatalogEntry],
+) -> QueryResult<HashMap<String, i64>> {
+    let names: Vec<&str> = entries
+        .iter()
+        .flat_map(|entry| entry.authors.iter().map(String::as_str))
+        .collect();
+    ensure_authors(conn, &names)
+}
+
+/// Inserts the authors that do not exist yet; returns the id of each name.
+pub fn ensure_authors(
+    conn: &mut PgConnection,
+    names: &[&str],
+) -> QueryResult<HashMap<String, i64>> {
+    let mut names = names.to_vec();
+    names.sort_unstable();
+    names.dedup();
+    let mut ids = HashMap::with_capacity(names.len());
+    for chunk in names.chunks(5000) {
+        let rows: Vec<_> = chunk.iter().map(|name| authors::name.eq(*name)).collect();
+        // DO UPDATE (a no-op) rather than DO NOTHING so RETURNING also yields existing rows.
+        let found: Vec<(i64, String)> = diesel::insert_into(authors::table)
+            .values(&rows)
+            .on_conflict(authors::name)
+            .do_update()
+            .set(authors::name.eq(excluded(authors::name)))
+            .returning((authors::id, authors::name))
+            .get_results(conn)?;
+        ids.extend(found.into_iter().map(|(id, name)| (name, id)));
+    }
+    Ok(ids)
+}
+
+/// The book form as typed (all text, so a bad field can be shown back as it was).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct BookFields {
+    pub title: String,
+    /// Comma-separated, in cover order.
+    pub authors: String,
+    pub year: String,
+    pub isbn: String,
+    pub language: String,
+    pub description: String,
+    /// Dollars: "12.99".
+    pub price: String,
+    pub stock: String,
+}
+
+/// A book that passed validation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BookInput {
+    pub title: String,
+    pub authors: Vec<String>,
+    pub year: Option<i32>,
+    pub isbn: Option<String>,
+    pub language: Option<String>,
+    pub description: String,
+    pub price: Cents,
+    pub stock: i32,
+}
+
+impl BookFields {
+    /// The validated book, or a message per bad field.
+    pub fn parse(&self) -> Result<BookInput, Vec<(&'static str, String)>> {
+        let mut errors = Vec::new();
+        let title = self.title.split_whitespace().collect::<Vec<_>>().join(" ");
+        if title.is_empty() || title.chars().count() > 500 {
+            errors.push(("title", "A title has 1 to 500 characters.".to_owned()));
+        }
+        let mut authors: Vec<String> = Vec::new();
+        for name in self
+            .authors
+            .split(',')
+            .map(|n| n.split_whitespace().collect::<Vec<_>>().join(" "))
+        {
+            if !name.is_empty() && !authors.contains(&name) {
+                authors.push(name);
+            }
+        }
+        if authors.is_empty() {
+            errors.push((
+                "authors",
+                "Name at least one author (separate several with commas).".to_owned(),
+            ));
+        } else if authors.iter().any(|name| name.chars().count() > 200) {
+            errors.push((
+                "authors",
+                "An author name has at most 200 characters.".to_owned(),
+            ));
+        }
+        let year = match self.year.trim() {
+            "" => None,
+            text => match text.parse::<i32>() {
+                Ok(year) if (-5000..=3000).contains(&year) => Some(year),
+                _ => {
+                    errors.push((
+                        "year",
+                        "A year is a whole number like 1997 (negative for BC).".to_owned(),
+                    ));
+                    None
+                }
+            },
+        };
+        let isbn = match self
+            .isbn
+            .trim()
+            .replace(['-', ' '], "")
+            .to_ascii_uppercase()
+        {
+            text if text.is_empty() => None,
+            text if is_isbn(&text) => Some(text),
+            _ => {
+                errors.push((
+                    "isbn",
+                    "An ISBN has 10 characters (the last may be X) or 13 digits.".to_owned(),
+                ));
+                None
+            }
+        };
+        let language = match self.language.trim() {
+            "" => None,
+            code if code.chars().count() <= 16 => Some(code.to_owned()),
+            _ => {
+                errors.push((
+                    "language",
+                    "A language code has at most 16 characters.".to_owned(),
+                ));
+                None
+            }
+        };
+        let description = self.description.trim().to_owned();
+        if description.chars().count() > 5000 {
+            errors.push((
+                "description",
+                "A description has at most 5,000 characters.".to_owned(),
+            ));
+        }
+        let price = Cents::parse_dollars(&self.price)
+            .and_then(|price| {
+                if price.0 > i32::MAX as i64 {
+                    Err("That price is too high.".to_owned())
+                } else {
+                    Ok(price)
+                }
+            })
+            .map_err(|message| errors.push(("price", message)))
+            .ok();
+        let stock = match self.stock.trim().parse::<i32>() {
+            Ok(stock) if (0..=1_000_000).contains(&stock) => Some(stock),
+            _ => {
+                errors.push((
+                    "stock",
+                    "Stock is a whole number from 0 to 1,000,000.".to_owned(),
+                ));
+                None
+            }
+        };
+        match (price, stock, errors.is_empty()) {
+            (Some(price), Some(stock), true) => Ok(BookInput {
+                title,
+                authors,
+                year,
+                isbn,
+                language,
+                description,
+                price,
+                stock,
+            }),
+            _ => Err(errors),
+        }
+    }
+}
+
+fn is_isbn(text: &str) -> bool {
+    let (body, last) = text.split_at(text.len().saturating_sub(1));
+    match text.len() {
+        10 => {
+            body.chars().all(|c| c.is_ascii_digit())
+                && last.chars().all(|c| c.is_ascii_digit() || c == 'X')
+        }
+        13 => text.chars().all(|c| c.is_ascii_digit()),
+        _ => false,
+    }
+}
+
+impl From<&crate::domain::catalog::BookDetail> for BookFields {
+    fn from(book: &crate::domain::catalog::BookDetail) -> Self {
+        BookFields {
+            title: book.title.clone(),
+            authors: book.authors_field(),
+            year: book.year.map(|y| y.to_string()).unwrap_or_default(),
+            isbn: book.isbn.clone().unwrap_or_default(),
+            language: book.language.clone().unwrap_or_default(),
+            description: book.description.clone(),
+            price: book.price.plain(),
+            stock: book.stock.to_string(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EditError {
+    #[error("Another book already has this ISBN.")]
+    IsbnTaken,
+    #[error("No such book.")]
+    NotFound,
+    #[error(transparent)]
+    Database(diesel::result::Error),
+}
+
+impl From<diesel::result::Error> for EditError {
+    fn from(err: diesel::result::Error) -> Self {
+        match err {
+            diesel::result::Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
+                EditError::IsbnTaken
+            }
+            diesel::result::Error::NotFound => EditError::NotFound,
+            other => EditError::Database(other),
+        }
+    }
+}
+
+/// Adds a book; returns its id.
+pub fn create_book(conn: &mut PgConnection, input: &BookInput) -> Result<i64, EditError> {
+    conn.transaction(|conn| {
+        let id: i64 = diesel::insert_into(books::table)
+            .values((
+                books::title.eq(&input.title),
+                books::year.eq(input.year),
+                books::isbn.eq(input.isbn.as_deref()),
+                books::language.eq(input.language.as_deref()),
+                books::description.eq(&input.description),
+                books::price_cents.eq(input.price.0 as i32),
+                books::stock.eq(input.stock),
+            ))
+            .returning(books::id)
+            .get_result(conn)?;
+        link_authors(conn, id, &input.authors)?;
+        Ok(id)
+    })
+}
+
+/// Replaces a book's fields and authors.
+pub fn update_book(conn: &mut PgConnection, id: i64, input: &BookInput) -> Result<(), EditError> {
+    conn.transaction(|conn| {
+        let updated = diesel::update(books::table.find(id))
+            .set((
+                books::title.eq(&input.title),
+                books::year.eq(input.year),
+                books::isbn.eq(input.isbn.as_deref()),
+                books::language.eq(input.language.as_deref()),
+                books::description.eq(&input.description),
+                books::price_cents.eq(input.price.0 as i32),
+                books::stock.eq(input.stock),
+                books::updated_at.eq(diesel::dsl::now),
+            ))
+            .execute(conn)?;
+        if updated == 0 {
+            return Err(EditError::NotFound);
+        }
+        diesel::delete(book_authors::table.filter(book_authors::book_id.eq(id))).execute(conn)?;
+        link_authors(conn, id, &input.authors)?;
+        Ok(())
+    })
+}
+
+fn link_authors(conn: &mut PgConnection, book_id: i64, names: &[String]) -> QueryResult<()> {
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let ids = ensure_authors(conn, &refs)?;
+    let links: Vec<_> = names
+        .iter()
+        .enumerate()
+        .map(|(position, name)| {
+            (
+                book_authors::book_id.eq(book_id),
+                book_authors::author_id.eq(ids[name]),
+                book_authors::position.eq(position as i16),
+            )
+        })
+        .collect();
+    diesel::insert_into(book_authors::table)
+        .values(&links)
+        .execute(conn)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields() -> BookFields {
+        BookFields {
+            title: " Dune ".into(),
+            authors: "Frank Herbert,  ".into(),
+            year: "1965".into(),
+            isbn: "0-441-17271-7".into(),
+            language: "eng".into(),
+            description: "Spice.".into(),
+            price: "9.99".into(),
+            stock: "3".into(),
+        }
+    }
+
+    #[test]
+    fn a_good_book_parses() {
+        let book = fields().parse().unwrap();
+        assert_eq!(book.title, "Dune");
+        assert_eq!(book.authors, ["Frank Herbert"]);
+        assert_eq!(book.isbn.as_deref(), Some("0441172717"));
+        assert_eq!(book.price, Cents(999));
+    }
+
+    #[test]
+    fn every_bad_field_is_named() {
+        let bad = BookFields {
+            title: "".into(),
+            authors: " , ".into(),
+            year: "nineteen".into(),
+            isbn: "123".into(),
+            price: "-1".into(),
+            stock: "lots".into(),
+            ..fields()
+        };
+        let fields: Vec<&str> = bad
+            .parse()
+            .unwrap_err()
+            .into_iter()
+            .map(|(f, _)| f)
+            .collect();
+        assert_eq!(
+            fields,
+            ["title", "authors", "year", "isbn", "price", "stock"]
+        );
+    }
+}

@@ -1,0 +1,221 @@
+//! Checkout and orders. A checkout is one transaction that never oversells: it locks the
+//! user (one checkout at a time per user), the cart lines and the books (in id order, so two
+//! checkouts never deadlock), checks every line against stock, then decrements stock, writes
+//! the order with price snapshots and empties the cart. If any line is short, nothing changes.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use uuid::Uuid;
+
+use crate::{
+    db::schema::{books, cart_items, order_lines, orders, users},
+    domain::money::Cents,
+};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shortage {
+    pub book_id: i64,
+    pub title: String,
+    pub wanted: i32,
+    pub available: i32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckoutError {
+    #[error("Your cart is empty.")]
+    EmptyCart,
+    #[error("Not enough stock for {} of your books; nothing was ordered.", .0.len())]
+    NotEnoughStock(Vec<Shortage>),
+    #[error(transparent)]
+    Database(#[from] diesel::result::Error),
+}
+
+/// The placed order's id, and whether this call placed it (`false`: the same form was already
+/// submitted, and this is that order).
+pub fn checkout(
+    conn: &mut PgConnection,
+    user_id: i64,
+    idempotency_key: Uuid,
+) -> Result<(i64, bool), CheckoutError> {
+    conn.transaction(|conn| {
+        users::table
+            .find(user_id)
+            .select(users::id)
+            .for_update()
+            .first::<i64>(conn)?;
+        if let Some(order_id) = order_for_key(conn, user_id, idempotency_key)? {
+            return Ok((order_id, false));
+        }
+        let lines: Vec<(i64, i32)> = cart_items::table
+            .filter(cart_items::user_id.eq(user_id))
+            .order(cart_items::book_id)
+            .select((cart_items::book_id, cart_items::quantity))
+            .for_update()
+            .load(conn)?;
+        if lines.is_empty() {
+            return Err(CheckoutError::EmptyCart);
+        }
+        let book_ids: Vec<i64> = lines.iter().map(|(book_id, _)| *book_id).collect();
+        let stocked: Vec<(i64, String, i32, i32)> = books::table
+            .filter(books::id.eq_any(&book_ids))
+            .order(books::id)
+            .select((books::id, books::title, books::price_cents, books::stock))
+            .for_update()
+            .load(conn)?;
+        let shortages: Vec<Shortage> = lines
+            .iter()
+            .zip(&stocked)
+            .filter(|((_, wanted), (_, _, _, stock))| wanted > stock)
+            .map(|((book_id, wanted), (_, title, _, stock))| Shortage {
+                book_id: *book_id,
+                title: title.clone(),
+                wanted: *wanted,
+                available: *stock,
+            })
+            .collect();
+        if !shortages.is_empty() {
+            return Err(CheckoutError::NotEnoughStock(shortages));
+        }
+        for (book_id, quantity) in &lines {
+            diesel::update(books::table.find(book_id))
+                .set(books::stock.eq(books::stock - quantity))
+                .execute(conn)?;
+        }
+        let total: i64 = lines
+            .iter()
+            .zip(&stocked)
+            .map(|((_, quantity), (_, _, price, _))| *price as i64 * *quantity as i64)
+            .sum();
+        let order_id: i64 = diesel::insert_into(orders::table)
+            .values((
+                orders::user_id.eq(user_id),
+                orders::idempotency_key.eq(idempotency_key),
+                orders::total_cents.eq(total),
+            ))
+            .returning(orders::id)
+            .get_result(conn)?;
+        let order_rows: Vec<_> = lines
+            .iter()
+            .zip(&stocked)
+            .map(|((book_id, quantity), (_, title, price, _))| {
+                (
+                    order_lines::order_id.eq(order_id),
+                    order_lines::book_id.eq(*book_id),
+                    order_lines::title.eq(title.clone()),
+                    order_lines::unit_price_cents.eq(*price),
+                    order_lines::quantity.eq(*quantity),
+                )
+            })
+            .collect();
+        diesel::insert_into(order_lines::table)
+            .values(&order_rows)
+            .execute(conn)?;
+        diesel::delete(cart_items::table.filter(cart_items::user_id.eq(user_id))).execute(conn)?;
+        Ok((order_id, true))
+    })
+}
+
+fn order_for_key(conn: &mut PgConnection, user_id: i64, key: Uuid) -> QueryResult<Option<i64>> {
+    orders::table
+        .filter(orders::user_id.eq(user_id))
+        .filter(orders::idempotency_key.eq(key))
+        .select(orders::id)
+        .first(conn)
+        .optional()
+}
+
+#[derive(Debug, Clone)]
+pub struct OrderSummary {
+    pub id: i64,
+    pub placed_at: DateTime<Utc>,
+    pub total: Cents,
+    pub items: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct OrderLine {
+    pub book_id: i64,
+    pub title: String,
+    pub unit_price: Cents,
+    pub quantity: i32,
+}
+
+impl OrderLine {
+    pub fn line_total(&self) -> Cents {
+        Cents(self.unit_price.0 * self.quantity as i64)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct OrderDetail {
+    pub id: i64,
+    pub placed_at: DateTime<Utc>,
+    pub total: Cents,
+    pub lines: Vec<OrderLine>,
+}
+
+/// The user's orders, newest first.
+pub fn orders_of(conn: &mut PgConnection, user_id: i64) -> QueryResult<Vec<OrderSummary>> {
+    let rows: Vec<(i64, DateTime<Utc>, i64, Option<i64>)> = orders::table
+        .inner_join(order_lines::table)
+        .filter(orders::user_id.eq(user_id))
+        .group_by(orders::id)
+        .order(orders::created_at.desc())
+        .select((
+            orders::id,
+            orders::created_at,
+            orders::total_cents,
+            diesel::dsl::sum(order_lines::quantity),
+        ))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, placed_at, total, items)| OrderSummary {
+            id,
+            placed_at,
+            total: Cents(total),
+            items: items.unwrap_or(0),
+        })
+        .collect())
+}
+
+/// One of the user's own orders; another user's order is `None`, like a missing one.
+pub fn order_of(
+    conn: &mut PgConnection,
+    user_id: i64,
+    order_id: i64,
+) -> QueryResult<Option<OrderDetail>> {
+    let Some((id, placed_at, total)) = orders::table
+        .find(order_id)
+        .filter(orders::user_id.eq(user_id))
+        .select((orders::id, orders::created_at, orders::total_cents))
+        .first::<(i64, DateTime<Utc>, i64)>(conn)
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    let lines = order_lines::table
+        .filter(order_lines::order_id.eq(id))
+        .order(order_lines::title)
+        .select((
+            order_lines::book_id,
+            order_lines::title,
+            order_lines::unit_price_cents,
+            order_lines::quantity,
+        ))
+        .load::<(i64, String, i32, i32)>(conn)?
+        .into_iter()
+        .map(|(book_id, title, price, quantity)| OrderLine {
+            book_id,
+            title,
+            unit_price: Cents(price.into()),
+            quantity,
+        })
+        .collect();
+    Ok(Some(OrderDetail {
+        id,
+        placed_at,
+        total: Cents(total),
+        lines,
+    }))
+}

@@ -1,0 +1,265 @@
+//! The cart and checkout. Only for logged-in customers; every line id is checked against the
+//! user, so another user's line is "not found".
+
+use actix_session::Session;
+use actix_web::{FromRequest, HttpRequest, HttpResponse, http::StatusCode, web};
+use askama::Template;
+use askama_web::WebTemplate;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::{
+    domain::{
+        cart::{self, Cart, CartError, Quantity, QuantityChange},
+        orders::{self, CheckoutError, Shortage},
+    },
+    web::{
+        AppState,
+        auth::CurrentUser,
+        csrf::{self, CsrfForm},
+        error::{WebError, html, see_other},
+        flash,
+        layout::Layout,
+        with_conn,
+    },
+};
+
+#[derive(Template, WebTemplate)]
+#[template(path = "cart.html")]
+pub struct CartPage {
+    layout: Layout,
+    cart: Cart,
+    csrf_token: String,
+    /// A fresh key per rendering of the checkout form: submitting the same form twice places
+    /// one order.
+    checkout_key: Uuid,
+    shortages: Vec<Shortage>,
+}
+
+impl CartPage {
+    fn shortage_of(&self, book_id: &i64) -> Option<&Shortage> {
+        self.shortages.iter().find(|s| s.book_id == *book_id)
+    }
+}
+
+async fn cart_page(
+    state: &AppState,
+    user_id: i64,
+    layout: Layout,
+    session: &Session,
+    shortages: Vec<Shortage>,
+) -> Result<CartPage, WebError> {
+    let cart = with_conn(state, move |conn| cart::cart_of(conn, user_id)).await?;
+    Ok(CartPage {
+        layout,
+        cart,
+        csrf_token: csrf::token(session),
+        checkout_key: Uuid::new_v4(),
+        shortages,
+    })
+}
+
+/// `GET /cart`
+pub async fn show(
+    state: web::Data<AppState>,
+    CurrentUser(user): CurrentUser,
+    layout: Layout,
+    session: Session,
+) -> Result<CartPage, WebError> {
+    cart_page(&state, user.id, layout, &session, Vec::new()).await
+}
+
+#[derive(Deserialize)]
+pub struct AddForm {
+    book_id: String,
+    quantity: String,
+}
+
+/// `POST /cart/items`: add copies of a book (from the book page). `CurrentUser` comes before
+/// the form: an anonymous click goes to the log-in page and back.
+pub async fn add(
+    state: web::Data<AppState>,
+    CurrentUser(user): CurrentUser,
+    session: Session,
+    CsrfForm(form): CsrfForm<AddForm>,
+) -> Result<HttpResponse, WebError> {
+    let book_id: i64 = form
+        .book_id
+        .trim()
+        .parse()
+        .map_err(|_| WebError::NotFound)?;
+    let back = format!("/books/{book_id}");
+    let change = match QuantityChange::parse(&form.quantity) {
+        Ok(change) => change,
+        Err(message) => {
+            flash::error(&session, message);
+            return Ok(see_other(&back));
+        }
+    };
+    let outcome = with_conn(&state, move |conn| {
+        Ok::<_, WebError>(cart::add_to_cart(conn, user.id, book_id, change))
+    })
+    .await?;
+    match outcome {
+        Ok(quantity) => {
+            flash::success(
+                &session,
+                format!("Added to your cart (you now have {quantity})."),
+            );
+            Ok(see_other(&back))
+        }
+        Err(err) => cart_error(&session, err, &back),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct ChangeForm {
+    change: String,
+}
+
+/// `POST /cart/items/{id}/change`: the + and - buttons.
+pub async fn change(
+    state: web::Data<AppState>,
+    CurrentUser(user): CurrentUser,
+    session: Session,
+    path: web::Path<String>,
+    CsrfForm(form): CsrfForm<ChangeForm>,
+) -> Result<HttpResponse, WebError> {
+    let line_id = line_id(&path)?;
+    let change = QuantityChange::parse(&form.change).map_err(WebError::BadRequest)?;
+    let outcome = with_conn(&state, move |conn| {
+        Ok::<_, WebError>(cart::change_line(conn, user.id, line_id, change))
+    })
+    .await?;
+    match outcome {
+        Ok(_) => Ok(see_other("/cart")),
+        Err(err) => cart_error(&session, err, "/cart"),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct SetForm {
+    quantity: String,
+}
+
+/// `POST /cart/items/{id}/quantity`: the quantity field.
+pub async fn set_quantity(
+    state: web::Data<AppState>,
+    CurrentUser(user): CurrentUser,
+    session: Session,
+    path: web::Path<String>,
+    CsrfForm(form): CsrfForm<SetForm>,
+) -> Result<HttpResponse, WebError> {
+    let line_id = line_id(&path)?;
+    let quantity = match Quantity::parse(&form.quantity) {
+        Ok(quantity) => quantity,
+        Err(message) => {
+            flash::error(&session, format!("{message} Nothing was changed."));
+            return Ok(see_other("/cart"));
+        }
+    };
+    let outcome = with_conn(&state, move |conn| {
+        Ok::<_, WebError>(cart::set_line_quantity(conn, user.id, line_id, quantity))
+    })
+    .await?;
+    match outcome {
+        Ok(()) => {
+            flash::success(&session, "Quantity updated.");
+            Ok(see_other("/cart"))
+        }
+        Err(err) => cart_error(&session, err, "/cart"),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct NoFields {}
+
+/// `POST /cart/items/{id}/remove`
+pub async fn remove(
+    state: web::Data<AppState>,
+    CurrentUser(user): CurrentUser,
+    session: Session,
+    path: web::Path<String>,
+    _form: CsrfForm<NoFields>,
+) -> Result<HttpResponse, WebError> {
+    let line_id = line_id(&path)?;
+    let outcome = with_conn(&state, move |conn| {
+        Ok::<_, WebError>(cart::remove_line(conn, user.id, line_id))
+    })
+    .await?;
+    match outcome {
+        Ok(()) => {
+            flash::success(&session, "Removed from your cart.");
+            Ok(see_other("/cart"))
+        }
+        Err(err) => cart_error(&session, err, "/cart"),
+    }
+}
+
+fn line_id(path: &str) -> Result<i64, WebError> {
+    path.parse().map_err(|_| WebError::NotFound)
+}
+
+/// Rule violations go back to the page as a message; a line or book that is not there (or not
+/// the user's) is a 404.
+fn cart_error(session: &Session, err: CartError, back: &str) -> Result<HttpResponse, WebError> {
+    match err {
+        CartError::BookNotFound | CartError::LineNotFound => Err(WebError::NotFound),
+        CartError::Database(err) => Err(err.into()),
+        rule => {
+            flash::error(session, rule.to_string());
+            Ok(see_other(back))
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct CheckoutForm {
+    idempotency_key: String,
+}
+
+/// `POST /checkout`
+pub async fn checkout(
+    state: web::Data<AppState>,
+    CurrentUser(user): CurrentUser,
+    req: HttpRequest,
+    session: Session,
+    CsrfForm(form): CsrfForm<CheckoutForm>,
+) -> Result<HttpResponse, WebError> {
+    let key = Uuid::parse_str(form.idempotency_key.trim()).map_err(|_| {
+        WebError::BadRequest("The checkout form is damaged; reload the cart.".into())
+    })?;
+    let user_id = user.id;
+    let outcome = with_conn(&state, move |conn| {
+        Ok::<_, WebError>(orders::checkout(conn, user_id, key))
+    })
+    .await?;
+    match outcome {
+        Ok((order_id, placed)) => {
+            if placed {
+                flash::success(
+                    &session,
+                    format!("Thank you! Your order #{order_id} is placed."),
+                );
+            }
+            Ok(see_other(&format!("/orders/{order_id}")))
+        }
+        Err(CheckoutError::EmptyCart) => {
+            flash::info(&session, "Your cart is empty: add a book first.");
+            Ok(see_other("/cart"))
+        }
+        Err(CheckoutError::NotEnoughStock(shortages)) => {
+            // Extracted only here: the layout takes the pending flash messages with it.
+            let mut layout = Layout::extract(&req).await?;
+            layout.flashes.push(crate::web::layout::Flash {
+                level: "error",
+                text: "Not enough stock for the lines marked below: nothing was ordered and your \
+                       cart is unchanged. Lower the quantities and check out again."
+                    .into(),
+            });
+            let page = cart_page(&state, user_id, layout, &session, shortages).await?;
+            Ok(html(StatusCode::CONFLICT, &page))
+        }
+        Err(CheckoutError::Database(err)) => Err(err.into()),
+    }
+}

@@ -1,0 +1,251 @@
+//! The catalog: `/books` (search, filters, sort, pages) and `/books/{id}`.
+
+use actix_session::Session;
+use actix_web::web;
+use askama::Template;
+use askama_web::WebTemplate;
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    domain::catalog::{
+        self, BookDetail, BookSummary,
+        search::{self, CatalogQuery, Sort},
+    },
+    web::{AppState, auth::Visitor, csrf, error::WebError, layout::Layout, with_conn},
+};
+
+/// The query string, as typed. Everything is optional and lenient: a hand-edited URL shows the
+/// catalog rather than an error.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct CatalogParams {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    q: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    author: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    in_stock: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sort: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    page: Option<String>,
+}
+
+/// Longest search text taken; the rest is ignored.
+const MAX_SEARCH_CHARS: usize = 200;
+/// Deep pages cost an OFFSET scan; nobody pages this far by hand.
+const MAX_PAGE: i64 = 10_000;
+
+impl CatalogParams {
+    fn to_query(&self, per_page: i64) -> CatalogQuery {
+        let text = self
+            .q
+            .as_deref()
+            .map(|q| q.split_whitespace().collect::<Vec<_>>().join(" "))
+            .map(|q| q.chars().take(MAX_SEARCH_CHARS).collect::<String>())
+            .filter(|q| !q.is_empty());
+        CatalogQuery {
+            text,
+            author_id: self
+                .author
+                .as_deref()
+                .and_then(|a| a.trim().parse().ok())
+                .filter(|id| *id > 0),
+            in_stock_only: matches!(self.in_stock.as_deref(), Some("1" | "on" | "true")),
+            sort: Sort::from_key(self.sort.as_deref().unwrap_or_default()),
+            page: self
+                .page
+                .as_deref()
+                .and_then(|p| p.trim().parse().ok())
+                .unwrap_or(1)
+                .clamp(1, MAX_PAGE),
+            per_page,
+        }
+    }
+
+    /// The canonical query string of `query` at `page` (defaults left out, so links stay short
+    /// and shareable).
+    fn link(query: &CatalogQuery, page: i64) -> String {
+        let params = CatalogParams {
+            q: query.text.clone(),
+            author: query.author_id.map(|id| id.to_string()),
+            in_stock: query.in_stock_only.then(|| "1".to_owned()),
+            sort: (query.sort != Sort::default()).then(|| query.sort.key().to_owned()),
+            page: (page != 1).then(|| page.to_string()),
+        };
+        let encoded = serde_urlencoded::to_string(&params).unwrap_or_default();
+        if encoded.is_empty() {
+            "/books".to_owned()
+        } else {
+            format!("/books?{encoded}")
+        }
+    }
+}
+
+pub struct PageLink {
+    pub number: i64,
+    pub href: String,
+    pub current: bool,
+}
+
+pub struct SortOption {
+    pub key: &'static str,
+    pub label: &'static str,
+    pub selected: bool,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "catalog.html")]
+pub struct CatalogPageView {
+    layout: Layout,
+    search_text: String,
+    author_id: Option<i64>,
+    author_name: Option<String>,
+    in_stock_only: bool,
+    sort_options: Vec<SortOption>,
+    books: Vec<BookSummary>,
+    total: i64,
+    first: i64,
+    last: i64,
+    page: i64,
+    page_count: i64,
+    pages: Vec<PageLink>,
+    previous: Option<String>,
+    next: Option<String>,
+    /// The same search without the author filter, and without anything.
+    clear_author_href: String,
+}
+
+/// `GET /books`
+pub async fn list(
+    state: web::Data<AppState>,
+    layout: Layout,
+    params: web::Query<CatalogParams>,
+) -> Result<CatalogPageView, WebError> {
+    let query = params.to_query(state.page_size);
+    let lookup = query.clone();
+    let (results, author_name) = with_conn(&state, move |conn| {
+        let results = search::search(conn, &lookup)?;
+        let author = match lookup.author_id {
+            Some(id) => search::author_name(conn, id)?,
+            None => None,
+        };
+        Ok::<_, diesel::result::Error>((results, author))
+    })
+    .await?;
+    let page_count = results.page_count();
+    let (first, last) = results.range();
+    // A window of page numbers around the current one.
+    let window = (query.page - 3).max(1)..=(query.page + 3).min(page_count);
+    let pages = window
+        .map(|number| PageLink {
+            number,
+            href: CatalogParams::link(&query, number),
+            current: number == query.page,
+        })
+        .collect();
+    let without_author = CatalogQuery {
+        author_id: None,
+        ..query.clone()
+    };
+    Ok(CatalogPageView {
+        layout,
+        search_text: query.text.clone().unwrap_or_default(),
+        author_id: query.author_id,
+        author_name,
+        in_stock_only: query.in_stock_only,
+        sort_options: Sort::ALL
+            .into_iter()
+            .map(|sort| SortOption {
+                key: sort.key(),
+                label: sort.label(),
+                selected: sort == query.sort,
+            })
+            .collect(),
+        books: results.books,
+        total: results.total,
+        first,
+        last,
+        page: query.page,
+        page_count,
+        pages,
+        previous: (query.page > 1).then(|| CatalogParams::link(&query, query.page - 1)),
+        next: (query.page < page_count).then(|| CatalogParams::link(&query, query.page + 1)),
+        clear_author_href: CatalogParams::link(&without_author, 1),
+    })
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "book.html")]
+pub struct BookPage {
+    layout: Layout,
+    book: BookDetail,
+    /// Empty for anonymous visitors: their click goes to the log-in page first.
+    csrf_token: String,
+    is_staff: bool,
+}
+
+/// `GET /books/{id}`
+pub async fn show(
+    state: web::Data<AppState>,
+    visitor: Visitor,
+    layout: Layout,
+    session: Session,
+    path: web::Path<String>,
+) -> Result<BookPage, WebError> {
+    let id: i64 = path.parse().map_err(|_| WebError::NotFound)?;
+    let book = with_conn(&state, move |conn| catalog::book_detail(conn, id))
+        .await?
+        .ok_or(WebError::NotFound)?;
+    let csrf_token = if visitor.0.is_some() {
+        csrf::token(&session)
+    } else {
+        String::new()
+    };
+    Ok(BookPage {
+        layout,
+        book,
+        csrf_token,
+        is_staff: visitor.0.as_ref().is_some_and(|user| user.is_staff()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_round_trip_the_query() {
+        let params = CatalogParams {
+            q: Some("  harry   potter ".into()),
+            author: Some("7".into()),
+            in_stock: Some("1".into()),
+            sort: Some("price_desc".into()),
+            page: Some("3".into()),
+        };
+        let query = params.to_query(24);
+        let link = CatalogParams::link(&query, query.page);
+        assert_eq!(
+            link,
+            "/books?q=harry+potter&author=7&in_stock=1&sort=price_desc&page=3"
+        );
+        let again: CatalogParams =
+            serde_urlencoded::from_str(link.split_once('?').unwrap().1).unwrap();
+        assert_eq!(again.to_query(24), query);
+    }
+
+    #[test]
+    fn nonsense_parameters_fall_back_to_defaults() {
+        let params = CatalogParams {
+            author: Some("x".into()),
+            sort: Some("cheapest".into()),
+            page: Some("-4".into()),
+            ..Default::default()
+        };
+        let query = params.to_query(24);
+        assert_eq!(
+            (query.author_id, query.sort, query.page),
+            (None, Sort::Title, 1)
+        );
+        assert_eq!(CatalogParams::link(&query, 1), "/books");
+    }
+}

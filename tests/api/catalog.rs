@@ -1,0 +1,288 @@
+//! Browsing the seeded catalog: search, filters, sort and pages.
+
+use bookstore::db::schema::{authors, book_authors, books};
+use diesel::prelude::*;
+
+use crate::helpers::{TestApp, spawn_app};
+
+/// Titles of the book cards on a page, in order (HTML-unescaped enough for our data).
+fn titles(page: &str) -> Vec<String> {
+    page.split("class=\"book-title\" href=\"/books/")
+        .skip(1)
+        .map(|card| {
+            let text = card.split_once('>').unwrap().1;
+            text.split("</a>")
+                .next()
+                .unwrap()
+                .replace("&#39;", "'")
+                .replace("&#38;", "&")
+                .replace("&#34;", "\"")
+        })
+        .collect()
+}
+
+async fn db_titles(app: &TestApp, order_by_price_desc: bool, limit: i64) -> Vec<String> {
+    app.db(move |conn| {
+        let query = books::table.select(books::title).limit(limit);
+        if order_by_price_desc {
+            query
+                .order((books::price_cents.desc(), books::id.asc()))
+                .load(conn)
+                .unwrap()
+        } else {
+            query
+                .order((books::title.asc(), books::id.asc()))
+                .load(conn)
+                .unwrap()
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn the_catalog_pages_through_every_book_by_title() {
+    let app = spawn_app().await;
+    let expected = db_titles(&app, false, 300).await;
+
+    let first = app.page("/books").await;
+    let second = app.page("/books?page=2").await;
+    let last = app.page("/books?page=13").await;
+
+    assert!(
+        first.contains("Showing 1–24 of 300 books"),
+        "the total is shown"
+    );
+    assert_eq!(titles(&first), expected[..24]);
+    assert_eq!(titles(&second), expected[24..48]);
+    assert_eq!(titles(&last), expected[288..]);
+    assert!(first.contains("href=\"/books?page=2\""), "page links");
+    assert!(last.contains("Page 13 of 13") && !last.contains("rel=\"next\""));
+    let past_the_end = app.page("/books?page=99").await;
+    assert!(past_the_end.contains("There is no page 99"));
+}
+
+#[tokio::test]
+async fn search_ignores_case_and_accents_and_finds_authors() {
+    let app = spawn_app().await;
+
+    let by_title = app.page("/books?q=HUNGER+games").await;
+    let accents = app.page("/books?q=miserables").await;
+    let by_author = app.page("/books?q=rowling").await;
+    let mut rowling_books: Vec<String> = app
+        .db(|conn| {
+            book_authors::table
+                .inner_join(authors::table)
+                .inner_join(books::table)
+                .filter(authors::name.eq("J.K. Rowling"))
+                .select(books::title)
+                .load(conn)
+                .unwrap()
+        })
+        .await;
+
+    assert!(
+        titles(&by_title)
+            .iter()
+            .any(|t| t.starts_with("The Hunger Games"))
+    );
+    assert!(
+        titles(&accents)
+            .iter()
+            .any(|t| t.contains("Les Misérables")),
+        "accent-insensitive"
+    );
+    let mut found = titles(&by_author);
+    found.sort();
+    rowling_books.sort();
+    assert_eq!(found, rowling_books, "exactly her books");
+    assert!(
+        by_title.contains("value=\"HUNGER games\""),
+        "the search box keeps the query"
+    );
+}
+
+#[tokio::test]
+async fn filters_and_sorts_round_trip_in_the_query_string() {
+    let app = spawn_app().await;
+    let (rowling_id, in_stock): (i64, i64) = app
+        .db(|conn| {
+            (
+                authors::table
+                    .filter(authors::name.eq("J.K. Rowling"))
+                    .select(authors::id)
+                    .first(conn)
+                    .unwrap(),
+                books::table
+                    .filter(books::stock.gt(0))
+                    .count()
+                    .get_result(conn)
+                    .unwrap(),
+            )
+        })
+        .await;
+
+    let by_author = app.page(&format!("/books?author={rowling_id}")).await;
+    let stocked = app.page("/books?in_stock=1").await;
+    let dearest = app.page("/books?sort=price_desc&in_stock=1").await;
+    let expected_dearest = db_titles(&app, true, 1).await;
+
+    assert!(by_author.contains("Books by J.K. Rowling"));
+    assert!(stocked.contains(&format!("of {in_stock} books")));
+    assert!(!stocked.contains("Out of stock"), "only books in stock");
+    assert!(
+        dearest.contains("href=\"/books?in_stock=1&amp;sort=price_desc&amp;page=2\"")
+            || dearest.contains("href=\"/books?in_stock=1&#38;sort=price_desc&#38;page=2\""),
+        "page links keep the filters"
+    );
+    assert!(dearest.contains("<option value=\"price_desc\" selected>"));
+    let first_dearest = &titles(&dearest)[0];
+    let max_price: i32 = app
+        .db(|conn| {
+            books::table
+                .filter(books::stock.gt(0))
+                .select(diesel::dsl::max(books::price_cents))
+                .first::<Option<i32>>(conn)
+                .unwrap()
+                .unwrap()
+        })
+        .await;
+    let price_of_first: i32 = app
+        .db({
+            let title = first_dearest.clone();
+            move |conn| {
+                books::table
+                    .filter(books::title.eq(title))
+                    .select(books::price_cents)
+                    .first(conn)
+                    .unwrap()
+            }
+        })
+        .await;
+    assert_eq!(price_of_first, max_price, "dearest first");
+    assert!(!expected_dearest.is_empty());
+}
+
+#[tokio::test]
+async fn an_empty_result_says_so_and_offers_to_clear() {
+    let app = spawn_app().await;
+
+    let page = app.page("/books?q=zzqqxx+no+such+book").await;
+
+    assert!(page.contains("No books match “zzqqxx no such book”"));
+    assert!(page.contains("clear the search and filters"));
+    assert!(titles(&page).is_empty());
+}
+
+#[tokio::test]
+async fn the_book_page_shows_everything_and_unknown_books_are_404() {
+    let app = spawn_app().await;
+    let id: i64 = app
+        .db(|conn| {
+            books::table
+                .filter(books::title.like("Harry Potter and the Sorcerer%"))
+                .select(books::id)
+                .first(conn)
+                .unwrap()
+        })
+        .await;
+
+    let page = app.page(&format!("/books/{id}")).await;
+
+    for needle in [
+        "Harry Potter and the Sorcerer",
+        "J.K. Rowling",
+        "Mary GrandPré",
+        "0439554934",
+        "1997",
+        "Add to cart",
+        "href=\"/books?author=",
+    ] {
+        assert!(page.contains(needle), "book page lacks {needle}");
+    }
+    assert_eq!(app.get("/books/999999").await.status(), 404);
+    assert_eq!(app.get("/books/not-a-number").await.status(), 404);
+}
+
+#[tokio::test]
+async fn staff_add_and_edit_books_and_see_them_at_once() {
+    let app = spawn_app().await;
+    app.log_in_as("staff", "staff-runs-tasks").await;
+    let customer = app.another_browser();
+    customer.log_in_as("alice", "alice-reads-books").await;
+    assert_eq!(customer.get("/admin/books/new").await.status(), 403);
+
+    let invalid = app
+        .submit(
+            "/admin/books/new",
+            "/admin/books/new",
+            &[
+                ("title", "Dune"),
+                ("authors", " , "),
+                ("price", "nine"),
+                ("stock", "3"),
+                ("year", "1965"),
+            ],
+        )
+        .await;
+    assert_eq!(invalid.status(), 422);
+    let form = invalid.text().await.unwrap();
+    assert!(
+        form.contains("Name at least one author") && form.contains("A price looks like 12.99.")
+    );
+    assert!(
+        form.contains("value=\"Dune\"") && form.contains("value=\"1965\""),
+        "input kept"
+    );
+
+    let created = app
+        .submit(
+            "/admin/books/new",
+            "/admin/books/new",
+            &[
+                ("title", "Dune"),
+                ("authors", "Frank Herbert, Brian Herbert"),
+                ("price", "9.99"),
+                ("stock", "3"),
+                ("year", "1965"),
+                ("isbn", "0-441-17271-7"),
+                ("description", "Desert planet <b>spice</b>."),
+            ],
+        )
+        .await;
+    assert_eq!(created.status(), 303);
+    let book_path = created.headers()["location"].to_str().unwrap().to_owned();
+    let book = app.page(&book_path).await;
+    assert!(book.contains("The book was added to the catalog."));
+    assert!(
+        book.contains("$9.99")
+            && book.contains("Brian Herbert")
+            && book.contains("&#60;b&#62;spice")
+    );
+    assert!(titles(&app.page("/books?q=dune").await).contains(&"Dune".to_owned()));
+
+    let edit_path = format!("/admin{}/edit", book_path);
+    let edit_form = app.page(&edit_path).await;
+    assert!(
+        edit_form.contains("value=\"Frank Herbert, Brian Herbert\"")
+            && edit_form.contains("value=\"9.99\"")
+    );
+    let saved = app
+        .submit(
+            &edit_path,
+            &edit_path,
+            &[
+                ("title", "Dune"),
+                ("authors", "Frank Herbert"),
+                ("price", "12.50"),
+                ("stock", "4"),
+                ("year", "1965"),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status(), 303);
+    let book = app.page(&book_path).await;
+    assert!(
+        book.contains("$12.50") && book.contains("4 in stock") && !book.contains("Brian Herbert")
+    );
+    assert_eq!(app.get("/admin/books/999999/edit").await.status(), 404);
+}
