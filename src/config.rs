@@ -11,7 +11,10 @@ use figment::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::domain::accounts::{sessions::SessionPolicy, throttle::ThrottlePolicy};
+use crate::{
+    domain::accounts::{sessions::SessionPolicy, throttle::ThrottlePolicy},
+    tasks::engine::EngineConfig,
+};
 
 /// The variables, their defaults and meaning, shown by `bookstore --help` and in the README.
 pub const ENV_HELP: &[(&str, &str, &str)] = &[
@@ -82,6 +85,29 @@ pub const ENV_HELP: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// Which parts of the app a node runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Pages and the API only.
+    Web,
+    /// Background tasks only.
+    Worker,
+    /// Both.
+    #[default]
+    All,
+}
+
+impl Role {
+    pub fn serves_web(self) -> bool {
+        self != Role::Worker
+    }
+
+    pub fn runs_tasks(self) -> bool {
+        self != Role::Web
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Config {
     pub addr: SocketAddr,
@@ -92,7 +118,13 @@ pub struct Config {
     pub seed_demo: bool,
     pub static_dir: PathBuf,
     pub pg_bin_dir: Option<PathBuf>,
+    pub role: Role,
     pub page_size: u32,
+    pub task_concurrency: u32,
+    pub task_poll_seconds: u64,
+    pub task_lease_seconds: u64,
+    pub task_grace_seconds: u64,
+    pub task_retry_base_ms: u64,
     pub session_idle_minutes: u64,
     pub session_lifetime_hours: u64,
     pub secure_cookies: bool,
@@ -111,7 +143,13 @@ impl Default for Config {
             seed_demo: true,
             static_dir: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/static")),
             pg_bin_dir: None,
+            role: Role::All,
             page_size: 24,
+            task_concurrency: 4,
+            task_poll_seconds: 5,
+            task_lease_seconds: 30,
+            task_grace_seconds: 10,
+            task_retry_base_ms: 1000,
             session_idle_minutes: 120,
             session_lifetime_hours: 168,
             secure_cookies: false,
@@ -158,7 +196,32 @@ impl Config {
                 reason: format!("{} is not between 1 and 1000", self.pool_size),
             });
         }
-        let ranges: [(&'static str, u64, std::ops::RangeInclusive<u64>); 5] = [
+        let ranges: [(&'static str, u64, std::ops::RangeInclusive<u64>); 10] = [
+            (
+                "BOOKSTORE_TASK_CONCURRENCY",
+                self.task_concurrency.into(),
+                1..=256,
+            ),
+            (
+                "BOOKSTORE_TASK_POLL_SECONDS",
+                self.task_poll_seconds,
+                1..=3600,
+            ),
+            (
+                "BOOKSTORE_TASK_LEASE_SECONDS",
+                self.task_lease_seconds,
+                1..=86_400,
+            ),
+            (
+                "BOOKSTORE_TASK_GRACE_SECONDS",
+                self.task_grace_seconds,
+                0..=3600,
+            ),
+            (
+                "BOOKSTORE_TASK_RETRY_BASE_MS",
+                self.task_retry_base_ms,
+                1..=3_600_000,
+            ),
             ("BOOKSTORE_PAGE_SIZE", self.page_size.into(), 1..=200),
             (
                 "BOOKSTORE_SESSION_IDLE_MINUTES",
@@ -214,6 +277,30 @@ impl Config {
             self.login_max_failures,
             Duration::from_secs(self.login_lockout_seconds),
         )
+    }
+
+    /// The task engine's settings; `database_url` is the one the pool uses.
+    pub fn engine_config(&self, database_url: String) -> EngineConfig {
+        let host = nix::unistd::gethostname()
+            .ok()
+            .and_then(|name| name.into_string().ok())
+            .unwrap_or_else(|| "node".to_owned());
+        let lease = Duration::from_secs(self.task_lease_seconds);
+        EngineConfig {
+            worker_id: format!(
+                "{host}-{}-{}",
+                std::process::id(),
+                &uuid::Uuid::new_v4().simple().to_string()[..6]
+            ),
+            concurrency: self.task_concurrency as usize,
+            poll_interval: Duration::from_secs(self.task_poll_seconds),
+            lease,
+            // Three heartbeats per lease, and at least one a second (cancel requests ride on it).
+            heartbeat_interval: (lease / 3).min(Duration::from_secs(1)),
+            grace: Duration::from_secs(self.task_grace_seconds),
+            retry_base: Duration::from_millis(self.task_retry_base_ms),
+            database_url,
+        }
     }
 
     /// The help text listing every variable, for `--help`.
@@ -286,6 +373,8 @@ mod tests {
             ("BOOKSTORE_LOG", "bookstore=loud"),
             ("BOOKSTORE_SESSION_IDLE_MINUTES", "0"),
             ("BOOKSTORE_SECURE_COOKIES", "maybe"),
+            ("BOOKSTORE_ROLE", "boss"),
+            ("BOOKSTORE_TASK_CONCURRENCY", "0"),
         ] {
             Jail::expect_with(|jail| {
                 jail.set_env(variable, value);

@@ -7,5 +7,6 @@ pub mod domain;
 pub mod housekeeping;
 pub mod seed;
 pub mod startup;
+pub mod tasks;
 pub mod telemetry;
 pub mod web;

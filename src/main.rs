@@ -2,7 +2,7 @@ use std::{ffi::OsString, process::ExitCode};
 
 use anyhow::Context;
 use bookstore::{
-    config::Config,
+    config::{Config, Role},
     db,
     domain::accounts::{self, Login, NewPassword},
     startup::Application,
@@ -15,6 +15,10 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    /// What this node runs: web pages, background tasks (worker), or both. Overrides
+    /// BOOKSTORE_ROLE.
+    #[arg(long, value_enum, global = true)]
+    role: Option<Role>,
 }
 
 #[derive(Subcommand)]
@@ -39,7 +43,12 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let config = match Config::from_env() {
-        Ok(config) => config,
+        Ok(mut config) => {
+            if let Some(role) = cli.role {
+                config.role = role;
+            }
+            config
+        }
         Err(err) => {
             eprintln!("bookstore: {err}");
             return ExitCode::from(2);
@@ -66,9 +75,16 @@ fn serve(config: &Config) -> anyhow::Result<ExitCode> {
         );
     }
     let pool = database.pool.clone();
+    let config = Config {
+        database_url: Some(database.url.clone()),
+        ..config.clone()
+    };
     let served = actix_web::rt::System::new().block_on(async move {
-        let app = Application::build(config, pool)?;
-        println!("Bookstore is ready: open http://{}/", app.addr());
+        let app = Application::build(&config, pool)?;
+        match app.web_addr() {
+            Some(addr) => println!("Bookstore is ready: open http://{addr}/"),
+            None => println!("Bookstore worker is ready: running background tasks"),
+        }
         app.run_until_stopped().await.context("web server")
     });
     // The web server has stopped (Ctrl-C / SIGTERM): now stop PostgreSQL, even after an error.

@@ -1,71 +1,169 @@
-//! Builds the web application on a bound port; `main` and the tests both go through here.
+//! Builds the application on a bound port; `main` and the tests both go through here. A node
+//! serves pages, runs tasks, or both (its role).
 
-use std::net::{SocketAddr, TcpListener};
+use std::{
+    net::{SocketAddr, TcpListener},
+    sync::Arc,
+};
 
-use actix_web::dev::Server;
+use actix_web::dev::{Server, ServerHandle};
+
 use anyhow::Context;
+use tokio::sync::Notify;
 
 use crate::{
     config::Config,
     db::{self, PgPool},
     domain::accounts::{sessions::SessionPolicy, throttle::ThrottlePolicy},
     housekeeping,
+    tasks::{
+        Registry,
+        engine::{self, EngineHandle},
+    },
     web::{self, AppState},
 };
 
 pub struct Application {
-    addr: SocketAddr,
-    server: Server,
+    addr: Option<SocketAddr>,
+    server: Option<Server>,
+    engine: Option<EngineHandle>,
+    stop: Arc<Notify>,
     pool: PgPool,
     session_policy: SessionPolicy,
     throttle_policy: ThrottlePolicy,
 }
 
+/// Stops an application from outside, like SIGTERM does (tests).
+#[derive(Clone)]
+pub struct StopHandle {
+    stop: Arc<Notify>,
+}
+
+impl StopHandle {
+    pub fn stop(&self) {
+        self.stop.notify_one();
+    }
+}
+
 impl Application {
-    /// Binds `config.addr` (port 0 picks a free port) and prepares the server; it starts
-    /// answering once [`Application::run_until_stopped`] is awaited.
+    /// Binds `config.addr` (port 0 picks a free port) when the role serves pages, and starts
+    /// the task engine when it runs tasks. `config.database_url` must name the pool's database
+    /// (the engine LISTENs on a connection of its own).
     pub fn build(config: &Config, pool: PgPool) -> anyhow::Result<Application> {
-        let mut conn = pool.get().context("connecting to PostgreSQL")?;
-        let cookie_key = db::secrets::cookie_key(&mut conn).context("loading the cookie key")?;
-        drop(conn);
-        let listener = TcpListener::bind(config.addr)
-            .with_context(|| format!("listening on {} (BOOKSTORE_ADDR)", config.addr))?;
-        let addr = listener.local_addr()?;
-        let state = AppState {
-            pool: pool.clone(),
-            throttle: config.throttle_policy(),
-            page_size: config.page_size.into(),
+        let engine = if config.role.runs_tasks() {
+            let url = config
+                .database_url
+                .clone()
+                .context("the task engine needs the database URL")?;
+            Some(engine::start(
+                pool.clone(),
+                Arc::new(Registry::builtin()),
+                config.engine_config(url),
+            ))
+        } else {
+            None
         };
-        let server = web::server(listener, state, config, cookie_key)?;
+        let (addr, server) = if config.role.serves_web() {
+            let mut conn = pool.get().context("connecting to PostgreSQL")?;
+            let cookie_key =
+                db::secrets::cookie_key(&mut conn).context("loading the cookie key")?;
+            drop(conn);
+            let listener = TcpListener::bind(config.addr)
+                .with_context(|| format!("listening on {} (BOOKSTORE_ADDR)", config.addr))?;
+            let addr = listener.local_addr()?;
+            let state = AppState {
+                pool: pool.clone(),
+                throttle: config.throttle_policy(),
+                page_size: config.page_size.into(),
+            };
+            (
+                Some(addr),
+                Some(web::server(listener, state, config, cookie_key)?),
+            )
+        } else {
+            (None, None)
+        };
         Ok(Application {
             addr,
             server,
+            engine,
+            stop: Arc::new(Notify::new()),
             pool,
             session_policy: config.session_policy(),
             throttle_policy: config.throttle_policy(),
         })
     }
 
+    /// The web address; a worker-only node has none.
     pub fn addr(&self) -> SocketAddr {
+        self.addr.expect("this node serves no pages")
+    }
+
+    pub fn web_addr(&self) -> Option<SocketAddr> {
         self.addr
     }
 
     pub fn port(&self) -> u16 {
-        self.addr.port()
+        self.addr().port()
     }
 
-    /// A handle that stops the server gracefully (tests, signal handling).
-    pub fn handle(&self) -> actix_web::dev::ServerHandle {
-        self.server.handle()
+    pub fn stop_handle(&self) -> StopHandle {
+        StopHandle {
+            stop: self.stop.clone(),
+        }
     }
 
-    /// Serves until SIGINT/SIGTERM (handled by actix-web: in-flight requests finish first),
-    /// with the periodic clean-up running beside it.
+    /// Runs until SIGINT/SIGTERM or a [`StopHandle`]: the web server finishes in-flight
+    /// requests, then the engine lets running tasks finish (within the grace period).
+    ///
+    /// The signals are ours, not actix-server's: on a signal it would stop the whole actix
+    /// System, and with it the engine's Arbiter, before the tasks could finish.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let cleanup = housekeeping::run(self.pool, self.session_policy, self.throttle_policy);
-        tokio::select! {
-            served = self.server => served,
-            () = cleanup => Ok(()),
+        let stop_requested = async {
+            tokio::select! {
+                () = termination() => {}
+                () = self.stop.notified() => {}
+            }
+        };
+        let served = match self.server {
+            Some(mut server) => {
+                let handle: ServerHandle = server.handle();
+                tokio::select! {
+                    served = &mut server => served,
+                    () = stop_requested => {
+                        tracing::info!("stopping: finishing in-flight requests");
+                        // The server future itself carries out the stop: drive both.
+                        let ((), served) = tokio::join!(handle.stop(true), server);
+                        served
+                    }
+                    () = cleanup => Ok(()),
+                }
+            }
+            None => {
+                tokio::select! {
+                    () = stop_requested => {}
+                    () = cleanup => {}
+                }
+                Ok(())
+            }
+        };
+        if let Some(engine) = self.engine {
+            engine.shutdown().await;
         }
+        served
+    }
+}
+
+/// SIGINT or SIGTERM (for worker-only nodes; actix-web handles them for the web server).
+async fn termination() {
+    let mut terminate =
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(_) => return std::future::pending().await,
+        };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
     }
 }

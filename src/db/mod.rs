@@ -112,6 +112,10 @@ fn migrate_and_seed(conn: &mut PgConnection, seed_demo: bool) -> anyhow::Result<
     for migration in applied {
         tracing::info!(%migration, "migration applied");
     }
+    // The app's functions and built-in programs, before anything can queue a task.
+    crate::tasks::Registry::builtin()
+        .sync(conn)
+        .context("registering the built-in programs")?;
     if seed_demo {
         let report = seed::load_demo_catalog(conn).context("loading the demo catalog")?;
         if report.books_inserted > 0 {

@@ -62,12 +62,26 @@ diesel::table! {
 }
 
 diesel::table! {
+    program_functions (name) {
+        name -> Text,
+        description -> Text,
+        parameters -> Jsonb,
+        timeout_seconds -> Int4,
+        max_attempts -> Int4,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     programs (id) {
         id -> Int8,
         name -> Text,
         function_name -> Text,
         description -> Text,
         created_at -> Timestamptz,
+        enabled -> Bool,
+        schedule -> Nullable<Text>,
+        next_run_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -96,6 +110,14 @@ diesel::table! {
         attempt -> Int4,
         worker_id -> Nullable<Text>,
         heartbeat_at -> Nullable<Timestamptz>,
+        max_attempts -> Int4,
+        timeout_seconds -> Int4,
+        cancel_requested -> Bool,
+        progress_done -> Nullable<Int8>,
+        progress_total -> Nullable<Int8>,
+        progress_message -> Nullable<Text>,
+        result_table -> Nullable<Jsonb>,
+        attempts -> Jsonb,
     }
 }
 
@@ -118,6 +140,7 @@ diesel::joinable!(order_lines -> books (book_id));
 diesel::joinable!(order_lines -> orders (order_id));
 diesel::joinable!(orders -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(programs -> program_functions (function_name));
 diesel::joinable!(tasks -> programs (program_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -129,6 +152,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     login_throttle,
     order_lines,
     orders,
+    program_functions,
     programs,
     sessions,
     tasks,

@@ -78,6 +78,8 @@ pub fn server(
             .default_service(web::to(routes::not_found))
     })
     .shutdown_timeout(10)
+    // Application::run_until_stopped handles SIGINT/SIGTERM (see there why).
+    .disable_signals()
     .listen(listener)?
     .run();
     Ok(server)

@@ -10,7 +10,7 @@ use std::{
 };
 
 use bookstore::{
-    config::Config,
+    config::{Config, Role},
     db::{
         self, PgPool,
         cluster::{ClusterOptions, EmbeddedCluster, quote_ident},
@@ -115,6 +115,8 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
         addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         database_url: Some(url.clone()),
         pool_size: 4,
+        // Most tests need no task engine; the task tests ask for one.
+        role: Role::Web,
         ..Config::default()
     };
     adjust(&mut config);

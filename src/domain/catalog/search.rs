@@ -5,9 +5,10 @@
 //! "Les Misérables" and the index serves `LIKE '%...%'`.
 
 use diesel::{
+    dsl::sql,
     pg::Pg,
     prelude::*,
-    sql_types::{Nullable, Text},
+    sql_types::{Bool, Text},
 };
 
 use crate::{
@@ -17,8 +18,6 @@ use crate::{
         money::Cents,
     },
 };
-
-diesel::define_sql_function!(fn search_fold(text: Nullable<Text>) -> Nullable<Text>);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Sort {
@@ -128,14 +127,15 @@ fn filtered(query: &CatalogQuery) -> BoxedBooks<'static> {
     let mut books_query = books::table.into_boxed();
     if let Some(text) = &query.text {
         let pattern = like_pattern(text);
-        let by_author = book_authors::table
-            .inner_join(authors::table)
-            .filter(search_fold(authors::name.nullable()).like(search_fold(Some(pattern.clone()))))
-            .select(book_authors::book_id);
+        // A UNION of two index-served lookups (title trigrams, author-name trigrams); an OR
+        // across the two tables would scan every book.
         books_query = books_query.filter(
-            search_fold(books::title.nullable())
-                .like(search_fold(Some(pattern)))
-                .or(books::id.eq_any(by_author)),
+            sql::<Bool>("books.id IN (SELECT b.id FROM books b WHERE search_fold(b.title) LIKE search_fold(")
+                .bind::<Text, _>(pattern.clone())
+                .sql(") UNION SELECT ba.book_id FROM book_authors ba JOIN authors a ON a.id = ba.author_id \
+                      WHERE search_fold(a.name) LIKE search_fold(")
+                .bind::<Text, _>(pattern)
+                .sql("))"),
         );
     }
     if let Some(author_id) = query.author_id {

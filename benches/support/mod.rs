@@ -1,0 +1,192 @@
+//! Shared by the bench programs: a throwaway PostgreSQL cluster, the real app in-process, and
+//! load loops that measure throughput and latency.
+
+#![allow(dead_code)]
+
+use std::{
+    net::SocketAddr,
+    path::PathBuf,
+    time::{Duration, Instant},
+};
+
+use bookstore::{
+    config::Config,
+    db::{
+        self, PgPool,
+        cluster::{ClusterOptions, EmbeddedCluster},
+    },
+    startup::Application,
+};
+use diesel::{Connection, PgConnection};
+
+pub fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A private cluster under /tmp with a migrated (not seeded) database; stopped on drop.
+pub struct BenchDatabase {
+    pub cluster: EmbeddedCluster,
+    pub url: String,
+    root: PathBuf,
+}
+
+impl BenchDatabase {
+    pub fn start(name: &str) -> BenchDatabase {
+        let root = PathBuf::from(format!(
+            "/tmp/bookstore-bench-{name}-{}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&root);
+        let cluster = EmbeddedCluster::start(&ClusterOptions {
+            root: root.clone(),
+            bin_dir: None,
+            durable: true,
+            adopt_orphan: false,
+        })
+        .expect("starting the bench cluster");
+        cluster
+            .ensure_database("bench")
+            .expect("creating the bench database");
+        let url = cluster.conninfo("bench");
+        let mut conn = PgConnection::establish(&url).expect("connecting");
+        db::prepare(&mut conn, false).expect("migrating");
+        BenchDatabase { cluster, url, root }
+    }
+
+    pub fn connect(&self) -> PgConnection {
+        PgConnection::establish(&self.url).expect("connecting")
+    }
+}
+
+impl Drop for BenchDatabase {
+    fn drop(&mut self) {
+        let _ = self.cluster.stop();
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+/// The real app on a random port; returns its base URL and its pool.
+pub async fn start_app(url: &str, pool_size: u32) -> (String, PgPool) {
+    let config = Config {
+        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        database_url: Some(url.to_owned()),
+        pool_size,
+        seed_demo: false,
+        log: "warn".into(),
+        ..Config::default()
+    };
+    let pool = db::build_pool(url, pool_size).expect("pool");
+    let app = Application::build(&config, pool.clone()).expect("app");
+    let address = format!("http://{}", app.addr());
+    tokio::spawn(app.run_until_stopped());
+    (address, pool)
+}
+
+/// Latencies of one measured run.
+pub struct Stats {
+    pub count: usize,
+    pub elapsed: Duration,
+    latencies: Vec<Duration>,
+}
+
+impl Stats {
+    pub fn new(mut latencies: Vec<Duration>, elapsed: Duration) -> Stats {
+        latencies.sort_unstable();
+        Stats {
+            count: latencies.len(),
+            elapsed,
+            latencies,
+        }
+    }
+
+    pub fn per_second(&self) -> f64 {
+        self.count as f64 / self.elapsed.as_secs_f64()
+    }
+
+    pub fn percentile(&self, p: f64) -> Duration {
+        if self.latencies.is_empty() {
+            return Duration::ZERO;
+        }
+        let index = ((self.latencies.len() as f64 - 1.0) * p).round() as usize;
+        self.latencies[index]
+    }
+}
+
+pub fn ms(duration: Duration) -> String {
+    format!("{:.2} ms", duration.as_secs_f64() * 1000.0)
+}
+
+/// `concurrency` clients each repeating GET `url` until `duration` passes.
+pub async fn http_load(url: &str, concurrency: usize, duration: Duration) -> Stats {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .build()
+        .unwrap();
+    let start = Instant::now();
+    let deadline = start + duration;
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..concurrency {
+        let (client, url) = (client.clone(), url.to_owned());
+        workers.spawn(async move {
+            let mut latencies = Vec::new();
+            while Instant::now() < deadline {
+                let began = Instant::now();
+                let response = client.get(&url).send().await.expect("request");
+                assert_eq!(response.status(), 200, "{url}");
+                response.bytes().await.expect("body");
+                latencies.push(began.elapsed());
+            }
+            latencies
+        });
+    }
+    let latencies = workers.join_all().await.concat();
+    Stats::new(latencies, start.elapsed())
+}
+
+/// `concurrency` threads, each with its own connection, repeating `work` until `duration`
+/// passes.
+pub fn sql_load(
+    database: &BenchDatabase,
+    concurrency: usize,
+    duration: Duration,
+    work: impl Fn(&mut PgConnection) + Send + Sync + Clone + 'static,
+) -> Stats {
+    let start = Instant::now();
+    let deadline = start + duration;
+    let threads: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let mut conn = database.connect();
+            let work = work.clone();
+            std::thread::spawn(move || {
+                let mut latencies = Vec::new();
+                while Instant::now() < deadline {
+                    let began = Instant::now();
+                    work(&mut conn);
+                    latencies.push(began.elapsed());
+                }
+                latencies
+            })
+        })
+        .collect();
+    let latencies = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    Stats::new(latencies, start.elapsed())
+}
+
+/// Peak resident memory of this process (the app, its pool and the load generator).
+pub fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|line| line.starts_with("VmHWM:"))
+                .and_then(|line| line.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kib| kib / 1024.0)
+}

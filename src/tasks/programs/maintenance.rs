@@ -1,0 +1,79 @@
+//! Clean-ups that run on a schedule.
+
+use std::time::Duration;
+
+use diesel::prelude::*;
+
+use crate::{
+    db::schema::tasks,
+    domain::accounts::sessions::{self, SessionPolicy},
+    tasks::{
+        TaskOutput,
+        registry::{ParamSpec, ProgramFunction},
+    },
+};
+
+pub fn purge_expired_sessions(timeout: Duration) -> ProgramFunction {
+    ProgramFunction {
+        name: "purge_expired_sessions",
+        description: "Deletes sessions past their lifetime or idle timeout.",
+        params: vec![
+            ParamSpec::int("idle_minutes", "Sessions unused this long are deleted.")
+                .default(120)
+                .range(1, 525_600),
+        ],
+        timeout,
+        max_attempts: 3,
+        default_schedule: Some("every 15 minutes"),
+        run: |ctx| {
+            let idle = Duration::from_secs(ctx.int("idle_minutes").unwrap_or(120) as u64 * 60);
+            let policy = SessionPolicy {
+                // The absolute lifetime is in each row's expires_at; this bound is unused.
+                lifetime: idle,
+                idle_timeout: idle,
+            };
+            let deleted = sessions::purge_expired(&mut *ctx.conn()?, &policy)?;
+            Ok(TaskOutput::Text(format!(
+                "Deleted {deleted} expired session{}.",
+                plural(deleted)
+            )))
+        },
+    }
+}
+
+pub fn prune_tasks(timeout: Duration) -> ProgramFunction {
+    ProgramFunction {
+        name: "prune_tasks",
+        description: "Deletes ended tasks (finished, error, cancelled) older than a given age.",
+        params: vec![
+            ParamSpec::int(
+                "older_than_days",
+                "Age of the tasks to delete, by end time.",
+            )
+            .default(30)
+            .range(1, 3650),
+        ],
+        timeout,
+        max_attempts: 3,
+        default_schedule: Some("0 3 * * *"),
+        run: |ctx| {
+            let days = ctx.int("older_than_days").unwrap_or(30);
+            let cutoff = chrono::Utc::now() - chrono::Duration::days(days);
+            let deleted = diesel::delete(
+                tasks::table
+                    .filter(tasks::status.eq_any(["finished", "error", "cancelled"]))
+                    .filter(tasks::end_time.lt(cutoff))
+                    .filter(tasks::id.ne(ctx.task_id())),
+            )
+            .execute(&mut ctx.conn()?)?;
+            Ok(TaskOutput::Text(format!(
+                "Deleted {deleted} task{} that ended more than {days} days ago.",
+                plural(deleted)
+            )))
+        },
+    }
+}
+
+fn plural(count: usize) -> &'static str {
+    if count == 1 { "" } else { "s" }
+}
