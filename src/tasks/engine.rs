@@ -190,6 +190,9 @@ async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             count = running.len(),
             "grace period over: cancelling and re-queueing running tasks"
         );
+        // All of them go back to the queue, also those that stop when told to (they report
+        // in as interrupted and write nothing); the statement skips any that ended meanwhile.
+        let ids: Vec<i64> = running.keys().copied().collect();
         for cancel in running.values() {
             cancel.store(true, Ordering::SeqCst);
         }
@@ -203,7 +206,6 @@ async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             moment,
         )
         .await;
-        let ids: Vec<i64> = running.keys().copied().collect();
         if let Err(err) = with_conn(&shared, |conn| {
             store::requeue_interrupted(conn, &config.worker_id, &ids)
         }) {

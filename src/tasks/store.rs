@@ -386,21 +386,33 @@ pub fn record_progress(
 /// The row lock (`SKIP LOCKED`) means one node fires a given slot, once; the others skip it.
 pub fn fire_due_schedules(conn: &mut PgConnection) -> QueryResult<Vec<i64>> {
     conn.transaction(|conn| {
-        let due: Vec<(i64, String, Option<String>)> = programs::table
+        type Due = (i64, String, Option<String>, Option<DateTime<Utc>>);
+        let due: Vec<Due> = programs::table
             .filter(programs::enabled.eq(true))
             .filter(programs::schedule.is_not_null())
             .filter(programs::next_run_at.le(diesel::dsl::now))
-            .select((programs::id, programs::name, programs::schedule))
+            .select((
+                programs::id,
+                programs::name,
+                programs::schedule,
+                programs::next_run_at,
+            ))
             .for_update()
             .skip_locked()
             .load(conn)?;
         let mut queued = Vec::new();
-        for (id, name, schedule) in due {
+        for (id, name, schedule, slot) in due {
             let now = Utc::now();
-            let next = schedule
+            let schedule = schedule
                 .as_deref()
-                .and_then(|text| Schedule::parse(text).ok())
-                .and_then(|schedule| schedule.next_after(now));
+                .and_then(|text| Schedule::parse(text).ok());
+            // Keep the cadence from the slot; after downtime, fire once and carry on from now.
+            let next = schedule.and_then(|schedule| {
+                schedule
+                    .next_after(slot.unwrap_or(now))
+                    .filter(|next| *next > now)
+                    .or_else(|| schedule.next_after(now))
+            });
             diesel::update(programs::table.find(id))
                 .set(programs::next_run_at.eq(next))
                 .execute(conn)?;

@@ -15,7 +15,7 @@ use bookstore::{
         self, PgPool,
         cluster::{ClusterOptions, EmbeddedCluster, quote_ident},
     },
-    startup::Application,
+    startup::{Application, StopHandle},
 };
 use diesel::{Connection, PgConnection, RunQueryDsl, sql_query};
 use uuid::Uuid;
@@ -101,6 +101,7 @@ pub struct TestApp {
     pub pool: PgPool,
     /// The libpq connection string of this test's database.
     pub database_url: String,
+    pub stop: StopHandle,
 }
 
 /// The real app, in this process, on a random port, over its own fresh database.
@@ -123,12 +124,49 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     let pool = db::build_pool(&url, config.pool_size).expect("building the pool");
     let app = Application::build(&config, pool.clone()).expect("building the app");
     let address = format!("http://{}", app.addr());
+    let stop = app.stop_handle();
     tokio::spawn(app.run_until_stopped());
     TestApp {
         address,
         client: new_browser(),
         pool,
         database_url: url,
+        stop,
+    }
+}
+
+/// Another node on the same database that only runs tasks. Awaiting the returned handle's
+/// task after `stop()` waits for its graceful shutdown.
+pub fn spawn_worker(
+    database_url: &str,
+    adjust: impl FnOnce(&mut Config),
+) -> (StopHandle, tokio::task::JoinHandle<std::io::Result<()>>) {
+    let mut config = Config {
+        database_url: Some(database_url.to_owned()),
+        pool_size: 6,
+        role: Role::Worker,
+        ..Config::default()
+    };
+    adjust(&mut config);
+    let pool = db::build_pool(database_url, config.pool_size).expect("building the pool");
+    let node = Application::build(&config, pool).expect("building the worker");
+    let stop = node.stop_handle();
+    (stop, tokio::spawn(node.run_until_stopped()))
+}
+
+/// Polls `check` every 20 ms until it holds; panics with `what` after `seconds`.
+pub async fn wait_until<F, Fut>(seconds: u64, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    while !check().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
 
@@ -161,6 +199,7 @@ impl TestApp {
             client: new_browser(),
             pool: self.pool.clone(),
             database_url: self.database_url.clone(),
+            stop: self.stop.clone(),
         }
     }
 

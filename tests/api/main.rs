@@ -8,3 +8,4 @@ mod database;
 mod helpers;
 mod pages;
 mod process;
+mod tasks;

@@ -47,7 +47,7 @@ pub fn demo_long() -> ProgramFunction {
                 .range(1, 10_000),
         ],
         timeout: Duration::from_secs(3700),
-        max_attempts: 1,
+        max_attempts: 3,
         default_schedule: None,
         run: |ctx| {
             let seconds = ctx.int("seconds").unwrap_or(30).max(1) as u64;
@@ -79,6 +79,8 @@ pub fn flaky() -> ProgramFunction {
             )
             .default(0)
             .range(0, 100),
+            ParamSpec::bool("panic", "Fail by panicking instead of returning an error.")
+                .default(false),
         ],
         timeout: Duration::from_secs(30),
         max_attempts: 3,
@@ -89,18 +91,20 @@ pub fn flaky() -> ProgramFunction {
 
 fn run_flaky(ctx: &TaskContext) -> Result<TaskOutput, TaskError> {
     let attempt = ctx.attempt() as i64;
+    let fail = |message: String| {
+        if ctx.bool("panic").unwrap_or(false) {
+            panic!("{message}");
+        }
+        Err(TaskError::failed(message))
+    };
     if attempt <= ctx.int("fail_first").unwrap_or(0) {
-        return Err(TaskError::failed(format!(
-            "failing on purpose (attempt {attempt})"
-        )));
+        return fail(format!("failing on purpose (attempt {attempt})"));
     }
     let percent = ctx.int("failure_percent").unwrap_or(50);
     // uuid v4 is 122 random bits from the OS: plenty for a die roll.
     let roll = (uuid::Uuid::new_v4().as_u128() % 100) as i64;
     if roll < percent {
-        return Err(TaskError::failed(format!(
-            "unlucky roll {roll} < {percent}"
-        )));
+        return fail(format!("unlucky roll {roll} < {percent}"));
     }
     Ok(TaskOutput::Text(format!(
         "Succeeded on attempt {attempt} (roll {roll})."

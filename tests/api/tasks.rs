@@ -1,0 +1,643 @@
+//! The task engine: the four operations (from Rust and verbatim from psql), the engine's
+//! guarantees (exactly once, retries, panics, timeouts, cancel, crash recovery, graceful
+//! shutdown, schedules) and the catalog import, against a real database.
+
+use std::time::Duration;
+
+use bookstore::{
+    config::{Config, Role},
+    db::schema::{authors, book_authors, books, programs, tasks},
+    tasks::store::{self, TaskStoreError},
+};
+use diesel::{prelude::*, sql_query, sql_types::BigInt};
+use serde_json::json;
+
+use crate::helpers::{TestApp, spawn_app_with, spawn_worker, wait_until};
+
+/// Fast engine settings for tests.
+fn fast(config: &mut Config) {
+    config.task_retry_base_ms = 20;
+    config.task_lease_seconds = 2;
+    config.task_grace_seconds = 5;
+}
+
+async fn engine_app() -> TestApp {
+    spawn_app_with(|config| {
+        fast(config);
+        config.role = Role::All;
+    })
+    .await
+}
+
+async fn run(app: &TestApp, program: &'static str, params: serde_json::Value) -> i64 {
+    app.db(move |conn| store::run_program(conn, program, Some(&params)).unwrap())
+        .await
+}
+
+async fn status(app: &TestApp, id: i64) -> String {
+    app.db(move |conn| {
+        tasks::table
+            .find(id)
+            .select(tasks::status)
+            .first(conn)
+            .unwrap()
+    })
+    .await
+}
+
+async fn wait_for_status(app: &TestApp, id: i64, wanted: &'static str, seconds: u64) {
+    wait_until(seconds, &format!("task {id} to be {wanted}"), || async {
+        status(app, id).await == wanted
+    })
+    .await;
+}
+
+async fn task_count(app: &TestApp) -> i64 {
+    app.db(|conn| tasks::table.count().get_result(conn).unwrap())
+        .await
+}
+
+fn refusal(err: TaskStoreError) -> (String, Vec<String>) {
+    match err {
+        TaskStoreError::Refused { code, fields, .. } => (code, fields.into_keys().collect()),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[actix_web::test]
+async fn the_four_operations_succeed_and_refuse_clearly() {
+    let app = spawn_app_with(|_| {}).await; // no engine: tasks stay queued
+    let before = task_count(&app).await;
+
+    let programs = app.db(|conn| store::get_programs(conn).unwrap()).await;
+    let names: Vec<&str> = programs.iter().map(|p| p.name.as_str()).collect();
+    for builtin in [
+        "hello_world",
+        "purge_expired_sessions",
+        "prune_tasks",
+        "sales_report",
+        "low_stock",
+        "import_catalog",
+        "demo_long",
+        "flaky",
+    ] {
+        assert!(names.contains(&builtin), "{builtin} is registered");
+    }
+
+    let id = app
+        .db(|conn| store::run_program(conn, "hello_world", None).unwrap())
+        .await;
+    let result = app
+        .db(move |conn| store::get_task_result(conn, id).unwrap())
+        .await;
+    assert_eq!(
+        (result.program.as_str(), result.status.as_str()),
+        ("hello_world", "scheduled")
+    );
+    assert_eq!(
+        result.parameters,
+        Some(json!({"name": "world"})),
+        "defaults filled in"
+    );
+
+    let unknown = app
+        .db(|conn| store::run_program(conn, "no_such_program", None).unwrap_err())
+        .await;
+    assert_eq!(refusal(unknown).0, "program_not_found");
+    let bad = app
+        .db(|conn| {
+            store::run_program(
+                conn,
+                "sales_report",
+                Some(&json!({"from": "2026-13-01", "per": "shelf", "extra": 1})),
+            )
+            .unwrap_err()
+        })
+        .await;
+    let message = bad.to_string();
+    assert_eq!(
+        refusal(bad),
+        (
+            "invalid_parameters".into(),
+            vec!["extra".into(), "from".into(), "per".into(), "to".into()]
+        )
+    );
+    assert!(
+        message.contains("to is required") && message.contains("per must be one of: book, author"),
+        "{message}"
+    );
+    let missing = app
+        .db(|conn| store::get_task_result(conn, 999_999).unwrap_err())
+        .await;
+    assert_eq!(refusal(missing).0, "task_not_found");
+    assert_eq!(
+        task_count(&app).await,
+        before + 1,
+        "only the valid run was queued"
+    );
+
+    let new_id = app
+        .db(|conn| store::register_program(conn, "greeter", "hello_world").unwrap())
+        .await;
+    let taken = app
+        .db(|conn| store::register_program(conn, "greeter", "hello_world").unwrap_err())
+        .await;
+    let unknown_fn = app
+        .db(|conn| store::register_program(conn, "other", "no_such_function").unwrap_err())
+        .await;
+    let bad_name = app
+        .db(|conn| store::register_program(conn, "Bad Name", "hello_world").unwrap_err())
+        .await;
+    assert_eq!(refusal(taken).0, "name_taken");
+    assert_eq!(refusal(unknown_fn).0, "unknown_function");
+    assert_eq!(refusal(bad_name).0, "invalid_name");
+    let greeters: Vec<i64> = app
+        .db(|conn| {
+            programs::table
+                .filter(programs::function_name.eq("hello_world"))
+                .select(programs::id)
+                .load(conn)
+                .unwrap()
+        })
+        .await;
+    assert!(
+        greeters.contains(&new_id) && greeters.len() == 2,
+        "one new program, nothing else"
+    );
+}
+
+#[actix_web::test]
+async fn a_dba_can_type_the_specification_in_psql() {
+    let app = engine_app().await;
+    let psql = |sql: &str| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_bookstore"))
+            .args(["psql", "-X", "-A", "-t", "-c", sql])
+            .env("DATABASE_URL", &app.database_url)
+            .env("BOOKSTORE_LOG", "warn")
+            .output()
+            .unwrap();
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).trim().to_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+
+    let (ok, programs, _) = psql("SELECT * FROM get_programs();");
+    assert!(ok && programs.contains("hello_world"));
+    let (ok, id, _) = psql("SELECT run_program('hello_world', NULL);");
+    assert!(ok, "run_program from psql");
+    let id: i64 = id.parse().unwrap();
+    wait_for_status(&app, id, "finished", 10).await;
+    let (ok, result, _) = psql(&format!("SELECT * FROM get_task_result({id});"));
+    assert!(
+        ok && result.contains("finished") && result.contains("Hello, world!"),
+        "{result}"
+    );
+    let (ok, _, _) = psql("SELECT register_program('new_program', 'hello_world');");
+    assert!(ok);
+    let (ok, _, error) = psql("SELECT register_program('new_program', 'new_function');");
+    assert!(
+        !ok && error.contains("unknown function new_function"),
+        "{error}"
+    );
+    let (ok, _, error) = psql("SELECT * FROM get_task_result(987654);");
+    assert!(!ok && error.contains("no task with id 987654"), "{error}");
+}
+
+#[actix_web::test]
+async fn a_task_queued_from_sql_starts_within_moments() {
+    let app = engine_app().await;
+    // Let the engine settle so the fallback poll cannot be what picks the task up.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let id: i64 = app
+        .db(|conn| {
+            #[derive(QueryableByName)]
+            struct Id {
+                #[diesel(sql_type = BigInt)]
+                id: i64,
+            }
+            sql_query("SELECT run_program('hello_world', '{\"name\": \"psql\"}') AS id")
+                .get_result::<Id>(conn)
+                .unwrap()
+                .id
+        })
+        .await;
+
+    // The fallback poll is 5 s: finishing within 2 s proves the notification woke the engine.
+    wait_for_status(&app, id, "finished", 2).await;
+    let result = app
+        .db(move |conn| store::get_task_result(conn, id).unwrap())
+        .await;
+    assert_eq!(result.result.as_deref(), Some("Hello, psql!"));
+    assert!(result.start_time.is_some() && result.end_time.is_some());
+}
+
+#[actix_web::test]
+async fn failed_attempts_are_retried_then_succeed_or_give_up() {
+    let app = engine_app().await;
+
+    let recovers = run(
+        &app,
+        "flaky",
+        json!({"fail_first": 2, "failure_percent": 0}),
+    )
+    .await;
+    let gives_up = run(
+        &app,
+        "flaky",
+        json!({"fail_first": 5, "failure_percent": 0}),
+    )
+    .await;
+    wait_for_status(&app, recovers, "finished", 10).await;
+    wait_for_status(&app, gives_up, "error", 10).await;
+
+    let (attempt, attempts): (i32, serde_json::Value) = app
+        .db(move |conn| {
+            tasks::table
+                .find(recovers)
+                .select((tasks::attempt, tasks::attempts))
+                .first(conn)
+                .unwrap()
+        })
+        .await;
+    assert_eq!(attempt, 3);
+    assert_eq!(
+        attempts.as_array().unwrap().len(),
+        2,
+        "two failed attempts recorded"
+    );
+    assert_eq!(attempts[1]["error"], "failing on purpose (attempt 2)");
+    let failed = app
+        .db(move |conn| store::get_task_result(conn, gives_up).unwrap())
+        .await;
+    let text = failed.result.unwrap();
+    assert!(text.starts_with("Failed after 3 attempts:"), "{text}");
+    for n in 1..=3 {
+        assert!(
+            text.contains(&format!("attempt {n}: failing on purpose (attempt {n})")),
+            "{text}"
+        );
+    }
+}
+
+#[actix_web::test]
+async fn a_panic_or_a_timeout_ends_the_attempt_and_the_worker_lives_on() {
+    let app = engine_app().await;
+    app.db(|conn| {
+        sql_query("UPDATE program_functions SET timeout_seconds = 1, max_attempts = 1 WHERE name = 'demo_long'")
+            .execute(conn)
+            .unwrap()
+    })
+    .await;
+
+    let panics = run(
+        &app,
+        "flaky",
+        json!({"fail_first": 3, "failure_percent": 0, "panic": true}),
+    )
+    .await;
+    let slow = run(&app, "demo_long", json!({"seconds": 20, "steps": 20})).await;
+    wait_for_status(&app, panics, "error", 10).await;
+    wait_for_status(&app, slow, "error", 10).await;
+    let after = run(&app, "hello_world", json!({})).await;
+    wait_for_status(&app, after, "finished", 10).await;
+
+    let panicked = app
+        .db(move |conn| {
+            store::get_task_result(conn, panics)
+                .unwrap()
+                .result
+                .unwrap()
+        })
+        .await;
+    assert!(
+        panicked.contains("the program panicked: failing on purpose (attempt 1)"),
+        "{panicked}"
+    );
+    let timed_out = app
+        .db(move |conn| store::get_task_result(conn, slow).unwrap().result.unwrap())
+        .await;
+    assert!(timed_out.contains("timed out after 1 s"), "{timed_out}");
+}
+
+#[actix_web::test]
+async fn cancelling_a_queued_task_means_it_never_starts() {
+    let app = spawn_app_with(|_| {}).await; // no engine
+    let id = run(&app, "hello_world", json!({})).await;
+
+    let after = app
+        .db(move |conn| store::cancel_task(conn, id).unwrap())
+        .await;
+
+    assert_eq!(after, "cancelled");
+    let result = app
+        .db(move |conn| store::get_task_result(conn, id).unwrap())
+        .await;
+    assert_eq!(result.status, "cancelled");
+    assert!(result.start_time.is_none());
+    // A worker that comes up later does not run it.
+    let (stop, worker) = spawn_worker(&app.database_url, fast);
+    let marker = run(&app, "hello_world", json!({})).await;
+    wait_for_status(&app, marker, "finished", 10).await;
+    assert_eq!(status(&app, id).await, "cancelled");
+    stop.stop();
+    worker.await.unwrap().unwrap();
+}
+
+#[actix_web::test]
+async fn cancelling_a_running_task_stops_it() {
+    let app = engine_app().await;
+    let id = run(&app, "demo_long", json!({"seconds": 60, "steps": 600})).await;
+    wait_until(10, "progress", || async {
+        app.db(move |conn| {
+            tasks::table
+                .find(id)
+                .select(tasks::progress_done)
+                .first::<Option<i64>>(conn)
+                .unwrap()
+        })
+        .await
+        .is_some_and(|done| done > 0)
+    })
+    .await;
+
+    assert_eq!(
+        app.db(move |conn| store::cancel_task(conn, id).unwrap())
+            .await,
+        "running"
+    );
+
+    wait_for_status(&app, id, "cancelled", 5).await;
+    let result = app
+        .db(move |conn| store::get_task_result(conn, id).unwrap().result.unwrap())
+        .await;
+    assert!(
+        result.starts_with("Cancelled while running (at "),
+        "{result}"
+    );
+}
+
+#[actix_web::test]
+async fn two_workers_run_two_thousand_tasks_each_exactly_once() {
+    let app = spawn_app_with(|_| {}).await;
+    let (stop_a, a) = spawn_worker(&app.database_url, |c| c.task_concurrency = 8);
+    let (stop_b, b) = spawn_worker(&app.database_url, |c| c.task_concurrency = 8);
+
+    app.db(|conn| {
+        sql_query("SELECT run_program('noop', NULL) FROM generate_series(1, 2000)")
+            .execute(conn)
+            .unwrap()
+    })
+    .await;
+    wait_until(120, "2,000 tasks to finish", || async {
+        app.db(|conn| {
+            tasks::table
+                .filter(tasks::status.ne("finished"))
+                .count()
+                .get_result::<i64>(conn)
+                .unwrap()
+        })
+        .await
+            == 0
+    })
+    .await;
+
+    let (finished, max_attempt, workers): (i64, Option<i32>, i64) = app
+        .db(|conn| {
+            // Only the noop tasks: scheduled clean-ups may have run too.
+            let noop = || {
+                tasks::table
+                    .inner_join(programs::table)
+                    .filter(programs::name.eq("noop"))
+            };
+            let finished = noop()
+                .filter(tasks::status.eq("finished"))
+                .count()
+                .get_result(conn)
+                .unwrap();
+            let max_attempt = noop()
+                .select(diesel::dsl::max(tasks::attempt))
+                .first(conn)
+                .unwrap();
+            let workers = noop()
+                .select(diesel::dsl::count(tasks::worker_id).aggregate_distinct())
+                .first(conn)
+                .unwrap();
+            (finished, max_attempt, workers)
+        })
+        .await;
+    assert_eq!(finished, 2000);
+    assert_eq!(max_attempt, Some(1), "no task was started twice");
+    assert_eq!(workers, 2, "both nodes took part");
+    stop_a.stop();
+    stop_b.stop();
+    a.await.unwrap().unwrap();
+    b.await.unwrap().unwrap();
+}
+
+#[actix_web::test]
+async fn a_killed_workers_task_is_requeued_and_finished_by_another_node() {
+    let app = spawn_app_with(|_| {}).await;
+    // A real worker process, killed with SIGKILL mid-task.
+    let mut doomed = std::process::Command::new(env!("CARGO_BIN_EXE_bookstore"))
+        .args(["--role", "worker"])
+        .env("DATABASE_URL", &app.database_url)
+        .env("BOOKSTORE_LOG", "warn")
+        .env("BOOKSTORE_TASK_LEASE_SECONDS", "2")
+        .spawn()
+        .unwrap();
+    let id = run(&app, "demo_long", json!({"seconds": 2, "steps": 20})).await;
+    wait_for_status(&app, id, "running", 20).await;
+    doomed.kill().unwrap();
+    doomed.wait().unwrap();
+
+    let (stop, survivor) = spawn_worker(&app.database_url, fast);
+    wait_for_status(&app, id, "finished", 30).await;
+
+    let (attempt, attempts): (i32, serde_json::Value) = app
+        .db(move |conn| {
+            tasks::table
+                .find(id)
+                .select((tasks::attempt, tasks::attempts))
+                .first(conn)
+                .unwrap()
+        })
+        .await;
+    assert_eq!(attempt, 2);
+    assert!(
+        attempts[0]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("worker lost"),
+        "{attempts}"
+    );
+    stop.stop();
+    survivor.await.unwrap().unwrap();
+}
+
+#[actix_web::test]
+async fn shutdown_lets_short_tasks_finish_and_requeues_the_rest() {
+    let app = spawn_app_with(|_| {}).await;
+    let (stop, worker) = spawn_worker(&app.database_url, |c| {
+        fast(c);
+        c.task_grace_seconds = 2;
+    });
+    let short = run(&app, "demo_long", json!({"seconds": 1, "steps": 10})).await;
+    let long = run(&app, "demo_long", json!({"seconds": 60, "steps": 60})).await;
+    wait_for_status(&app, short, "running", 10).await;
+    wait_for_status(&app, long, "running", 10).await;
+
+    stop.stop();
+    worker.await.unwrap().unwrap();
+
+    assert_eq!(
+        status(&app, short).await,
+        "finished",
+        "finished within the grace period"
+    );
+    let (status, attempt, attempts): (String, i32, serde_json::Value) = app
+        .db(move |conn| {
+            tasks::table
+                .find(long)
+                .select((tasks::status, tasks::attempt, tasks::attempts))
+                .first(conn)
+                .unwrap()
+        })
+        .await;
+    assert_eq!(
+        (status.as_str(), attempt),
+        ("scheduled", 0),
+        "re-queued without spending an attempt"
+    );
+    assert!(
+        attempts[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("interrupted by a worker shutdown")
+    );
+}
+
+#[actix_web::test]
+async fn a_schedule_fires_once_per_period_with_two_nodes_up() {
+    let app = spawn_app_with(|_| {}).await;
+    let (stop_a, a) = spawn_worker(&app.database_url, fast);
+    let (stop_b, b) = spawn_worker(&app.database_url, fast);
+    let program: i64 = app
+        .db(|conn| {
+            programs::table
+                .filter(programs::name.eq("hello_world"))
+                .select(programs::id)
+                .first(conn)
+                .unwrap()
+        })
+        .await;
+
+    app.db(move |conn| {
+        store::configure_program(conn, program, Some("every 2 seconds"), true).unwrap()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(7500)).await;
+    app.db(move |conn| store::configure_program(conn, program, None, true).unwrap())
+        .await;
+
+    let times: Vec<chrono::DateTime<chrono::Utc>> = app
+        .db(move |conn| {
+            tasks::table
+                .filter(tasks::program_id.eq(program))
+                .order(tasks::created_at)
+                .select(tasks::created_at)
+                .load(conn)
+                .unwrap()
+        })
+        .await;
+    assert!(
+        (3..=4).contains(&times.len()),
+        "fired {} times in 7.5 s",
+        times.len()
+    );
+    for pair in times.windows(2) {
+        let gap = (pair[1] - pair[0]).num_milliseconds();
+        assert!(
+            gap >= 1500,
+            "two firings {gap} ms apart: one period fired twice"
+        );
+    }
+    let bad = app
+        .db(move |conn| {
+            store::configure_program(conn, program, Some("now and then"), true).unwrap_err()
+        })
+        .await;
+    assert_eq!(refusal(bad).0, "invalid_schedule");
+    stop_a.stop();
+    stop_b.stop();
+    a.await.unwrap().unwrap();
+    b.await.unwrap().unwrap();
+}
+
+#[actix_web::test]
+async fn importing_the_full_goodbooks_catalog_is_correct() {
+    let app = engine_app().await;
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/data/goodbooks-10k/books.csv"
+    );
+
+    let id = run(&app, "import_catalog", json!({ "path": path })).await;
+    wait_for_status(&app, id, "finished", 240).await;
+
+    let result = app
+        .db(move |conn| store::get_task_result(conn, id).unwrap().result.unwrap())
+        .await;
+    assert_eq!(
+        result, "Read 10000 rows: 9700 inserted, 300 updated, 0 skipped.",
+        "the seeded 300 are updated"
+    );
+    let total: i64 = app
+        .db(|conn| books::table.count().get_result(conn).unwrap())
+        .await;
+    assert_eq!(total, 10_000);
+    // Spot checks against the file itself.
+    let mut reader = csv::Reader::from_path(path).unwrap();
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    let by =
+        |pred: &dyn Fn(&csv::StringRecord) -> bool| rows.iter().find(|r| pred(r)).unwrap().clone();
+    let multi_author = by(&|r| r[7].matches(',').count() >= 2);
+    let no_isbn = by(&|r| r[5].is_empty());
+    let bc = by(&|r| r[8].starts_with('-'));
+    let non_ascii = by(&|r| !r[10].is_ascii() && r[10].contains('é'));
+    for row in [multi_author, no_isbn, bc, non_ascii] {
+        let goodreads: i64 = row[1].parse().unwrap();
+        let (title, isbn, year, names): (String, Option<String>, Option<i32>, Vec<String>) = app
+            .db(move |conn| {
+                let (id, title, isbn, year) = books::table
+                    .filter(books::goodreads_id.eq(goodreads))
+                    .select((books::id, books::title, books::isbn, books::year))
+                    .first::<(i64, String, Option<String>, Option<i32>)>(conn)
+                    .unwrap();
+                let names = book_authors::table
+                    .inner_join(authors::table)
+                    .filter(book_authors::book_id.eq(id))
+                    .order(book_authors::position)
+                    .select(authors::name)
+                    .load(conn)
+                    .unwrap();
+                (title, isbn, year, names)
+            })
+            .await;
+        assert_eq!(
+            title,
+            row[10].split_whitespace().collect::<Vec<_>>().join(" ")
+        );
+        let expected_names: Vec<String> = row[7]
+            .split(',')
+            .map(|n| n.split_whitespace().collect::<Vec<_>>().join(" "))
+            .filter(|n| !n.is_empty())
+            .collect();
+        assert_eq!(names, expected_names, "{title}");
+        assert_eq!(isbn.is_none(), row[5].is_empty(), "{title}");
+        let expected_year = (!row[8].is_empty()).then(|| row[8].parse::<f64>().unwrap() as i32);
+        assert_eq!(year, expected_year, "{title}");
+    }
+}
