@@ -10,7 +10,7 @@ use std::{
 };
 
 use bookstore::{
-    config::Config,
+    config::{Config, Role},
     db::{
         self, PgPool,
         cluster::{ClusterOptions, EmbeddedCluster},
@@ -76,6 +76,8 @@ pub async fn start_app(url: &str, pool_size: u32) -> (String, PgPool) {
         pool_size,
         seed_demo: false,
         log: "warn".into(),
+        // Pages only: the catalog bench measures the web path.
+        role: Role::Web,
         ..Config::default()
     };
     let pool = db::build_pool(url, pool_size).expect("pool");

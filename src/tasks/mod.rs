@@ -9,6 +9,7 @@ pub mod registry;
 pub mod schedule;
 pub mod store;
 pub mod table;
+pub mod views;
 
 pub use context::{TaskContext, TaskError, TaskOutput};
 pub use registry::Registry;

@@ -641,3 +641,102 @@ async fn importing_the_full_goodbooks_catalog_is_correct() {
         assert_eq!(year, expected_year, "{title}");
     }
 }
+
+#[actix_web::test]
+async fn reports_and_clean_ups_do_real_work() {
+    let app = engine_app().await;
+    // A sale of two copies at $15.00 today, and a book with low stock.
+    let (book, title) = app
+        .db(|conn| {
+            let (book, title): (i64, String) = books::table
+                .order(books::id)
+                .select((books::id, books::title))
+                .first(conn)
+                .unwrap();
+            diesel::update(books::table.find(book))
+                .set((books::stock.eq(10), books::price_cents.eq(1500)))
+                .execute(conn)
+                .unwrap();
+            let user: i64 = bookstore::db::schema::users::table
+                .filter(bookstore::db::schema::users::login.eq("alice"))
+                .select(bookstore::db::schema::users::id)
+                .first(conn)
+                .unwrap();
+            bookstore::domain::cart::add_to_cart(
+                conn,
+                user,
+                book,
+                bookstore::domain::cart::QuantityChange::parse("2").unwrap(),
+            )
+            .unwrap();
+            bookstore::domain::orders::checkout(conn, user, uuid::Uuid::new_v4()).unwrap();
+            diesel::update(books::table.filter(books::id.ne(book)))
+                .set(books::stock.eq(50))
+                .execute(conn)
+                .unwrap();
+            (book, title)
+        })
+        .await;
+    let today = chrono::Utc::now().date_naive().to_string();
+
+    let sales = run(&app, "sales_report", json!({"from": today, "to": today})).await;
+    let per_author = run(
+        &app,
+        "sales_report",
+        json!({"from": today, "to": today, "per": "author"}),
+    )
+    .await;
+    let low = run(&app, "low_stock", json!({"threshold": 10})).await;
+    for id in [sales, per_author, low] {
+        wait_for_status(&app, id, "finished", 20).await;
+    }
+    app.db(|conn| {
+        sql_query(
+            "UPDATE tasks SET end_time = now() - interval '40 days' WHERE status = 'finished'",
+        )
+        .execute(conn)
+        .unwrap()
+    })
+    .await;
+    let table = |id: i64| {
+        let app = app.clone();
+        async move {
+            app.db(move |conn| {
+                tasks::table
+                    .find(id)
+                    .select(tasks::result_table)
+                    .first::<Option<serde_json::Value>>(conn)
+                    .unwrap()
+                    .unwrap()
+            })
+            .await
+        }
+    };
+    let sales_table = table(sales).await;
+    let per_author_table = table(per_author).await;
+    let low_table = table(low).await;
+    let text = app
+        .db(move |conn| store::get_task_result(conn, sales).unwrap().result.unwrap())
+        .await;
+    let prune = run(&app, "prune_tasks", json!({"older_than_days": 30})).await;
+    wait_for_status(&app, prune, "finished", 20).await;
+
+    assert_eq!(sales_table["columns"], json!(["book", "units", "revenue"]));
+    assert_eq!(sales_table["rows"], json!([[title, "2", "$30.00"]]));
+    assert_eq!(per_author_table["rows"][0][2], "$30.00");
+    let low_rows = low_table["rows"].as_array().unwrap().clone();
+    assert_eq!(low_rows.len(), 1);
+    assert_eq!(low_rows[0][0], book.to_string());
+    assert_eq!(low_rows[0][3], "8", "10 in stock, 2 sold");
+    assert!(
+        text.contains("| units |") && text.ends_with("(1 row)"),
+        "{text}"
+    );
+    let remaining: Vec<i64> = app
+        .db(|conn| tasks::table.select(tasks::id).load(conn).unwrap())
+        .await;
+    assert!(
+        !remaining.contains(&sales) && remaining.contains(&prune),
+        "old finished tasks pruned, not itself"
+    );
+}
