@@ -166,7 +166,7 @@ pub struct TaskDetail {
 }
 
 pub fn task_detail(conn: &mut PgConnection, id: i64) -> QueryResult<Option<TaskDetail>> {
-    let found: Option<(
+    type Found = (
         TaskRow,
         String,
         Option<String>,
@@ -174,7 +174,8 @@ pub fn task_detail(conn: &mut PgConnection, id: i64) -> QueryResult<Option<TaskD
         Option<Value>,
         Value,
         bool,
-    )> = tasks::table
+    );
+    let found: Option<Found> = tasks::table
         .inner_join(programs::table)
         .filter(tasks::id.eq(id))
         .select((
