@@ -59,7 +59,7 @@ impl Application {
                 pool.clone(),
                 Arc::new(Registry::builtin()),
                 config.engine_config(url),
-            ))
+            )?)
         } else {
             None
         };

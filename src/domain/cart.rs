@@ -22,7 +22,7 @@ impl QuantityChange {
     pub fn parse(input: &str) -> Result<QuantityChange, String> {
         match input.trim().trim_start_matches('+').parse::<i32>() {
             Ok(0) => Err("Choose how many copies to add.".into()),
-            Ok(n) if n.abs() <= MAX_CHANGE => Ok(QuantityChange(n)),
+            Ok(n) if (-MAX_CHANGE..=MAX_CHANGE).contains(&n) => Ok(QuantityChange(n)),
             _ => Err(format!(
                 "The quantity is a whole number from 1 to {MAX_CHANGE}."
             )),
@@ -297,6 +297,7 @@ mod tests {
         assert!(QuantityChange::parse("0").is_err());
         assert!(QuantityChange::parse("lots").is_err());
         assert!(QuantityChange::parse("1000").is_err());
+        assert!(QuantityChange::parse("-2147483648").is_err(), "no overflow");
         assert!(Quantity::parse("0").is_err());
         assert_eq!(Quantity::parse(" 7 ").unwrap().get(), 7);
     }

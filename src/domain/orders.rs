@@ -46,12 +46,17 @@ pub fn checkout(
         if let Some(order_id) = order_for_key(conn, user_id, idempotency_key)? {
             return Ok((order_id, false));
         }
-        let lines: Vec<(i64, i32)> = cart_items::table
+        let locked: Vec<(i64, i64, i32)> = cart_items::table
             .filter(cart_items::user_id.eq(user_id))
             .order(cart_items::book_id)
-            .select((cart_items::book_id, cart_items::quantity))
+            .select((cart_items::id, cart_items::book_id, cart_items::quantity))
             .for_update()
             .load(conn)?;
+        let line_ids: Vec<i64> = locked.iter().map(|(id, _, _)| *id).collect();
+        let lines: Vec<(i64, i32)> = locked
+            .iter()
+            .map(|(_, book, quantity)| (*book, *quantity))
+            .collect();
         if lines.is_empty() {
             return Err(CheckoutError::EmptyCart);
         }
@@ -110,7 +115,8 @@ pub fn checkout(
         diesel::insert_into(order_lines::table)
             .values(&order_rows)
             .execute(conn)?;
-        diesel::delete(cart_items::table.filter(cart_items::user_id.eq(user_id))).execute(conn)?;
+        // Only the lines ordered: one added in another tab meanwhile stays in the cart.
+        diesel::delete(cart_items::table.filter(cart_items::id.eq_any(&line_ids))).execute(conn)?;
         Ok((order_id, true))
     })
 }

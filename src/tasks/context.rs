@@ -135,8 +135,15 @@ impl TaskContext {
             .get()
             .map_err(|err| err.to_string())
             .and_then(|mut conn| {
-                store::record_progress(&mut conn, self.task_id, done as i64, total as i64, message)
-                    .map_err(|err| err.to_string())
+                store::record_progress(
+                    &mut conn,
+                    self.task_id,
+                    self.attempt,
+                    done as i64,
+                    total as i64,
+                    message,
+                )
+                .map_err(|err| err.to_string())
             });
         if let Err(err) = written {
             tracing::warn!(task = self.task_id, "recording progress: {err}");

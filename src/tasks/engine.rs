@@ -77,19 +77,29 @@ impl EngineHandle {
 }
 
 struct Shared {
+    /// For the programs and for recording their outcomes (shared with the web side).
     pool: PgPool,
+    /// The engine's own bookkeeping (claims, heartbeats, leases, schedules) on connections of
+    /// its own, so a busy web side can never starve the heartbeats into lost leases.
+    engine_pool: PgPool,
     registry: Arc<Registry>,
     config: EngineConfig,
     /// Set at shutdown: a program stopped by it was interrupted, not cancelled by a user.
     shutting_down: AtomicBool,
 }
 
-pub fn start(pool: PgPool, registry: Arc<Registry>, config: EngineConfig) -> EngineHandle {
+pub fn start(
+    pool: PgPool,
+    registry: Arc<Registry>,
+    config: EngineConfig,
+) -> anyhow::Result<EngineHandle> {
+    let engine_pool = crate::db::build_pool(&config.database_url, 2)?;
     let (stop, stop_rx) = watch::channel(false);
     let (stopped_tx, stopped) = oneshot::channel();
     let arbiter = Arbiter::new();
     let shared = Arc::new(Shared {
         pool,
+        engine_pool,
         registry,
         config,
         shutting_down: AtomicBool::new(false),
@@ -98,11 +108,11 @@ pub fn start(pool: PgPool, registry: Arc<Registry>, config: EngineConfig) -> Eng
         run(shared, stop_rx).await;
         let _ = stopped_tx.send(());
     });
-    EngineHandle {
+    Ok(EngineHandle {
         stop,
         stopped,
         arbiter,
-    }
+    })
 }
 
 async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
@@ -238,8 +248,9 @@ fn beat(shared: &Shared, running: &HashMap<i64, Arc<AtomicBool>>) {
     if running.is_empty() {
         return;
     }
+    let ids: Vec<i64> = running.keys().copied().collect();
     match with_conn(shared, |conn| {
-        store::heartbeat(conn, &shared.config.worker_id)
+        store::heartbeat(conn, &shared.config.worker_id, &ids)
     }) {
         Ok(cancel_ids) => {
             for id in cancel_ids {
@@ -252,21 +263,26 @@ fn beat(shared: &Shared, running: &HashMap<i64, Arc<AtomicBool>>) {
     }
 }
 
+/// Bookkeeping statements, on the engine's own connections.
 fn with_conn<T>(
     shared: &Shared,
     work: impl FnOnce(&mut PgConnection) -> diesel::QueryResult<T>,
 ) -> anyhow::Result<T> {
-    let mut conn = shared.pool.get()?;
+    let mut conn = shared.engine_pool.get()?;
     Ok(work(&mut conn)?)
 }
 
 enum Outcome {
     Done(TaskOutput),
-    Failed(String),
+    /// The error, and whether another attempt may be made.
+    Failed(String, bool),
     Cancelled,
-    /// Stopped by the shutdown: the engine re-queues it.
+    /// Stopped by the shutdown: back to the queue.
     Interrupted,
 }
+
+/// How long a timed-out program gets to stop after being told to.
+const STOP_AFTER_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn spawn_task(
     shared: Arc<Shared>,
@@ -274,26 +290,43 @@ fn spawn_task(
     cancel: Arc<AtomicBool>,
     finished: mpsc::UnboundedSender<i64>,
 ) {
-    let name = format!("task-{}", task.id);
-    let spawned = thread::Builder::new().name(name).spawn(move || {
-        let started = Instant::now();
-        let outcome = execute(&shared, &task, cancel);
-        record(&shared, &task, outcome, started.elapsed());
-        let _ = finished.send(task.id);
-    });
+    let (thread_shared, thread_task, thread_finished) =
+        (shared.clone(), task.clone(), finished.clone());
+    let spawned = thread::Builder::new()
+        .name(format!("task-{}", task.id))
+        .spawn(move || {
+            let started = Instant::now();
+            execute(&thread_shared, &thread_task, cancel, |outcome| {
+                record(&thread_shared, &thread_task, outcome, started.elapsed())
+            });
+            let _ = thread_finished.send(thread_task.id);
+        });
     if let Err(err) = spawned {
-        // The lease will expire and another attempt will be made.
-        tracing::error!("starting a task thread: {err}");
+        record(
+            &shared,
+            &task,
+            Outcome::Failed(format!("could not start a thread: {err}"), true),
+            Duration::ZERO,
+        );
+        let _ = finished.send(task.id);
     }
 }
 
-/// Runs the program on a thread of its own so that a timeout can be enforced (the thread is
-/// told to stop and abandoned) and a panic stays inside it.
-fn execute(shared: &Arc<Shared>, task: &ClaimedTask, cancel: Arc<AtomicBool>) -> Outcome {
+/// Runs the program on a thread of its own, so a panic stays inside it and a timeout can be
+/// enforced: the program is told to stop; if it does, the attempt failed and may be retried;
+/// if it does not, the task ends in error (a retry would run beside the runaway) and this slot
+/// stays taken until the thread really ends. `report` records the outcome as soon as it is
+/// known.
+fn execute(
+    shared: &Arc<Shared>,
+    task: &ClaimedTask,
+    cancel: Arc<AtomicBool>,
+    report: impl FnOnce(Outcome),
+) {
     let Some(function) = shared.registry.get(&task.function_name) else {
-        return Outcome::Failed(format!(
-            "this app has no function named {}",
-            task.function_name
+        return report(Outcome::Failed(
+            format!("this app has no function named {}", task.function_name),
+            false,
         ));
     };
     let run = function.run;
@@ -312,26 +345,45 @@ fn execute(shared: &Arc<Shared>, task: &ClaimedTask, cancel: Arc<AtomicBool>) ->
             let _ = sender.send(result);
         });
     if let Err(err) = spawned {
-        return Outcome::Failed(format!("could not start the program: {err}"));
+        return report(Outcome::Failed(
+            format!("could not start the program: {err}"),
+            true,
+        ));
     }
-    let timeout = Duration::from_secs(task.timeout_seconds.max(1) as u64);
-    match receiver.recv_timeout(timeout) {
-        Ok(Ok(Ok(output))) => Outcome::Done(output),
-        Ok(Ok(Err(TaskError::Cancelled))) if shared.shutting_down.load(Ordering::SeqCst) => {
+    let outcome = |result: std::thread::Result<Result<TaskOutput, TaskError>>| match result {
+        Ok(Ok(output)) => Outcome::Done(output),
+        Ok(Err(TaskError::Cancelled)) if shared.shutting_down.load(Ordering::SeqCst) => {
             Outcome::Interrupted
         }
-        Ok(Ok(Err(TaskError::Cancelled))) => Outcome::Cancelled,
-        Ok(Ok(Err(TaskError::Failed(message)))) => Outcome::Failed(message),
-        Ok(Err(panic)) => {
-            Outcome::Failed(format!("the program panicked: {}", panic_message(&panic)))
-        }
+        Ok(Err(TaskError::Cancelled)) => Outcome::Cancelled,
+        Ok(Err(TaskError::Failed(message))) => Outcome::Failed(message, true),
+        Err(panic) => Outcome::Failed(
+            format!("the program panicked: {}", panic_message(&panic)),
+            true,
+        ),
+    };
+    let timeout = Duration::from_secs(task.timeout_seconds.max(1) as u64);
+    match receiver.recv_timeout(timeout) {
+        Ok(result) => report(outcome(result)),
         Err(std_mpsc::RecvTimeoutError::Timeout) => {
             cancel.store(true, Ordering::SeqCst);
-            Outcome::Failed(format!("timed out after {} s", timeout.as_secs()))
+            let message = format!("timed out after {} s", timeout.as_secs());
+            match receiver.recv_timeout(STOP_AFTER_TIMEOUT) {
+                Ok(_) => report(Outcome::Failed(message, true)),
+                Err(_) => {
+                    report(Outcome::Failed(
+                        format!("{message} and did not stop when told to; not retried"),
+                        false,
+                    ));
+                    // Keep the slot until the runaway ends.
+                    let _ = receiver.recv();
+                }
+            }
         }
-        Err(std_mpsc::RecvTimeoutError::Disconnected) => {
-            Outcome::Failed("the program's thread vanished".into())
-        }
+        Err(std_mpsc::RecvTimeoutError::Disconnected) => report(Outcome::Failed(
+            "the program's thread vanished".into(),
+            true,
+        )),
     }
 }
 
@@ -345,29 +397,38 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
 
 fn record(shared: &Shared, task: &ClaimedTask, outcome: Outcome, took: Duration) {
     let worker = &shared.config.worker_id;
-    let written = with_conn(shared, |conn| match &outcome {
-        Outcome::Done(output) => store::finish(conn, task, worker, output).map(|_| ()),
-        Outcome::Failed(error) => {
-            let delay = shared
-                .config
-                .retry_base
-                .saturating_mul(1 << (task.attempt.clamp(1, 20) - 1))
-                .min(MAX_RETRY_DELAY);
-            store::fail(conn, task, worker, error, delay.as_secs_f64()).map(|_| ())
+    let written = (|| -> anyhow::Result<()> {
+        let mut conn = shared.pool.get()?;
+        match &outcome {
+            Outcome::Done(output) => store::finish(&mut conn, task, worker, output).map(|_| ())?,
+            Outcome::Failed(error, retry) => {
+                let delay = shared
+                    .config
+                    .retry_base
+                    .saturating_mul(1 << (task.attempt.clamp(1, 20) - 1))
+                    .min(MAX_RETRY_DELAY);
+                store::fail(&mut conn, task, worker, error, delay.as_secs_f64(), *retry)
+                    .map(|_| ())?
+            }
+            Outcome::Cancelled => store::mark_cancelled(&mut conn, task, worker).map(|_| ())?,
+            Outcome::Interrupted => {
+                store::requeue_interrupted(&mut conn, worker, &[task.id]).map(|_| ())?
+            }
         }
-        Outcome::Cancelled => store::mark_cancelled(conn, task, worker).map(|_| ()),
-        Outcome::Interrupted => Ok(()),
-    });
+        Ok(())
+    })();
     match (&outcome, written) {
         (_, Err(err)) => tracing::error!(
             task = task.id,
-            "recording the outcome: {err:#} (the lease will expire and the task be retried)"
+            "recording the outcome: {err:#} (its lease will run out and it will be retried)"
         ),
-        (Outcome::Failed(error), Ok(())) => tracing::warn!(
-            task = task.id,
-            attempt = task.attempt,
-            "task failed: {error}"
-        ),
+        (Outcome::Failed(error, _), Ok(())) => {
+            tracing::warn!(
+                task = task.id,
+                attempt = task.attempt,
+                "task failed: {error}"
+            )
+        }
         _ => tracing::debug!(task = task.id, ms = took.as_millis() as u64, "task ended"),
     }
 }

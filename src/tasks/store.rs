@@ -200,7 +200,7 @@ pub fn claim_next_tasks(
 ) -> QueryResult<Vec<ClaimedTask>> {
     sql_query(
         "UPDATE tasks t SET status = 'running', worker_id = $1, start_time = now(), \
-                heartbeat_at = now(), attempt = t.attempt + 1, cancel_requested = false, \
+                heartbeat_at = now(), attempt = t.attempt + 1, \
                 progress_done = NULL, progress_total = NULL, progress_message = NULL \
            FROM programs p \
           WHERE p.id = t.program_id \
@@ -251,8 +251,9 @@ pub fn finish(
     Ok(updated == 1)
 }
 
-/// Records a failed attempt. With attempts left the task goes back to the queue after
-/// `retry_in_seconds`; otherwise it ends in `error` with every attempt's error in its result.
+/// Records a failed attempt. With attempts left (and `retry` allowed) the task goes back to
+/// the queue after `retry_in_seconds`; otherwise it ends in `error` with every attempt's error
+/// in its result. A task someone asked to cancel ends `cancelled` instead of being retried.
 /// Returns the new status.
 pub fn fail(
     conn: &mut PgConnection,
@@ -260,6 +261,7 @@ pub fn fail(
     worker: &str,
     error: &str,
     retry_in_seconds: f64,
+    retry: bool,
 ) -> QueryResult<Option<String>> {
     #[derive(QueryableByName)]
     struct Status {
@@ -269,11 +271,14 @@ pub fn fail(
     let row = sql_query(format!(
         "UPDATE tasks SET \
             attempts = attempts || jsonb_build_array(jsonb_build_object('attempt', attempt, 'error', $4::text, 'at', now())), \
-            status = CASE WHEN attempt >= max_attempts THEN 'error' ELSE 'scheduled' END, \
-            run_after = CASE WHEN attempt >= max_attempts THEN run_after \
+            status = CASE WHEN cancel_requested THEN 'cancelled' \
+                          WHEN attempt >= max_attempts OR NOT $6 THEN 'error' ELSE 'scheduled' END, \
+            run_after = CASE WHEN attempt >= max_attempts OR NOT $6 OR cancel_requested THEN run_after \
                              ELSE now() + make_interval(secs => $5) END, \
-            end_time = CASE WHEN attempt >= max_attempts THEN now() END, \
-            result = CASE WHEN attempt >= max_attempts THEN \
+            end_time = CASE WHEN attempt >= max_attempts OR NOT $6 OR cancel_requested THEN now() END, \
+            result = CASE \
+                WHEN cancel_requested THEN 'Cancelled; the attempt ended with: ' || $4::text \
+                WHEN attempt >= max_attempts OR NOT $6 THEN \
                 format('Failed after %s attempt%s:', attempt, CASE WHEN attempt = 1 THEN '' ELSE 's' END) || E'\\n' || \
                 (SELECT string_agg(format('attempt %s: %s', e->>'attempt', e->>'error'), E'\\n' ORDER BY (e->>'attempt')::int) \
                    FROM jsonb_array_elements(attempts || jsonb_build_array(jsonb_build_object('attempt', attempt, 'error', $4::text))) e) \
@@ -285,6 +290,7 @@ pub fn fail(
     .bind::<Integer, _>(task.attempt)
     .bind::<Text, _>(error)
     .bind::<Double, _>(retry_in_seconds)
+    .bind::<Bool, _>(retry)
     .get_result::<Status>(conn)
     .optional()?;
     Ok(row.map(|row| row.status))
@@ -307,12 +313,14 @@ pub fn mark_cancelled(
     Ok(updated == 1)
 }
 
-/// Refreshes this worker's leases; returns the ids of its tasks that were asked to cancel.
-pub fn heartbeat(conn: &mut PgConnection, worker: &str) -> QueryResult<Vec<i64>> {
+/// Refreshes the leases of the tasks this worker is really running (one whose thread could not
+/// start is not among `ids`, so its lease runs out); returns those asked to cancel.
+pub fn heartbeat(conn: &mut PgConnection, worker: &str, ids: &[i64]) -> QueryResult<Vec<i64>> {
     let rows: Vec<(i64, bool)> = diesel::update(
         tasks::table
             .filter(tasks::worker_id.eq(worker))
-            .filter(tasks::status.eq("running")),
+            .filter(tasks::status.eq("running"))
+            .filter(tasks::id.eq_any(ids)),
     )
     .set(tasks::heartbeat_at.eq(diesel::dsl::now))
     .returning((tasks::id, tasks::cancel_requested))
@@ -325,17 +333,20 @@ pub fn heartbeat(conn: &mut PgConnection, worker: &str) -> QueryResult<Vec<i64>>
 }
 
 /// Tasks whose worker stopped sending heartbeats (it crashed or lost the database) go back to
-/// the queue, or end in `error` when their attempts are spent. Any live node may run this.
+/// the queue, or end in `error` when their attempts are spent (`cancelled` if someone asked).
+/// Any live node may run this.
 pub fn requeue_lost(conn: &mut PgConnection, lease_seconds: f64) -> QueryResult<usize> {
     sql_query(
         "UPDATE tasks SET \
             attempts = attempts || jsonb_build_array(jsonb_build_object('attempt', attempt, \
                 'error', format('worker lost (%s sent no heartbeat for %s s)', worker_id, $1), 'at', now())), \
-            status = CASE WHEN attempt >= max_attempts THEN 'error' ELSE 'scheduled' END, \
-            end_time = CASE WHEN attempt >= max_attempts THEN now() END, \
+            status = CASE WHEN cancel_requested THEN 'cancelled' \
+                          WHEN attempt >= max_attempts THEN 'error' ELSE 'scheduled' END, \
+            end_time = CASE WHEN attempt >= max_attempts OR cancel_requested THEN now() END, \
             run_after = now(), \
-            result = CASE WHEN attempt >= max_attempts \
-                THEN format('Failed after %s attempts: worker lost', attempt) ELSE result END \
+            result = CASE WHEN cancel_requested THEN 'Cancelled; its worker was lost.' \
+                          WHEN attempt >= max_attempts THEN format('Failed after %s attempts: worker lost', attempt) \
+                          ELSE result END \
           WHERE status = 'running' AND heartbeat_at < now() - make_interval(secs => $1)",
     )
     .bind::<Double, _>(lease_seconds)
@@ -343,15 +354,20 @@ pub fn requeue_lost(conn: &mut PgConnection, lease_seconds: f64) -> QueryResult<
 }
 
 /// At shutdown: this worker's unfinished tasks go back to the queue without spending an
-/// attempt (they were interrupted, not failed).
+/// attempt (they were interrupted, not failed), unless someone asked to cancel them.
 pub fn requeue_interrupted(
     conn: &mut PgConnection,
     worker: &str,
     ids: &[i64],
 ) -> QueryResult<usize> {
     sql_query(
-        "UPDATE tasks SET status = 'scheduled', attempt = attempt - 1, run_after = now(), \
-                start_time = NULL, heartbeat_at = NULL, \
+        "UPDATE tasks SET \
+                status = CASE WHEN cancel_requested THEN 'cancelled' ELSE 'scheduled' END, \
+                end_time = CASE WHEN cancel_requested THEN now() END, \
+                result = CASE WHEN cancel_requested THEN 'Cancelled during a worker shutdown.' ELSE result END, \
+                attempt = CASE WHEN cancel_requested THEN attempt ELSE attempt - 1 END, \
+                start_time = CASE WHEN cancel_requested THEN start_time END, \
+                run_after = now(), heartbeat_at = NULL, \
                 attempts = attempts || jsonb_build_array(jsonb_build_object('attempt', attempt, \
                     'error', 'interrupted by a worker shutdown; re-queued', 'at', now())) \
           WHERE worker_id = $1 AND status = 'running' AND id = ANY($2)",
@@ -361,9 +377,11 @@ pub fn requeue_interrupted(
     .execute(conn)
 }
 
+/// Only for the attempt that reports it: an abandoned earlier attempt cannot overwrite it.
 pub fn record_progress(
     conn: &mut PgConnection,
     task_id: i64,
+    attempt: i32,
     done: i64,
     total: i64,
     message: &str,
@@ -371,7 +389,8 @@ pub fn record_progress(
     diesel::update(
         tasks::table
             .find(task_id)
-            .filter(tasks::status.eq("running")),
+            .filter(tasks::status.eq("running"))
+            .filter(tasks::attempt.eq(attempt)),
     )
     .set((
         tasks::progress_done.eq(done.max(0)),

@@ -1,11 +1,13 @@
 //! HTTP: routes, page layout, errors. Handlers stay thin: parse, call the domain, render.
 
 pub mod auth;
+pub mod chart;
 pub mod csrf;
 pub mod error;
 pub mod flash;
 pub mod forms;
 pub mod layout;
+pub mod params;
 mod routes;
 pub mod session_store;
 

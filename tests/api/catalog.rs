@@ -286,3 +286,65 @@ async fn staff_add_and_edit_books_and_see_them_at_once() {
     );
     assert_eq!(app.get("/admin/books/999999/edit").await.status(), 404);
 }
+
+#[tokio::test]
+async fn a_staff_edit_never_puts_sold_copies_back() {
+    let app = spawn_app().await;
+    app.log_in_as("staff", "staff-runs-tasks").await;
+    let id: i64 = app
+        .db(|conn| {
+            books::table
+                .order(books::id)
+                .select(books::id)
+                .first(conn)
+                .unwrap()
+        })
+        .await;
+    app.db(move |conn| {
+        diesel::update(books::table.find(id))
+            .set(books::stock.eq(5))
+            .execute(conn)
+            .unwrap()
+    })
+    .await;
+    let edit_path = format!("/admin/books/{id}/edit");
+    let form = app.page(&edit_path).await;
+    let token = crate::helpers::csrf_token_in(&form);
+
+    // Customers buy three copies while the form is open.
+    app.db(move |conn| {
+        diesel::update(books::table.find(id))
+            .set(books::stock.eq(2))
+            .execute(conn)
+            .unwrap()
+    })
+    .await;
+    let fields = [
+        ("title", "Edited Title"),
+        ("authors", "Someone"),
+        ("price", "10.00"),
+        ("stock", "5"),
+        ("stock_was", "5"),
+        ("csrf_token", token.as_str()),
+    ];
+    let refused = app.post_form(&edit_path, &fields).await;
+
+    assert_eq!(refused.status(), 422);
+    let page = refused.text().await.unwrap();
+    assert!(page.contains("Copies were sold while you edited: the stock is now 2."));
+    assert!(
+        page.contains("name=\"stock_was\" value=\"2\""),
+        "saving again is an informed decision"
+    );
+    let (title, stock): (String, i32) = app
+        .db(move |conn| {
+            books::table
+                .find(id)
+                .select((books::title, books::stock))
+                .first(conn)
+                .unwrap()
+        })
+        .await;
+    assert_eq!(stock, 2);
+    assert_ne!(title, "Edited Title", "nothing was saved");
+}

@@ -132,6 +132,12 @@ pub fn purge_expired(conn: &mut PgConnection, policy: &SessionPolicy) -> QueryRe
     .execute(conn)
 }
 
+/// Deletes sessions past their absolute lifetime (the idle timeout is the app's setting; see
+/// `purge_expired`).
+pub fn purge_past_lifetime(conn: &mut PgConnection) -> QueryResult<usize> {
+    diesel::delete(sessions::table.filter(sessions::expires_at.le(Utc::now()))).execute(conn)
+}
+
 /// How many live sessions a user has (for tests and the admin pages).
 pub fn count_for_user(conn: &mut PgConnection, user_id: i64) -> QueryResult<i64> {
     sessions::table

@@ -120,6 +120,9 @@ pub struct BookFields {
     /// Dollars: "12.99".
     pub price: String,
     pub stock: String,
+    /// The stock when the edit form was opened: a save is refused if checkouts changed it
+    /// meanwhile (otherwise the form would put sold copies back).
+    pub stock_was: String,
 }
 
 /// A book that passed validation.
@@ -133,6 +136,7 @@ pub struct BookInput {
     pub description: String,
     pub price: Cents,
     pub stock: i32,
+    pub stock_was: Option<i32>,
 }
 
 impl BookFields {
@@ -241,6 +245,7 @@ impl BookFields {
                 description,
                 price,
                 stock,
+                stock_was: self.stock_was.trim().parse().ok(),
             }),
             _ => Err(errors),
         }
@@ -270,6 +275,7 @@ impl From<&crate::domain::catalog::BookDetail> for BookFields {
             description: book.description.clone(),
             price: book.price.plain(),
             stock: book.stock.to_string(),
+            stock_was: book.stock.to_string(),
         }
     }
 }
@@ -280,6 +286,8 @@ pub enum EditError {
     IsbnTaken,
     #[error("No such book.")]
     NotFound,
+    #[error("Copies were sold while you edited: the stock is now {now}. Check it and save again.")]
+    StockChanged { now: i32 },
     #[error(transparent)]
     Database(diesel::result::Error),
 }
@@ -319,7 +327,15 @@ pub fn create_book(conn: &mut PgConnection, input: &BookInput) -> Result<i64, Ed
 /// Replaces a book's fields and authors.
 pub fn update_book(conn: &mut PgConnection, id: i64, input: &BookInput) -> Result<(), EditError> {
     conn.transaction(|conn| {
-        let updated = diesel::update(books::table.find(id))
+        let target = books::table.find(id).filter(
+            books::stock
+                .eq(input.stock_was.unwrap_or(input.stock))
+                .or(input
+                    .stock_was
+                    .is_none()
+                    .into_sql::<diesel::sql_types::Bool>()),
+        );
+        let updated = diesel::update(target)
             .set((
                 books::title.eq(&input.title),
                 books::year.eq(input.year),
@@ -332,7 +348,15 @@ pub fn update_book(conn: &mut PgConnection, id: i64, input: &BookInput) -> Resul
             ))
             .execute(conn)?;
         if updated == 0 {
-            return Err(EditError::NotFound);
+            let now: Option<i32> = books::table
+                .find(id)
+                .select(books::stock)
+                .first(conn)
+                .optional()?;
+            return Err(match now {
+                Some(now) => EditError::StockChanged { now },
+                None => EditError::NotFound,
+            });
         }
         diesel::delete(book_authors::table.filter(book_authors::book_id.eq(id))).execute(conn)?;
         link_authors(conn, id, &input.authors)?;
@@ -374,6 +398,7 @@ mod tests {
             description: "Spice.".into(),
             price: "9.99".into(),
             stock: "3".into(),
+            stock_was: String::new(),
         }
     }
 

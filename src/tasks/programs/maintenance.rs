@@ -16,23 +16,29 @@ use crate::{
 pub fn purge_expired_sessions(timeout: Duration) -> ProgramFunction {
     ProgramFunction {
         name: "purge_expired_sessions",
-        description: "Deletes sessions past their lifetime or idle timeout.",
+        description: "Deletes sessions past their lifetime, and idle ones when idle_minutes is given \
+                      (each node also purges by its configured idle timeout).",
         params: vec![
-            ParamSpec::int("idle_minutes", "Sessions unused this long are deleted.")
-                .default(120)
+            ParamSpec::int("idle_minutes", "Also delete sessions unused this long.")
                 .range(1, 525_600),
         ],
         timeout,
         max_attempts: 3,
         default_schedule: Some("every 15 minutes"),
         run: |ctx| {
-            let idle = Duration::from_secs(ctx.int("idle_minutes").unwrap_or(120) as u64 * 60);
-            let policy = SessionPolicy {
-                // The absolute lifetime is in each row's expires_at; this bound is unused.
-                lifetime: idle,
-                idle_timeout: idle,
+            let mut conn = ctx.conn()?;
+            let deleted = match ctx.int("idle_minutes") {
+                Some(minutes) => {
+                    let idle = Duration::from_secs(minutes as u64 * 60);
+                    let policy = SessionPolicy {
+                        // The lifetime is in each row's expires_at; purge_expired checks both.
+                        lifetime: idle,
+                        idle_timeout: idle,
+                    };
+                    sessions::purge_expired(&mut conn, &policy)?
+                }
+                None => sessions::purge_past_lifetime(&mut conn)?,
             };
-            let deleted = sessions::purge_expired(&mut *ctx.conn()?, &policy)?;
             Ok(TaskOutput::Text(format!(
                 "Deleted {deleted} expired session{}.",
                 plural(deleted)

@@ -114,12 +114,12 @@ pub async fn save(
     };
     let mut errors = FieldErrors::default();
     // The layout (which takes pending flash messages) only when the form is shown again.
-    let again = async |errors| {
+    let again = async |errors, fields: BookFields| {
         let page = BookFormPage {
             layout: Layout::extract(&req).await?,
             csrf_token: csrf::token(&session),
             book_id,
-            fields: fields.clone(),
+            fields,
             errors,
         };
         Ok(html(StatusCode::UNPROCESSABLE_ENTITY, &page))
@@ -130,7 +130,7 @@ pub async fn save(
             for (field, message) in problems {
                 errors.add(field, message);
             }
-            return again(errors).await;
+            return again(errors, fields.clone()).await;
         }
     };
     let saved = with_conn(&state, move |conn| {
@@ -152,9 +152,18 @@ pub async fn save(
         }
         Err(EditError::IsbnTaken) => {
             errors.add("isbn", EditError::IsbnTaken.to_string());
-            again(errors).await
+            again(errors, fields.clone()).await
         }
         Err(EditError::NotFound) => Err(WebError::NotFound),
+        Err(EditError::StockChanged { now }) => {
+            errors.add("stock", EditError::StockChanged { now }.to_string());
+            // Shown with the current stock, so saving again is a decision made knowing it.
+            let fields = BookFields {
+                stock_was: now.to_string(),
+                ..fields.clone()
+            };
+            again(errors, fields).await
+        }
         Err(EditError::Database(err)) => Err(err.into()),
     }
 }

@@ -1,6 +1,6 @@
 mod account;
-mod admin;
 mod admin_books;
+mod admin_tasks;
 mod cart;
 mod catalog;
 mod health;
@@ -33,7 +33,43 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/checkout", web::post().to(cart::checkout))
         .route("/orders", web::get().to(orders::list))
         .route("/orders/{id}", web::get().to(orders::show))
-        .route("/admin", web::get().to(admin::overview))
+        .route("/admin", web::get().to(admin_tasks::overview))
+        .route("/admin/programs", web::get().to(admin_tasks::programs))
+        .route("/admin/programs", web::post().to(admin_tasks::register))
+        .route(
+            "/admin/programs/{name}/run",
+            web::get().to(admin_tasks::run_form),
+        )
+        .route(
+            "/admin/programs/{name}/run",
+            web::post().to(admin_tasks::run),
+        )
+        .route(
+            "/admin/programs/{name}/settings",
+            web::post().to(admin_tasks::settings),
+        )
+        .route("/admin/tasks", web::get().to(admin_tasks::tasks))
+        .route("/admin/tasks/{id}", web::get().to(admin_tasks::task))
+        .route(
+            "/admin/tasks/{id}/cancel",
+            web::get().to(admin_tasks::confirm),
+        )
+        .route(
+            "/admin/tasks/{id}/cancel",
+            web::post().to(admin_tasks::cancel),
+        )
+        .route(
+            "/admin/tasks/{id}/rerun",
+            web::get().to(admin_tasks::confirm),
+        )
+        .route(
+            "/admin/tasks/{id}/rerun",
+            web::post().to(admin_tasks::rerun),
+        )
+        .route(
+            "/admin/tasks/{id}/result.{format}",
+            web::get().to(admin_tasks::download),
+        )
         .route("/admin/books/new", web::get().to(admin_books::new_form))
         .route("/admin/books/new", web::post().to(admin_books::save))
         .route(

@@ -1,0 +1,131 @@
+//! Run forms generated from a program's parameter schema (`program_functions.parameters`).
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde_json::{Map, Value};
+
+/// One input of a run form.
+#[derive(Debug, Clone)]
+pub struct ParamField {
+    pub name: String,
+    /// text, int, bool, date, enum
+    pub kind: String,
+    pub required: bool,
+    pub help: String,
+    pub choices: Vec<String>,
+    pub min: Option<i64>,
+    pub max: Option<i64>,
+    /// What the input shows: the visitor's input, else the default.
+    pub value: String,
+    pub error: Option<String>,
+}
+
+impl ParamField {
+    pub fn input_name(&self) -> String {
+        format!("param_{}", self.name)
+    }
+
+    pub fn checked(&self) -> bool {
+        self.value == "true"
+    }
+
+    pub fn is_selected(&self, choice: &str) -> bool {
+        self.value == choice
+    }
+}
+
+fn text_of(value: &Value) -> String {
+    match value {
+        Value::Null => String::new(),
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The form's fields, with the submitted input (if any) and per-field errors.
+pub fn fields(
+    schema: Option<&Value>,
+    input: Option<&HashMap<String, String>>,
+    errors: &BTreeMap<String, String>,
+) -> Vec<ParamField> {
+    let specs = schema
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    specs
+        .iter()
+        .map(|spec| {
+            let name = spec["name"].as_str().unwrap_or_default().to_owned();
+            let kind = spec["type"].as_str().unwrap_or("text").to_owned();
+            let submitted = input.map(|input| {
+                let value = input
+                    .get(&format!("param_{name}"))
+                    .cloned()
+                    .unwrap_or_default();
+                if kind == "bool" && value.is_empty() {
+                    "false".to_owned()
+                } else {
+                    value
+                }
+            });
+            ParamField {
+                value: submitted.unwrap_or_else(|| text_of(&spec["default"])),
+                error: errors.get(&name).cloned(),
+                required: spec["required"].as_bool().unwrap_or(false),
+                help: spec["help"].as_str().unwrap_or_default().to_owned(),
+                choices: spec["choices"]
+                    .as_array()
+                    .map(|c| {
+                        c.iter()
+                            .filter_map(Value::as_str)
+                            .map(str::to_owned)
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                min: spec["min"].as_i64(),
+                max: spec["max"].as_i64(),
+                name,
+                kind,
+            }
+        })
+        .collect()
+}
+
+/// The submitted form as the parameters object for `run_program`: every value as typed (the
+/// SQL check converts "5" for an int and reports what does not fit); empty fields are left
+/// out so defaults apply; an unticked checkbox is false.
+pub fn parameters(schema: Option<&Value>, input: &HashMap<String, String>) -> Value {
+    let mut object = Map::new();
+    for field in fields(schema, Some(input), &BTreeMap::new()) {
+        if !field.value.trim().is_empty() {
+            object.insert(field.name, Value::String(field.value));
+        }
+    }
+    Value::Object(object)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn forms_round_trip_through_parameters() {
+        let schema = json!([
+            {"name": "seconds", "type": "int", "required": false, "default": 30, "help": "How long."},
+            {"name": "loud", "type": "bool", "required": false, "default": false, "help": ""},
+            {"name": "per", "type": "enum", "required": false, "default": "book", "choices": ["book", "author"], "help": ""}
+        ]);
+        let blank = fields(Some(&schema), None, &BTreeMap::new());
+        assert_eq!(blank[0].value, "30");
+        assert_eq!(blank[2].choices, ["book", "author"]);
+        let input = HashMap::from([
+            ("param_seconds".to_owned(), "5".to_owned()),
+            ("param_per".to_owned(), "author".to_owned()),
+        ]);
+        assert_eq!(
+            parameters(Some(&schema), &input),
+            json!({"seconds": "5", "loud": "false", "per": "author"})
+        );
+    }
+}

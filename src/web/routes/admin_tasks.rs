@@ -1,0 +1,594 @@
+//! The staff dashboard for background programs: overview, programs (run, register, schedule),
+//! tasks (list, detail, cancel, run again, downloads).
+
+use std::collections::{BTreeMap, HashMap};
+
+use actix_session::Session;
+use actix_web::{FromRequest, HttpRequest, HttpResponse, http::StatusCode, web};
+use askama::Template;
+use askama_web::WebTemplate;
+use chrono::Utc;
+use serde::Deserialize;
+
+use crate::{
+    domain::overview::{self, ShopCounts},
+    tasks::{
+        store::{self, ProgramInfo, TaskStoreError},
+        views::{self, STATUSES, TaskDetail, TaskFilter, TaskRow},
+    },
+    web::{
+        AppState,
+        auth::Staff,
+        chart::{self, Chart},
+        csrf::{self, CsrfForm},
+        error::{WebError, html, see_other},
+        flash,
+        layout::Layout,
+        params::{self, ParamField},
+        with_conn,
+    },
+};
+
+const TASKS_PER_PAGE: i64 = 25;
+
+#[derive(Template, WebTemplate)]
+#[template(path = "admin/overview.html")]
+pub struct OverviewPage {
+    layout: Layout,
+    shop: ShopCounts,
+    counts: Vec<(&'static str, i64)>,
+    running: Vec<TaskRow>,
+    latest: Vec<TaskRow>,
+    failures: Vec<TaskRow>,
+    chart: Chart,
+}
+
+/// `GET /admin`
+pub async fn overview(
+    state: web::Data<AppState>,
+    _staff: Staff,
+    layout: Layout,
+) -> Result<OverviewPage, WebError> {
+    let (shop, counts, running, latest, failures, hourly) = with_conn(&state, |conn| {
+        Ok::<_, diesel::result::Error>((
+            overview::shop_counts(conn)?,
+            views::status_counts(conn)?,
+            views::running_tasks(conn)?,
+            views::list_tasks(conn, &TaskFilter::default(), 1, 10)?.0,
+            views::failures_since(conn, Utc::now() - chrono::Duration::hours(24), 10)?,
+            views::hourly_counts(conn)?,
+        ))
+    })
+    .await?;
+    Ok(OverviewPage {
+        layout,
+        shop,
+        counts,
+        running,
+        latest,
+        failures,
+        chart: chart::hourly(&hourly, Utc::now()),
+    })
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "admin/programs.html")]
+pub struct ProgramsPage {
+    layout: Layout,
+    csrf_token: String,
+    programs: Vec<ProgramInfo>,
+    functions: Vec<String>,
+    new_name: String,
+    new_function: String,
+    errors: BTreeMap<String, String>,
+}
+
+impl ProgramsPage {
+    fn error(&self, field: &str) -> Option<&String> {
+        self.errors.get(field)
+    }
+
+    fn param_names(program: &ProgramInfo) -> String {
+        program
+            .parameters
+            .as_ref()
+            .and_then(|p| p.as_array())
+            .map(|specs| {
+                specs
+                    .iter()
+                    .map(|s| {
+                        format!(
+                            "{} ({})",
+                            s["name"].as_str().unwrap_or("?"),
+                            s["type"].as_str().unwrap_or("?")
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .filter(|text| !text.is_empty())
+            .unwrap_or_else(|| "none".to_owned())
+    }
+}
+
+async fn programs_page(
+    state: &AppState,
+    layout: Layout,
+    session: &Session,
+    input: (String, String),
+    errors: BTreeMap<String, String>,
+) -> Result<ProgramsPage, WebError> {
+    let (programs, functions) = with_conn(state, |conn| {
+        Ok::<_, diesel::result::Error>((store::get_programs(conn)?, views::function_names(conn)?))
+    })
+    .await?;
+    Ok(ProgramsPage {
+        layout,
+        csrf_token: csrf::token(session),
+        programs,
+        functions,
+        new_name: input.0,
+        new_function: input.1,
+        errors,
+    })
+}
+
+/// `GET /admin/programs`: get_programs.
+pub async fn programs(
+    state: web::Data<AppState>,
+    _staff: Staff,
+    layout: Layout,
+    session: Session,
+) -> Result<ProgramsPage, WebError> {
+    programs_page(
+        &state,
+        layout,
+        &session,
+        Default::default(),
+        BTreeMap::new(),
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+pub struct RegisterForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    function_name: String,
+}
+
+/// `POST /admin/programs`: register_program.
+pub async fn register(
+    state: web::Data<AppState>,
+    _staff: Staff,
+    req: HttpRequest,
+    session: Session,
+    CsrfForm(form): CsrfForm<RegisterForm>,
+) -> Result<HttpResponse, WebError> {
+    let (name, function) = (
+        form.name.trim().to_owned(),
+        form.function_name.trim().to_owned(),
+    );
+    let (n, f) = (name.clone(), function.clone());
+    let outcome = with_conn(&state, move |conn| {
+        Ok::<_, WebError>(store::register_program(conn, &n, &f))
+    })
+    .await?;
+    match outcome {
+        Ok(_) => {
+            flash::success(
+                &session,
+                format!("Program {name} registered; it runs {function}."),
+            );
+            Ok(see_other("/admin/programs"))
+        }
+        Err(TaskStoreError::Refused { fields, .. }) => {
+            let page = programs_page(
+                &state,
+                Layout::extract(&req).await?,
+                &session,
+                (name, function),
+                fields,
+            )
+            .await?;
+            Ok(html(StatusCode::UNPROCESSABLE_ENTITY, &page))
+        }
+        Err(TaskStoreError::Database(err)) => Err(err.into()),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct SettingsForm {
+    #[serde(default)]
+    schedule: String,
+    #[serde(default)]
+    enabled: Option<String>,
+}
+
+/// `POST /admin/programs/{name}/settings`: schedule and enabled.
+pub async fn settings(
+    state: web::Data<AppState>,
+    _staff: Staff,
+    session: Session,
+    path: web::Path<String>,
+    CsrfForm(form): CsrfForm<SettingsForm>,
+) -> Result<HttpResponse, WebError> {
+    let program = find_program(&state, &path).await?;
+    let enabled = form.enabled.is_some();
+    let schedule = form.schedule.trim().to_owned();
+    let id = program.id;
+    let outcome = with_conn(&state, move |conn| {
+        Ok::<_, WebError>(store::configure_program(conn, id, Some(&schedule), enabled))
+    })
+    .await?;
+    match outcome {
+        Ok(()) => flash::success(&session, format!("Settings of {} saved.", program.name)),
+        Err(err) => flash::error(&session, format!("Nothing was saved: {err}")),
+    }
+    Ok(see_other("/admin/programs"))
+}
+
+async fn find_program(state: &AppState, name: &str) -> Result<ProgramInfo, WebError> {
+    let name = name.to_owned();
+    with_conn(state, store::get_programs)
+        .await?
+        .into_iter()
+        .find(|program| program.name == name)
+        .ok_or(WebError::NotFound)
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "admin/run.html")]
+pub struct RunPage {
+    layout: Layout,
+    csrf_token: String,
+    program: ProgramInfo,
+    fields: Vec<ParamField>,
+    error: Option<String>,
+}
+
+/// `GET /admin/programs/{name}/run`: the form generated from the parameter schema.
+pub async fn run_form(
+    state: web::Data<AppState>,
+    _staff: Staff,
+    layout: Layout,
+    session: Session,
+    path: web::Path<String>,
+) -> Result<RunPage, WebError> {
+    let program = find_program(&state, &path).await?;
+    Ok(RunPage {
+        layout,
+        csrf_token: csrf::token(&session),
+        fields: params::fields(program.parameters.as_ref(), None, &BTreeMap::new()),
+        program,
+        error: None,
+    })
+}
+
+/// `POST /admin/programs/{name}/run`: run_program; then the new task's page.
+pub async fn run(
+    state: web::Data<AppState>,
+    _staff: Staff,
+    req: HttpRequest,
+    session: Session,
+    path: web::Path<String>,
+    CsrfForm(input): CsrfForm<HashMap<String, String>>,
+) -> Result<HttpResponse, WebError> {
+    let program = find_program(&state, &path).await?;
+    let parameters = params::parameters(program.parameters.as_ref(), &input);
+    let name = program.name.clone();
+    let outcome = with_conn(&state, move |conn| {
+        Ok::<_, WebError>(store::run_program(conn, &name, Some(&parameters)))
+    })
+    .await?;
+    match outcome {
+        Ok(task_id) => {
+            flash::success(&session, format!("Task #{task_id} queued."));
+            Ok(see_other(&format!("/admin/tasks/{task_id}")))
+        }
+        Err(TaskStoreError::Refused {
+            fields, message, ..
+        }) => {
+            let page = RunPage {
+                layout: Layout::extract(&req).await?,
+                csrf_token: csrf::token(&session),
+                fields: params::fields(program.parameters.as_ref(), Some(&input), &fields),
+                program,
+                error: Some(message),
+            };
+            Ok(html(StatusCode::UNPROCESSABLE_ENTITY, &page))
+        }
+        Err(TaskStoreError::Database(err)) => Err(err.into()),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct TaskListQuery {
+    status: Option<String>,
+    program: Option<String>,
+    page: Option<String>,
+}
+
+impl TaskListQuery {
+    pub fn filter(&self) -> TaskFilter {
+        TaskFilter {
+            status: self
+                .status
+                .clone()
+                .filter(|s| STATUSES.contains(&s.as_str())),
+            program: self.program.clone().filter(|p| !p.trim().is_empty()),
+        }
+    }
+
+    pub fn page(&self) -> i64 {
+        self.page
+            .as_deref()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(1)
+            .clamp(1, 100_000)
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "admin/tasks.html")]
+pub struct TasksPage {
+    layout: Layout,
+    tasks: Vec<TaskRow>,
+    total: i64,
+    page: i64,
+    page_count: i64,
+    status: String,
+    program: String,
+    statuses: [&'static str; 5],
+    programs: Vec<String>,
+    previous: Option<String>,
+    next: Option<String>,
+}
+
+/// `GET /admin/tasks`
+pub async fn tasks(
+    state: web::Data<AppState>,
+    _staff: Staff,
+    layout: Layout,
+    query: web::Query<TaskListQuery>,
+) -> Result<TasksPage, WebError> {
+    let filter = query.filter();
+    let page = query.page();
+    let lookup = filter.clone();
+    let ((tasks, total), programs) = with_conn(&state, move |conn| {
+        let programs = store::get_programs(conn)?
+            .into_iter()
+            .map(|p| p.name)
+            .collect();
+        Ok::<_, diesel::result::Error>((
+            views::list_tasks(conn, &lookup, page, TASKS_PER_PAGE)?,
+            programs,
+        ))
+    })
+    .await?;
+    let page_count = ((total + TASKS_PER_PAGE - 1) / TASKS_PER_PAGE).max(1);
+    let link = |page: i64| {
+        let query = serde_urlencoded::to_string([
+            ("status", filter.status.clone().unwrap_or_default()),
+            ("program", filter.program.clone().unwrap_or_default()),
+            ("page", page.to_string()),
+        ])
+        .unwrap_or_default();
+        format!("/admin/tasks?{query}")
+    };
+    Ok(TasksPage {
+        layout,
+        previous: (page > 1).then(|| link(page - 1)),
+        next: (page < page_count).then(|| link(page + 1)),
+        tasks,
+        total,
+        page,
+        page_count,
+        status: filter.status.unwrap_or_default(),
+        program: filter.program.unwrap_or_default(),
+        statuses: STATUSES,
+        programs,
+    })
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "admin/task.html")]
+pub struct TaskPage {
+    layout: Layout,
+    task: TaskDetail,
+    attempts: Vec<(String, String, String)>,
+    parameters: String,
+}
+
+async fn load_task(state: &AppState, path: &str) -> Result<TaskDetail, WebError> {
+    let id: i64 = path.parse().map_err(|_| WebError::NotFound)?;
+    with_conn(state, move |conn| views::task_detail(conn, id))
+        .await?
+        .ok_or(WebError::NotFound)
+}
+
+/// `GET /admin/tasks/{id}`: get_task_result, and everything else about the task.
+pub async fn task(
+    state: web::Data<AppState>,
+    _staff: Staff,
+    layout: Layout,
+    path: web::Path<String>,
+) -> Result<TaskPage, WebError> {
+    let task = load_task(&state, &path).await?;
+    let attempts = task
+        .attempts
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .map(|a| {
+                    (
+                        a["attempt"].to_string(),
+                        a["error"].as_str().unwrap_or_default().to_owned(),
+                        a["at"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .chars()
+                            .take(19)
+                            .collect::<String>()
+                            .replace('T', " "),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let parameters = task
+        .row
+        .parameters
+        .as_ref()
+        .map(|p| serde_json::to_string_pretty(p).unwrap_or_default())
+        .unwrap_or_else(|| "none".to_owned());
+    Ok(TaskPage {
+        layout,
+        task,
+        attempts,
+        parameters,
+    })
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "admin/confirm.html")]
+pub struct ConfirmPage {
+    layout: Layout,
+    csrf_token: String,
+    title: String,
+    question: String,
+    action: String,
+    button: &'static str,
+    back: String,
+}
+
+/// `GET /admin/tasks/{id}/cancel` and `.../rerun`: ask before doing it.
+pub async fn confirm(
+    state: web::Data<AppState>,
+    _staff: Staff,
+    layout: Layout,
+    session: Session,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<ConfirmPage, WebError> {
+    let task = load_task(&state, &path).await?;
+    let id = task.row.id;
+    let rerun = req.path().ends_with("/rerun");
+    let (title, question, button) = if rerun {
+        (
+            format!("Run task #{id} again?"),
+            format!(
+                "A new task of {} will be queued with the same parameters.",
+                task.row.program
+            ),
+            "Yes, run it again",
+        )
+    } else {
+        (
+            format!("Cancel task #{id}?"),
+            if task.row.status == "running" {
+                format!("{} is running: it will be asked to stop.", task.row.program)
+            } else {
+                format!("{} will not start.", task.row.program)
+            },
+            "Yes, cancel it",
+        )
+    };
+    Ok(ConfirmPage {
+        layout,
+        csrf_token: csrf::token(&session),
+        title,
+        question,
+        action: req.path().to_owned(),
+        button,
+        back: format!("/admin/tasks/{id}"),
+    })
+}
+
+#[derive(Deserialize)]
+pub struct NoFields {}
+
+/// `POST /admin/tasks/{id}/cancel`
+pub async fn cancel(
+    state: web::Data<AppState>,
+    _staff: Staff,
+    session: Session,
+    path: web::Path<String>,
+    _form: CsrfForm<NoFields>,
+) -> Result<HttpResponse, WebError> {
+    let task = load_task(&state, &path).await?;
+    let id = task.row.id;
+    let outcome = with_conn(&state, move |conn| {
+        Ok::<_, WebError>(store::cancel_task(conn, id))
+    })
+    .await?;
+    match outcome {
+        Ok(status) if status == "cancelled" => {
+            flash::success(&session, format!("Task #{id} is cancelled."))
+        }
+        Ok(status) if status == "running" => {
+            flash::info(&session, format!("Task #{id} was asked to stop."))
+        }
+        Ok(status) => flash::info(
+            &session,
+            format!("Task #{id} had already ended ({status})."),
+        ),
+        Err(err) => return Err(WebError::internal(err)),
+    }
+    Ok(see_other(&format!("/admin/tasks/{id}")))
+}
+
+/// `POST /admin/tasks/{id}/rerun`: the same program and parameters, as a new task.
+pub async fn rerun(
+    state: web::Data<AppState>,
+    _staff: Staff,
+    session: Session,
+    path: web::Path<String>,
+    _form: CsrfForm<NoFields>,
+) -> Result<HttpResponse, WebError> {
+    let task = load_task(&state, &path).await?;
+    let (program, parameters) = (task.row.program.clone(), task.row.parameters.clone());
+    let outcome = with_conn(&state, move |conn| {
+        Ok::<_, WebError>(store::run_program(conn, &program, parameters.as_ref()))
+    })
+    .await?;
+    match outcome {
+        Ok(new_id) => {
+            flash::success(
+                &session,
+                format!("Task #{new_id} queued: a new run of task #{}.", task.row.id),
+            );
+            Ok(see_other(&format!("/admin/tasks/{new_id}")))
+        }
+        Err(err) => {
+            flash::error(&session, format!("It could not run again: {err}"));
+            Ok(see_other(&format!("/admin/tasks/{}", task.row.id)))
+        }
+    }
+}
+
+/// `GET /admin/tasks/{id}/result.csv` (table results) and `.../result.txt`.
+pub async fn download(
+    state: web::Data<AppState>,
+    _staff: Staff,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, WebError> {
+    let (id, format) = path.into_inner();
+    let task = load_task(&state, &id).await?;
+    let (body, content_type) = match (format.as_str(), &task.result_table, &task.result) {
+        ("csv", Some(table), _) => (table.to_csv(), "text/csv; charset=utf-8"),
+        ("txt", _, Some(text)) => (text.clone(), "text/plain; charset=utf-8"),
+        _ => return Err(WebError::NotFound),
+    };
+    Ok(HttpResponse::Ok()
+        .content_type(content_type)
+        .insert_header((
+            "Content-Disposition",
+            format!(
+                "attachment; filename=\"task-{}-result.{format}\"",
+                task.row.id
+            ),
+        ))
+        .body(body))
+}
