@@ -132,6 +132,7 @@ diesel::table! {
     }
 }
 
+diesel::joinable!(api_tokens -> users (user_id));
 diesel::joinable!(book_authors -> authors (author_id));
 diesel::joinable!(book_authors -> books (book_id));
 diesel::joinable!(cart_items -> books (book_id));
@@ -144,6 +145,7 @@ diesel::joinable!(programs -> program_functions (function_name));
 diesel::joinable!(tasks -> programs (program_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    api_tokens,
     app_secrets,
     authors,
     book_authors,
@@ -164,6 +166,18 @@ diesel::table! {
         key -> Text,
         failures -> Int4,
         window_started_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    api_tokens (id) {
+        id -> Int8,
+        user_id -> Int8,
+        name -> Text,
+        token_hash -> Text,
+        created_at -> Timestamptz,
+        last_used_at -> Nullable<Timestamptz>,
+        revoked_at -> Nullable<Timestamptz>,
     }
 }
 

@@ -1,5 +1,6 @@
 //! HTTP: routes, page layout, errors. Handlers stay thin: parse, call the domain, render.
 
+pub mod api;
 pub mod auth;
 pub mod chart;
 pub mod csrf;
@@ -76,6 +77,7 @@ pub fn server(
             .wrap(TracingLogger::default())
             .app_data(web::Data::new(state.clone()))
             .service(Files::new("/static", &static_dir))
+            .configure(api::configure)
             .configure(routes::configure)
             .default_service(web::to(routes::not_found))
     })

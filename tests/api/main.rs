@@ -4,6 +4,7 @@
 mod accounts;
 mod cart;
 mod catalog;
+mod dashboard;
 mod database;
 mod helpers;
 mod pages;

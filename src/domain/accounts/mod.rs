@@ -3,6 +3,7 @@
 pub mod password;
 pub mod sessions;
 pub mod throttle;
+pub mod tokens;
 
 use chrono::{DateTime, Utc};
 use diesel::{prelude::*, result::DatabaseErrorKind};

@@ -1,6 +1,7 @@
 mod account;
 mod admin_books;
 mod admin_tasks;
+mod admin_tokens;
 mod cart;
 mod catalog;
 mod health;
@@ -69,6 +70,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route(
             "/admin/tasks/{id}/result.{format}",
             web::get().to(admin_tasks::download),
+        )
+        .route("/admin/tokens", web::get().to(admin_tokens::list))
+        .route("/admin/tokens", web::post().to(admin_tokens::create))
+        .route(
+            "/admin/tokens/{id}/revoke",
+            web::post().to(admin_tokens::revoke),
         )
         .route("/admin/books/new", web::get().to(admin_books::new_form))
         .route("/admin/books/new", web::post().to(admin_books::save))

@@ -1,0 +1,114 @@
+//! API errors: JSON `{"error": {"code", "message", "fields"}}` with the HTTP status that fits.
+//! The code is machine-readable; the messages are the ones the pages show.
+
+use std::collections::BTreeMap;
+
+use actix_web::{HttpResponse, ResponseError, http::StatusCode};
+use serde::Serialize;
+
+use crate::{tasks::store::TaskStoreError, web::error::WebError};
+
+#[derive(Debug, Serialize)]
+pub struct ApiError {
+    #[serde(skip)]
+    status: StatusCode,
+    code: String,
+    message: String,
+    fields: BTreeMap<String, String>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code: code.to_owned(),
+            message: message.into(),
+            fields: BTreeMap::new(),
+        }
+    }
+
+    pub fn bad_request(code: &str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    pub fn unauthenticated(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", message)
+    }
+
+    pub fn forbidden() -> ApiError {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "The API is for staff only.",
+        )
+    }
+
+    pub fn internal(message: impl Into<String>) -> ApiError {
+        let message = message.into();
+        tracing::error!("API: {message}");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Something went wrong on our side.",
+        )
+    }
+
+    pub fn with_fields(mut self, fields: BTreeMap<String, String>) -> ApiError {
+        self.fields = fields;
+        self
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status).json(serde_json::json!({ "error": self }))
+    }
+}
+
+impl From<TaskStoreError> for ApiError {
+    fn from(err: TaskStoreError) -> Self {
+        match err {
+            TaskStoreError::Refused {
+                code,
+                message,
+                fields,
+            } => {
+                let status = match code.as_str() {
+                    "program_not_found" | "task_not_found" => StatusCode::NOT_FOUND,
+                    "name_taken" | "program_disabled" => StatusCode::CONFLICT,
+                    _ => StatusCode::UNPROCESSABLE_ENTITY,
+                };
+                ApiError::new(status, &code, message).with_fields(fields)
+            }
+            TaskStoreError::Database(err) => ApiError::internal(err.to_string()),
+        }
+    }
+}
+
+impl From<WebError> for ApiError {
+    fn from(err: WebError) -> Self {
+        match err {
+            WebError::NotFound => ApiError::not_found("Not found."),
+            WebError::Unavailable(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                err.to_string(),
+            ),
+            other => ApiError::internal(format!("{other:?}")),
+        }
+    }
+}

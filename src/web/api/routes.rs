@@ -1,0 +1,184 @@
+//! `/api/v1` handlers.
+
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::{
+    tasks::{
+        store,
+        views::{self, STATUSES, TaskFilter},
+    },
+    web::{
+        AppState,
+        api::{ApiError, ApiStaff},
+        with_conn,
+    },
+};
+
+const PER_PAGE: i64 = 50;
+
+/// Runs task-store work, keeping its refusals as API errors.
+async fn call<T: Send + 'static>(
+    state: &AppState,
+    work: impl FnOnce(&mut diesel::PgConnection) -> Result<T, store::TaskStoreError> + Send + 'static,
+) -> Result<T, ApiError> {
+    with_conn(state, move |conn| {
+        Ok::<_, crate::web::error::WebError>(work(conn))
+    })
+    .await
+    .map_err(ApiError::from)?
+    .map_err(ApiError::from)
+}
+
+/// `GET /api/v1/programs`: get_programs.
+pub async fn programs(
+    state: web::Data<AppState>,
+    _staff: ApiStaff,
+) -> Result<HttpResponse, ApiError> {
+    let programs = call(&state, |conn| Ok(store::get_programs(conn)?)).await?;
+    Ok(HttpResponse::Ok().json(json!({ "programs": programs })))
+}
+
+#[derive(Deserialize)]
+pub struct RegisterBody {
+    name: String,
+    function_name: String,
+}
+
+/// `POST /api/v1/programs` `{"name", "function_name"}`: register_program.
+pub async fn register(
+    state: web::Data<AppState>,
+    _staff: ApiStaff,
+    body: web::Json<RegisterBody>,
+) -> Result<HttpResponse, ApiError> {
+    let RegisterBody {
+        name,
+        function_name,
+    } = body.into_inner();
+    let (n, f) = (name.clone(), function_name.clone());
+    let id = call(&state, move |conn| store::register_program(conn, &n, &f)).await?;
+    Ok(HttpResponse::Created()
+        .json(json!({ "id": id, "name": name, "function_name": function_name })))
+}
+
+#[derive(Deserialize)]
+pub struct RunBody {
+    program: String,
+    #[serde(default)]
+    parameters: Option<Value>,
+}
+
+/// `POST /api/v1/tasks` `{"program", "parameters"}`: run_program.
+pub async fn run(
+    state: web::Data<AppState>,
+    _staff: ApiStaff,
+    body: web::Json<RunBody>,
+) -> Result<HttpResponse, ApiError> {
+    let RunBody {
+        program,
+        parameters,
+    } = body.into_inner();
+    let id = call(&state, move |conn| {
+        store::run_program(conn, &program, parameters.as_ref())
+    })
+    .await?;
+    Ok(HttpResponse::Created()
+        .insert_header(("Location", format!("/api/v1/tasks/{id}")))
+        .json(json!({ "id": id, "status": "scheduled", "url": format!("/api/v1/tasks/{id}") })))
+}
+
+#[derive(Deserialize)]
+pub struct TasksQuery {
+    status: Option<String>,
+    program: Option<String>,
+    page: Option<i64>,
+}
+
+/// `GET /api/v1/tasks?status=&program=&page=`: newest first, 50 a page.
+pub async fn tasks(
+    state: web::Data<AppState>,
+    _staff: ApiStaff,
+    query: web::Query<TasksQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let status = query.status.clone().filter(|s| !s.is_empty());
+    if let Some(status) = &status
+        && !STATUSES.contains(&status.as_str())
+    {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!("status must be one of: {}", STATUSES.join(", ")),
+        ));
+    }
+    let page = query.page.unwrap_or(1);
+    if !(1..=100_000).contains(&page) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "page must be between 1 and 100000",
+        ));
+    }
+    let filter = TaskFilter {
+        status,
+        program: query.program.clone().filter(|p| !p.is_empty()),
+    };
+    let (tasks, total) = call(&state, move |conn| {
+        Ok(views::list_tasks(conn, &filter, page, PER_PAGE)?)
+    })
+    .await?;
+    Ok(HttpResponse::Ok()
+        .json(json!({ "tasks": tasks, "page": page, "per_page": PER_PAGE, "total": total })))
+}
+
+fn task_id(path: &str) -> Result<i64, ApiError> {
+    path.parse()
+        .map_err(|_| ApiError::not_found("no task with that id"))
+}
+
+/// `GET /api/v1/tasks/{id}`: get_task_result, plus progress, attempts and a table result.
+pub async fn task(
+    state: web::Data<AppState>,
+    _staff: ApiStaff,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = task_id(&path)?;
+    let (result, detail) = call(&state, move |conn| {
+        let result = store::get_task_result(conn, id)?;
+        Ok((result, views::task_detail(conn, id)?))
+    })
+    .await?;
+    let detail = detail.ok_or_else(|| ApiError::not_found(format!("no task with id {id}")))?;
+    Ok(HttpResponse::Ok().json(json!({
+        "id": result.id,
+        "program": result.program,
+        "status": result.status,
+        "parameters": result.parameters,
+        "created_at": result.created_at,
+        "start_time": result.start_time,
+        "end_time": result.end_time,
+        "attempt": result.attempt,
+        "max_attempts": detail.row.max_attempts,
+        "result": result.result,
+        "result_table": detail.result_table,
+        "attempts": detail.attempts,
+        "progress": {
+            "done": detail.row.progress_done,
+            "total": detail.row.progress_total,
+            "message": detail.row.progress_message,
+            "percent": detail.row.percent(),
+        },
+        "duration": detail.row.duration_label(),
+        "cancel_requested": detail.cancel_requested,
+    })))
+}
+
+/// `POST /api/v1/tasks/{id}/cancel`
+pub async fn cancel(
+    state: web::Data<AppState>,
+    _staff: ApiStaff,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = task_id(&path)?;
+    let status = call(&state, move |conn| store::cancel_task(conn, id)).await?;
+    Ok(HttpResponse::Ok()
+        .json(json!({ "id": id, "status": status, "cancel_requested": status == "running" })))
+}
