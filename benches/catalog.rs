@@ -4,7 +4,8 @@
 //!     cargo bench --bench catalog
 //!
 //! Settings: BENCH_SECONDS (per measurement, default 10), BENCH_CONCURRENCY (default 16),
-//! BOOKSTORE_BENCH_CSV (default ../shared/data/goodbooks-10k/books.csv).
+//! BOOKSTORE_BENCH_CSV (default tests/data/goodbooks-10k/books.csv, a copy of
+//! ../shared/data/goodbooks-10k/books.csv).
 
 mod support;
 
@@ -21,7 +22,7 @@ fn load_catalog(database: &BenchDatabase) -> usize {
     let path = std::env::var("BOOKSTORE_BENCH_CSV").unwrap_or_else(|_| {
         concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../shared/data/goodbooks-10k/books.csv"
+            "/tests/data/goodbooks-10k/books.csv"
         )
         .to_owned()
     });
