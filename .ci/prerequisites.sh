@@ -24,6 +24,9 @@ ensure_prerequisites() {
   command -v psql >/dev/null || missing+=(postgresql-client)
   # libpq and pg_config, which diesel's pq-sys links against.
   [ -e /usr/include/postgresql/libpq-fe.h ] && command -v pg_config >/dev/null || missing+=(libpq-dev)
+  # Headless Chromium and its WebDriver, for the browser tests.
+  command -v chromium >/dev/null || missing+=(chromium)
+  command -v chromedriver >/dev/null || missing+=(chromium-driver)
   # PostgreSQL refuses to run as root; as root the app runs it as this user.
   if [ "$(id -u)" -eq 0 ] && ! id postgres >/dev/null 2>&1; then missing+=(postgresql); fi
   if [ "${#missing[@]}" -gt 0 ]; then

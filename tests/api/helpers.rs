@@ -56,14 +56,21 @@ fn test_cluster() -> &'static TestCluster {
 }
 
 fn watch_and_clean_up(root: &std::path::Path) {
-    let script = format!(
-        "while kill -0 {pid} 2>/dev/null; do sleep 0.3; done; \
-         pm=$(head -n 1 '{root}/pg/postmaster.pid' 2>/dev/null); \
+    run_when_this_process_exits(&format!(
+        "pm=$(head -n 1 '{root}/pg/postmaster.pid' 2>/dev/null); \
          if [ -n \"$pm\" ]; then kill -INT \"$pm\" 2>/dev/null; \
            for i in $(seq 1 100); do kill -0 \"$pm\" 2>/dev/null || break; sleep 0.1; done; fi; \
          rm -rf '{root}'",
-        pid = std::process::id(),
         root = root.display()
+    ));
+}
+
+/// Runs a shell command after this test process has exited, however it exits (statics are
+/// never dropped, so this is how shared test servers get stopped).
+pub fn run_when_this_process_exits(command: &str) {
+    let script = format!(
+        "while kill -0 {pid} 2>/dev/null; do sleep 0.3; done; {command}",
+        pid = std::process::id()
     );
     // Deliberately not waited for: it outlives this process.
     #[allow(clippy::zombie_processes)]

@@ -1,0 +1,337 @@
+//! End-to-end flows in real headless Chromium (WebDriver through chromedriver, both from
+//! Debian's packages; `.ci/test` installs them). Each test gets a fresh browser profile and
+//! asserts on what the page shows. Screenshots of the main pages go to `screenshots/`.
+
+use std::{
+    net::TcpListener,
+    path::PathBuf,
+    process::{Command, Stdio},
+    sync::OnceLock,
+    time::Duration,
+};
+
+use bookstore::config::Role;
+use fantoccini::{Client, ClientBuilder, Locator, elements::Element};
+use hyper_util::client::legacy::connect::HttpConnector;
+use serde_json::json;
+
+use crate::helpers::{TestApp, run_when_this_process_exits, spawn_app, spawn_app_with};
+
+/// One chromedriver per test run, stopped when the run ends.
+fn chromedriver() -> &'static str {
+    static URL: OnceLock<String> = OnceLock::new();
+    URL.get_or_init(|| {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        // Stopped by the watcher below, after this process exits.
+        #[allow(clippy::zombie_processes)]
+        let child = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver is not installed: run the tests with `bash .ci/test`");
+        run_when_this_process_exits(&format!("kill {}", child.id()));
+        let url = format!("http://127.0.0.1:{port}");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        url
+    })
+}
+
+/// A new headless Chromium with a fresh profile, at `width` pixels.
+async fn browser(width: u32) -> Client {
+    let profile = std::env::temp_dir().join(format!(
+        "bookstore-chrome-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    let capabilities = json!({
+        "browserName": "chrome",
+        "goog:chromeOptions": {
+            "binary": "/usr/bin/chromium",
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--no-first-run",
+                "--disable-dev-shm-usage", format!("--user-data-dir={}", profile.display()),
+                format!("--window-size={width},1000"),
+            ]
+        }
+    });
+    let client = ClientBuilder::new(HttpConnector::new())
+        .capabilities(capabilities.as_object().unwrap().clone())
+        .connect(chromedriver())
+        .await
+        .expect("starting Chromium through chromedriver");
+    client.set_window_size(width, 1000).await.unwrap();
+    client
+}
+
+fn screenshots_dir() -> PathBuf {
+    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/screenshots"));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn screenshot(client: &Client, name: &str) {
+    let png = client.screenshot().await.unwrap();
+    std::fs::write(screenshots_dir().join(format!("{name}.png")), png).unwrap();
+}
+
+async fn css(client: &Client, selector: &str) -> Element {
+    client
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css(selector))
+        .await
+        .unwrap_or_else(|_| panic!("no {selector}"))
+}
+
+/// The visible text of the page; retried while a navigation replaces the document.
+async fn body_text(client: &Client) -> String {
+    let mut last_error = None;
+    for _ in 0..50 {
+        match client.find(Locator::Css("body")).await {
+            Ok(body) => match body.text().await {
+                Ok(text) => return text,
+                Err(err) => last_error = Some(err),
+            },
+            Err(err) => last_error = Some(err),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the page has no readable body: {last_error:?}");
+}
+
+/// Waits until the page text contains `needle`.
+async fn wait_for_text(client: &Client, needle: &str, seconds: u64) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(seconds);
+    loop {
+        let text = body_text(client).await;
+        if text.contains(needle) {
+            return text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the page never showed {needle:?}; it shows:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn fill(client: &Client, selector: &str, value: &str) {
+    let field = css(client, selector).await;
+    field.clear().await.unwrap();
+    field.send_keys(value).await.unwrap();
+}
+
+async fn click(client: &Client, selector: &str) {
+    css(client, selector).await.click().await.unwrap();
+}
+
+async fn log_in(client: &Client, app: &TestApp, login: &str, password: &str) {
+    client
+        .goto(&format!("{}/login", app.address))
+        .await
+        .unwrap();
+    fill(client, "#login", login).await;
+    fill(client, "#password", password).await;
+    click(client, "form[action='/login'] button[type=submit]").await;
+    wait_for_text(client, "Log out", 10).await;
+}
+
+#[tokio::test]
+async fn a_new_customer_finds_a_book_and_buys_it() {
+    let app = spawn_app().await;
+    let client = browser(1280).await;
+
+    client.goto(&app.address).await.unwrap();
+    screenshot(&client, "home").await;
+    click(&client, "a[href='/register']").await;
+    fill(&client, "#login", "nora").await;
+    fill(&client, "#display_name", "Nora Reader").await;
+    fill(&client, "#password", "a long password").await;
+    fill(&client, "#password_confirmation", "a long password").await;
+    click(&client, "form[action='/register'] button").await;
+    wait_for_text(&client, "Welcome to the shop, Nora Reader!", 10).await;
+
+    fill(&client, "#q", "hunger games").await;
+    click(&client, "form[role=search] button").await;
+    let results = wait_for_text(&client, "Showing 1–", 10).await;
+    assert!(results.contains("The Hunger Games"));
+    screenshot(&client, "catalog").await;
+    click(&client, ".book-card a.book-title").await;
+    wait_for_text(&client, "Add to cart", 10).await;
+    screenshot(&client, "book").await;
+    click(&client, "form[action='/cart/items'] button").await;
+    wait_for_text(&client, "Added to your cart (you now have 1)", 10).await;
+
+    client.goto(&format!("{}/cart", app.address)).await.unwrap();
+    click(&client, "button[aria-label='One more']").await;
+    wait_for_text(&client, "Total (2 items)", 10).await;
+    click(&client, "button[aria-label='One less']").await;
+    wait_for_text(&client, "Total (1 item)", 10).await;
+    click(&client, "button[aria-label='One less']").await;
+    let refused = wait_for_text(&client, "A cart line holds at least 1 copy", 10).await;
+    assert!(refused.contains("Total (1 item)"), "nothing changed");
+    let quantity = css(&client, ".qty-set input[name=quantity]")
+        .await
+        .prop("value")
+        .await
+        .unwrap();
+    assert_eq!(quantity.as_deref(), Some("1"));
+    screenshot(&client, "cart").await;
+
+    click(&client, "form[action='/checkout'] button").await;
+    let order = wait_for_text(&client, "Thank you! Your order", 10).await;
+    assert!(order.contains("The Hunger Games") && order.contains("Total"));
+    screenshot(&client, "order").await;
+    client
+        .goto(&format!("{}/orders", app.address))
+        .await
+        .unwrap();
+    assert!(body_text(&client).await.contains("Your orders"));
+    client.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn logging_in_in_a_second_browser_ends_the_first_browsers_session() {
+    let app = spawn_app().await;
+    let first = browser(1280).await;
+    let second = browser(1280).await;
+
+    log_in(&first, &app, "alice", "alice-reads-books").await;
+    log_in(&second, &app, "alice", "alice-reads-books").await;
+    first.refresh().await.unwrap();
+
+    let text = body_text(&first).await;
+    assert!(
+        text.contains("Log in") && !text.contains("Log out"),
+        "the first browser is logged out:\n{text}"
+    );
+    assert!(body_text(&second).await.contains("Alice Reader"));
+    first.close().await.unwrap();
+    second.close().await.unwrap();
+}
+
+#[actix_web::test]
+async fn staff_run_programs_and_watch_them_live() {
+    let app = spawn_app_with(|config| config.role = Role::All).await;
+    let client = browser(1280).await;
+    log_in(&client, &app, "staff", "staff-runs-tasks").await;
+
+    click(&client, "a[href='/admin']").await;
+    wait_for_text(&client, "Staff overview", 10).await;
+    click(&client, ".subnav a[href='/admin/programs']").await;
+    click(&client, "a[href='/admin/programs/hello_world/run']").await;
+    fill(&client, "#param_name", "browser").await;
+    click(
+        &client,
+        "form[action='/admin/programs/hello_world/run'] button",
+    )
+    .await;
+    // The page reloads itself when the task ends.
+    let done = wait_for_text(&client, "Hello, browser!", 15).await;
+    assert!(done.contains("finished"));
+    screenshot(&client, "task-result").await;
+
+    client
+        .goto(&format!("{}/admin/programs/demo_long/run", app.address))
+        .await
+        .unwrap();
+    fill(&client, "#param_seconds", "30").await;
+    fill(&client, "#param_steps", "300").await;
+    click(
+        &client,
+        "form[action='/admin/programs/demo_long/run'] button",
+    )
+    .await;
+    wait_for_text(&client, "running", 15).await;
+    // Mark this page: a reload would lose the mark.
+    client
+        .execute("window.bookstoreMark = 'same page';", vec![])
+        .await
+        .unwrap();
+    let progress = |client: Client| async move {
+        let script = "var bar = document.querySelector('.task-progress progress'); return bar ? bar.value : 0;";
+        client
+            .execute(script, vec![])
+            .await
+            .unwrap()
+            .as_f64()
+            .unwrap_or(0.0)
+    };
+    let first = loop {
+        let value = progress(client.clone()).await;
+        if value > 0.0 {
+            break value;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let later = progress(client.clone()).await;
+    assert!(
+        later > first,
+        "the progress bar advanced without a reload: {first} -> {later}"
+    );
+    let mark = client
+        .execute("return window.bookstoreMark || null;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(mark, json!("same page"), "the page was not reloaded");
+    client
+        .goto(&format!("{}/admin", app.address))
+        .await
+        .unwrap();
+    screenshot(&client, "dashboard").await;
+    client.back().await.unwrap();
+
+    click(&client, "a.button[href$='/cancel']").await;
+    wait_for_text(&client, "will be asked to stop", 10).await;
+    click(&client, "form[action$='/cancel'] button").await;
+    let cancelled = wait_for_text(&client, "Cancelled while running", 15).await;
+    assert!(cancelled.contains("cancelled"));
+    client.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_customer_opening_admin_sees_the_403_page_and_the_layout_fits_a_phone() {
+    let app = spawn_app().await;
+    let client = browser(390).await;
+    log_in(&client, &app, "alice", "alice-reads-books").await;
+
+    client
+        .goto(&format!("{}/admin", app.address))
+        .await
+        .unwrap();
+    let text = body_text(&client).await;
+    assert!(
+        text.contains("403") && text.contains("This page is for staff only"),
+        "{text}"
+    );
+
+    client
+        .goto(&format!("{}/books", app.address))
+        .await
+        .unwrap();
+    wait_for_text(&client, "Showing 1–", 10).await;
+    let overflow = client
+        .execute(
+            "return document.documentElement.scrollWidth - window.innerWidth;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        overflow.as_f64().unwrap_or(1.0) <= 0.0,
+        "no sideways scrolling at 390 px: {overflow}"
+    );
+    screenshot(&client, "catalog-390px").await;
+    client.close().await.unwrap();
+}
