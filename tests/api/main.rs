@@ -8,6 +8,7 @@ mod catalog;
 mod dashboard;
 mod database;
 mod helpers;
+mod outage;
 mod pages;
 mod process;
 mod tasks;

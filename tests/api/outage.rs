@@ -1,0 +1,151 @@
+//! PostgreSQL restarted under load: the app keeps answering (503 while the database is down,
+//! never a hang or a crash) and recovers by itself once it is back.
+
+use std::{
+    net::SocketAddr,
+    path::PathBuf,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use bookstore::{
+    config::{Config, Role},
+    db::{
+        self,
+        cluster::{ClusterOptions, EmbeddedCluster},
+    },
+    startup::Application,
+};
+use diesel::{Connection, PgConnection};
+
+use crate::helpers::run_when_this_process_exits;
+
+#[tokio::test]
+async fn the_app_answers_503_while_postgres_restarts_and_recovers_by_itself() {
+    // A cluster of its own: restarting the shared one would disturb the other tests.
+    let root = PathBuf::from(format!(
+        "/tmp/bookstore-outage-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    run_when_this_process_exits(&format!(
+        "pm=$(head -n 1 '{0}/pg/postmaster.pid' 2>/dev/null); [ -n \"$pm\" ] && kill -INT \"$pm\"; sleep 1; rm -rf '{0}'",
+        root.display()
+    ));
+    let options = ClusterOptions {
+        root,
+        bin_dir: None,
+        durable: false,
+        adopt_orphan: false,
+    };
+    let mut cluster = EmbeddedCluster::start(&options).unwrap();
+    cluster.ensure_database("outage").unwrap();
+    let url = cluster.conninfo("outage");
+    db::prepare(&mut PgConnection::establish(&url).unwrap(), true).unwrap();
+    let config = Config {
+        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        database_url: Some(url.clone()),
+        pool_size: 4,
+        role: Role::Web,
+        ..Config::default()
+    };
+    let app = Application::build(&config, db::build_pool(&url, 4).unwrap()).unwrap();
+    let base = format!("http://{}", app.addr());
+    tokio::spawn(app.run_until_stopped());
+
+    // Load: four clients on the health check and a search page, the whole time.
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut clients = Vec::new();
+    for i in 0..4 {
+        let (base, stop) = (base.clone(), stop.clone());
+        clients.push(tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let path = if i % 2 == 0 {
+                "/healthz"
+            } else {
+                "/books?q=harry"
+            };
+            let mut seen = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let began = Instant::now();
+                let response = client
+                    .get(format!("{base}{path}"))
+                    .timeout(Duration::from_secs(20))
+                    .send()
+                    .await;
+                let status = response.as_ref().map(|r| r.status().as_u16()).unwrap_or(0);
+                let body = match response {
+                    Ok(r) => r.text().await.unwrap_or_default(),
+                    Err(_) => String::new(),
+                };
+                seen.push((status, began.elapsed(), body.contains("unavailable")));
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            seen
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    cluster.stop().unwrap();
+    let during = reqwest::get(format!("{base}/books")).await.unwrap();
+    assert_eq!(during.status(), 503);
+    let page = during.text().await.unwrap();
+    assert!(
+        page.contains("Temporarily unavailable") && page.contains("database is unavailable"),
+        "{page}"
+    );
+    let health = reqwest::get(format!("{base}/healthz")).await.unwrap();
+    assert_eq!(health.status(), 503);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let _restarted = EmbeddedCluster::start(&options).unwrap();
+    let back = Instant::now();
+    loop {
+        let status = reqwest::get(format!("{base}/healthz"))
+            .await
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0);
+        if status == 200 {
+            break;
+        }
+        assert!(
+            back.elapsed() < Duration::from_secs(20),
+            "the app did not recover (last status {status})"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, Ordering::Relaxed);
+
+    let mut seen = Vec::new();
+    for client in clients {
+        seen.extend(client.await.unwrap());
+    }
+    let unexpected: Vec<_> = seen
+        .iter()
+        .filter(|(status, _, _)| *status != 200 && *status != 503)
+        .collect();
+    assert!(
+        unexpected.is_empty(),
+        "only 200 and 503 while the database restarts: {unexpected:?}"
+    );
+    assert!(
+        seen.iter().any(|(status, _, _)| *status == 503),
+        "the outage was seen"
+    );
+    assert!(
+        seen.iter()
+            .filter(|(status, _, _)| *status == 503)
+            .all(|(_, _, says)| *says),
+        "a 503 says why"
+    );
+    let slowest = seen.iter().map(|(_, took, _)| *took).max().unwrap();
+    assert!(
+        slowest < Duration::from_secs(8),
+        "no request hung: the slowest took {slowest:?}"
+    );
+    assert_eq!(seen.last().unwrap().0, 200, "answering normally again");
+    let _ = PgConnection::establish(&url).expect("the database is back");
+}
