@@ -10,6 +10,57 @@ use crate::{
     domain::{catalog::goodbooks::CatalogEntry, money::Cents},
 };
 
+/// A `books` row made from an imported entry (seeding and `import_catalog` write the same).
+#[derive(Insertable)]
+#[diesel(table_name = books)]
+pub struct NewBook<'a> {
+    title: &'a str,
+    year: Option<i32>,
+    isbn: Option<&'a str>,
+    language: Option<&'a str>,
+    description: &'a str,
+    price_cents: i32,
+    stock: i32,
+    goodreads_id: Option<i64>,
+}
+
+impl<'a> From<&'a CatalogEntry> for NewBook<'a> {
+    fn from(entry: &'a CatalogEntry) -> Self {
+        NewBook {
+            title: &entry.title,
+            year: entry.year,
+            isbn: entry.isbn.as_deref(),
+            language: entry.language.as_deref(),
+            description: &entry.description,
+            price_cents: entry.price_cents,
+            stock: entry.stock,
+            goodreads_id: Some(entry.goodreads_id),
+        }
+    }
+}
+
+/// A `book_authors` row.
+#[derive(Insertable)]
+#[diesel(table_name = book_authors)]
+pub struct AuthorLink {
+    book_id: i64,
+    author_id: i64,
+    position: i16,
+}
+
+/// The links of one book to its authors, in cover order (`ids` must hold every name).
+pub fn author_links(book_id: i64, names: &[String], ids: &HashMap<String, i64>) -> Vec<AuthorLink> {
+    names
+        .iter()
+        .enumerate()
+        .map(|(position, name)| AuthorLink {
+            book_id,
+            author_id: ids[name],
+            position: position as i16,
+        })
+        .collect()
+}
+
 /// Inserts the entries whose goodreads id is not in the catalog yet; returns how many.
 /// Idempotent: running it again inserts nothing.
 pub fn insert_new_entries(conn: &mut PgConnection, entries: &[CatalogEntry]) -> QueryResult<usize> {
@@ -17,21 +68,7 @@ pub fn insert_new_entries(conn: &mut PgConnection, entries: &[CatalogEntry]) -> 
     let mut inserted = 0;
     // Bound parameters per statement stay far below PostgreSQL's limit of 65,535.
     for chunk in entries.chunks(500) {
-        let new_books: Vec<_> = chunk
-            .iter()
-            .map(|entry| {
-                (
-                    books::title.eq(&entry.title),
-                    books::year.eq(entry.year),
-                    books::isbn.eq(entry.isbn.as_deref()),
-                    books::language.eq(entry.language.as_deref()),
-                    books::description.eq(&entry.description),
-                    books::price_cents.eq(entry.price_cents),
-                    books::stock.eq(entry.stock),
-                    books::goodreads_id.eq(entry.goodreads_id),
-                )
-            })
-            .collect();
+        let new_books: Vec<NewBook> = chunk.iter().map(NewBook::from).collect();
         let created: Vec<(i64, Option<i64>)> = diesel::insert_into(books::table)
             .values(&new_books)
             .on_conflict_do_nothing()
@@ -42,25 +79,13 @@ pub fn insert_new_entries(conn: &mut PgConnection, entries: &[CatalogEntry]) -> 
             .iter()
             .map(|entry| (entry.goodreads_id, entry))
             .collect();
-        let author_ids = &author_ids;
-        let links: Vec<_> = created
+        let links: Vec<AuthorLink> = created
             .iter()
             .filter_map(|(book_id, goodreads_id)| {
-                Some((*book_id, by_goodreads.get(&(*goodreads_id)?)?))
+                let entry = by_goodreads.get(&(*goodreads_id)?)?;
+                Some(author_links(*book_id, &entry.authors, &author_ids))
             })
-            .flat_map(|(book_id, entry)| {
-                entry
-                    .authors
-                    .iter()
-                    .enumerate()
-                    .map(move |(position, name)| {
-                        (
-                            book_authors::book_id.eq(book_id),
-                            book_authors::author_id.eq(author_ids[name]),
-                            book_authors::position.eq(position as i16),
-                        )
-                    })
-            })
+            .flatten()
             .collect();
         diesel::insert_into(book_authors::table)
             .values(&links)
@@ -367,19 +392,8 @@ pub fn update_book(conn: &mut PgConnection, id: i64, input: &BookInput) -> Resul
 fn link_authors(conn: &mut PgConnection, book_id: i64, names: &[String]) -> QueryResult<()> {
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
     let ids = ensure_authors(conn, &refs)?;
-    let links: Vec<_> = names
-        .iter()
-        .enumerate()
-        .map(|(position, name)| {
-            (
-                book_authors::book_id.eq(book_id),
-                book_authors::author_id.eq(ids[name]),
-                book_authors::position.eq(position as i16),
-            )
-        })
-        .collect();
     diesel::insert_into(book_authors::table)
-        .values(&links)
+        .values(&author_links(book_id, names, &ids))
         .execute(conn)?;
     Ok(())
 }

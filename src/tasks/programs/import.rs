@@ -11,7 +11,7 @@ use diesel::{dsl::sql, prelude::*, sql_types::Bool, upsert::excluded};
 use crate::{
     db::schema::{book_authors, books},
     domain::catalog::{
-        edit::ensure_authors,
+        edit::{AuthorLink, NewBook, author_links, ensure_authors},
         goodbooks::{CatalogEntry, GoodbooksRecord},
     },
     tasks::{
@@ -148,20 +148,9 @@ fn upsert_batch(
         .flat_map(|(_, e)| e.authors.iter().map(String::as_str))
         .collect();
     let author_ids = ensure_authors(conn, &names)?;
-    let rows: Vec<_> = batch
+    let rows: Vec<NewBook> = batch
         .iter()
-        .map(|(_, entry)| {
-            (
-                books::title.eq(&entry.title),
-                books::year.eq(entry.year),
-                books::isbn.eq(entry.isbn.as_deref()),
-                books::language.eq(entry.language.as_deref()),
-                books::description.eq(&entry.description),
-                books::price_cents.eq(entry.price_cents),
-                books::stock.eq(entry.stock),
-                books::goodreads_id.eq(entry.goodreads_id),
-            )
-        })
+        .map(|(_, entry)| NewBook::from(entry))
         .collect();
     // xmax = 0 only on rows this statement inserted (an updated row carries our xid).
     let written: Vec<(i64, Option<i64>, bool)> = diesel::insert_into(books::table)
@@ -181,24 +170,14 @@ fn upsert_batch(
     let by_goodreads: HashMap<i64, &CatalogEntry> =
         batch.iter().map(|(_, e)| (e.goodreads_id, e)).collect();
     let ids: Vec<i64> = written.iter().map(|(id, _, _)| *id).collect();
-    let author_ids = &author_ids;
     diesel::delete(book_authors::table.filter(book_authors::book_id.eq_any(&ids))).execute(conn)?;
-    let links: Vec<_> = written
+    let links: Vec<AuthorLink> = written
         .iter()
-        .filter_map(|(id, goodreads, _)| Some((*id, by_goodreads.get(&(*goodreads)?)?)))
-        .flat_map(|(id, entry)| {
-            entry
-                .authors
-                .iter()
-                .enumerate()
-                .map(move |(position, name)| {
-                    (
-                        book_authors::book_id.eq(id),
-                        book_authors::author_id.eq(author_ids[name]),
-                        book_authors::position.eq(position as i16),
-                    )
-                })
+        .filter_map(|(id, goodreads, _)| {
+            let entry = by_goodreads.get(&(*goodreads)?)?;
+            Some(author_links(*id, &entry.authors, &author_ids))
         })
+        .flatten()
         .collect();
     diesel::insert_into(book_authors::table)
         .values(&links)
