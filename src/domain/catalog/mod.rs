@@ -41,7 +41,7 @@ impl BookSummary {
 
 /// The first books of the catalog in its own order (for the seeded catalog: most-read first).
 pub fn featured_books(conn: &mut PgConnection, limit: i64) -> QueryResult<Vec<BookSummary>> {
-    let rows: Vec<(i64, String, Option<i32>, i32, i32)> = books::table
+    let rows: Vec<SummaryRow> = books::table
         .select((
             books::id,
             books::title,
@@ -52,6 +52,17 @@ pub fn featured_books(conn: &mut PgConnection, limit: i64) -> QueryResult<Vec<Bo
         .order(books::id)
         .limit(limit)
         .load(conn)?;
+    with_authors(conn, rows)
+}
+
+/// The columns of `books` a list shows: id, title, year, price in cents, stock.
+pub type SummaryRow = (i64, String, Option<i32>, i32, i32);
+
+/// List rows completed with their authors (one query for the whole page).
+pub fn with_authors(
+    conn: &mut PgConnection,
+    rows: Vec<SummaryRow>,
+) -> QueryResult<Vec<BookSummary>> {
     let ids: Vec<i64> = rows.iter().map(|row| row.0).collect();
     let mut authors = authors_of(conn, &ids)?;
     Ok(rows

@@ -13,10 +13,7 @@ use diesel::{
 
 use crate::{
     db::schema::{authors, book_authors, books},
-    domain::{
-        catalog::{BookSummary, authors_of},
-        money::Cents,
-    },
+    domain::catalog::{BookSummary, SummaryRow, with_authors},
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -164,7 +161,7 @@ pub fn search(conn: &mut PgConnection, query: &CatalogQuery) -> QueryResult<Cata
         Sort::Year => filtered(query).order((books::year.desc().nulls_last(), books::id.asc())),
         Sort::Newest => filtered(query).order((books::created_at.desc(), books::id.desc())),
     };
-    let rows: Vec<(i64, String, Option<i32>, i32, i32)> = ordered
+    let rows: Vec<SummaryRow> = ordered
         .select((
             books::id,
             books::title,
@@ -175,19 +172,7 @@ pub fn search(conn: &mut PgConnection, query: &CatalogQuery) -> QueryResult<Cata
         .limit(query.per_page)
         .offset((query.page - 1) * query.per_page)
         .load(conn)?;
-    let ids: Vec<i64> = rows.iter().map(|row| row.0).collect();
-    let mut names = authors_of(conn, &ids)?;
-    let books = rows
-        .into_iter()
-        .map(|(id, title, year, price_cents, stock)| BookSummary {
-            id,
-            title,
-            authors: names.remove(&id).unwrap_or_default(),
-            year,
-            price: Cents(price_cents.into()),
-            stock,
-        })
-        .collect();
+    let books = with_authors(conn, rows)?;
     Ok(CatalogPage {
         books,
         total,
