@@ -624,3 +624,45 @@ async fn the_api_serves_staff_only_with_clear_json_errors() {
         (404, Some("not_found"))
     );
 }
+
+#[tokio::test]
+async fn staff_set_a_schedule_and_disable_a_program_from_its_page() {
+    let app = staff_app().await;
+
+    let bad = app
+        .submit(
+            "/admin/programs",
+            "/admin/programs/hello_world/settings",
+            &[("schedule", "whenever"), ("enabled", "1")],
+        )
+        .await;
+    assert_is_redirect_to(&bad, "/admin/programs");
+    assert!(
+        app.page("/admin/programs")
+            .await
+            .contains("Nothing was saved: invalid schedule")
+    );
+    let saved = app
+        .submit(
+            "/admin/programs",
+            "/admin/programs/hello_world/settings",
+            &[("schedule", "every 5 minutes")],
+        )
+        .await;
+    assert_is_redirect_to(&saved, "/admin/programs");
+
+    let page = app.page("/admin/programs").await;
+    assert!(page.contains("Settings of hello_world saved."));
+    assert!(
+        page.contains("value=\"every 5 minutes\"") && page.contains("next "),
+        "the schedule and its next firing"
+    );
+    assert!(
+        !page.contains("href=\"/admin/programs/hello_world/run\""),
+        "a disabled program offers no Run"
+    );
+    let refused = app
+        .db(|conn| store::run_program(conn, "hello_world", None).unwrap_err())
+        .await;
+    assert_eq!(refused.code(), "program_disabled");
+}

@@ -141,3 +141,27 @@ async fn the_database_enforces_the_rules() {
         "stock<0, duplicate login, quantity 0"
     );
 }
+
+#[tokio::test]
+async fn every_migration_can_be_reverted_and_applied_again() {
+    let app = spawn_app().await;
+
+    let (reverted, reapplied, books_after) = app
+        .db(|conn| {
+            let reverted = conn.revert_all_migrations(MIGRATIONS).unwrap().len();
+            let reapplied = conn.run_pending_migrations(MIGRATIONS).unwrap().len();
+            let books_after: i64 = books::table.count().get_result(conn).unwrap();
+            (reverted, reapplied, books_after)
+        })
+        .await;
+
+    assert!(reverted >= 8, "every down.sql ran ({reverted})");
+    assert_eq!(
+        reapplied, reverted,
+        "and every up.sql ran again on the reverted schema"
+    );
+    assert_eq!(
+        books_after, 0,
+        "the down migrations really dropped the data"
+    );
+}

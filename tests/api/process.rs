@@ -143,7 +143,10 @@ async fn the_private_cluster_keeps_data_across_restarts_and_stops_with_the_app()
 
     let app = start(&data);
     assert!(home_page(&app).await.contains("Restart Survivor"));
-    assert!(app.terminate().success());
+    // Ctrl-C in a terminal is SIGINT: the same orderly stop.
+    app.signal(Signal::SIGINT);
+    let mut child = app.child;
+    assert!(child.wait().unwrap().success(), "Ctrl-C is a clean exit");
     assert!(!data.postmaster_running());
 
     // Without the app, `bookstore psql` starts the cluster for its session and stops it after.
