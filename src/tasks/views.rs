@@ -17,9 +17,11 @@ use crate::{
 pub const STATUSES: [&str; 5] = ["scheduled", "running", "finished", "error", "cancelled"];
 
 /// A row of the task list.
-#[derive(Debug, Clone, Queryable, Serialize)]
+#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[diesel(table_name = tasks, check_for_backend(diesel::pg::Pg))]
 pub struct TaskRow {
     pub id: i64,
+    #[diesel(select_expression = programs::name, select_expression_type = programs::name)]
     pub program: String,
     pub parameters: Option<Value>,
     pub status: String,
@@ -79,36 +81,6 @@ impl TaskRow {
     }
 }
 
-type TaskRowColumns = (
-    tasks::id,
-    programs::name,
-    tasks::parameters,
-    tasks::status,
-    tasks::created_at,
-    tasks::start_time,
-    tasks::end_time,
-    tasks::attempt,
-    tasks::max_attempts,
-    tasks::progress_done,
-    tasks::progress_total,
-    tasks::progress_message,
-);
-
-const TASK_ROW: TaskRowColumns = (
-    tasks::id,
-    programs::name,
-    tasks::parameters,
-    tasks::status,
-    tasks::created_at,
-    tasks::start_time,
-    tasks::end_time,
-    tasks::attempt,
-    tasks::max_attempts,
-    tasks::progress_done,
-    tasks::progress_total,
-    tasks::progress_message,
-);
-
 #[derive(Debug, Clone, Default)]
 pub struct TaskFilter {
     pub status: Option<String>,
@@ -137,7 +109,7 @@ pub fn list_tasks(
         .order((tasks::created_at.desc(), tasks::id.desc()))
         .limit(per_page)
         .offset((page.max(1) - 1) * per_page)
-        .select(TASK_ROW)
+        .select(TaskRow::as_select())
         .load(conn)?;
     Ok((rows, total))
 }
@@ -147,7 +119,7 @@ pub fn tasks_by_id(conn: &mut PgConnection, ids: &[i64]) -> QueryResult<Vec<Task
     tasks::table
         .inner_join(programs::table)
         .filter(tasks::id.eq_any(ids))
-        .select(TASK_ROW)
+        .select(TaskRow::as_select())
         .load(conn)
 }
 
@@ -179,7 +151,7 @@ pub fn task_detail(conn: &mut PgConnection, id: i64) -> QueryResult<Option<TaskD
         .inner_join(programs::table)
         .filter(tasks::id.eq(id))
         .select((
-            TASK_ROW,
+            TaskRow::as_select(),
             programs::function_name,
             tasks::worker_id,
             tasks::result,
@@ -232,7 +204,7 @@ pub fn failures_since(
         .filter(tasks::end_time.ge(since))
         .order(tasks::end_time.desc())
         .limit(limit)
-        .select(TASK_ROW)
+        .select(TaskRow::as_select())
         .load(conn)
 }
 
@@ -241,7 +213,7 @@ pub fn running_tasks(conn: &mut PgConnection) -> QueryResult<Vec<TaskRow>> {
         .inner_join(programs::table)
         .filter(tasks::status.eq("running"))
         .order(tasks::start_time)
-        .select(TASK_ROW)
+        .select(TaskRow::as_select())
         .load(conn)
 }
 

@@ -329,19 +329,40 @@ impl From<diesel::result::Error> for EditError {
     }
 }
 
+/// The columns a staff member edits, for both adding and changing a book. An empty optional
+/// field clears the column (`treat_none_as_null`), as the form means it.
+#[derive(Insertable, AsChangeset)]
+#[diesel(table_name = books, treat_none_as_null = true)]
+struct BookColumns<'a> {
+    title: &'a str,
+    year: Option<i32>,
+    isbn: Option<&'a str>,
+    language: Option<&'a str>,
+    description: &'a str,
+    price_cents: i32,
+    stock: i32,
+}
+
+impl<'a> From<&'a BookInput> for BookColumns<'a> {
+    fn from(input: &'a BookInput) -> Self {
+        BookColumns {
+            title: &input.title,
+            year: input.year,
+            isbn: input.isbn.as_deref(),
+            language: input.language.as_deref(),
+            description: &input.description,
+            // parse_dollars caps prices far below i32::MAX cents.
+            price_cents: input.price.0 as i32,
+            stock: input.stock,
+        }
+    }
+}
+
 /// Adds a book; returns its id.
 pub fn create_book(conn: &mut PgConnection, input: &BookInput) -> Result<i64, EditError> {
     conn.transaction(|conn| {
         let id: i64 = diesel::insert_into(books::table)
-            .values((
-                books::title.eq(&input.title),
-                books::year.eq(input.year),
-                books::isbn.eq(input.isbn.as_deref()),
-                books::language.eq(input.language.as_deref()),
-                books::description.eq(&input.description),
-                books::price_cents.eq(input.price.0 as i32),
-                books::stock.eq(input.stock),
-            ))
+            .values(BookColumns::from(input))
             .returning(books::id)
             .get_result(conn)?;
         link_authors(conn, id, &input.authors)?;
@@ -362,13 +383,7 @@ pub fn update_book(conn: &mut PgConnection, id: i64, input: &BookInput) -> Resul
         );
         let updated = diesel::update(target)
             .set((
-                books::title.eq(&input.title),
-                books::year.eq(input.year),
-                books::isbn.eq(input.isbn.as_deref()),
-                books::language.eq(input.language.as_deref()),
-                books::description.eq(&input.description),
-                books::price_cents.eq(input.price.0 as i32),
-                books::stock.eq(input.stock),
+                BookColumns::from(input),
                 books::updated_at.eq(diesel::dsl::now),
             ))
             .execute(conn)?;
