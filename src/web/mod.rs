@@ -21,9 +21,10 @@ use actix_session::{
 };
 use actix_web::{
     App, HttpServer,
+    body::MessageBody,
     cookie::{Key, SameSite, time::Duration as CookieDuration},
-    dev::Server,
-    middleware::{self, from_fn},
+    dev::{Server, ServiceRequest, ServiceResponse},
+    middleware::{self, Next, from_fn},
     web,
 };
 use diesel::PgConnection;
@@ -72,6 +73,7 @@ pub fn server(
         // cross-site origin, then finds its session.
         App::new()
             .wrap(sessions)
+            .wrap(from_fn(session_store_unavailable))
             .wrap(from_fn(csrf::reject_cross_site))
             .wrap(security_headers())
             .wrap(TracingLogger::default())
@@ -87,6 +89,18 @@ pub fn server(
     .listen(listener)?
     .run();
     Ok(server)
+}
+
+/// The session middleware fails the whole request when it cannot reach its store (the
+/// database is down); that is a 503 with our page, like any other request during an outage,
+/// not actix-session's bare 500. (Handler errors never get here: they are responses already.)
+async fn session_store_unavailable(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    next.call(req)
+        .await
+        .map_err(|err| WebError::unavailable(anyhow::anyhow!("session store: {err}")).into())
 }
 
 /// Sent with every response: no inline script, no framing, no MIME sniffing.

@@ -86,9 +86,48 @@ async fn the_app_answers_503_while_postgres_restarts_and_recovers_by_itself() {
             seen
         }));
     }
+    // A logged-in customer too: their session lives in the database that is about to go.
+    let customer = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let form = customer
+        .get(format!("{base}/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let token = crate::helpers::csrf_token_in(&form);
+    let logged_in = customer
+        .post(format!("{base}/login"))
+        .form(&[
+            ("login", "alice"),
+            ("password", "alice-reads-books"),
+            ("csrf_token", &token),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logged_in.status(), 303);
     tokio::time::sleep(Duration::from_secs(1)).await;
 
     cluster.stop().unwrap();
+    let with_session = customer.get(format!("{base}/cart")).send().await.unwrap();
+    assert_eq!(
+        with_session.status(),
+        503,
+        "a session that cannot be checked is a 503, not a 500"
+    );
+    assert!(
+        with_session
+            .text()
+            .await
+            .unwrap()
+            .contains("Temporarily unavailable")
+    );
     let during = reqwest::get(format!("{base}/books")).await.unwrap();
     assert_eq!(during.status(), 503);
     let page = during.text().await.unwrap();
@@ -147,5 +186,7 @@ async fn the_app_answers_503_while_postgres_restarts_and_recovers_by_itself() {
         "no request hung: the slowest took {slowest:?}"
     );
     assert_eq!(seen.last().unwrap().0, 200, "answering normally again");
+    let cart = customer.get(format!("{base}/cart")).send().await.unwrap();
+    assert_eq!(cart.status(), 200, "the session survived the restart");
     let _ = PgConnection::establish(&url).expect("the database is back");
 }
