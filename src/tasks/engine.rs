@@ -77,10 +77,11 @@ impl EngineHandle {
 }
 
 struct Shared {
-    /// For the programs and for recording their outcomes (shared with the web side).
+    /// For the programs (shared with the web side).
     pool: PgPool,
-    /// The engine's own bookkeeping (claims, heartbeats, leases, schedules) on connections of
-    /// its own, so a busy web side can never starve the heartbeats into lost leases.
+    /// The engine's own statements (claims, heartbeats, leases, schedules, outcomes) on
+    /// connections of its own, so a busy web side can never starve the heartbeats into lost
+    /// leases.
     engine_pool: PgPool,
     registry: Arc<Registry>,
     config: EngineConfig,
@@ -93,7 +94,17 @@ pub fn start(
     registry: Arc<Registry>,
     config: EngineConfig,
 ) -> anyhow::Result<EngineHandle> {
-    let engine_pool = crate::db::build_pool(&config.database_url, 2)?;
+    // One connection per running task (each records its outcome) plus the loop's own. Not
+    // tested on checkout: a broken connection fails one statement, which the loop or the lease
+    // retries, and the round trip saved per task is the engine's main cost.
+    let engine_pool = diesel::r2d2::Pool::builder()
+        .max_size(config.concurrency as u32 + 2)
+        .min_idle(Some(1))
+        .connection_timeout(Duration::from_secs(5))
+        .test_on_check_out(false)
+        .build(diesel::r2d2::ConnectionManager::new(
+            config.database_url.clone(),
+        ))?;
     let (stop, stop_rx) = watch::channel(false);
     let (stopped_tx, stopped) = oneshot::channel();
     let arbiter = Arbiter::new();
@@ -398,7 +409,7 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
 fn record(shared: &Shared, task: &ClaimedTask, outcome: Outcome, took: Duration) {
     let worker = &shared.config.worker_id;
     let written = (|| -> anyhow::Result<()> {
-        let mut conn = shared.pool.get()?;
+        let mut conn = shared.engine_pool.get()?;
         match &outcome {
             Outcome::Done(output) => store::finish(&mut conn, task, worker, output).map(|_| ())?,
             Outcome::Failed(error, retry) => {
