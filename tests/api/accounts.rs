@@ -468,3 +468,32 @@ async fn the_clean_up_purges_only_dead_sessions() {
     assert_eq!(sessions_of(&app, "alice").await, 0);
     assert_eq!(sessions_of(&app, "staff").await, 1);
 }
+
+#[tokio::test]
+async fn any_node_serves_a_session_started_on_another() {
+    let node_a = spawn_app().await;
+    // A second app process on the same database: same cookie key (kept in the database),
+    // same sessions table.
+    let node_b = crate::helpers::spawn_node_on(&node_a.database_url).await;
+    node_a.log_in_as(ALICE.0, ALICE.1).await;
+
+    // The same browser (cookie jar), now talking to node B.
+    let on_b = node_a
+        .client
+        .get(format!("{}/", node_b))
+        .send()
+        .await
+        .unwrap();
+    let page = on_b.text().await.unwrap();
+    assert!(
+        is_logged_in_as(&page, "Alice Reader"),
+        "node B knows the session node A started"
+    );
+    let cart = node_a
+        .client
+        .get(format!("{}/cart", node_b))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cart.status(), 200);
+}

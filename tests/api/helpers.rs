@@ -142,6 +142,23 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     }
 }
 
+/// Another web node on the same database (as a second app process would be); returns its
+/// base URL.
+pub async fn spawn_node_on(database_url: &str) -> String {
+    let config = Config {
+        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        database_url: Some(database_url.to_owned()),
+        pool_size: 4,
+        role: Role::Web,
+        ..Config::default()
+    };
+    let pool = db::build_pool(database_url, config.pool_size).expect("building the pool");
+    let node = Application::build(&config, pool).expect("building the node");
+    let address = format!("http://{}", node.addr());
+    tokio::spawn(node.run_until_stopped());
+    address
+}
+
 /// Another node on the same database that only runs tasks. Awaiting the returned handle's
 /// task after `stop()` waits for its graceful shutdown.
 pub fn spawn_worker(
