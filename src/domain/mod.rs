@@ -7,3 +7,8 @@ pub mod catalog;
 pub mod money;
 pub mod orders;
 pub mod overview;
+
+/// "  Mary   GrandPré " -> "Mary GrandPré": how every typed or imported name is cleaned.
+pub fn collapse_spaces(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}

@@ -44,7 +44,7 @@ pub struct DisplayName(String);
 
 impl DisplayName {
     pub fn parse(input: &str) -> Result<DisplayName, String> {
-        let name = input.split_whitespace().collect::<Vec<_>>().join(" ");
+        let name = crate::domain::collapse_spaces(input);
         match name.chars().count() {
             0 => Err("Tell us the name to show.".into()),
             1..=100 => Ok(DisplayName(name)),

@@ -27,7 +27,7 @@ pub struct TokenInfo {
 
 /// A token name: trimmed, 1-100 characters.
 pub fn parse_name(input: &str) -> Result<String, String> {
-    let name = input.split_whitespace().collect::<Vec<_>>().join(" ");
+    let name = crate::domain::collapse_spaces(input);
     match name.chars().count() {
         0 => Err("Give the token a name, like \"nightly report script\".".into()),
         1..=100 => Ok(name),

@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use crate::{
     db::schema::{authors, book_authors, books},
-    domain::{catalog::goodbooks::CatalogEntry, money::Cents},
+    domain::{catalog::goodbooks::CatalogEntry, collapse_spaces, money::Cents},
 };
 
 /// A `books` row made from an imported entry (seeding and `import_catalog` write the same).
@@ -168,16 +168,12 @@ impl BookFields {
     /// The validated book, or a message per bad field.
     pub fn parse(&self) -> Result<BookInput, Vec<(&'static str, String)>> {
         let mut errors = Vec::new();
-        let title = self.title.split_whitespace().collect::<Vec<_>>().join(" ");
+        let title = collapse_spaces(&self.title);
         if title.is_empty() || title.chars().count() > 500 {
             errors.push(("title", "A title has 1 to 500 characters.".to_owned()));
         }
         let mut authors: Vec<String> = Vec::new();
-        for name in self
-            .authors
-            .split(',')
-            .map(|n| n.split_whitespace().collect::<Vec<_>>().join(" "))
-        {
+        for name in self.authors.split(',').map(collapse_spaces) {
             if !name.is_empty() && !authors.contains(&name) {
                 authors.push(name);
             }

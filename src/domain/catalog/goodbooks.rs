@@ -7,6 +7,8 @@
 
 use serde::Deserialize;
 
+use crate::domain::collapse_spaces;
+
 /// One CSV record; extra columns of the full data set are ignored.
 #[derive(Debug, Clone, Deserialize)]
 pub struct GoodbooksRecord {
@@ -172,10 +174,6 @@ fn display_year(year: i32) -> String {
     } else {
         year.to_string()
     }
-}
-
-fn collapse_spaces(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// The data has no prices: derive one from the id so every seeding gives the same catalog.

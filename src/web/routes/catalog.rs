@@ -40,7 +40,7 @@ impl CatalogParams {
         let text = self
             .q
             .as_deref()
-            .map(|q| q.split_whitespace().collect::<Vec<_>>().join(" "))
+            .map(crate::domain::collapse_spaces)
             .map(|q| q.chars().take(MAX_SEARCH_CHARS).collect::<String>())
             .filter(|q| !q.is_empty());
         CatalogQuery {
