@@ -11,10 +11,7 @@ use figment::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::{
-    domain::accounts::{sessions::SessionPolicy, throttle::ThrottlePolicy},
-    tasks::engine::EngineConfig,
-};
+use crate::domain::accounts::{sessions::SessionPolicy, throttle::ThrottlePolicy};
 
 /// The variables, their defaults and meaning, shown by `bookstore --help` and in the README.
 pub const ENV_HELP: &[(&str, &str, &str)] = &[
@@ -83,6 +80,41 @@ pub const ENV_HELP: &[(&str, &str, &str)] = &[
         "(searched)",
         "PostgreSQL server binaries; default: PATH, `pg_config --bindir`, /usr/lib/postgresql/*/bin",
     ),
+    (
+        "BOOKSTORE_ROLE",
+        "all",
+        "web, worker or all (--role overrides it)",
+    ),
+    (
+        "BOOKSTORE_TASK_CONCURRENCY",
+        "4",
+        "programs run at once by one node",
+    ),
+    (
+        "BOOKSTORE_TASK_POLL_SECONDS",
+        "5",
+        "fallback poll for queued tasks",
+    ),
+    (
+        "BOOKSTORE_TASK_LEASE_SECONDS",
+        "30",
+        "a running task whose node sent no heartbeat this long is rescued (>= 3 heartbeats)",
+    ),
+    (
+        "BOOKSTORE_TASK_HEARTBEAT_SECONDS",
+        "1",
+        "how often a node renews the leases of its tasks",
+    ),
+    (
+        "BOOKSTORE_TASK_GRACE_SECONDS",
+        "10",
+        "at shutdown, running tasks get this long to finish",
+    ),
+    (
+        "BOOKSTORE_TASK_RETRY_BASE_MS",
+        "1000",
+        "first retry delay; doubles per attempt (at most 5 minutes)",
+    ),
 ];
 
 /// Which parts of the app a node runs.
@@ -123,6 +155,7 @@ pub struct Config {
     pub task_concurrency: u32,
     pub task_poll_seconds: u64,
     pub task_lease_seconds: u64,
+    pub task_heartbeat_seconds: u64,
     pub task_grace_seconds: u64,
     pub task_retry_base_ms: u64,
     pub session_idle_minutes: u64,
@@ -148,6 +181,7 @@ impl Default for Config {
             task_concurrency: 4,
             task_poll_seconds: 5,
             task_lease_seconds: 30,
+            task_heartbeat_seconds: 1,
             task_grace_seconds: 10,
             task_retry_base_ms: 1000,
             session_idle_minutes: 120,
@@ -196,7 +230,7 @@ impl Config {
                 reason: format!("{} is not between 1 and 1000", self.pool_size),
             });
         }
-        let ranges: [(&'static str, u64, std::ops::RangeInclusive<u64>); 10] = [
+        let ranges: [(&'static str, u64, std::ops::RangeInclusive<u64>); 11] = [
             (
                 "BOOKSTORE_TASK_CONCURRENCY",
                 self.task_concurrency.into(),
@@ -211,6 +245,11 @@ impl Config {
                 "BOOKSTORE_TASK_LEASE_SECONDS",
                 self.task_lease_seconds,
                 1..=86_400,
+            ),
+            (
+                "BOOKSTORE_TASK_HEARTBEAT_SECONDS",
+                self.task_heartbeat_seconds,
+                1..=3600,
             ),
             (
                 "BOOKSTORE_TASK_GRACE_SECONDS",
@@ -256,6 +295,20 @@ impl Config {
                 });
             }
         }
+        // A lease shorter than three heartbeats is lost to one slow heartbeat: live tasks get
+        // rescued and run twice.
+        if self.task_lease_seconds < 3 * self.task_heartbeat_seconds {
+            return Err(ConfigError::OutOfRange {
+                variable: "BOOKSTORE_TASK_LEASE_SECONDS",
+                reason: format!(
+                    "{} s is shorter than three heartbeats ({} s each, BOOKSTORE_TASK_HEARTBEAT_SECONDS): \
+                     use at least {} s",
+                    self.task_lease_seconds,
+                    self.task_heartbeat_seconds,
+                    3 * self.task_heartbeat_seconds
+                ),
+            });
+        }
         if let Err(err) = tracing_subscriber::EnvFilter::try_new(&self.log) {
             return Err(ConfigError::OutOfRange {
                 variable: "BOOKSTORE_LOG",
@@ -277,30 +330,6 @@ impl Config {
             self.login_max_failures,
             Duration::from_secs(self.login_lockout_seconds),
         )
-    }
-
-    /// The task engine's settings; `database_url` is the one the pool uses.
-    pub fn engine_config(&self, database_url: String) -> EngineConfig {
-        let host = nix::unistd::gethostname()
-            .ok()
-            .and_then(|name| name.into_string().ok())
-            .unwrap_or_else(|| "node".to_owned());
-        let lease = Duration::from_secs(self.task_lease_seconds);
-        EngineConfig {
-            worker_id: format!(
-                "{host}-{}-{}",
-                std::process::id(),
-                &uuid::Uuid::new_v4().simple().to_string()[..6]
-            ),
-            concurrency: self.task_concurrency as usize,
-            poll_interval: Duration::from_secs(self.task_poll_seconds),
-            lease,
-            // Three heartbeats per lease, and at least one a second (cancel requests ride on it).
-            heartbeat_interval: (lease / 3).min(Duration::from_secs(1)),
-            grace: Duration::from_secs(self.task_grace_seconds),
-            retry_base: Duration::from_millis(self.task_retry_base_ms),
-            database_url,
-        }
     }
 
     /// The help text listing every variable, for `--help`.
@@ -364,6 +393,28 @@ mod tests {
     }
 
     #[test]
+    fn a_lease_must_span_three_heartbeats() {
+        Jail::expect_with(|jail| {
+            jail.set_env("BOOKSTORE_TASK_HEARTBEAT_SECONDS", "5");
+            jail.set_env("BOOKSTORE_TASK_LEASE_SECONDS", "14");
+            let message = Config::from_env().expect_err("too short").to_string();
+            assert!(
+                message.contains("BOOKSTORE_TASK_LEASE_SECONDS")
+                    && message.contains("at least 15 s"),
+                "{message}"
+            );
+            jail.set_env("BOOKSTORE_TASK_LEASE_SECONDS", "15");
+            assert_eq!(
+                Config::from_env()
+                    .expect("three heartbeats")
+                    .task_lease_seconds,
+                15
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
     fn malformed_values_name_their_variable() {
         for (variable, value) in [
             ("BOOKSTORE_POOL_SIZE", "many"),
@@ -375,6 +426,8 @@ mod tests {
             ("BOOKSTORE_SECURE_COOKIES", "maybe"),
             ("BOOKSTORE_ROLE", "boss"),
             ("BOOKSTORE_TASK_CONCURRENCY", "0"),
+            ("BOOKSTORE_TASK_LEASE_SECONDS", "2"),
+            ("BOOKSTORE_TASK_HEARTBEAT_SECONDS", "0"),
         ] {
             Jail::expect_with(|jail| {
                 jail.set_env(variable, value);

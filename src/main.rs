@@ -5,7 +5,7 @@ use bookstore::{
     config::{Config, Role},
     db,
     domain::accounts::{self, Login, NewPassword},
-    startup::Application,
+    startup::{self, Application},
     telemetry,
 };
 use clap::{Parser, Subcommand};
@@ -67,7 +67,7 @@ fn main() -> ExitCode {
 }
 
 fn serve(config: &Config) -> anyhow::Result<ExitCode> {
-    let database = db::Database::open(config)?;
+    let database = open_prepared(config)?;
     if let Some(cluster) = database.cluster() {
         println!(
             "Data folder (private PostgreSQL cluster): {}",
@@ -92,6 +92,25 @@ fn serve(config: &Config) -> anyhow::Result<ExitCode> {
     served?;
     stopped?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The app's database, migrated and ready (the private cluster is stopped again on failure).
+fn open_prepared(config: &Config) -> anyhow::Result<db::Database> {
+    let database = db::Database::open(config)?;
+    let prepared = database
+        .pool
+        .get()
+        .context("connecting to PostgreSQL")
+        .and_then(|mut conn| startup::prepare(&mut conn, config.seed_demo));
+    match prepared {
+        Ok(()) => Ok(database),
+        Err(err) => {
+            if let Err(stop) = database.shutdown() {
+                tracing::warn!("stopping PostgreSQL: {stop:#}");
+            }
+            Err(err)
+        }
+    }
 }
 
 fn psql(config: &Config, args: Vec<OsString>) -> anyhow::Result<ExitCode> {
@@ -130,7 +149,7 @@ fn create_staff(config: &Config, login: &str) -> anyhow::Result<ExitCode> {
     let password = password
         .map(|password| NewPassword::parse(&password).map_err(anyhow::Error::msg))
         .transpose()?;
-    let database = db::Database::open(config)?;
+    let database = open_prepared(config)?;
     let outcome = database
         .pool
         .get()

@@ -15,13 +15,36 @@ use crate::{
     config::Config,
     db::{self, PgPool},
     domain::accounts::{sessions::SessionPolicy, throttle::ThrottlePolicy},
-    housekeeping,
+    housekeeping, seed,
     tasks::{
         Registry,
-        engine::{self, EngineHandle},
+        engine::{self, EngineConfig, EngineHandle},
     },
     web::{self, AppState},
 };
+
+/// Makes a database ready for this build, under the prepare lock: migrations, the app's
+/// functions and built-in programs (before anything can queue a task), and, when asked, the
+/// demo catalog and accounts on an empty database.
+pub fn prepare(conn: &mut diesel::PgConnection, seed_demo: bool) -> anyhow::Result<()> {
+    db::with_prepare_lock(conn, |conn| {
+        db::migrate(conn)?;
+        Registry::builtin()
+            .sync(conn)
+            .context("registering the built-in programs")?;
+        if seed_demo {
+            let report = seed::load_demo_catalog(conn).context("loading the demo catalog")?;
+            if report.books_inserted > 0 {
+                tracing::info!(books = report.books_inserted, "demo catalog loaded");
+            }
+            let accounts = seed::load_demo_accounts(conn).context("creating the demo accounts")?;
+            if accounts > 0 {
+                tracing::info!(accounts, "demo accounts created (see README)");
+            }
+        }
+        Ok(())
+    })
+}
 
 pub struct Application {
     addr: Option<SocketAddr>,
@@ -58,7 +81,7 @@ impl Application {
             Some(engine::start(
                 pool.clone(),
                 Arc::new(Registry::builtin()),
-                config.engine_config(url),
+                EngineConfig::from_config(config, url),
             )?)
         } else {
             None

@@ -52,7 +52,7 @@ impl BenchDatabase {
             .expect("creating the bench database");
         let url = cluster.conninfo("bench");
         let mut conn = PgConnection::establish(&url).expect("connecting");
-        db::prepare(&mut conn, false).expect("migrating");
+        bookstore::startup::prepare(&mut conn, false).expect("migrating");
         BenchDatabase { cluster, url, root }
     }
 

@@ -1,4 +1,5 @@
-//! The database: connection pool, the private cluster, migrations and first-start seeding.
+//! The database: connection pool, the private cluster and migrations. (What runs after the
+//! migrations, the registry sync and the demo seed, is `startup::prepare`'s.)
 
 pub mod cluster;
 pub mod schema;
@@ -17,7 +18,6 @@ use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use crate::{
     config::Config,
     db::cluster::{ClusterOptions, EmbeddedCluster},
-    seed,
 };
 
 pub type PgPool = Pool<ConnectionManager<PgConnection>>;
@@ -28,8 +28,7 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 /// Name of the app's database inside the private cluster.
 pub const DATABASE_NAME: &str = "bookstore";
 
-/// Key of the advisory lock held while migrating and seeding, so that app processes starting
-/// together on one database take turns instead of racing through the same DDL.
+/// Key of the advisory lock held while migrating and seeding.
 const PREPARE_LOCK_KEY: i64 = 0x626f_6f6b_7374_6f72; // "bookstor"
 
 /// Where the app's data lives, and the private cluster when the app runs its own.
@@ -41,12 +40,10 @@ pub struct Database {
 }
 
 impl Database {
-    /// Connects to `DATABASE_URL`, or starts the private cluster; then migrates and seeds.
+    /// Connects to `DATABASE_URL`, or starts the private cluster.
     pub fn open(config: &Config) -> anyhow::Result<Database> {
         let (url, cluster) = locate(config, true)?;
         let pool = build_pool(&url, config.pool_size)?;
-        let mut conn = pool.get().context("connecting to PostgreSQL")?;
-        prepare(&mut conn, config.seed_demo)?;
         Ok(Database { pool, url, cluster })
     }
 
@@ -97,34 +94,25 @@ pub fn build_pool(url: &str, size: u32) -> anyhow::Result<PgPool> {
         .context("connecting to PostgreSQL")
 }
 
-/// Runs pending migrations and, on an empty catalog, loads the demo catalog.
-pub fn prepare(conn: &mut PgConnection, seed_demo: bool) -> anyhow::Result<()> {
+/// Runs `work` under an advisory lock, so that app processes starting together on one
+/// database take turns at migrating and seeding instead of racing through the same DDL.
+pub fn with_prepare_lock<T>(
+    conn: &mut PgConnection,
+    work: impl FnOnce(&mut PgConnection) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
     sql_query(format!("SELECT pg_advisory_lock({PREPARE_LOCK_KEY})")).execute(conn)?;
-    let result = migrate_and_seed(conn, seed_demo);
+    let result = work(conn);
     sql_query(format!("SELECT pg_advisory_unlock({PREPARE_LOCK_KEY})")).execute(conn)?;
     result
 }
 
-fn migrate_and_seed(conn: &mut PgConnection, seed_demo: bool) -> anyhow::Result<()> {
+/// Runs the pending embedded migrations.
+pub fn migrate(conn: &mut PgConnection) -> anyhow::Result<()> {
     let applied = conn
         .run_pending_migrations(MIGRATIONS)
         .map_err(|err| anyhow::anyhow!("running migrations: {err}"))?;
     for migration in applied {
         tracing::info!(%migration, "migration applied");
-    }
-    // The app's functions and built-in programs, before anything can queue a task.
-    crate::tasks::Registry::builtin()
-        .sync(conn)
-        .context("registering the built-in programs")?;
-    if seed_demo {
-        let report = seed::load_demo_catalog(conn).context("loading the demo catalog")?;
-        if report.books_inserted > 0 {
-            tracing::info!(books = report.books_inserted, "demo catalog loaded");
-        }
-        let accounts = seed::load_demo_accounts(conn).context("creating the demo accounts")?;
-        if accounts > 0 {
-            tracing::info!(accounts, "demo accounts created (see README)");
-        }
     }
     Ok(())
 }

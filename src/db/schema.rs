@@ -69,6 +69,7 @@ diesel::table! {
         timeout_seconds -> Int4,
         max_attempts -> Int4,
         updated_at -> Timestamptz,
+        kind -> Text,
     }
 }
 

@@ -1,15 +1,16 @@
-//! Background programs: the registry of functions compiled into the app, the SQL operations
-//! (`get_programs`, `run_program`, `get_task_result`, `register_program`), and the engine that
-//! runs tasks on its own actix Arbiter, exactly once across any number of nodes.
+//! Background programs: what a program is and sees ([`program`]), the registry of functions
+//! compiled into the app, the operations staff and DBAs call ([`ops`]: `get_programs`,
+//! `run_program`, `get_task_result`, `register_program` as SQL functions), read models for the
+//! pages ([`views`]), and the engine that runs tasks on its own actix Arbiter.
 
-pub mod context;
 pub mod engine;
+pub mod ops;
+pub mod program;
 pub mod programs;
 pub mod registry;
 pub mod schedule;
-pub mod store;
 pub mod table;
 pub mod views;
 
-pub use context::{TaskContext, TaskError, TaskOutput};
+pub use program::{TaskContext, TaskError, TaskOutput};
 pub use registry::Registry;

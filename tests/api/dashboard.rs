@@ -1,6 +1,6 @@
 //! The staff dashboard for background programs, and the JSON API.
 
-use bookstore::{config::Role, db::schema::tasks, tasks::store};
+use bookstore::{config::Role, db::schema::tasks, tasks::ops};
 use diesel::{prelude::*, sql_query};
 use serde_json::{Value, json};
 
@@ -16,7 +16,7 @@ async fn staff_app() -> TestApp {
 }
 
 async fn queue(app: &TestApp, program: &'static str, params: Value) -> i64 {
-    app.db(move |conn| store::run_program(conn, program, Some(&params)).unwrap())
+    app.db(move |conn| ops::run_program(conn, program, Some(&params)).unwrap())
         .await
 }
 
@@ -181,11 +181,9 @@ async fn registering_a_program_checks_the_function() {
 
     assert_eq!(refused.status(), 422);
     assert!(
-        refused
-            .text()
-            .await
-            .unwrap()
-            .contains("Function is not a function of this app.")
+        refused.text().await.unwrap().contains(
+            "Function is not a function of this app nor a SQL function name(params jsonb)."
+        )
     );
     assert_eq!(bad_name.status(), 422);
     assert!(
@@ -662,7 +660,7 @@ async fn staff_set_a_schedule_and_disable_a_program_from_its_page() {
         "a disabled program offers no Run"
     );
     let refused = app
-        .db(|conn| store::run_program(conn, "hello_world", None).unwrap_err())
+        .db(|conn| ops::run_program(conn, "hello_world", None).unwrap_err())
         .await;
     assert_eq!(refused.code(), "program_disabled");
 }

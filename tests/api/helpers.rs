@@ -48,7 +48,7 @@ fn test_cluster() -> &'static TestCluster {
             .ensure_database(TEMPLATE_DB)
             .expect("creating the template database");
         let mut conn = PgConnection::establish(&cluster.conninfo(TEMPLATE_DB)).expect("connecting");
-        db::prepare(&mut conn, true).expect("migrating and seeding the template");
+        bookstore::startup::prepare(&mut conn, true).expect("migrating and seeding the template");
         // No connection may stay open on a template while databases are copied from it.
         drop(conn);
         TestCluster { cluster }

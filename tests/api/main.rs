@@ -7,6 +7,7 @@ mod cart;
 mod catalog;
 mod dashboard;
 mod database;
+mod engine_outage;
 mod helpers;
 mod outage;
 mod pages;

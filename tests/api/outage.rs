@@ -43,7 +43,7 @@ async fn the_app_answers_503_while_postgres_restarts_and_recovers_by_itself() {
     let mut cluster = EmbeddedCluster::start(&options).unwrap();
     cluster.ensure_database("outage").unwrap();
     let url = cluster.conninfo("outage");
-    db::prepare(&mut PgConnection::establish(&url).unwrap(), true).unwrap();
+    bookstore::startup::prepare(&mut PgConnection::establish(&url).unwrap(), true).unwrap();
     let config = Config {
         addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         database_url: Some(url.clone()),

@@ -7,7 +7,7 @@ use std::time::Duration;
 use bookstore::{
     config::{Config, Role},
     db::schema::{authors, book_authors, books, programs, tasks},
-    tasks::store::{self, TaskStoreError},
+    tasks::ops::{self, OperationError},
 };
 use diesel::{prelude::*, sql_query, sql_types::BigInt};
 use serde_json::json;
@@ -17,7 +17,7 @@ use crate::helpers::{TestApp, spawn_app_with, spawn_worker, wait_until};
 /// Fast engine settings for tests.
 fn fast(config: &mut Config) {
     config.task_retry_base_ms = 20;
-    config.task_lease_seconds = 2;
+    config.task_lease_seconds = 3;
     config.task_grace_seconds = 5;
 }
 
@@ -30,7 +30,7 @@ async fn engine_app() -> TestApp {
 }
 
 async fn run(app: &TestApp, program: &'static str, params: serde_json::Value) -> i64 {
-    app.db(move |conn| store::run_program(conn, program, Some(&params)).unwrap())
+    app.db(move |conn| ops::run_program(conn, program, Some(&params)).unwrap())
         .await
 }
 
@@ -57,9 +57,9 @@ async fn task_count(app: &TestApp) -> i64 {
         .await
 }
 
-fn refusal(err: TaskStoreError) -> (String, Vec<String>) {
+fn refusal(err: OperationError) -> (String, Vec<String>) {
     match err {
-        TaskStoreError::Refused { code, fields, .. } => (code, fields.into_keys().collect()),
+        OperationError::Refused { code, fields, .. } => (code, fields.into_keys().collect()),
         other => panic!("expected a refusal, got {other:?}"),
     }
 }
@@ -69,7 +69,7 @@ async fn the_four_operations_succeed_and_refuse_clearly() {
     let app = spawn_app_with(|_| {}).await; // no engine: tasks stay queued
     let before = task_count(&app).await;
 
-    let programs = app.db(|conn| store::get_programs(conn).unwrap()).await;
+    let programs = app.db(|conn| ops::get_programs(conn).unwrap()).await;
     let names: Vec<&str> = programs.iter().map(|p| p.name.as_str()).collect();
     for builtin in [
         "hello_world",
@@ -85,10 +85,10 @@ async fn the_four_operations_succeed_and_refuse_clearly() {
     }
 
     let id = app
-        .db(|conn| store::run_program(conn, "hello_world", None).unwrap())
+        .db(|conn| ops::run_program(conn, "hello_world", None).unwrap())
         .await;
     let result = app
-        .db(move |conn| store::get_task_result(conn, id).unwrap())
+        .db(move |conn| ops::get_task_result(conn, id).unwrap())
         .await;
     assert_eq!(
         (result.program.as_str(), result.status.as_str()),
@@ -101,12 +101,12 @@ async fn the_four_operations_succeed_and_refuse_clearly() {
     );
 
     let unknown = app
-        .db(|conn| store::run_program(conn, "no_such_program", None).unwrap_err())
+        .db(|conn| ops::run_program(conn, "no_such_program", None).unwrap_err())
         .await;
     assert_eq!(refusal(unknown).0, "program_not_found");
     let bad = app
         .db(|conn| {
-            store::run_program(
+            ops::run_program(
                 conn,
                 "sales_report",
                 Some(&json!({"from": "2026-13-01", "per": "shelf", "extra": 1})),
@@ -127,7 +127,7 @@ async fn the_four_operations_succeed_and_refuse_clearly() {
         "{message}"
     );
     let missing = app
-        .db(|conn| store::get_task_result(conn, 999_999).unwrap_err())
+        .db(|conn| ops::get_task_result(conn, 999_999).unwrap_err())
         .await;
     assert_eq!(refusal(missing).0, "task_not_found");
     assert_eq!(
@@ -137,16 +137,16 @@ async fn the_four_operations_succeed_and_refuse_clearly() {
     );
 
     let new_id = app
-        .db(|conn| store::register_program(conn, "greeter", "hello_world").unwrap())
+        .db(|conn| ops::register_program(conn, "greeter", "hello_world").unwrap())
         .await;
     let taken = app
-        .db(|conn| store::register_program(conn, "greeter", "hello_world").unwrap_err())
+        .db(|conn| ops::register_program(conn, "greeter", "hello_world").unwrap_err())
         .await;
     let unknown_fn = app
-        .db(|conn| store::register_program(conn, "other", "no_such_function").unwrap_err())
+        .db(|conn| ops::register_program(conn, "other", "no_such_function").unwrap_err())
         .await;
     let bad_name = app
-        .db(|conn| store::register_program(conn, "Bad Name", "hello_world").unwrap_err())
+        .db(|conn| ops::register_program(conn, "Bad Name", "hello_world").unwrap_err())
         .await;
     assert_eq!(refusal(taken).0, "name_taken");
     assert_eq!(refusal(unknown_fn).0, "unknown_function");
@@ -228,7 +228,7 @@ async fn a_task_queued_from_sql_starts_within_moments() {
     // The fallback poll is 5 s: finishing within 2 s proves the notification woke the engine.
     wait_for_status(&app, id, "finished", 2).await;
     let result = app
-        .db(move |conn| store::get_task_result(conn, id).unwrap())
+        .db(move |conn| ops::get_task_result(conn, id).unwrap())
         .await;
     assert_eq!(result.result.as_deref(), Some("Hello, psql!"));
     assert!(result.start_time.is_some() && result.end_time.is_some());
@@ -270,7 +270,7 @@ async fn failed_attempts_are_retried_then_succeed_or_give_up() {
     );
     assert_eq!(attempts[1]["error"], "failing on purpose (attempt 2)");
     let failed = app
-        .db(move |conn| store::get_task_result(conn, gives_up).unwrap())
+        .db(move |conn| ops::get_task_result(conn, gives_up).unwrap())
         .await;
     let text = failed.result.unwrap();
     assert!(text.starts_with("Failed after 3 attempts:"), "{text}");
@@ -305,19 +305,14 @@ async fn a_panic_or_a_timeout_ends_the_attempt_and_the_worker_lives_on() {
     wait_for_status(&app, after, "finished", 10).await;
 
     let panicked = app
-        .db(move |conn| {
-            store::get_task_result(conn, panics)
-                .unwrap()
-                .result
-                .unwrap()
-        })
+        .db(move |conn| ops::get_task_result(conn, panics).unwrap().result.unwrap())
         .await;
     assert!(
         panicked.contains("the program panicked: failing on purpose (attempt 1)"),
         "{panicked}"
     );
     let timed_out = app
-        .db(move |conn| store::get_task_result(conn, slow).unwrap().result.unwrap())
+        .db(move |conn| ops::get_task_result(conn, slow).unwrap().result.unwrap())
         .await;
     assert!(timed_out.contains("timed out after 1 s"), "{timed_out}");
 }
@@ -328,12 +323,12 @@ async fn cancelling_a_queued_task_means_it_never_starts() {
     let id = run(&app, "hello_world", json!({})).await;
 
     let after = app
-        .db(move |conn| store::cancel_task(conn, id).unwrap())
+        .db(move |conn| ops::cancel_task(conn, id).unwrap())
         .await;
 
     assert_eq!(after, "cancelled");
     let result = app
-        .db(move |conn| store::get_task_result(conn, id).unwrap())
+        .db(move |conn| ops::get_task_result(conn, id).unwrap())
         .await;
     assert_eq!(result.status, "cancelled");
     assert!(result.start_time.is_none());
@@ -364,14 +359,14 @@ async fn cancelling_a_running_task_stops_it() {
     .await;
 
     assert_eq!(
-        app.db(move |conn| store::cancel_task(conn, id).unwrap())
+        app.db(move |conn| ops::cancel_task(conn, id).unwrap())
             .await,
         "running"
     );
 
     wait_for_status(&app, id, "cancelled", 5).await;
     let result = app
-        .db(move |conn| store::get_task_result(conn, id).unwrap().result.unwrap())
+        .db(move |conn| ops::get_task_result(conn, id).unwrap().result.unwrap())
         .await;
     assert!(
         result.starts_with("Cancelled while running (at "),
@@ -445,7 +440,7 @@ async fn a_killed_workers_task_is_requeued_and_finished_by_another_node() {
         .args(["--role", "worker"])
         .env("DATABASE_URL", &app.database_url)
         .env("BOOKSTORE_LOG", "warn")
-        .env("BOOKSTORE_TASK_LEASE_SECONDS", "2")
+        .env("BOOKSTORE_TASK_LEASE_SECONDS", "3")
         .spawn()
         .unwrap();
     let id = run(&app, "demo_long", json!({"seconds": 2, "steps": 20})).await;
@@ -535,11 +530,11 @@ async fn a_schedule_fires_once_per_period_with_two_nodes_up() {
         .await;
 
     app.db(move |conn| {
-        store::configure_program(conn, program, Some("every 2 seconds"), true).unwrap()
+        ops::configure_program(conn, program, Some("every 2 seconds"), true).unwrap()
     })
     .await;
     tokio::time::sleep(Duration::from_millis(7500)).await;
-    app.db(move |conn| store::configure_program(conn, program, None, true).unwrap())
+    app.db(move |conn| ops::configure_program(conn, program, None, true).unwrap())
         .await;
 
     let times: Vec<chrono::DateTime<chrono::Utc>> = app
@@ -566,7 +561,7 @@ async fn a_schedule_fires_once_per_period_with_two_nodes_up() {
     }
     let bad = app
         .db(move |conn| {
-            store::configure_program(conn, program, Some("now and then"), true).unwrap_err()
+            ops::configure_program(conn, program, Some("now and then"), true).unwrap_err()
         })
         .await;
     assert_eq!(refusal(bad).0, "invalid_schedule");
@@ -588,7 +583,7 @@ async fn importing_the_full_goodbooks_catalog_is_correct() {
     wait_for_status(&app, id, "finished", 240).await;
 
     let result = app
-        .db(move |conn| store::get_task_result(conn, id).unwrap().result.unwrap())
+        .db(move |conn| ops::get_task_result(conn, id).unwrap().result.unwrap())
         .await;
     assert_eq!(
         result, "Read 10000 rows: 9700 inserted, 300 updated, 0 skipped.",
@@ -728,7 +723,7 @@ async fn reports_and_clean_ups_do_real_work() {
     let per_author_table = table(per_author).await;
     let low_table = table(low).await;
     let text = app
-        .db(move |conn| store::get_task_result(conn, sales).unwrap().result.unwrap())
+        .db(move |conn| ops::get_task_result(conn, sales).unwrap().result.unwrap())
         .await;
     let prune = run(&app, "prune_tasks", json!({"older_than_days": 30})).await;
     wait_for_status(&app, prune, "finished", 20).await;

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use crate::tasks::{
     TaskContext, TaskError, TaskOutput,
-    registry::{ParamSpec, ProgramFunction},
+    program::{ParamSpec, ProgramFn, ProgramFunction},
 };
 
 pub fn hello_world() -> ProgramFunction {
@@ -15,10 +15,10 @@ pub fn hello_world() -> ProgramFunction {
         timeout: Duration::from_secs(30),
         max_attempts: 3,
         default_schedule: None,
-        run: |ctx| {
+        run: ProgramFn::Plain(|ctx| {
             let name = ctx.text("name").unwrap_or_else(|| "world".to_owned());
             Ok(TaskOutput::Text(format!("Hello, {name}!")))
-        },
+        }),
     }
 }
 
@@ -30,7 +30,7 @@ pub fn noop() -> ProgramFunction {
         timeout: Duration::from_secs(30),
         max_attempts: 1,
         default_schedule: None,
-        run: |_| Ok(TaskOutput::Text("ok".into())),
+        run: ProgramFn::Plain(|_| Ok(TaskOutput::Text("ok".into()))),
     }
 }
 
@@ -49,19 +49,19 @@ pub fn demo_long() -> ProgramFunction {
         timeout: Duration::from_secs(3700),
         max_attempts: 3,
         default_schedule: None,
-        run: |ctx| {
+        run: ProgramFn::Plain(|ctx| {
             let seconds = ctx.int("seconds").unwrap_or(30).max(1) as u64;
             let steps = ctx.int("steps").unwrap_or(100).max(1) as u64;
             let step = Duration::from_millis(seconds * 1000 / steps);
             for done in 0..steps {
-                ctx.progress(done, steps, &format!("step {done} of {steps}"));
+                ctx.progress(done, steps, &format!("step {done} of {steps}"))?;
                 ctx.sleep(step)?;
             }
-            ctx.progress(steps, steps, "done");
+            ctx.progress(steps, steps, "done")?;
             Ok(TaskOutput::Text(format!(
                 "Worked {seconds} s in {steps} steps."
             )))
-        },
+        }),
     }
 }
 
@@ -85,7 +85,7 @@ pub fn flaky() -> ProgramFunction {
         timeout: Duration::from_secs(30),
         max_attempts: 3,
         default_schedule: None,
-        run: run_flaky,
+        run: ProgramFn::Plain(run_flaky),
     }
 }
 

@@ -16,7 +16,7 @@ use crate::{
     },
     tasks::{
         TaskContext, TaskError, TaskOutput,
-        registry::{ParamSpec, ProgramFunction},
+        program::{ParamSpec, ProgramFn, ProgramFunction},
     },
 };
 
@@ -36,7 +36,7 @@ pub fn import_catalog(timeout: Duration) -> ProgramFunction {
         timeout,
         max_attempts: 1,
         default_schedule: None,
-        run: run_import,
+        run: ProgramFn::Plain(run_import),
     }
 }
 
@@ -99,8 +99,7 @@ pub fn import_goodbooks(
     let total = entries.len() as u64;
     let mut conn = ctx.conn()?;
     for (done, batch) in entries.chunks(BATCH).enumerate() {
-        ctx.check_cancelled()?;
-        ctx.progress((done * BATCH) as u64, total, "importing");
+        ctx.progress((done * BATCH) as u64, total, "importing")?;
         match conn.transaction(|conn| upsert_batch(conn, batch)) {
             Ok((inserted, updated)) => {
                 report.inserted += inserted;
@@ -122,7 +121,7 @@ pub fn import_goodbooks(
         }
     }
     report.skipped.sort();
-    ctx.progress(total, total, "imported");
+    ctx.progress(total, total, "imported")?;
     Ok(report)
 }
 

@@ -1,4 +1,5 @@
-//! Clean-ups that run on a schedule.
+//! Clean-ups that run on a schedule. Both are transactional: the deletions and the task's
+//! outcome commit together, so a clean-up happens exactly once.
 
 use std::time::Duration;
 
@@ -9,7 +10,7 @@ use crate::{
     domain::accounts::sessions::{self, SessionPolicy},
     tasks::{
         TaskOutput,
-        registry::{ParamSpec, ProgramFunction},
+        program::{ParamSpec, ProgramFn, ProgramFunction},
     },
 };
 
@@ -25,8 +26,7 @@ pub fn purge_expired_sessions(timeout: Duration) -> ProgramFunction {
         timeout,
         max_attempts: 3,
         default_schedule: Some("every 15 minutes"),
-        run: |ctx| {
-            let mut conn = ctx.conn()?;
+        run: ProgramFn::Transactional(|ctx, conn| {
             let deleted = match ctx.int("idle_minutes") {
                 Some(minutes) => {
                     let idle = Duration::from_secs(minutes as u64 * 60);
@@ -35,15 +35,15 @@ pub fn purge_expired_sessions(timeout: Duration) -> ProgramFunction {
                         lifetime: idle,
                         idle_timeout: idle,
                     };
-                    sessions::purge_expired(&mut conn, &policy)?
+                    sessions::purge_expired(conn, &policy)?
                 }
-                None => sessions::purge_past_lifetime(&mut conn)?,
+                None => sessions::purge_past_lifetime(conn)?,
             };
             Ok(TaskOutput::Text(format!(
                 "Deleted {deleted} expired session{}.",
                 plural(deleted)
             )))
-        },
+        }),
     }
 }
 
@@ -62,7 +62,7 @@ pub fn prune_tasks(timeout: Duration) -> ProgramFunction {
         timeout,
         max_attempts: 3,
         default_schedule: Some("0 3 * * *"),
-        run: |ctx| {
+        run: ProgramFn::Transactional(|ctx, conn| {
             let days = ctx.int("older_than_days").unwrap_or(30);
             let cutoff = chrono::Utc::now() - chrono::Duration::days(days);
             let deleted = diesel::delete(
@@ -71,12 +71,12 @@ pub fn prune_tasks(timeout: Duration) -> ProgramFunction {
                     .filter(tasks::end_time.lt(cutoff))
                     .filter(tasks::id.ne(ctx.task_id())),
             )
-            .execute(&mut ctx.conn()?)?;
+            .execute(conn)?;
             Ok(TaskOutput::Text(format!(
                 "Deleted {deleted} task{} that ended more than {days} days ago.",
                 plural(deleted)
             )))
-        },
+        }),
     }
 }
 

@@ -7,7 +7,7 @@ mod reports;
 
 use std::time::Duration;
 
-use crate::tasks::registry::ProgramFunction;
+use crate::tasks::program::ProgramFunction;
 
 pub use import::import_goodbooks;
 

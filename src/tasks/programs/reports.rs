@@ -1,4 +1,5 @@
-//! Reports for staff, as tables.
+//! Reports for staff, as tables. Transactional: each reads one snapshot and its result is
+//! recorded in the same transaction.
 
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use crate::{
     domain::money::Cents,
     tasks::{
         TaskOutput,
-        registry::{ParamSpec, ProgramFunction},
+        program::{ParamSpec, ProgramFn, ProgramFunction},
         table::ResultTable,
     },
 };
@@ -40,7 +41,7 @@ pub fn sales_report(timeout: Duration) -> ProgramFunction {
         timeout,
         max_attempts: 3,
         default_schedule: None,
-        run: |ctx| {
+        run: ProgramFn::Transactional(|ctx, conn| {
             let from = ctx.required("from", ctx.date("from"))?;
             let to = ctx.required("to", ctx.date("to"))?;
             let per_author = ctx.text("per").as_deref() == Some("author");
@@ -62,7 +63,7 @@ pub fn sales_report(timeout: Duration) -> ProgramFunction {
             let rows: Vec<SalesRow> = sql_query(sql)
                 .bind::<Date, _>(from)
                 .bind::<Date, _>(to)
-                .load(&mut ctx.conn()?)?;
+                .load(conn)?;
             let mut table = ResultTable::new(&[
                 if per_author { "author" } else { "book" },
                 "units",
@@ -76,7 +77,7 @@ pub fn sales_report(timeout: Duration) -> ProgramFunction {
                 ]);
             }
             Ok(TaskOutput::Table(table))
-        },
+        }),
     }
 }
 
@@ -104,7 +105,7 @@ pub fn low_stock(timeout: Duration) -> ProgramFunction {
         timeout,
         max_attempts: 3,
         default_schedule: None,
-        run: |ctx| {
+        run: ProgramFn::Transactional(|ctx, conn| {
             let threshold = ctx.int("threshold").unwrap_or(3) as i32;
             let rows: Vec<LowStockRow> = sql_query(
                 "SELECT b.id, b.title, coalesce(string_agg(a.name, ', ' ORDER BY ba.position), '') AS authors, b.stock \
@@ -112,7 +113,7 @@ pub fn low_stock(timeout: Duration) -> ProgramFunction {
                   WHERE b.stock <= $1 GROUP BY b.id ORDER BY b.stock, b.title, b.id",
             )
             .bind::<Integer, _>(threshold)
-            .load(&mut ctx.conn()?)?;
+            .load(conn)?;
             let mut table = ResultTable::new(&["id", "title", "authors", "stock"]);
             for row in rows {
                 table.push(vec![
@@ -123,6 +124,6 @@ pub fn low_stock(timeout: Duration) -> ProgramFunction {
                 ]);
             }
             Ok(TaskOutput::Table(table))
-        },
+        }),
     }
 }

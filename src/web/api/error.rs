@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use actix_web::{HttpResponse, ResponseError, http::StatusCode};
 use serde::Serialize;
 
-use crate::{tasks::store::TaskStoreError, web::error::WebError};
+use crate::{tasks::ops::OperationError, web::error::WebError};
 
 #[derive(Debug, Serialize)]
 pub struct ApiError {
@@ -79,10 +79,10 @@ impl ResponseError for ApiError {
     }
 }
 
-impl From<TaskStoreError> for ApiError {
-    fn from(err: TaskStoreError) -> Self {
+impl From<OperationError> for ApiError {
+    fn from(err: OperationError) -> Self {
         match err {
-            TaskStoreError::Refused {
+            OperationError::Refused {
                 code,
                 message,
                 fields,
@@ -94,7 +94,7 @@ impl From<TaskStoreError> for ApiError {
                 };
                 ApiError::new(status, &code, message).with_fields(fields)
             }
-            TaskStoreError::Database(err) => ApiError::internal(err.to_string()),
+            OperationError::Database(err) => ApiError::internal(err.to_string()),
         }
     }
 }

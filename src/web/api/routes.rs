@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use crate::{
     tasks::{
-        store,
+        ops,
         views::{self, STATUSES, TaskFilter},
     },
     web::{
@@ -21,7 +21,7 @@ const PER_PAGE: i64 = 50;
 /// Runs task-store work, keeping its refusals as API errors.
 async fn call<T: Send + 'static>(
     state: &AppState,
-    work: impl FnOnce(&mut diesel::PgConnection) -> Result<T, store::TaskStoreError> + Send + 'static,
+    work: impl FnOnce(&mut diesel::PgConnection) -> Result<T, ops::OperationError> + Send + 'static,
 ) -> Result<T, ApiError> {
     with_conn(state, move |conn| {
         Ok::<_, crate::web::error::WebError>(work(conn))
@@ -36,7 +36,7 @@ pub async fn programs(
     state: web::Data<AppState>,
     _staff: ApiStaff,
 ) -> Result<HttpResponse, ApiError> {
-    let programs = call(&state, |conn| Ok(store::get_programs(conn)?)).await?;
+    let programs = call(&state, |conn| Ok(ops::get_programs(conn)?)).await?;
     Ok(HttpResponse::Ok().json(json!({ "programs": programs })))
 }
 
@@ -57,7 +57,7 @@ pub async fn register(
         function_name,
     } = body.into_inner();
     let (n, f) = (name.clone(), function_name.clone());
-    let id = call(&state, move |conn| store::register_program(conn, &n, &f)).await?;
+    let id = call(&state, move |conn| ops::register_program(conn, &n, &f)).await?;
     Ok(HttpResponse::Created()
         .json(json!({ "id": id, "name": name, "function_name": function_name })))
 }
@@ -80,7 +80,7 @@ pub async fn run(
         parameters,
     } = body.into_inner();
     let id = call(&state, move |conn| {
-        store::run_program(conn, &program, parameters.as_ref())
+        ops::run_program(conn, &program, parameters.as_ref())
     })
     .await?;
     Ok(HttpResponse::Created()
@@ -142,7 +142,7 @@ pub async fn task(
 ) -> Result<HttpResponse, ApiError> {
     let id = task_id(&path)?;
     let (result, detail) = call(&state, move |conn| {
-        let result = store::get_task_result(conn, id)?;
+        let result = ops::get_task_result(conn, id)?;
         Ok((result, views::task_detail(conn, id)?))
     })
     .await?;
@@ -178,7 +178,7 @@ pub async fn cancel(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = task_id(&path)?;
-    let status = call(&state, move |conn| store::cancel_task(conn, id)).await?;
+    let status = call(&state, move |conn| ops::cancel_task(conn, id)).await?;
     Ok(HttpResponse::Ok()
         .json(json!({ "id": id, "status": status, "cancel_requested": status == "running" })))
 }

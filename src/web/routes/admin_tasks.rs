@@ -13,7 +13,7 @@ use serde::Deserialize;
 use crate::{
     domain::overview::{self, ShopCounts},
     tasks::{
-        store::{self, ProgramInfo, TaskStoreError},
+        ops::{self, OperationError, ProgramInfo},
         views::{self, STATUSES, TaskDetail, TaskFilter, TaskRow},
     },
     web::{
@@ -119,7 +119,7 @@ async fn programs_page(
     errors: BTreeMap<String, String>,
 ) -> Result<ProgramsPage, WebError> {
     let (programs, functions) = with_conn(state, |conn| {
-        Ok::<_, diesel::result::Error>((store::get_programs(conn)?, views::function_names(conn)?))
+        Ok::<_, diesel::result::Error>((ops::get_programs(conn)?, views::function_names(conn)?))
     })
     .await?;
     Ok(ProgramsPage {
@@ -172,7 +172,7 @@ pub async fn register(
     );
     let (n, f) = (name.clone(), function.clone());
     let outcome = with_conn(&state, move |conn| {
-        Ok::<_, WebError>(store::register_program(conn, &n, &f))
+        Ok::<_, WebError>(ops::register_program(conn, &n, &f))
     })
     .await?;
     match outcome {
@@ -183,7 +183,7 @@ pub async fn register(
             );
             Ok(see_other("/admin/programs"))
         }
-        Err(TaskStoreError::Refused { fields, .. }) => {
+        Err(OperationError::Refused { fields, .. }) => {
             let page = programs_page(
                 &state,
                 Layout::extract(&req).await?,
@@ -194,7 +194,7 @@ pub async fn register(
             .await?;
             Ok(html(StatusCode::UNPROCESSABLE_ENTITY, &page))
         }
-        Err(TaskStoreError::Database(err)) => Err(err.into()),
+        Err(OperationError::Database(err)) => Err(err.into()),
     }
 }
 
@@ -219,7 +219,7 @@ pub async fn settings(
     let schedule = form.schedule.trim().to_owned();
     let id = program.id;
     let outcome = with_conn(&state, move |conn| {
-        Ok::<_, WebError>(store::configure_program(conn, id, Some(&schedule), enabled))
+        Ok::<_, WebError>(ops::configure_program(conn, id, Some(&schedule), enabled))
     })
     .await?;
     match outcome {
@@ -231,7 +231,7 @@ pub async fn settings(
 
 async fn find_program(state: &AppState, name: &str) -> Result<ProgramInfo, WebError> {
     let name = name.to_owned();
-    with_conn(state, store::get_programs)
+    with_conn(state, ops::get_programs)
         .await?
         .into_iter()
         .find(|program| program.name == name)
@@ -279,7 +279,7 @@ pub async fn run(
     let parameters = params::parameters(program.parameters.as_ref(), &input);
     let name = program.name.clone();
     let outcome = with_conn(&state, move |conn| {
-        Ok::<_, WebError>(store::run_program(conn, &name, Some(&parameters)))
+        Ok::<_, WebError>(ops::run_program(conn, &name, Some(&parameters)))
     })
     .await?;
     match outcome {
@@ -287,7 +287,7 @@ pub async fn run(
             flash::success(&session, format!("Task #{task_id} queued."));
             Ok(see_other(&format!("/admin/tasks/{task_id}")))
         }
-        Err(TaskStoreError::Refused {
+        Err(OperationError::Refused {
             fields, message, ..
         }) => {
             let page = RunPage {
@@ -299,7 +299,7 @@ pub async fn run(
             };
             Ok(html(StatusCode::UNPROCESSABLE_ENTITY, &page))
         }
-        Err(TaskStoreError::Database(err)) => Err(err.into()),
+        Err(OperationError::Database(err)) => Err(err.into()),
     }
 }
 
@@ -357,7 +357,7 @@ pub async fn tasks(
     let page = query.page();
     let lookup = filter.clone();
     let ((tasks, total), programs) = with_conn(&state, move |conn| {
-        let programs = store::get_programs(conn)?
+        let programs = ops::get_programs(conn)?
             .into_iter()
             .map(|p| p.name)
             .collect();
@@ -520,7 +520,7 @@ pub async fn cancel(
     let task = load_task(&state, &path).await?;
     let id = task.row.id;
     let outcome = with_conn(&state, move |conn| {
-        Ok::<_, WebError>(store::cancel_task(conn, id))
+        Ok::<_, WebError>(ops::cancel_task(conn, id))
     })
     .await?;
     match outcome {
@@ -550,7 +550,7 @@ pub async fn rerun(
     let task = load_task(&state, &path).await?;
     let (program, parameters) = (task.row.program.clone(), task.row.parameters.clone());
     let outcome = with_conn(&state, move |conn| {
-        Ok::<_, WebError>(store::run_program(conn, &program, parameters.as_ref()))
+        Ok::<_, WebError>(ops::run_program(conn, &program, parameters.as_ref()))
     })
     .await?;
     match outcome {

@@ -1,0 +1,61 @@
+//! Wakes the engine when a task is queued: one connection LISTENs on [`CHANNEL`] (a trigger
+//! NOTIFYs on every queued task, from Rust or psql) and waits on its socket, so an idle node
+//! costs nothing between notifications. On a lost connection it reconnects with backoff and
+//! wakes the engine once, to catch up on what was queued meanwhile.
+
+use std::{sync::Arc, time::Duration};
+
+use futures_util::{StreamExt, stream};
+use tokio::sync::{Notify, watch};
+use tokio_postgres::{AsyncMessage, NoTls};
+
+/// The LISTEN/NOTIFY channel (see the `task_engine` migration).
+pub const CHANNEL: &str = "bookstore_tasks";
+
+/// Runs until `stop` turns true.
+pub async fn run(database_url: String, wake: Arc<Notify>, mut stop: watch::Receiver<bool>) {
+    let mut backoff = Duration::from_millis(100);
+    while !*stop.borrow() {
+        let listened = tokio::select! {
+            result = listen(&database_url, &wake) => result,
+            _ = stop.changed() => return,
+        };
+        match listened {
+            Ok(()) => backoff = Duration::from_millis(100),
+            Err(err) => {
+                tracing::warn!("task listener: {err}; reconnecting in {backoff:?}");
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    _ = stop.changed() => return,
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}
+
+/// One connection's life: returns when it ends.
+async fn listen(database_url: &str, wake: &Notify) -> Result<(), tokio_postgres::Error> {
+    let (client, mut connection) = tokio_postgres::connect(database_url, NoTls).await?;
+    let mut messages = stream::poll_fn(move |cx| connection.poll_message(cx));
+    let statement = format!("LISTEN {CHANNEL}");
+    let subscribe = client.batch_execute(&statement);
+    tokio::pin!(subscribe);
+    let mut subscribed = false;
+    loop {
+        tokio::select! {
+            result = &mut subscribe, if !subscribed => {
+                result?;
+                subscribed = true;
+                // Whatever was queued before we listened.
+                wake.notify_one();
+            }
+            message = messages.next() => match message {
+                Some(Ok(AsyncMessage::Notification(_))) => wake.notify_one(),
+                Some(Ok(_)) => {}
+                Some(Err(err)) => return Err(err),
+                None => return Ok(()),
+            }
+        }
+    }
+}

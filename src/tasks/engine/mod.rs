@@ -1,0 +1,99 @@
+//! The engine: on its own actix `Arbiter`, a loop claims due tasks in batches into a small
+//! local queue, a fixed pool of threads runs them ([`executor`]), and the loop records their
+//! outcomes in batches, renews the leases of what it holds, rescues tasks of lost workers,
+//! fires program schedules and, at shutdown, lets running tasks finish within a grace period
+//! before re-queueing the rest. A LISTEN connection ([`listener`]) wakes it when a task is
+//! queued. Its statements are in [`store`]; the rules they apply are SQL functions.
+
+mod executor;
+pub mod listener;
+mod run;
+pub mod store;
+
+use std::{sync::Arc, time::Duration};
+
+use actix_rt::Arbiter;
+use tokio::sync::{oneshot, watch};
+
+use crate::{config::Config, db::PgPool, tasks::Registry};
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Names this node in `tasks.worker_id`; unique per process.
+    pub worker_id: String,
+    /// Programs run at once on this node (its executor threads).
+    pub concurrency: usize,
+    /// Fallback poll when no notification arrives.
+    pub poll_interval: Duration,
+    /// A running task whose heartbeat is older than this belongs to a lost worker.
+    pub lease: Duration,
+    pub heartbeat_interval: Duration,
+    /// How long running tasks may take to finish at shutdown.
+    pub grace: Duration,
+    /// First retry delay; doubled for each further attempt (the rule is `task_fail`'s).
+    pub retry_base: Duration,
+    /// For the engine's own connection and the LISTEN connection.
+    pub database_url: String,
+}
+
+impl EngineConfig {
+    /// The engine's settings from the app's; `database_url` is the one the pool uses.
+    pub fn from_config(config: &Config, database_url: String) -> EngineConfig {
+        let host = nix::unistd::gethostname()
+            .ok()
+            .and_then(|name| name.into_string().ok())
+            .unwrap_or_else(|| "node".to_owned());
+        EngineConfig {
+            worker_id: format!(
+                "{host}-{}-{}",
+                std::process::id(),
+                &uuid::Uuid::new_v4().simple().to_string()[..6]
+            ),
+            concurrency: config.task_concurrency as usize,
+            poll_interval: Duration::from_secs(config.task_poll_seconds),
+            lease: Duration::from_secs(config.task_lease_seconds),
+            heartbeat_interval: Duration::from_secs(config.task_heartbeat_seconds),
+            grace: Duration::from_secs(config.task_grace_seconds),
+            retry_base: Duration::from_millis(config.task_retry_base_ms),
+            database_url,
+        }
+    }
+}
+
+/// A running engine; [`EngineHandle::shutdown`] stops it gracefully.
+pub struct EngineHandle {
+    stop: watch::Sender<bool>,
+    stopped: oneshot::Receiver<()>,
+    arbiter: Arbiter,
+}
+
+impl EngineHandle {
+    /// Stops claiming, waits for running tasks up to the grace period, re-queues the rest,
+    /// records what it can, then stops the arbiter.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.stopped.await;
+        self.arbiter.stop();
+    }
+}
+
+/// Starts the engine on an Arbiter of its own. `pool` is for the programs.
+pub fn start(
+    pool: PgPool,
+    registry: Arc<Registry>,
+    config: EngineConfig,
+) -> anyhow::Result<EngineHandle> {
+    let (stop, stop_rx) = watch::channel(false);
+    let (stopped_tx, stopped) = oneshot::channel();
+    let arbiter = Arbiter::new();
+    let engine = run::Engine::new(pool, registry, config)?;
+    arbiter.spawn(async move {
+        engine.run(stop_rx).await;
+        let _ = stopped_tx.send(());
+    });
+    Ok(EngineHandle {
+        stop,
+        stopped,
+        arbiter,
+    })
+}

@@ -1,0 +1,378 @@
+//! The engine's statements: each calls one of the `task_*` SQL functions (migration
+//! `engine_v2`), where the rules live. Every write about a running task names the attempt
+//! ([`AttemptKey`]) and the worker; a write the worker no longer holds changes nothing.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+use diesel::{
+    prelude::*,
+    sql_query,
+    sql_types::{Array, BigInt, Bool, Double, Integer, Json, Jsonb, Nullable, Text, Timestamptz},
+};
+use serde_json::Value;
+
+use crate::{
+    db::schema::{programs, tasks},
+    tasks::{ops, schedule::Schedule},
+};
+
+/// One attempt at a task: the task's id and its attempt number. A task rescued from a lost
+/// worker and claimed again is a new attempt, so the old run's writes cannot touch it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AttemptKey {
+    pub task_id: i64,
+    pub attempt: i32,
+}
+
+/// Where a program's function lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FunctionKind {
+    /// Compiled into the app.
+    Rust,
+    /// A SQL function `name(params jsonb)` in the database.
+    Sql,
+}
+
+/// A task this worker has just claimed.
+#[derive(Debug, Clone)]
+pub struct ClaimedTask {
+    pub key: AttemptKey,
+    pub function_name: String,
+    pub function_kind: FunctionKind,
+    pub parameters: Option<Value>,
+    pub timeout_seconds: i32,
+}
+
+/// Where the previous claim stopped in the queue's order (run_after, id); `None` is the start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueCursor {
+    pub run_after: DateTime<Utc>,
+    pub id: i64,
+}
+
+#[derive(QueryableByName)]
+struct ClaimRow {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = Integer)]
+    attempt: i32,
+    #[diesel(sql_type = Text)]
+    function_name: String,
+    #[diesel(sql_type = Text)]
+    function_kind: String,
+    #[diesel(sql_type = Nullable<Jsonb>)]
+    parameters: Option<Value>,
+    #[diesel(sql_type = Integer)]
+    timeout_seconds: i32,
+    #[diesel(sql_type = Timestamptz)]
+    run_after: DateTime<Utc>,
+}
+
+/// Claims up to `limit` due tasks after `cursor`, in queue order; returns them and where the
+/// claim stopped.
+pub fn claim(
+    conn: &mut PgConnection,
+    worker: &str,
+    limit: usize,
+    cursor: Option<QueueCursor>,
+) -> QueryResult<(Vec<ClaimedTask>, Option<QueueCursor>)> {
+    let rows: Vec<ClaimRow> = sql_query("SELECT * FROM task_claim($1, $2, $3, $4)")
+        .bind::<Text, _>(worker)
+        .bind::<Integer, _>(limit.min(i32::MAX as usize) as i32)
+        .bind::<Nullable<Timestamptz>, _>(cursor.map(|c| c.run_after))
+        .bind::<Nullable<BigInt>, _>(cursor.map(|c| c.id))
+        .load(conn)?;
+    let last = rows.last().map(|row| QueueCursor {
+        run_after: row.run_after,
+        id: row.id,
+    });
+    let tasks = rows
+        .into_iter()
+        .map(|row| ClaimedTask {
+            key: AttemptKey {
+                task_id: row.id,
+                attempt: row.attempt,
+            },
+            function_kind: if row.function_kind == "sql" {
+                FunctionKind::Sql
+            } else {
+                FunctionKind::Rust
+            },
+            function_name: row.function_name,
+            parameters: row.parameters,
+            timeout_seconds: row.timeout_seconds,
+        })
+        .collect();
+    Ok((tasks, last))
+}
+
+/// When the next scheduled task becomes due, if any (a retry waiting out its backoff).
+pub fn next_due_at(conn: &mut PgConnection) -> QueryResult<Option<DateTime<Utc>>> {
+    tasks::table
+        .filter(tasks::status.eq("scheduled"))
+        .select(diesel::dsl::min(tasks::run_after))
+        .first(conn)
+}
+
+/// A successful attempt, ready to be recorded.
+#[derive(Debug, Clone)]
+pub struct Success {
+    pub key: AttemptKey,
+    pub result: String,
+    pub result_table: Option<Value>,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: DateTime<Utc>,
+}
+
+#[derive(QueryableByName)]
+struct KeyRow {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = Integer)]
+    attempt: i32,
+}
+
+/// Records many successful attempts in one statement; returns those recorded (the others
+/// were no longer held by this worker).
+pub fn finish(
+    conn: &mut PgConnection,
+    worker: &str,
+    done: &[Success],
+) -> QueryResult<HashSet<AttemptKey>> {
+    let rows: Vec<KeyRow> = sql_query("SELECT * FROM task_finish($1, $2, $3, $4, $5, $6, $7)")
+        .bind::<Text, _>(worker)
+        .bind::<Array<BigInt>, _>(done.iter().map(|s| s.key.task_id).collect::<Vec<_>>())
+        .bind::<Array<Integer>, _>(done.iter().map(|s| s.key.attempt).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(done.iter().map(|s| s.result.as_str()).collect::<Vec<_>>())
+        .bind::<Array<Nullable<Jsonb>>, _>(
+            done.iter()
+                .map(|s| s.result_table.as_ref())
+                .collect::<Vec<_>>(),
+        )
+        .bind::<Array<Timestamptz>, _>(done.iter().map(|s| s.started_at).collect::<Vec<_>>())
+        .bind::<Array<Timestamptz>, _>(done.iter().map(|s| s.ended_at).collect::<Vec<_>>())
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|row| AttemptKey {
+            task_id: row.id,
+            attempt: row.attempt,
+        })
+        .collect())
+}
+
+#[derive(QueryableByName)]
+struct MaybeStatus {
+    #[diesel(sql_type = Nullable<Text>)]
+    status: Option<String>,
+}
+
+/// Records a failed attempt (the retry rule is `task_fail`'s); returns the task's new status,
+/// `None` when this worker no longer holds it.
+pub fn fail(
+    conn: &mut PgConnection,
+    worker: &str,
+    key: AttemptKey,
+    error: &str,
+    retryable: bool,
+    retry_base_ms: i64,
+) -> QueryResult<Option<String>> {
+    Ok(
+        sql_query("SELECT task_fail($1, $2, $3, $4, $5, $6) AS status")
+            .bind::<Text, _>(worker)
+            .bind::<BigInt, _>(key.task_id)
+            .bind::<Integer, _>(key.attempt)
+            .bind::<Text, _>(error)
+            .bind::<Bool, _>(retryable)
+            .bind::<BigInt, _>(retry_base_ms)
+            .get_result::<MaybeStatus>(conn)?
+            .status,
+    )
+}
+
+#[derive(QueryableByName)]
+struct Flag {
+    #[diesel(sql_type = Nullable<Bool>)]
+    flag: Option<bool>,
+}
+
+/// The program stopped because someone asked it to; false when no longer held.
+pub fn cancelled(conn: &mut PgConnection, worker: &str, key: AttemptKey) -> QueryResult<bool> {
+    Ok(sql_query("SELECT task_cancelled($1, $2, $3) AS flag")
+        .bind::<Text, _>(worker)
+        .bind::<BigInt, _>(key.task_id)
+        .bind::<Integer, _>(key.attempt)
+        .get_result::<Flag>(conn)?
+        .flag
+        .unwrap_or(false))
+}
+
+/// Stores progress; `Some(cancel_requested)` while held, `None` once the attempt was lost.
+pub fn progress(
+    conn: &mut PgConnection,
+    worker: &str,
+    key: AttemptKey,
+    done: i64,
+    total: i64,
+    message: &str,
+) -> QueryResult<Option<bool>> {
+    Ok(
+        sql_query("SELECT task_progress($1, $2, $3, $4, $5, $6) AS flag")
+            .bind::<Text, _>(worker)
+            .bind::<BigInt, _>(key.task_id)
+            .bind::<Integer, _>(key.attempt)
+            .bind::<BigInt, _>(done)
+            .bind::<BigInt, _>(total)
+            .bind::<Text, _>(message)
+            .get_result::<Flag>(conn)?
+            .flag,
+    )
+}
+
+#[derive(QueryableByName)]
+struct BeatRow {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = Integer)]
+    attempt: i32,
+    #[diesel(sql_type = Bool)]
+    cancel_requested: bool,
+}
+
+/// What a heartbeat learnt about the attempts it renewed.
+#[derive(Debug, Default)]
+pub struct Renewed {
+    /// Still held by this worker.
+    pub held: HashSet<AttemptKey>,
+    /// Of those, the ones someone asked to cancel.
+    pub cancel_requested: Vec<AttemptKey>,
+}
+
+/// Renews the leases of the attempts this worker holds.
+pub fn heartbeat(
+    conn: &mut PgConnection,
+    worker: &str,
+    keys: &[AttemptKey],
+) -> QueryResult<Renewed> {
+    let rows: Vec<BeatRow> = sql_query("SELECT * FROM task_heartbeat($1, $2, $3)")
+        .bind::<Text, _>(worker)
+        .bind::<Array<BigInt>, _>(keys.iter().map(|k| k.task_id).collect::<Vec<_>>())
+        .bind::<Array<Integer>, _>(keys.iter().map(|k| k.attempt).collect::<Vec<_>>())
+        .load(conn)?;
+    let mut renewed = Renewed::default();
+    for row in rows {
+        let key = AttemptKey {
+            task_id: row.id,
+            attempt: row.attempt,
+        };
+        renewed.held.insert(key);
+        if row.cancel_requested {
+            renewed.cancel_requested.push(key);
+        }
+    }
+    Ok(renewed)
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = Integer)]
+    count: i32,
+}
+
+/// Re-queues (or ends) the tasks of workers that stopped renewing their leases.
+pub fn rescue_lost(conn: &mut PgConnection, lease_seconds: f64) -> QueryResult<usize> {
+    Ok(sql_query("SELECT task_rescue_lost($1) AS count")
+        .bind::<Double, _>(lease_seconds)
+        .get_result::<Count>(conn)?
+        .count as usize)
+}
+
+/// At shutdown: attempts this worker could not finish go back to the queue.
+pub fn requeue_interrupted(
+    conn: &mut PgConnection,
+    worker: &str,
+    keys: &[AttemptKey],
+) -> QueryResult<usize> {
+    Ok(
+        sql_query("SELECT task_requeue_interrupted($1, $2, $3) AS count")
+            .bind::<Text, _>(worker)
+            .bind::<Array<BigInt>, _>(keys.iter().map(|k| k.task_id).collect::<Vec<_>>())
+            .bind::<Array<Integer>, _>(keys.iter().map(|k| k.attempt).collect::<Vec<_>>())
+            .get_result::<Count>(conn)?
+            .count as usize,
+    )
+}
+
+/// What a SQL function program returned.
+#[derive(QueryableByName)]
+pub struct SqlFunctionResult {
+    #[diesel(sql_type = Nullable<Text>)]
+    pub text_result: Option<String>,
+    #[diesel(sql_type = Nullable<Array<Text>>)]
+    pub columns: Option<Vec<String>>,
+    #[diesel(sql_type = Nullable<Json>)]
+    pub cells: Option<Value>,
+}
+
+/// Runs a SQL function program under `statement_timeout` (inside the caller's transaction).
+pub fn run_sql_function(
+    conn: &mut PgConnection,
+    function_name: &str,
+    params: &Value,
+    timeout_seconds: i32,
+) -> QueryResult<SqlFunctionResult> {
+    sql_query(format!(
+        "SET LOCAL statement_timeout = {}",
+        i64::from(timeout_seconds.max(1)) * 1000
+    ))
+    .execute(conn)?;
+    sql_query("SELECT * FROM task_run_sql_function($1, $2)")
+        .bind::<Text, _>(function_name)
+        .bind::<Jsonb, _>(params)
+        .get_result(conn)
+}
+
+/// Queues one task for every program whose schedule is due, and moves its next firing on.
+/// The row lock (`SKIP LOCKED`) means one node fires a given slot, once; the others skip it.
+pub fn fire_due_schedules(conn: &mut PgConnection) -> QueryResult<Vec<i64>> {
+    conn.transaction(|conn| {
+        type Due = (i64, String, Option<String>, Option<DateTime<Utc>>);
+        let due: Vec<Due> = programs::table
+            .filter(programs::enabled.eq(true))
+            .filter(programs::schedule.is_not_null())
+            .filter(programs::next_run_at.le(diesel::dsl::now))
+            .select((
+                programs::id,
+                programs::name,
+                programs::schedule,
+                programs::next_run_at,
+            ))
+            .for_update()
+            .skip_locked()
+            .load(conn)?;
+        let mut queued = Vec::new();
+        for (id, name, schedule, slot) in due {
+            let now = Utc::now();
+            let schedule = schedule
+                .as_deref()
+                .and_then(|text| Schedule::parse(text).ok());
+            // Keep the cadence from the slot; after downtime, fire once and carry on from now.
+            let next = schedule.and_then(|schedule| {
+                schedule
+                    .next_after(slot.unwrap_or(now))
+                    .filter(|next| *next > now)
+                    .or_else(|| schedule.next_after(now))
+            });
+            diesel::update(programs::table.find(id))
+                .set(programs::next_run_at.eq(next))
+                .execute(conn)?;
+            // A savepoint: a program whose defaults no longer validate must not stop the others.
+            match conn.transaction(|conn| ops::run_program(conn, &name, None)) {
+                Ok(task_id) => queued.push(task_id),
+                Err(err) => tracing::warn!(program = %name, "scheduled run refused: {err}"),
+            }
+        }
+        Ok(queued)
+    })
+}

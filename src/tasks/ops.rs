@@ -1,0 +1,212 @@
+//! The operations staff, the API and a DBA use: the four of our specification, which call the
+//! SQL functions of the same names (migration `task_engine`) so psql and the app share one
+//! implementation, plus cancel and program settings. The engine's own statements live in
+//! `engine::store`.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use diesel::{
+    prelude::*,
+    result::Error as DieselError,
+    sql_query,
+    sql_types::{BigInt, Bool, Integer, Jsonb, Nullable, Text, Timestamptz},
+};
+use serde_json::Value;
+
+use crate::{db::schema::programs, tasks::schedule::Schedule};
+
+/// A refused operation: a machine-readable code, a readable message, and a message per field.
+#[derive(Debug, thiserror::Error)]
+pub enum OperationError {
+    #[error("{message}")]
+    Refused {
+        /// program_not_found, program_disabled, invalid_parameters, task_not_found,
+        /// unknown_function, name_taken, invalid_name
+        code: String,
+        message: String,
+        fields: BTreeMap<String, String>,
+    },
+    #[error(transparent)]
+    Database(DieselError),
+}
+
+impl OperationError {
+    pub fn code(&self) -> &str {
+        match self {
+            OperationError::Refused { code, .. } => code,
+            OperationError::Database(_) => "internal",
+        }
+    }
+}
+
+/// Our SQL functions raise errors with a JSON DETAIL `{"code", "fields"}`; anything else is a
+/// database failure.
+impl From<DieselError> for OperationError {
+    fn from(err: DieselError) -> Self {
+        if let DieselError::DatabaseError(_, info) = &err {
+            #[derive(serde::Deserialize)]
+            struct Detail {
+                code: String,
+                #[serde(default)]
+                fields: BTreeMap<String, String>,
+            }
+            if let Some(detail) = info
+                .details()
+                .and_then(|d| serde_json::from_str::<Detail>(d).ok())
+            {
+                return OperationError::Refused {
+                    code: detail.code,
+                    message: info.message().to_owned(),
+                    fields: detail.fields,
+                };
+            }
+        }
+        OperationError::Database(err)
+    }
+}
+
+#[derive(QueryableByName)]
+struct Id {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+}
+
+/// `run_program(name, params)`: validates and queues a task; returns its id.
+pub fn run_program(
+    conn: &mut PgConnection,
+    name: &str,
+    params: Option<&Value>,
+) -> Result<i64, OperationError> {
+    Ok(sql_query("SELECT run_program($1, $2) AS id")
+        .bind::<Text, _>(name)
+        .bind::<Nullable<Jsonb>, _>(params)
+        .get_result::<Id>(conn)?
+        .id)
+}
+
+/// `register_program(name, function_name)`: returns the new program's id.
+pub fn register_program(
+    conn: &mut PgConnection,
+    name: &str,
+    function_name: &str,
+) -> Result<i64, OperationError> {
+    Ok(sql_query("SELECT register_program($1, $2) AS id")
+        .bind::<Text, _>(name)
+        .bind::<Text, _>(function_name)
+        .get_result::<Id>(conn)?
+        .id)
+}
+
+/// One row of `get_programs()`.
+#[derive(Debug, Clone, QueryableByName, serde::Serialize)]
+pub struct ProgramInfo {
+    #[diesel(sql_type = BigInt)]
+    pub id: i64,
+    #[diesel(sql_type = Text)]
+    pub name: String,
+    #[diesel(sql_type = Text)]
+    pub function_name: String,
+    #[diesel(sql_type = Text)]
+    pub description: String,
+    #[diesel(sql_type = Nullable<Jsonb>)]
+    pub parameters: Option<Value>,
+    #[diesel(sql_type = Bool)]
+    pub enabled: bool,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub schedule: Option<String>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pub next_run_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub last_task_id: Option<i64>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub last_status: Option<String>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pub last_run_at: Option<DateTime<Utc>>,
+}
+
+pub fn get_programs(conn: &mut PgConnection) -> QueryResult<Vec<ProgramInfo>> {
+    sql_query("SELECT * FROM get_programs()").load(conn)
+}
+
+/// One row of `get_task_result(id)`.
+#[derive(Debug, Clone, QueryableByName, serde::Serialize)]
+pub struct TaskResult {
+    #[diesel(sql_type = BigInt)]
+    pub id: i64,
+    #[diesel(sql_type = Text)]
+    pub program: String,
+    #[diesel(sql_type = Text)]
+    pub status: String,
+    #[diesel(sql_type = Nullable<Jsonb>)]
+    pub parameters: Option<Value>,
+    #[diesel(sql_type = Timestamptz)]
+    pub created_at: DateTime<Utc>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pub start_time: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pub end_time: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Integer)]
+    pub attempt: i32,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub result: Option<String>,
+}
+
+pub fn get_task_result(
+    conn: &mut PgConnection,
+    task_id: i64,
+) -> Result<TaskResult, OperationError> {
+    Ok(sql_query("SELECT * FROM get_task_result($1)")
+        .bind::<BigInt, _>(task_id)
+        .get_result(conn)?)
+}
+
+/// `cancel_task(id)`: returns the status after the call (`running` means "asked to stop").
+pub fn cancel_task(conn: &mut PgConnection, task_id: i64) -> Result<String, OperationError> {
+    #[derive(QueryableByName)]
+    struct Status {
+        #[diesel(sql_type = Text)]
+        status: String,
+    }
+    Ok(sql_query("SELECT cancel_task($1) AS status")
+        .bind::<BigInt, _>(task_id)
+        .get_result::<Status>(conn)?
+        .status)
+}
+
+/// Sets or clears a program's schedule (validated here) and enables or disables it.
+pub fn configure_program(
+    conn: &mut PgConnection,
+    program_id: i64,
+    schedule: Option<&str>,
+    enabled: bool,
+) -> Result<(), OperationError> {
+    let schedule = schedule.map(str::trim).filter(|s| !s.is_empty());
+    let next = match schedule {
+        None => None,
+        Some(text) => {
+            let parsed = Schedule::parse(text).map_err(|message| OperationError::Refused {
+                code: "invalid_schedule".into(),
+                message: format!("invalid schedule: {message}"),
+                fields: BTreeMap::from([("schedule".to_owned(), message)]),
+            })?;
+            parsed.next_after(Utc::now())
+        }
+    };
+    let updated = diesel::update(programs::table.find(program_id))
+        .set((
+            programs::schedule.eq(schedule),
+            programs::next_run_at.eq(next),
+            programs::enabled.eq(enabled),
+        ))
+        .execute(conn)
+        .map_err(OperationError::Database)?;
+    if updated == 0 {
+        return Err(OperationError::Refused {
+            code: "program_not_found".into(),
+            message: format!("no program with id {program_id}"),
+            fields: BTreeMap::new(),
+        });
+    }
+    Ok(())
+}
