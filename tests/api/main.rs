@@ -12,4 +12,5 @@ mod helpers;
 mod outage;
 mod pages;
 mod process;
+mod sql_programs;
 mod tasks;

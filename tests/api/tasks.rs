@@ -52,6 +52,35 @@ async fn wait_for_status(app: &TestApp, id: i64, wanted: &'static str, seconds: 
     .await;
 }
 
+/// Waits for a task to end, as long as it keeps making progress: on a busy machine a long
+/// task is slow, and only a task stuck for a minute is a failure.
+async fn wait_while_it_progresses(app: &TestApp, id: i64) {
+    let mut last = (String::new(), None);
+    let mut since = std::time::Instant::now();
+    loop {
+        let now: (String, Option<i64>) = app
+            .db(move |conn| {
+                tasks::table
+                    .find(id)
+                    .select((tasks::status, tasks::progress_done))
+                    .first(conn)
+                    .unwrap()
+            })
+            .await;
+        if !matches!(now.0.as_str(), "scheduled" | "running") {
+            return;
+        }
+        if now != last {
+            (last, since) = (now, std::time::Instant::now());
+        }
+        assert!(
+            since.elapsed() < Duration::from_secs(60),
+            "task {id} made no progress for a minute ({last:?})"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn task_count(app: &TestApp) -> i64 {
     app.db(|conn| tasks::table.count().get_result(conn).unwrap())
         .await
@@ -206,10 +235,26 @@ async fn a_dba_can_type_the_specification_in_psql() {
 }
 
 #[actix_web::test]
-async fn a_task_queued_from_sql_starts_within_moments() {
-    let app = engine_app().await;
-    // Let the engine settle so the fallback poll cannot be what picks the task up.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+async fn a_task_queued_from_sql_wakes_the_engine() {
+    // With the fallback poll an hour away, only the notification can start the task.
+    let app = spawn_app_with(|config| {
+        fast(config);
+        config.role = Role::All;
+        config.task_poll_seconds = 3600;
+    })
+    .await;
+    let idle = || {
+        app.db(|conn| {
+            tasks::table
+                .filter(tasks::status.eq_any(["scheduled", "running"]))
+                .count()
+                .get_result::<i64>(conn)
+                .unwrap()
+                == 0
+        })
+    };
+    wait_until(60, "the engine to be idle", || async { idle().await }).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
 
     let id: i64 = app
         .db(|conn| {
@@ -225,8 +270,7 @@ async fn a_task_queued_from_sql_starts_within_moments() {
         })
         .await;
 
-    // The fallback poll is 5 s: finishing within 2 s proves the notification woke the engine.
-    wait_for_status(&app, id, "finished", 2).await;
+    wait_for_status(&app, id, "finished", 60).await;
     let result = app
         .db(move |conn| ops::get_task_result(conn, id).unwrap())
         .await;
@@ -529,36 +573,33 @@ async fn a_schedule_fires_once_per_period_with_two_nodes_up() {
         })
         .await;
 
+    let fired = || {
+        app.db(move |conn| {
+            tasks::table
+                .filter(tasks::program_id.eq(program))
+                .count()
+                .get_result::<i64>(conn)
+                .unwrap()
+        })
+    };
+    let enabled_at = std::time::Instant::now();
     app.db(move |conn| {
         ops::configure_program(conn, program, Some("every 2 seconds"), true).unwrap()
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(7500)).await;
+    // Events, not a stopwatch: wait for three firings however slow the machine is...
+    wait_until(120, "three firings", || async { fired().await >= 3 }).await;
     app.db(move |conn| ops::configure_program(conn, program, None, true).unwrap())
         .await;
+    let periods = enabled_at.elapsed().as_secs() / 2 + 1;
 
-    let times: Vec<chrono::DateTime<chrono::Utc>> = app
-        .db(move |conn| {
-            tasks::table
-                .filter(tasks::program_id.eq(program))
-                .order(tasks::created_at)
-                .select(tasks::created_at)
-                .load(conn)
-                .unwrap()
-        })
-        .await;
+    // ...then the invariant: never more firings than periods went by, though two nodes were
+    // both checking every slot. (A late firing is followed by fewer, never by an extra.)
+    let count = fired().await;
     assert!(
-        (3..=4).contains(&times.len()),
-        "fired {} times in 7.5 s",
-        times.len()
+        (3..=periods as i64).contains(&count),
+        "{count} firings in {periods} periods: a period fired twice"
     );
-    for pair in times.windows(2) {
-        let gap = (pair[1] - pair[0]).num_milliseconds();
-        assert!(
-            gap >= 1500,
-            "two firings {gap} ms apart: one period fired twice"
-        );
-    }
     let bad = app
         .db(move |conn| {
             ops::configure_program(conn, program, Some("now and then"), true).unwrap_err()
@@ -580,7 +621,8 @@ async fn importing_the_full_goodbooks_catalog_is_correct() {
     );
 
     let id = run(&app, "import_catalog", json!({ "path": path })).await;
-    wait_for_status(&app, id, "finished", 240).await;
+    wait_while_it_progresses(&app, id).await;
+    assert_eq!(status(&app, id).await, "finished");
 
     let result = app
         .db(move |conn| ops::get_task_result(conn, id).unwrap().result.unwrap())
