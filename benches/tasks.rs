@@ -1,39 +1,136 @@
-//! Task engine benchmark: throughput of a no-op program with 1 and 2 worker nodes, and the
-//! queue-to-start latency of a single task on an idle node.
+//! Task engine benchmark: the release binary as real worker processes (`bookstore --role
+//! worker`, default settings) against a throwaway PostgreSQL cluster, running a no-op program.
 //!
 //!     cargo bench --bench tasks
 //!
-//! Settings: BENCH_TASKS (per throughput run, default 5000), BENCH_SAMPLES (latency samples,
-//! default 200), BENCH_TASK_CONCURRENCY (tasks at once per node, default 8).
+//! Settings:
+//! - BENCH_TASKS: tasks per throughput run (default 20000), all queued in one statement
+//!   before the workers start.
+//! - BENCH_SAMPLES: queue-to-start latency samples (default 200).
+//! - BENCH_IDLE_SECONDS: how long the idle worker's CPU use is measured (default 60).
+//!
+//! Rows:
+//! - throughput, 1 / 2 worker nodes: tasks / (last end_time - first start_time), both stamped
+//!   by the database; every task must finish on its first attempt.
+//! - throughput with a transaction held open: the 1-node run while another session holds a
+//!   REPEATABLE READ snapshot (so vacuum can remove nothing) for the whole run.
+//! - worker peak RSS: VmHWM of the 1-node worker just before it is stopped.
+//! - queue-to-start latency when idle: start_time - created_at of one task queued on an idle
+//!   node (20 ms apart), p50 and p99.
+//! - idle worker CPU: utime + stime of the idle worker over BENCH_IDLE_SECONDS, as a share of
+//!   one core.
 
 mod support;
 
-use std::time::{Duration, Instant};
-
-use bookstore::{
-    config::{Config, Role},
-    db,
-    startup::{Application, StopHandle},
+use std::{
+    process::{Child, Command, Stdio},
+    thread::sleep,
+    time::{Duration, Instant},
 };
-use diesel::{RunQueryDsl, sql_query, sql_types::Double};
-use support::{BenchDatabase, env_number, ms};
 
-fn start_worker(
-    url: &str,
-    concurrency: u32,
-) -> (StopHandle, tokio::task::JoinHandle<std::io::Result<()>>) {
-    let config = Config {
-        database_url: Some(url.to_owned()),
-        role: Role::Worker,
-        pool_size: concurrency + 4,
-        task_concurrency: concurrency,
-        log: "warn".into(),
-        ..Config::default()
-    };
-    let pool = db::build_pool(url, config.pool_size).expect("pool");
-    let node = Application::build(&config, pool).expect("worker");
-    let stop = node.stop_handle();
-    (stop, tokio::spawn(node.run_until_stopped()))
+use bookstore::config::Config;
+use diesel::{PgConnection, RunQueryDsl, sql_query, sql_types::Double};
+use nix::{
+    sys::signal::{Signal, kill},
+    unistd::Pid,
+};
+use support::{BenchDatabase, Stats, env_number, ms};
+
+/// `bookstore --role worker` on the bench database, every other setting at its default.
+struct WorkerProcess {
+    child: Child,
+}
+
+impl WorkerProcess {
+    fn start(url: &str) -> WorkerProcess {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_bookstore"));
+        // Default settings: nothing from the caller's environment may change them.
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("BOOKSTORE_") {
+                command.env_remove(name);
+            }
+        }
+        let child = command
+            .args(["--role", "worker"])
+            .env("DATABASE_URL", url)
+            .env("BOOKSTORE_SEED_DEMO", "false")
+            .env("BOOKSTORE_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("starting the worker process");
+        WorkerProcess { child }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn assert_running(&mut self) {
+        if let Some(status) = self.child.try_wait().expect("worker status") {
+            panic!("worker {} exited early: {status}", self.pid());
+        }
+    }
+
+    /// Peak resident memory so far (VmHWM).
+    fn peak_rss_mb(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("reading the worker's status");
+        let kib: f64 = status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .and_then(|value| value.split_whitespace().next()?.parse().ok())
+            .expect("VmHWM in /proc/<pid>/status");
+        kib / 1024.0
+    }
+
+    /// User + system CPU time used so far, all threads.
+    fn cpu_seconds(&self) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid()))
+            .expect("reading the worker's stat");
+        // Fields after the command name (which may hold spaces) start at field 3.
+        let fields: Vec<&str> = stat[stat.rfind(')').expect("stat") + 1..]
+            .split_whitespace()
+            .collect();
+        let ticks: f64 = [fields[14 - 3], fields[15 - 3]]
+            .iter()
+            .map(|field| field.parse::<f64>().expect("utime/stime"))
+            .sum();
+        ticks / clock_ticks_per_second()
+    }
+
+    /// SIGTERM, then waits for a clean exit.
+    fn stop(mut self) {
+        kill(Pid::from_raw(self.pid() as i32), Signal::SIGTERM).expect("SIGTERM");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("waiting for the worker") {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "worker ignored SIGTERM for 60 s");
+            sleep(Duration::from_millis(10));
+        };
+        assert!(status.success(), "worker exited with {status}");
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn clock_ticks_per_second() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|out| String::from_utf8(out.stdout).ok()?.trim().parse().ok())
+        .unwrap_or(100.0)
 }
 
 #[derive(diesel::QueryableByName)]
@@ -42,107 +139,182 @@ struct Number {
     value: f64,
 }
 
-fn scalar(conn: &mut diesel::PgConnection, sql: &str) -> f64 {
+fn scalar(conn: &mut PgConnection, sql: &str) -> f64 {
     sql_query(sql).get_result::<Number>(conn).expect(sql).value
 }
 
-async fn throughput(database: &BenchDatabase, nodes: usize, tasks: u64, concurrency: u32) -> f64 {
-    let workers: Vec<_> = (0..nodes)
-        .map(|_| start_worker(&database.url, concurrency))
-        .collect();
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let mut conn = database.connect();
-    sql_query("DELETE FROM tasks").execute(&mut conn).unwrap();
-    let started = Instant::now();
-    sql_query(format!(
-        "SELECT run_program('noop', NULL) FROM generate_series(1, {tasks})"
-    ))
-    .execute(&mut conn)
-    .unwrap();
-    loop {
-        let left = scalar(
-            &mut conn,
-            "SELECT count(*)::float8 AS value FROM tasks WHERE status <> 'finished'",
-        );
-        if left == 0.0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let elapsed = started.elapsed();
-    let twice = scalar(
-        &mut conn,
-        "SELECT count(*)::float8 AS value FROM tasks WHERE attempt <> 1",
-    );
-    assert_eq!(twice, 0.0, "every task ran exactly once");
-    for (stop, handle) in workers {
-        stop.stop();
-        handle.await.unwrap().unwrap();
-    }
-    tasks as f64 / elapsed.as_secs_f64()
+fn execute(conn: &mut PgConnection, sql: &str) {
+    sql_query(sql).execute(conn).expect(sql);
 }
 
-async fn idle_latency(database: &BenchDatabase, samples: u64) -> (Duration, Duration) {
-    let (stop, handle) = start_worker(&database.url, 4);
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let mut conn = database.connect();
+/// No tasks, and no dead rows left behind by the previous run.
+fn reset(conn: &mut PgConnection) {
+    execute(conn, "DELETE FROM tasks");
+    execute(conn, "VACUUM tasks");
+}
+
+/// Queues `tasks` no-ops, runs them on `nodes` fresh workers until none is left, stops the
+/// workers. Returns tasks per second and the first worker's peak RSS in MB.
+fn throughput(conn: &mut PgConnection, url: &str, nodes: usize, tasks: u64) -> (f64, f64) {
+    execute(
+        conn,
+        &format!(
+            "SELECT count(*) FROM (SELECT run_program('noop', NULL) \
+               FROM generate_series(1, {tasks})) q"
+        ),
+    );
+    let mut workers: Vec<_> = (0..nodes).map(|_| WorkerProcess::start(url)).collect();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while scalar(
+        conn,
+        "SELECT count(*)::float8 AS value FROM tasks WHERE status IN ('scheduled', 'running')",
+    ) > 0.0
+    {
+        workers.iter_mut().for_each(WorkerProcess::assert_running);
+        assert!(Instant::now() < deadline, "tasks still queued after 600 s");
+        sleep(Duration::from_millis(50));
+    }
+    let peak_rss = workers[0].peak_rss_mb();
+    workers.into_iter().for_each(WorkerProcess::stop);
+
+    const NOOP: &str = "FROM tasks t JOIN programs p ON p.id = t.program_id WHERE p.name = 'noop'";
+    let once = scalar(
+        conn,
+        &format!(
+            "SELECT count(*)::float8 AS value {NOOP} AND t.status = 'finished' AND t.attempt = 1"
+        ),
+    );
+    assert_eq!(
+        once, tasks as f64,
+        "every no-op task finished on its first attempt"
+    );
+    let rate = scalar(
+        conn,
+        &format!(
+            "SELECT (count(*) / extract(epoch FROM max(t.end_time) - min(t.start_time)))::float8 \
+               AS value {NOOP}"
+        ),
+    );
+    (rate, peak_rss)
+}
+
+/// Throughput of one node while another session holds a snapshot for the whole run.
+fn throughput_with_open_transaction(
+    database: &BenchDatabase,
+    conn: &mut PgConnection,
+    tasks: u64,
+) -> f64 {
+    let mut holder = database.connect();
+    execute(&mut holder, "BEGIN ISOLATION LEVEL REPEATABLE READ");
+    execute(&mut holder, "SELECT count(*) FROM tasks");
+    let (rate, _) = throughput(conn, &database.url, 1, tasks);
+    execute(&mut holder, "ROLLBACK");
+    rate
+}
+
+/// Queue-to-start latency of single tasks on the idle `worker`, stamped by the database clock.
+fn idle_latency(conn: &mut PgConnection, samples: u64) -> Stats {
+    #[derive(diesel::QueryableByName)]
+    struct Id {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        id: i64,
+    }
+    let started = Instant::now();
     let mut latencies = Vec::new();
     for _ in 0..samples {
-        #[derive(diesel::QueryableByName)]
-        struct Id {
-            #[diesel(sql_type = diesel::sql_types::BigInt)]
-            id: i64,
-        }
         let id = sql_query("SELECT run_program('noop', NULL) AS id")
-            .get_result::<Id>(&mut conn)
-            .unwrap()
+            .get_result::<Id>(conn)
+            .expect("queueing")
             .id;
-        // Queue-to-start, both ends stamped by the database clock.
+        let query = format!(
+            "SELECT coalesce(extract(epoch FROM start_time - created_at)::float8, -1) AS value \
+               FROM tasks WHERE id = {id}"
+        );
+        let deadline = Instant::now() + Duration::from_secs(60);
         let latency = loop {
-            let value = scalar(
-                &mut conn,
-                &format!(
-                    "SELECT coalesce(extract(epoch FROM start_time - created_at)::float8, -1) AS value \
-                       FROM tasks WHERE id = {id}"
-                ),
-            );
+            let value = scalar(conn, &query);
             if value >= 0.0 {
                 break value;
             }
-            tokio::time::sleep(Duration::from_micros(500)).await;
+            assert!(
+                Instant::now() < deadline,
+                "task {id} not started after 60 s"
+            );
+            sleep(Duration::from_micros(500));
         };
         latencies.push(Duration::from_secs_f64(latency));
-        // Idle again before the next sample.
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        sleep(Duration::from_millis(20));
     }
-    stop.stop();
-    handle.await.unwrap().unwrap();
-    let stats = support::Stats::new(latencies, Duration::from_secs(1));
-    (stats.percentile(0.5), stats.percentile(0.99))
+    Stats::new(latencies, started.elapsed())
+}
+
+/// CPU used by the idle `worker` over `seconds`, as a percentage of one core.
+fn idle_cpu_percent(worker: &WorkerProcess, seconds: u64) -> f64 {
+    let (cpu, wall) = (worker.cpu_seconds(), Instant::now());
+    sleep(Duration::from_secs(seconds));
+    (worker.cpu_seconds() - cpu) / wall.elapsed().as_secs_f64() * 100.0
 }
 
 fn main() {
-    let tasks = env_number("BENCH_TASKS", 5000);
+    let tasks = env_number("BENCH_TASKS", 20000);
     let samples = env_number("BENCH_SAMPLES", 200);
-    let concurrency = env_number("BENCH_TASK_CONCURRENCY", 8) as u32;
+    let idle_seconds = env_number("BENCH_IDLE_SECONDS", 60);
+    let defaults = Config::default();
     let database = BenchDatabase::start("tasks");
-    actix_rt::System::new().block_on(async {
-        println!("no-op program, {tasks} tasks per run, {concurrency} at once per node");
-        println!();
-        println!("| measurement | result |");
-        println!("|---|---:|");
-        for nodes in [1, 2] {
-            let rate = throughput(&database, nodes, tasks, concurrency).await;
-            println!(
-                "| throughput, {nodes} worker node{} | {rate:.0} tasks/s |",
-                if nodes == 1 { "" } else { "s" }
-            );
+    let mut conn = database.connect();
+
+    reset(&mut conn);
+    let (one, peak_rss) = throughput(&mut conn, &database.url, 1, tasks);
+    reset(&mut conn);
+    let (two, _) = throughput(&mut conn, &database.url, 2, tasks);
+    reset(&mut conn);
+    let held = throughput_with_open_transaction(&database, &mut conn, tasks);
+
+    reset(&mut conn);
+    let worker = WorkerProcess::start(&database.url);
+    sleep(Duration::from_secs(1));
+    let latency = idle_latency(&mut conn, samples);
+    let idle_cpu = idle_cpu_percent(&worker, idle_seconds);
+    worker.stop();
+
+    println!(
+        "no-op program, `bookstore --role worker` processes with default settings (task \
+         concurrency {}, poll {} s, heartbeat {} s); {tasks} tasks per throughput run, \
+         {samples} latency samples, {idle_seconds} s idle",
+        defaults.task_concurrency, defaults.task_poll_seconds, defaults.task_heartbeat_seconds
+    );
+    println!();
+    println!("| measurement | result |");
+    println!("|---|---:|");
+    println!("| throughput, 1 worker node | {one:.0} tasks/s |");
+    println!("| throughput, 2 worker nodes | {two:.0} tasks/s |");
+    println!("| 2 nodes / 1 node | {:.2} |", two / one);
+    println!("| throughput, 1 node, transaction held open elsewhere | {held:.0} tasks/s |");
+    println!("| held-open transaction / without | {:.2} |", held / one);
+    println!(
+        "| worker peak RSS ({} task run) | {peak_rss:.1} MB |",
+        thousands(tasks)
+    );
+    println!(
+        "| queue-to-start latency when idle, p50 ({samples} samples) | {} |",
+        ms(latency.percentile(0.5))
+    );
+    println!(
+        "| queue-to-start latency when idle, p99 | {} |",
+        ms(latency.percentile(0.99))
+    );
+    println!("| idle worker CPU over {idle_seconds} s | {idle_cpu:.2} % |");
+}
+
+/// 20000 -> "20,000".
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
         }
-        let (p50, p99) = idle_latency(&database, samples).await;
-        println!(
-            "| queue-to-start latency when idle, p50 ({samples} samples) | {} |",
-            ms(p50)
-        );
-        println!("| queue-to-start latency when idle, p99 | {} |", ms(p99));
-    });
+        out.push(digit);
+    }
+    out
 }

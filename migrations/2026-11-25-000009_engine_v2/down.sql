@@ -70,5 +70,27 @@ END $$;
 
 DROP FUNCTION task_sql_function(TEXT);
 ALTER TABLE program_functions DROP COLUMN kind;
+CREATE OR REPLACE FUNCTION get_programs()
+    RETURNS TABLE (id BIGINT, name TEXT, function_name TEXT, description TEXT,
+                   parameters JSONB, enabled BOOLEAN, schedule TEXT, next_run_at TIMESTAMPTZ,
+                   last_task_id BIGINT, last_status TEXT, last_run_at TIMESTAMPTZ)
+    LANGUAGE sql STABLE AS $$
+    SELECT p.id, p.name, p.function_name, p.description, f.parameters, p.enabled, p.schedule,
+           p.next_run_at, last.id, last.status, last.created_at
+      FROM programs p
+      LEFT JOIN program_functions f ON f.name = p.function_name
+      LEFT JOIN LATERAL (
+          SELECT t.id, t.status, t.created_at FROM tasks t
+           WHERE t.program_id = p.id ORDER BY t.created_at DESC, t.id DESC LIMIT 1
+      ) last ON true
+     ORDER BY p.name
+$$;
+
+DROP INDEX tasks_created_at_brin;
+DROP INDEX tasks_ended_badly_idx;
+DROP INDEX tasks_program_id_idx;
+CREATE INDEX tasks_created_at_idx ON tasks (created_at DESC, id DESC);
+CREATE INDEX tasks_status_created_at_idx ON tasks (status, created_at DESC);
+CREATE INDEX tasks_program_id_created_at_idx ON tasks (program_id, created_at DESC);
 DROP INDEX tasks_running_worker_idx;
 CREATE INDEX tasks_running_heartbeat_idx ON tasks (heartbeat_at) WHERE status = 'running';

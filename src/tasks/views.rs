@@ -106,7 +106,7 @@ pub fn list_tasks(
     };
     let total = query().count().get_result(conn)?;
     let rows = query()
-        .order((tasks::created_at.desc(), tasks::id.desc()))
+        .order(tasks::id.desc())
         .limit(per_page)
         .offset((page.max(1) - 1) * per_page)
         .select(TaskRow::as_select())
