@@ -5,6 +5,7 @@
 
 pub mod engine;
 pub mod ops;
+pub mod params;
 pub mod program;
 pub mod programs;
 pub mod registry;

@@ -1,6 +1,6 @@
 //! What a program is and what it sees while it runs: its function (plain or transactional),
-//! its parameters, a database connection, a cancellation flag and a progress reporter. A leaf
-//! module: the engine depends on it, it depends on nothing of the engine.
+//! its typed parameters, a database connection, a cancellation flag and a progress reporter.
+//! A leaf module: the engine depends on it, it depends on nothing of the engine.
 
 use std::{
     sync::{
@@ -10,14 +10,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use chrono::NaiveDate;
 use diesel::PgConnection;
-use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::{
     db::{PgPool, PooledPg},
-    tasks::table::ResultTable,
+    tasks::{params::ParamSpec, table::ResultTable},
 };
 
 /// What a program returns.
@@ -82,94 +81,13 @@ pub enum ProgramFn {
 pub struct ProgramFunction {
     pub name: &'static str,
     pub description: &'static str,
+    /// From the program's parameter struct: `params::specs_of::<TheParams>()`.
     pub params: Vec<ParamSpec>,
     pub timeout: Duration,
     pub max_attempts: u32,
     /// Registered at start as a program of the same name, with this schedule.
     pub default_schedule: Option<&'static str>,
     pub run: ProgramFn,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ParamKind {
-    Text,
-    Int,
-    Bool,
-    Date,
-    Enum,
-}
-
-/// One parameter of a program, as the run form and `task_parameters_check` see it.
-#[derive(Debug, Clone, Serialize)]
-pub struct ParamSpec {
-    pub name: &'static str,
-    #[serde(rename = "type")]
-    pub kind: ParamKind,
-    pub required: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub default: Option<Value>,
-    pub help: &'static str,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub choices: Vec<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub min: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub max: Option<i64>,
-}
-
-impl ParamSpec {
-    fn new(name: &'static str, kind: ParamKind, help: &'static str) -> ParamSpec {
-        ParamSpec {
-            name,
-            kind,
-            required: false,
-            default: None,
-            help,
-            choices: Vec::new(),
-            min: None,
-            max: None,
-        }
-    }
-
-    pub fn text(name: &'static str, help: &'static str) -> ParamSpec {
-        ParamSpec::new(name, ParamKind::Text, help)
-    }
-
-    pub fn int(name: &'static str, help: &'static str) -> ParamSpec {
-        ParamSpec::new(name, ParamKind::Int, help)
-    }
-
-    pub fn bool(name: &'static str, help: &'static str) -> ParamSpec {
-        ParamSpec::new(name, ParamKind::Bool, help)
-    }
-
-    pub fn date(name: &'static str, help: &'static str) -> ParamSpec {
-        ParamSpec::new(name, ParamKind::Date, help)
-    }
-
-    pub fn choice(name: &'static str, choices: &[&'static str], help: &'static str) -> ParamSpec {
-        ParamSpec {
-            choices: choices.to_vec(),
-            ..ParamSpec::new(name, ParamKind::Enum, help)
-        }
-    }
-
-    pub fn required(mut self) -> ParamSpec {
-        self.required = true;
-        self
-    }
-
-    pub fn default(mut self, value: impl Into<Value>) -> ParamSpec {
-        self.default = Some(value.into());
-        self
-    }
-
-    pub fn range(mut self, min: i64, max: i64) -> ParamSpec {
-        self.min = Some(min);
-        self.max = Some(max);
-        self
-    }
 }
 
 /// Where a running attempt's progress goes. The engine's reporter writes it for this attempt
@@ -266,33 +184,16 @@ impl TaskContext {
         self.check_cancelled()
     }
 
-    /// Parameters were checked against the schema by `run_program` (defaults filled in), so a
-    /// missing or mistyped one here is a bug in the program's schema.
-    fn param(&self, name: &str) -> Option<&Value> {
-        self.params.get(name).filter(|v| !v.is_null())
-    }
-
-    pub fn text(&self, name: &str) -> Option<String> {
-        self.param(name).and_then(Value::as_str).map(str::to_owned)
-    }
-
-    pub fn int(&self, name: &str) -> Option<i64> {
-        self.param(name).and_then(Value::as_i64)
-    }
-
-    pub fn bool(&self, name: &str) -> Option<bool> {
-        self.param(name).and_then(Value::as_bool)
-    }
-
-    pub fn date(&self, name: &str) -> Option<NaiveDate> {
-        self.text(name)
-            .and_then(|text| NaiveDate::parse_from_str(&text, "%Y-%m-%d").ok())
-    }
-
-    /// A required parameter, or a readable failure.
-    pub fn required<T>(&self, name: &str, value: Option<T>) -> Result<T, TaskError> {
-        value.ok_or_else(|| {
-            TaskError::failed(format!("parameter {name} is missing or has the wrong type"))
+    /// The task's parameters as the program's parameter struct. `run_program` checked them
+    /// against the schema derived from that struct (and filled in its defaults), so a failure
+    /// here means the task row was edited by hand.
+    pub fn params<T: DeserializeOwned>(&self) -> Result<T, TaskError> {
+        let params = match &self.params {
+            Value::Null => Value::Object(Default::default()),
+            params => params.clone(),
+        };
+        serde_json::from_value(params).map_err(|err| {
+            TaskError::failed(format!("the parameters do not fit this program: {err}"))
         })
     }
 }

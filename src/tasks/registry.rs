@@ -76,3 +76,39 @@ impl Registry {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_built_in_has_a_schema_from_its_parameter_struct() {
+        let registry = Registry::builtin();
+        let schema = |name: &str| json!(registry.get(name).expect(name).params);
+        assert_eq!(
+            schema("hello_world"),
+            json!([{"name": "name", "type": "text", "required": false, "default": "world",
+                    "help": "Who to greet.", "max_length": 200}])
+        );
+        assert_eq!(
+            schema("sales_report"),
+            json!([
+                {"name": "from", "type": "date", "required": true, "help": "First day."},
+                {"name": "to", "type": "date", "required": true, "help": "Last day."},
+                {"name": "per", "type": "enum", "required": false, "default": "book",
+                 "help": "Group by book or by author.", "choices": ["book", "author"]},
+            ])
+        );
+        assert_eq!(schema("noop"), json!([]));
+        for function in registry.functions() {
+            for spec in &function.params {
+                assert!(
+                    !spec.help.is_empty(),
+                    "{}.{} has help",
+                    function.name,
+                    spec.name
+                );
+            }
+        }
+    }
+}

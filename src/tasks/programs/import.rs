@@ -7,6 +7,8 @@
 use std::{collections::HashMap, fmt::Write as _, time::Duration};
 
 use diesel::{dsl::sql, prelude::*, sql_types::Bool, upsert::excluded};
+use schemars::JsonSchema;
+use serde::Deserialize;
 
 use crate::{
     db::schema::{book_authors, books},
@@ -16,23 +18,26 @@ use crate::{
     },
     tasks::{
         TaskContext, TaskError, TaskOutput,
-        program::{ParamSpec, ProgramFn, ProgramFunction},
+        params::specs_of,
+        program::{ProgramFn, ProgramFunction},
     },
 };
 
 const BATCH: usize = 500;
 
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct ImportParams {
+    /// Path of the CSV file on the server (relative to the app's folder).
+    #[schemars(length(max = 4096))]
+    path: String,
+}
+
 pub fn import_catalog(timeout: Duration) -> ProgramFunction {
     ProgramFunction {
         name: "import_catalog",
         description: "Imports books from a goodbooks-10k CSV file on the server: inserts new books, updates known ones.",
-        params: vec![
-            ParamSpec::text(
-                "path",
-                "Path of the CSV file on the server (relative to the app's folder).",
-            )
-            .required(),
-        ],
+        params: specs_of::<ImportParams>(),
         timeout,
         max_attempts: 1,
         default_schedule: None,
@@ -69,7 +74,7 @@ impl ImportReport {
 }
 
 fn run_import(ctx: &TaskContext) -> Result<TaskOutput, TaskError> {
-    let path = ctx.required("path", ctx.text("path"))?;
+    let ImportParams { path } = ctx.params()?;
     let file = std::fs::File::open(&path)
         .map_err(|err| TaskError::failed(format!("cannot open {path}: {err}")))?;
     let report = import_goodbooks(ctx, file)?;

@@ -4,32 +4,41 @@
 use std::time::Duration;
 
 use diesel::prelude::*;
+use schemars::JsonSchema;
+use serde::Deserialize;
 
 use crate::{
     db::schema::tasks,
     domain::accounts::sessions::{self, SessionPolicy},
     tasks::{
         TaskOutput,
-        program::{ParamSpec, ProgramFn, ProgramFunction},
+        params::specs_of,
+        program::{ProgramFn, ProgramFunction},
     },
 };
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct PurgeParams {
+    /// Also delete sessions unused this long.
+    #[schemars(range(min = 1, max = 525_600))]
+    idle_minutes: Option<u64>,
+}
 
 pub fn purge_expired_sessions(timeout: Duration) -> ProgramFunction {
     ProgramFunction {
         name: "purge_expired_sessions",
         description: "Deletes sessions past their lifetime, and idle ones when idle_minutes is given \
                       (each node also purges by its configured idle timeout).",
-        params: vec![
-            ParamSpec::int("idle_minutes", "Also delete sessions unused this long.")
-                .range(1, 525_600),
-        ],
+        params: specs_of::<PurgeParams>(),
         timeout,
         max_attempts: 3,
         default_schedule: Some("every 15 minutes"),
         run: ProgramFn::Transactional(|ctx, conn| {
-            let deleted = match ctx.int("idle_minutes") {
+            let PurgeParams { idle_minutes } = ctx.params()?;
+            let deleted = match idle_minutes {
                 Some(minutes) => {
-                    let idle = Duration::from_secs(minutes as u64 * 60);
+                    let idle = Duration::from_secs(minutes * 60);
                     let policy = SessionPolicy {
                         // The lifetime is in each row's expires_at; purge_expired checks both.
                         lifetime: idle,
@@ -47,23 +56,31 @@ pub fn purge_expired_sessions(timeout: Duration) -> ProgramFunction {
     }
 }
 
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct PruneParams {
+    /// Age of the tasks to delete, by end time.
+    #[serde(default = "thirty")]
+    #[schemars(range(min = 1, max = 3650))]
+    older_than_days: i64,
+}
+
+fn thirty() -> i64 {
+    30
+}
+
 pub fn prune_tasks(timeout: Duration) -> ProgramFunction {
     ProgramFunction {
         name: "prune_tasks",
         description: "Deletes ended tasks (finished, error, cancelled) older than a given age.",
-        params: vec![
-            ParamSpec::int(
-                "older_than_days",
-                "Age of the tasks to delete, by end time.",
-            )
-            .default(30)
-            .range(1, 3650),
-        ],
+        params: specs_of::<PruneParams>(),
         timeout,
         max_attempts: 3,
         default_schedule: Some("0 3 * * *"),
         run: ProgramFn::Transactional(|ctx, conn| {
-            let days = ctx.int("older_than_days").unwrap_or(30);
+            let PruneParams {
+                older_than_days: days,
+            } = ctx.params()?;
             let cutoff = chrono::Utc::now() - chrono::Duration::days(days);
             let deleted = diesel::delete(
                 tasks::table

@@ -3,17 +3,21 @@
 
 use std::time::Duration;
 
+use chrono::NaiveDate;
 use diesel::{
     prelude::*,
     sql_query,
     sql_types::{BigInt, Date, Integer, Text},
 };
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 use crate::{
     domain::money::Cents,
     tasks::{
         TaskOutput,
-        program::{ParamSpec, ProgramFn, ProgramFunction},
+        params::specs_of,
+        program::{ProgramFn, ProgramFunction},
         table::ResultTable,
     },
 };
@@ -28,23 +32,37 @@ struct SalesRow {
     revenue_cents: i64,
 }
 
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+enum Per {
+    #[default]
+    Book,
+    Author,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct SalesReportParams {
+    /// First day.
+    from: NaiveDate,
+    /// Last day.
+    to: NaiveDate,
+    /// Group by book or by author.
+    #[serde(default)]
+    per: Per,
+}
+
 pub fn sales_report(timeout: Duration) -> ProgramFunction {
     ProgramFunction {
         name: "sales_report",
         description: "Units sold and revenue per book or per author over a date range (UTC days, both included).",
-        params: vec![
-            ParamSpec::date("from", "First day.").required(),
-            ParamSpec::date("to", "Last day.").required(),
-            ParamSpec::choice("per", &["book", "author"], "Group by book or by author.")
-                .default("book"),
-        ],
+        params: specs_of::<SalesReportParams>(),
         timeout,
         max_attempts: 3,
         default_schedule: None,
         run: ProgramFn::Transactional(|ctx, conn| {
-            let from = ctx.required("from", ctx.date("from"))?;
-            let to = ctx.required("to", ctx.date("to"))?;
-            let per_author = ctx.text("per").as_deref() == Some("author");
+            let SalesReportParams { from, to, per } = ctx.params()?;
+            let per_author = per == Per::Author;
             // An author's revenue is the revenue of their books (co-authors each count it).
             let sql = if per_author {
                 "SELECT a.name AS name, sum(l.quantity)::bigint AS units, \
@@ -93,20 +111,29 @@ struct LowStockRow {
     stock: i32,
 }
 
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct LowStockParams {
+    /// Stock at or below this is low.
+    #[serde(default = "three")]
+    #[schemars(range(min = 0, max = 100_000))]
+    threshold: i32,
+}
+
+fn three() -> i32 {
+    3
+}
+
 pub fn low_stock(timeout: Duration) -> ProgramFunction {
     ProgramFunction {
         name: "low_stock",
         description: "Books to reorder: stock at or below a threshold, lowest first.",
-        params: vec![
-            ParamSpec::int("threshold", "Stock at or below this is low.")
-                .default(3)
-                .range(0, 100_000),
-        ],
+        params: specs_of::<LowStockParams>(),
         timeout,
         max_attempts: 3,
         default_schedule: None,
         run: ProgramFn::Transactional(|ctx, conn| {
-            let threshold = ctx.int("threshold").unwrap_or(3) as i32;
+            let LowStockParams { threshold } = ctx.params()?;
             let rows: Vec<LowStockRow> = sql_query(
                 "SELECT b.id, b.title, coalesce(string_agg(a.name, ', ' ORDER BY ba.position), '') AS authors, b.stock \
                    FROM books b LEFT JOIN book_authors ba ON ba.book_id = b.id LEFT JOIN authors a ON a.id = ba.author_id \
