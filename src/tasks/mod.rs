@@ -10,6 +10,7 @@ pub mod program;
 pub mod programs;
 pub mod registry;
 pub mod schedule;
+pub mod status;
 pub mod table;
 pub mod views;
 

@@ -14,7 +14,10 @@ use diesel::{
 };
 use serde_json::Value;
 
-use crate::{db::schema::programs, tasks::schedule::Schedule};
+use crate::{
+    db::schema::programs,
+    tasks::{schedule::Schedule, status::TaskStatus},
+};
 
 /// A refused operation: a machine-readable code, a readable message, and a message per field.
 #[derive(Debug, thiserror::Error)]
@@ -120,7 +123,7 @@ pub struct ProgramInfo {
     #[diesel(sql_type = Nullable<BigInt>)]
     pub last_task_id: Option<i64>,
     #[diesel(sql_type = Nullable<Text>)]
-    pub last_status: Option<String>,
+    pub last_status: Option<TaskStatus>,
     #[diesel(sql_type = Nullable<Timestamptz>)]
     pub last_run_at: Option<DateTime<Utc>>,
 }
@@ -137,7 +140,7 @@ pub struct TaskResult {
     #[diesel(sql_type = Text)]
     pub program: String,
     #[diesel(sql_type = Text)]
-    pub status: String,
+    pub status: TaskStatus,
     #[diesel(sql_type = Nullable<Jsonb>)]
     pub parameters: Option<Value>,
     #[diesel(sql_type = Timestamptz)]
@@ -162,11 +165,11 @@ pub fn get_task_result(
 }
 
 /// `cancel_task(id)`: returns the status after the call (`running` means "asked to stop").
-pub fn cancel_task(conn: &mut PgConnection, task_id: i64) -> Result<String, OperationError> {
+pub fn cancel_task(conn: &mut PgConnection, task_id: i64) -> Result<TaskStatus, OperationError> {
     #[derive(QueryableByName)]
     struct Status {
         #[diesel(sql_type = Text)]
-        status: String,
+        status: TaskStatus,
     }
     Ok(sql_query("SELECT cancel_task($1) AS status")
         .bind::<BigInt, _>(task_id)

@@ -11,10 +11,8 @@ use serde_json::Value;
 
 use crate::{
     db::schema::{programs, tasks},
-    tasks::table::ResultTable,
+    tasks::{status::TaskStatus, table::ResultTable},
 };
-
-pub const STATUSES: [&str; 5] = ["scheduled", "running", "finished", "error", "cancelled"];
 
 /// A row of the task list.
 #[derive(Debug, Clone, Queryable, Selectable, Serialize)]
@@ -24,7 +22,7 @@ pub struct TaskRow {
     #[diesel(select_expression = programs::name, select_expression_type = programs::name)]
     pub program: String,
     pub parameters: Option<Value>,
-    pub status: String,
+    pub status: TaskStatus,
     pub created_at: DateTime<Utc>,
     pub start_time: Option<DateTime<Utc>>,
     pub end_time: Option<DateTime<Utc>>,
@@ -77,13 +75,13 @@ impl TaskRow {
     }
 
     pub fn is_active(&self) -> bool {
-        self.status == "scheduled" || self.status == "running"
+        self.status.is_active()
     }
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct TaskFilter {
-    pub status: Option<String>,
+    pub status: Option<TaskStatus>,
     pub program: Option<String>,
 }
 
@@ -96,8 +94,8 @@ pub fn list_tasks(
 ) -> QueryResult<(Vec<TaskRow>, i64)> {
     let query = || {
         let mut query = tasks::table.inner_join(programs::table).into_boxed();
-        if let Some(status) = &filter.status {
-            query = query.filter(tasks::status.eq(status.clone()));
+        if let Some(status) = filter.status {
+            query = query.filter(tasks::status.eq(status));
         }
         if let Some(program) = &filter.program {
             query = query.filter(programs::name.eq(program.clone()));
@@ -175,17 +173,17 @@ pub fn task_detail(conn: &mut PgConnection, id: i64) -> QueryResult<Option<TaskD
 }
 
 /// How many tasks have each status (every status listed, zeros included).
-pub fn status_counts(conn: &mut PgConnection) -> QueryResult<Vec<(&'static str, i64)>> {
-    let counted: Vec<(String, i64)> = tasks::table
+pub fn status_counts(conn: &mut PgConnection) -> QueryResult<Vec<(TaskStatus, i64)>> {
+    let counted: Vec<(TaskStatus, i64)> = tasks::table
         .group_by(tasks::status)
         .select((tasks::status, diesel::dsl::count_star()))
         .load(conn)?;
-    Ok(STATUSES
+    Ok(TaskStatus::ALL
         .into_iter()
         .map(|status| {
             let n = counted
                 .iter()
-                .find(|(s, _)| s == status)
+                .find(|(s, _)| *s == status)
                 .map_or(0, |(_, n)| *n);
             (status, n)
         })
@@ -200,7 +198,7 @@ pub fn failures_since(
 ) -> QueryResult<Vec<TaskRow>> {
     tasks::table
         .inner_join(programs::table)
-        .filter(tasks::status.eq("error"))
+        .filter(tasks::status.eq(TaskStatus::Error))
         .filter(tasks::end_time.ge(since))
         .order(tasks::end_time.desc())
         .limit(limit)
@@ -211,7 +209,7 @@ pub fn failures_since(
 pub fn running_tasks(conn: &mut PgConnection) -> QueryResult<Vec<TaskRow>> {
     tasks::table
         .inner_join(programs::table)
-        .filter(tasks::status.eq("running"))
+        .filter(tasks::status.eq(TaskStatus::Running))
         .order(tasks::start_time)
         .select(TaskRow::as_select())
         .load(conn)

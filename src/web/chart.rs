@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Duration, DurationRound, Utc};
 
-use crate::tasks::views::STATUSES;
+use crate::tasks::status::TaskStatus;
 
 pub struct Segment {
     pub y: i64,
@@ -51,12 +51,12 @@ pub fn hourly(counts: &[(DateTime<Utc>, String, i64)], now: DateTime<Utc>) -> Ch
         .enumerate()
         .map(|(index, hour)| {
             let mut top = HEIGHT;
-            let segments = STATUSES
+            let segments = TaskStatus::ALL
                 .iter()
                 .filter_map(|status| {
                     let count = counts
                         .iter()
-                        .find(|(h, s, _)| h == hour && s == status)
+                        .find(|(h, s, _)| h == hour && s == status.as_str())
                         .map_or(0, |(_, _, n)| *n);
                     (count > 0).then(|| {
                         let height = (count * HEIGHT / max).max(1);
@@ -64,7 +64,7 @@ pub fn hourly(counts: &[(DateTime<Utc>, String, i64)], now: DateTime<Utc>) -> Ch
                         Segment {
                             y: top,
                             height,
-                            status,
+                            status: status.as_str(),
                             count,
                         }
                     })

@@ -7,7 +7,10 @@ use std::time::Duration;
 use bookstore::{
     config::{Config, Role},
     db::schema::{authors, book_authors, books, programs, tasks},
-    tasks::ops::{self, OperationError},
+    tasks::{
+        ops::{self, OperationError},
+        status::TaskStatus,
+    },
 };
 use diesel::{prelude::*, sql_query, sql_types::BigInt};
 use serde_json::json;
@@ -370,11 +373,11 @@ async fn cancelling_a_queued_task_means_it_never_starts() {
         .db(move |conn| ops::cancel_task(conn, id).unwrap())
         .await;
 
-    assert_eq!(after, "cancelled");
+    assert_eq!(after, TaskStatus::Cancelled);
     let result = app
         .db(move |conn| ops::get_task_result(conn, id).unwrap())
         .await;
-    assert_eq!(result.status, "cancelled");
+    assert_eq!(result.status, TaskStatus::Cancelled);
     assert!(result.start_time.is_none());
     // A worker that comes up later does not run it.
     let (stop, worker) = spawn_worker(&app.database_url, fast);
@@ -405,7 +408,7 @@ async fn cancelling_a_running_task_stops_it() {
     assert_eq!(
         app.db(move |conn| ops::cancel_task(conn, id).unwrap())
             .await,
-        "running"
+        TaskStatus::Running
     );
 
     wait_for_status(&app, id, "cancelled", 5).await;

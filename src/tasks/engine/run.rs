@@ -26,6 +26,7 @@ use crate::{
             listener,
             store::{self, AttemptKey, QueueCursor},
         },
+        status::TaskStatus,
     },
 };
 
@@ -395,7 +396,7 @@ impl Engine {
                             tracing::warn!(
                                 task = key.task_id,
                                 attempt = key.attempt,
-                                status = status.as_deref().unwrap_or("not held"),
+                                status = status.map_or("not held", TaskStatus::as_str),
                                 "task attempt failed: {error}"
                             );
                         },

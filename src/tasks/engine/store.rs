@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use crate::{
     db::schema::{programs, tasks},
-    tasks::{ops, schedule::Schedule},
+    tasks::{ops, schedule::Schedule, status::TaskStatus},
 };
 
 /// One attempt at a task: the task's id and its attempt number. A task rescued from a lost
@@ -110,7 +110,7 @@ pub fn claim(
 /// When the next scheduled task becomes due, if any (a retry waiting out its backoff).
 pub fn next_due_at(conn: &mut PgConnection) -> QueryResult<Option<DateTime<Utc>>> {
     tasks::table
-        .filter(tasks::status.eq("scheduled"))
+        .filter(tasks::status.eq(TaskStatus::Scheduled))
         .select(diesel::dsl::min(tasks::run_after))
         .first(conn)
 }
@@ -165,7 +165,7 @@ pub fn finish(
 #[derive(QueryableByName)]
 struct MaybeStatus {
     #[diesel(sql_type = Nullable<Text>)]
-    status: Option<String>,
+    status: Option<TaskStatus>,
 }
 
 /// Records a failed attempt (the retry rule is `task_fail`'s); returns the task's new status,
@@ -177,7 +177,7 @@ pub fn fail(
     error: &str,
     retryable: bool,
     retry_base_ms: i64,
-) -> QueryResult<Option<String>> {
+) -> QueryResult<Option<TaskStatus>> {
     Ok(
         sql_query("SELECT task_fail($1, $2, $3, $4, $5, $6) AS status")
             .bind::<Text, _>(worker)

@@ -14,6 +14,7 @@ use crate::{
         TaskOutput,
         params::specs_of,
         program::{ProgramFn, ProgramFunction},
+        status::TaskStatus,
     },
 };
 
@@ -84,7 +85,7 @@ pub fn prune_tasks(timeout: Duration) -> ProgramFunction {
             let cutoff = chrono::Utc::now() - chrono::Duration::days(days);
             let deleted = diesel::delete(
                 tasks::table
-                    .filter(tasks::status.eq_any(["finished", "error", "cancelled"]))
+                    .filter(tasks::status.eq_any(TaskStatus::ENDED))
                     .filter(tasks::end_time.lt(cutoff))
                     .filter(tasks::id.ne(ctx.task_id())),
             )

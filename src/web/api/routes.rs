@@ -7,7 +7,8 @@ use serde_json::{Value, json};
 use crate::{
     tasks::{
         ops,
-        views::{self, STATUSES, TaskFilter},
+        status::TaskStatus,
+        views::{self, TaskFilter},
     },
     web::{
         AppState,
@@ -85,7 +86,7 @@ pub async fn run(
     .await?;
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/api/v1/tasks/{id}")))
-        .json(json!({ "id": id, "status": "scheduled", "url": format!("/api/v1/tasks/{id}") })))
+        .json(json!({ "id": id, "status": TaskStatus::Scheduled, "url": format!("/api/v1/tasks/{id}") })))
 }
 
 #[derive(Deserialize)]
@@ -101,15 +102,15 @@ pub async fn tasks(
     _staff: ApiStaff,
     query: web::Query<TasksQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let status = query.status.clone().filter(|s| !s.is_empty());
-    if let Some(status) = &status
-        && !STATUSES.contains(&status.as_str())
-    {
-        return Err(ApiError::bad_request(
-            "invalid_query",
-            format!("status must be one of: {}", STATUSES.join(", ")),
-        ));
-    }
+    let status = match query.status.as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some(text) => Some(text.parse::<TaskStatus>().map_err(|_| {
+            ApiError::bad_request(
+                "invalid_query",
+                format!("status must be one of: {}", TaskStatus::list()),
+            )
+        })?),
+    };
     let page = query.page.unwrap_or(1);
     if !(1..=100_000).contains(&page) {
         return Err(ApiError::bad_request(
@@ -180,5 +181,5 @@ pub async fn cancel(
     let id = task_id(&path)?;
     let status = call(&state, move |conn| ops::cancel_task(conn, id)).await?;
     Ok(HttpResponse::Ok()
-        .json(json!({ "id": id, "status": status, "cancel_requested": status == "running" })))
+        .json(json!({ "id": id, "status": status, "cancel_requested": status.is_running() })))
 }

@@ -14,7 +14,8 @@ use crate::{
     domain::overview::{self, ShopCounts},
     tasks::{
         ops::{self, OperationError, ProgramInfo},
-        views::{self, STATUSES, TaskDetail, TaskFilter, TaskRow},
+        status::TaskStatus,
+        views::{self, TaskDetail, TaskFilter, TaskRow},
     },
     web::{
         AppState,
@@ -36,7 +37,7 @@ const TASKS_PER_PAGE: i64 = 25;
 pub struct OverviewPage {
     layout: Layout,
     shop: ShopCounts,
-    counts: Vec<(&'static str, i64)>,
+    counts: Vec<(TaskStatus, i64)>,
     running: Vec<TaskRow>,
     latest: Vec<TaskRow>,
     failures: Vec<TaskRow>,
@@ -313,10 +314,7 @@ pub struct TaskListQuery {
 impl TaskListQuery {
     pub fn filter(&self) -> TaskFilter {
         TaskFilter {
-            status: self
-                .status
-                .clone()
-                .filter(|s| STATUSES.contains(&s.as_str())),
+            status: self.status.as_deref().and_then(|s| s.parse().ok()),
             program: self.program.clone().filter(|p| !p.trim().is_empty()),
         }
     }
@@ -370,7 +368,10 @@ pub async fn tasks(
     let page_count = ((total + TASKS_PER_PAGE - 1) / TASKS_PER_PAGE).max(1);
     let link = |page: i64| {
         let query = serde_urlencoded::to_string([
-            ("status", filter.status.clone().unwrap_or_default()),
+            (
+                "status",
+                filter.status.map(|s| s.to_string()).unwrap_or_default(),
+            ),
             ("program", filter.program.clone().unwrap_or_default()),
             ("page", page.to_string()),
         ])
@@ -385,9 +386,9 @@ pub async fn tasks(
         total,
         page,
         page_count,
-        status: filter.status.unwrap_or_default(),
+        status: filter.status.map(|s| s.to_string()).unwrap_or_default(),
         program: filter.program.unwrap_or_default(),
-        statuses: STATUSES,
+        statuses: TaskStatus::ALL.map(TaskStatus::as_str),
         programs,
     })
 }
@@ -487,7 +488,7 @@ pub async fn confirm(
     } else {
         (
             format!("Cancel task #{id}?"),
-            if task.row.status == "running" {
+            if task.row.status.is_running() {
                 format!("{} is running: it will be asked to stop.", task.row.program)
             } else {
                 format!("{} will not start.", task.row.program)
@@ -524,12 +525,8 @@ pub async fn cancel(
     })
     .await?;
     match outcome {
-        Ok(status) if status == "cancelled" => {
-            flash::success(&session, format!("Task #{id} is cancelled."))
-        }
-        Ok(status) if status == "running" => {
-            flash::info(&session, format!("Task #{id} was asked to stop."))
-        }
+        Ok(TaskStatus::Cancelled) => flash::success(&session, format!("Task #{id} is cancelled.")),
+        Ok(TaskStatus::Running) => flash::info(&session, format!("Task #{id} was asked to stop.")),
         Ok(status) => flash::info(
             &session,
             format!("Task #{id} had already ended ({status})."),
