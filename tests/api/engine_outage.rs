@@ -3,12 +3,12 @@
 //! three times, outcomes lost) must not happen: no task runs more than twice, none is lost,
 //! and one that completed is not run again.
 
-use std::{path::PathBuf, time::Duration};
+use std::time::Duration;
 
 use bookstore::{
     config::{Config, Role},
     db::{
-        cluster::{ClusterOptions, EmbeddedCluster},
+        cluster::EmbeddedCluster,
         schema::{programs, tasks},
     },
     tasks::ops,
@@ -16,31 +16,7 @@ use bookstore::{
 use diesel::{Connection, PgConnection, prelude::*};
 use serde_json::json;
 
-use crate::helpers::{run_when_this_process_exits, spawn_worker, wait_until};
-
-/// A cluster of its own (stopping the shared one would disturb the other tests).
-fn private_cluster(name: &str) -> (ClusterOptions, EmbeddedCluster, String) {
-    bookstore::telemetry::init(&std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".into()));
-    let root = PathBuf::from(format!(
-        "/tmp/bookstore-{name}-{}",
-        uuid::Uuid::new_v4().simple()
-    ));
-    run_when_this_process_exits(&format!(
-        "pm=$(head -n 1 '{0}/pg/postmaster.pid' 2>/dev/null); [ -n \"$pm\" ] && kill -INT \"$pm\"; sleep 1; rm -rf '{0}'",
-        root.display()
-    ));
-    let options = ClusterOptions {
-        root,
-        bin_dir: None,
-        durable: false,
-        adopt_orphan: false,
-    };
-    let cluster = EmbeddedCluster::start(&options).unwrap();
-    cluster.ensure_database("engine").unwrap();
-    let url = cluster.conninfo("engine");
-    bookstore::startup::prepare(&mut PgConnection::establish(&url).unwrap(), false).unwrap();
-    (options, cluster, url)
-}
+use crate::helpers::{private_cluster, spawn_worker, wait_until};
 
 fn worker_settings(config: &mut Config) {
     config.role = Role::Worker;
@@ -65,7 +41,8 @@ fn task_rows(url: &str) -> Vec<(i64, String, String, i32)> {
 
 #[actix_web::test]
 async fn an_outage_longer_than_the_lease_loses_nothing_and_reruns_nothing_that_completed() {
-    let (options, mut cluster, url) = private_cluster("engine-outage");
+    bookstore::telemetry::init(&std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".into()));
+    let (options, mut cluster, url) = private_cluster("engine_outage", false);
     // Quick tasks that end before the outage, and long ones that are running when it starts
     // and complete while the database is away.
     let (quick, long) = {

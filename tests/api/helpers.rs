@@ -292,6 +292,21 @@ impl TestApp {
     }
 
     /// Runs database work for an assertion, off the async runtime.
+    /// Runs SQL through `bookstore psql`, as a DBA would: (succeeded, stdout, stderr).
+    pub fn psql(&self, sql: &str) -> (bool, String, String) {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_bookstore"))
+            .args(["psql", "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql])
+            .env("DATABASE_URL", &self.database_url)
+            .env("BOOKSTORE_LOG", "warn")
+            .output()
+            .expect("running bookstore psql");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).trim().to_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+
     pub async fn db<T: Send + 'static>(
         &self,
         work: impl FnOnce(&mut PgConnection) -> T + Send + 'static,
@@ -301,4 +316,29 @@ impl TestApp {
             .await
             .unwrap()
     }
+}
+
+/// A PostgreSQL cluster of a test's own, migrated, with one database (for tests that stop and
+/// restart the server: doing that to the shared one would disturb the other tests). Returns
+/// how to start it again, the running cluster and the database's connection string.
+pub fn private_cluster(name: &str, seed_demo: bool) -> (ClusterOptions, EmbeddedCluster, String) {
+    let root = PathBuf::from(format!("/tmp/bookstore-{name}-{}", Uuid::new_v4().simple()));
+    run_when_this_process_exits(&format!(
+        "pm=$(head -n 1 '{0}/pg/postmaster.pid' 2>/dev/null); [ -n \"$pm\" ] && kill -INT \"$pm\"; sleep 1; rm -rf '{0}'",
+        root.display()
+    ));
+    let options = ClusterOptions {
+        root,
+        bin_dir: None,
+        durable: false,
+        adopt_orphan: false,
+    };
+    let cluster = EmbeddedCluster::start(&options).expect("starting a private cluster");
+    cluster
+        .ensure_database(name)
+        .expect("creating its database");
+    let url = cluster.conninfo(name);
+    let mut conn = PgConnection::establish(&url).expect("connecting to it");
+    bookstore::startup::prepare(&mut conn, seed_demo).expect("migrating it");
+    (options, cluster, url)
 }

@@ -3,7 +3,6 @@
 
 use std::{
     net::SocketAddr,
-    path::PathBuf,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -13,37 +12,16 @@ use std::{
 
 use bookstore::{
     config::{Config, Role},
-    db::{
-        self,
-        cluster::{ClusterOptions, EmbeddedCluster},
-    },
+    db::{self, cluster::EmbeddedCluster},
     startup::Application,
 };
 use diesel::{Connection, PgConnection};
 
-use crate::helpers::run_when_this_process_exits;
+use crate::helpers::private_cluster;
 
 #[tokio::test]
 async fn the_app_answers_503_while_postgres_restarts_and_recovers_by_itself() {
-    // A cluster of its own: restarting the shared one would disturb the other tests.
-    let root = PathBuf::from(format!(
-        "/tmp/bookstore-outage-{}",
-        uuid::Uuid::new_v4().simple()
-    ));
-    run_when_this_process_exits(&format!(
-        "pm=$(head -n 1 '{0}/pg/postmaster.pid' 2>/dev/null); [ -n \"$pm\" ] && kill -INT \"$pm\"; sleep 1; rm -rf '{0}'",
-        root.display()
-    ));
-    let options = ClusterOptions {
-        root,
-        bin_dir: None,
-        durable: false,
-        adopt_orphan: false,
-    };
-    let mut cluster = EmbeddedCluster::start(&options).unwrap();
-    cluster.ensure_database("outage").unwrap();
-    let url = cluster.conninfo("outage");
-    bookstore::startup::prepare(&mut PgConnection::establish(&url).unwrap(), true).unwrap();
+    let (options, mut cluster, url) = private_cluster("outage", true);
     let config = Config {
         addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         database_url: Some(url.clone()),

@@ -16,21 +16,6 @@ async fn engine_app() -> TestApp {
     .await
 }
 
-/// Runs SQL through `bookstore psql`, as a DBA would: (succeeded, stdout, stderr).
-fn psql(app: &TestApp, sql: &str) -> (bool, String, String) {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_bookstore"))
-        .args(["psql", "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql])
-        .env("DATABASE_URL", &app.database_url)
-        .env("BOOKSTORE_LOG", "warn")
-        .output()
-        .unwrap();
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).trim().to_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
 async fn wait_until_ended(app: &TestApp, id: i64) -> String {
     let status = || {
         app.db(move |conn| {
@@ -51,47 +36,37 @@ async fn wait_until_ended(app: &TestApp, id: i64) -> String {
 #[actix_web::test]
 async fn a_dba_registers_and_runs_a_sql_function_with_the_four_lines() {
     let app = engine_app().await;
-    let (ok, _, error) = psql(
-        &app,
+    let (ok, _, error) = app.psql(
         "CREATE FUNCTION new_function(params jsonb) RETURNS text LANGUAGE sql \
          AS $$ SELECT 'Hello from SQL, ' || coalesce(params->>'name', 'world') || '!' $$;",
     );
     assert!(ok, "{error}");
 
     // The four lines, verbatim.
-    let (ok, id, error) = psql(
-        &app,
-        "SELECT register_program('new_program', 'new_function');",
-    );
+    let (ok, id, error) = app.psql("SELECT register_program('new_program', 'new_function');");
     assert!(ok && id.parse::<i64>().is_ok(), "{error}");
-    let (ok, programs, _) = psql(&app, "SELECT * FROM get_programs();");
+    let (ok, programs, _) = app.psql("SELECT * FROM get_programs();");
     assert!(
         ok && programs.contains("new_program|new_function"),
         "{programs}"
     );
-    let (ok, task, error) = psql(
-        &app,
-        r#"SELECT run_program('new_program', '{"name": "psql"}');"#,
-    );
+    let (ok, task, error) = app.psql(r#"SELECT run_program('new_program', '{"name": "psql"}');"#);
     assert!(ok, "{error}");
     let task: i64 = task.parse().unwrap();
     assert_eq!(wait_until_ended(&app, task).await, "finished");
-    let (ok, result, _) = psql(&app, &format!("SELECT * FROM get_task_result({task});"));
+    let (ok, result, _) = app.psql(&format!("SELECT * FROM get_task_result({task});"));
     assert!(
         ok && result.contains("finished") && result.contains("Hello from SQL, psql!"),
         "{result}"
     );
 
     // Only functions with that signature are accepted.
-    let (ok, _, error) = psql(
-        &app,
-        "SELECT register_program('other', 'no_such_function');",
-    );
+    let (ok, _, error) = app.psql("SELECT register_program('other', 'no_such_function');");
     assert!(
         !ok && error.contains("unknown function no_such_function"),
         "{error}"
     );
-    let (ok, _, error) = psql(&app, "SELECT register_program('pretty', 'jsonb_pretty');");
+    let (ok, _, error) = app.psql("SELECT register_program('pretty', 'jsonb_pretty');");
     assert!(
         !ok && error.contains("unknown function jsonb_pretty"),
         "{error}"
@@ -101,8 +76,7 @@ async fn a_dba_registers_and_runs_a_sql_function_with_the_four_lines() {
 #[actix_web::test]
 async fn a_sql_function_returning_rows_gives_a_table_and_its_errors_end_the_attempt() {
     let app = engine_app().await;
-    let (ok, _, error) = psql(
-        &app,
+    let (ok, _, error) = app.psql(
         "CREATE FUNCTION books_by_year(params jsonb) RETURNS TABLE (title text, year int) \
            LANGUAGE sql AS $$ SELECT title, year FROM books \
             WHERE year = (params->>'year')::int ORDER BY title LIMIT 3 $$; \
@@ -160,8 +134,7 @@ async fn a_sql_function_returning_rows_gives_a_table_and_its_errors_end_the_atte
 async fn a_transactional_program_whose_attempt_is_rescued_commits_its_work_once() {
     let app = engine_app().await;
     // A program with an effect: it records a row, then works a while.
-    let (ok, _, error) = psql(
-        &app,
+    let (ok, _, error) = app.psql(
         "CREATE TABLE effects (task_run text); \
          CREATE FUNCTION leave_a_mark(params jsonb) RETURNS text LANGUAGE plpgsql AS $$ \
            BEGIN INSERT INTO effects VALUES (clock_timestamp()::text); \

@@ -201,19 +201,7 @@ async fn the_four_operations_succeed_and_refuse_clearly() {
 #[actix_web::test]
 async fn a_dba_can_type_the_specification_in_psql() {
     let app = engine_app().await;
-    let psql = |sql: &str| {
-        let output = std::process::Command::new(env!("CARGO_BIN_EXE_bookstore"))
-            .args(["psql", "-X", "-A", "-t", "-c", sql])
-            .env("DATABASE_URL", &app.database_url)
-            .env("BOOKSTORE_LOG", "warn")
-            .output()
-            .unwrap();
-        (
-            output.status.success(),
-            String::from_utf8_lossy(&output.stdout).trim().to_owned(),
-            String::from_utf8_lossy(&output.stderr).into_owned(),
-        )
-    };
+    let psql = |sql: &str| app.psql(sql);
 
     let (ok, programs, _) = psql("SELECT * FROM get_programs();");
     assert!(ok && programs.contains("hello_world"));
