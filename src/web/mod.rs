@@ -7,6 +7,7 @@ pub mod csrf;
 pub mod error;
 pub mod flash;
 pub mod forms;
+mod input_guard;
 pub mod layout;
 pub mod params;
 mod routes;
@@ -70,10 +71,11 @@ pub fn server(
             .session_lifecycle(PersistentSession::default().session_ttl(cookie_lifetime))
             .build();
         // Middleware runs bottom-up: the request is logged, gets its headers, is checked for
-        // cross-site origin, then finds its session.
+        // cross-site origin and for unsafe input, then finds its session.
         App::new()
             .wrap(sessions)
             .wrap(from_fn(session_store_unavailable))
+            .wrap(from_fn(input_guard::reject_unsafe_input))
             .wrap(from_fn(csrf::reject_cross_site))
             .wrap(security_headers())
             .wrap(TracingLogger::default())

@@ -2,6 +2,7 @@
 //! run, one fresh database per test), driven over HTTP.
 
 mod accounts;
+mod bad_input;
 mod browser;
 mod cart;
 mod catalog;

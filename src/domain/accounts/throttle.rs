@@ -31,8 +31,13 @@ impl ThrottlePolicy {
     }
 }
 
+/// A digest of the login as typed (trimmed, lower-cased): any input, however long, makes a
+/// key of one size (a raw 4 kB login was larger than an index row may be), and the table
+/// holds no login names.
 fn login_key(login: &str) -> String {
-    format!("login:{}", login.trim().to_lowercase())
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(login.trim().to_lowercase().as_bytes());
+    format!("login:{}", hex::encode(digest))
 }
 
 fn address_key(address: &str) -> String {

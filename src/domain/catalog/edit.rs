@@ -274,6 +274,10 @@ impl BookFields {
 }
 
 fn is_isbn(text: &str) -> bool {
+    // ASCII first: splitting by bytes inside a multi-byte character would panic.
+    if !text.is_ascii() {
+        return false;
+    }
     let (body, last) = text.split_at(text.len().saturating_sub(1));
     match text.len() {
         10 => {
@@ -412,6 +416,14 @@ fn link_authors(conn: &mut PgConnection, book_id: i64, names: &[String]) -> Quer
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_isbn_with_a_multibyte_character_is_refused_not_a_panic() {
+        for text in ["ü", "123456789ü", "12345678901ü", "X"] {
+            assert!(!is_isbn(text), "{text}");
+        }
+        assert!(is_isbn("044117271X") && is_isbn("9780441172719"));
+    }
 
     fn fields() -> BookFields {
         BookFields {

@@ -131,12 +131,13 @@ fn parse_isbn(field: &str) -> Result<Option<String>, String> {
     if field.is_empty() {
         return Ok(None);
     }
-    let (body, check) = field.split_at(field.len() - 1);
-    let well_formed = field.len() <= 10
-        && body.chars().all(|c| c.is_ascii_digit())
-        && check
-            .chars()
-            .all(|c| c.is_ascii_digit() || c == 'X' || c == 'x');
+    let well_formed = field.is_ascii() && field.len() <= 10 && {
+        let (body, check) = field.split_at(field.len() - 1);
+        body.chars().all(|c| c.is_ascii_digit())
+            && check
+                .chars()
+                .all(|c| c.is_ascii_digit() || c == 'X' || c == 'x')
+    };
     if !well_formed {
         return Err(format!("ISBN {field:?} is not an ISBN-10"));
     }
@@ -191,6 +192,15 @@ pub fn starting_stock(goodreads_id: i64) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_multibyte_isbn_is_refused_not_a_panic() {
+        assert!(parse_isbn("12345678ü").is_err());
+        assert_eq!(
+            parse_isbn("439023483").unwrap().as_deref(),
+            Some("0439023483")
+        );
+    }
 
     fn record(authors: &str, year: &str, isbn: &str) -> GoodbooksRecord {
         GoodbooksRecord {

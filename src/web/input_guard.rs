@@ -1,0 +1,132 @@
+//! One guard in front of every route: text that no field of ours may carry (a NUL, which
+//! PostgreSQL cannot store, other control characters, invalid UTF-8) in the path, the query
+//! string, a form body or a JSON body is refused with a 400 that says so, before any handler
+//! or the database sees it. Lengths and formats are the parsed types' business (`domain`).
+
+use actix_web::{
+    HttpMessage, ResponseError,
+    body::{EitherBody, MessageBody},
+    dev::{Payload, ServiceRequest, ServiceResponse},
+    middleware::Next,
+    web::Bytes,
+};
+use percent_encoding::percent_decode;
+use serde_json::Value;
+
+use crate::web::{api::ApiError, error::WebError};
+
+/// Why a piece of input was refused, for the message.
+fn unsafe_text(text: &[u8]) -> Option<&'static str> {
+    let Ok(text) = std::str::from_utf8(text) else {
+        return Some("text that is not valid UTF-8");
+    };
+    if text.contains('\0') {
+        return Some("a NUL character");
+    }
+    // Tabs and line breaks are text (a description has them); other control characters are not.
+    text.chars()
+        .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+        .then_some("a control character")
+}
+
+/// `a=b&c=d` as a form or a query string encodes it ('+' is a space).
+fn unsafe_urlencoded(encoded: &[u8]) -> Option<&'static str> {
+    encoded
+        .split(|b| *b == b'&')
+        .flat_map(|pair| pair.splitn(2, |b| *b == b'='))
+        .find_map(|part| {
+            let spaced: Vec<u8> = part
+                .iter()
+                .map(|b| if *b == b'+' { b' ' } else { *b })
+                .collect();
+            unsafe_text(&percent_decode(&spaced).collect::<Vec<u8>>())
+        })
+}
+
+/// Every string (and key) of a JSON document. Malformed JSON is the handler's to refuse.
+fn unsafe_json(body: &[u8]) -> Option<&'static str> {
+    fn walk(value: &Value) -> Option<&'static str> {
+        match value {
+            Value::String(text) => unsafe_text(text.as_bytes()),
+            Value::Array(items) => items.iter().find_map(walk),
+            Value::Object(fields) => fields
+                .iter()
+                .find_map(|(key, value)| unsafe_text(key.as_bytes()).or_else(|| walk(value))),
+            _ => None,
+        }
+    }
+    serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|value| walk(&value))
+}
+
+/// The middleware. Its refusal is a response (not an error), so the outer middleware still
+/// adds the security headers to it.
+pub async fn reject_unsafe_input<B: MessageBody>(
+    mut req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
+    let uri = req.uri().clone();
+    let mut problem = unsafe_text(&percent_decode(uri.path().as_bytes()).collect::<Vec<u8>>())
+        .or_else(|| {
+            uri.query()
+                .and_then(|query| unsafe_urlencoded(query.as_bytes()))
+        });
+    let content_type = req.content_type().to_owned();
+    let checks_body =
+        content_type == "application/x-www-form-urlencoded" || content_type == "application/json";
+    if problem.is_none() && checks_body {
+        let body = req.extract::<Bytes>().await?;
+        problem = if content_type == "application/json" {
+            unsafe_json(&body)
+        } else {
+            unsafe_urlencoded(&body)
+        };
+        req.set_payload(Payload::from(body));
+    }
+    if let Some(problem) = problem {
+        let message = format!(
+            "The request contains {problem}, which no field here accepts. Nothing was changed."
+        );
+        let response = if uri.path().starts_with("/api/") {
+            ApiError::bad_request("invalid_input", message).error_response()
+        } else {
+            WebError::BadRequest(message).error_response()
+        };
+        return Ok(req.into_response(response).map_into_right_body());
+    }
+    next.call(req)
+        .await
+        .map(ServiceResponse::map_into_left_body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_and_broken_utf8_are_refused_wherever_they_hide() {
+        assert_eq!(unsafe_urlencoded(b"q=harry+potter&page=2"), None);
+        assert_eq!(unsafe_urlencoded(b"description=line%0Aline%09tab"), None);
+        assert_eq!(unsafe_urlencoded(b"q=%00"), Some("a NUL character"));
+        assert_eq!(unsafe_urlencoded(b"a=1&%00=2"), Some("a NUL character"));
+        assert_eq!(
+            unsafe_urlencoded(b"q=%1B%5B2J"),
+            Some("a control character")
+        );
+        assert_eq!(
+            unsafe_urlencoded(b"q=%FF%FE"),
+            Some("text that is not valid UTF-8")
+        );
+        assert_eq!(unsafe_json(br#"{"name": "ok", "n": [1, "fine"]}"#), None);
+        assert_eq!(
+            unsafe_json(br#"{"name": "a\u0000b"}"#),
+            Some("a NUL character")
+        );
+        assert_eq!(
+            unsafe_json(br#"{"p": {"x\u0007": 1}}"#),
+            Some("a control character")
+        );
+        assert_eq!(unsafe_json(b"not json"), None);
+    }
+}
