@@ -11,7 +11,10 @@ use figment::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::domain::accounts::{sessions::SessionPolicy, throttle::ThrottlePolicy};
+use crate::{
+    domain::accounts::{sessions::SessionPolicy, throttle::ThrottlePolicy},
+    tasks::program::ProgramSettings,
+};
 
 /// The variables, their defaults and meaning, shown by `bookstore --help` and in the README.
 pub const ENV_HELP: &[(&str, &str, &str)] = &[
@@ -81,6 +84,22 @@ pub const ENV_HELP: &[(&str, &str, &str)] = &[
         "PostgreSQL server binaries; default: PATH, `pg_config --bindir`, /usr/lib/postgresql/*/bin",
     ),
     (
+        "BOOKSTORE_STAFF_PASSWORD",
+        "unset",
+        "password for create-staff (else read from stdin)",
+    ),
+    ("BOOKSTORE_PAGE_SIZE", "24", "books per catalog page"),
+    (
+        "BOOKSTORE_IMPORT_DIR",
+        "<data dir>/imports",
+        "the only folder import_catalog reads CSV files from",
+    ),
+    (
+        "BOOKSTORE_IMPORT_MAX_MB",
+        "100",
+        "the largest file import_catalog reads",
+    ),
+    (
         "BOOKSTORE_ROLE",
         "all",
         "web, worker or all (--role overrides it)",
@@ -144,6 +163,9 @@ impl Role {
 pub struct Config {
     pub addr: SocketAddr,
     pub data_dir: PathBuf,
+    /// `None`: `<data_dir>/imports`.
+    pub import_dir: Option<PathBuf>,
+    pub import_max_mb: u64,
     pub database_url: Option<String>,
     pub pool_size: u32,
     pub log: String,
@@ -170,6 +192,8 @@ impl Default for Config {
         Config {
             addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("data"),
+            import_dir: None,
+            import_max_mb: 100,
             database_url: None,
             pool_size: 10,
             log: "info".to_owned(),
@@ -230,7 +254,7 @@ impl Config {
                 reason: format!("{} is not between 1 and 1000", self.pool_size),
             });
         }
-        let ranges: [(&'static str, u64, std::ops::RangeInclusive<u64>); 11] = [
+        let ranges: [(&'static str, u64, std::ops::RangeInclusive<u64>); 12] = [
             (
                 "BOOKSTORE_TASK_CONCURRENCY",
                 self.task_concurrency.into(),
@@ -262,6 +286,7 @@ impl Config {
                 1..=3_600_000,
             ),
             ("BOOKSTORE_PAGE_SIZE", self.page_size.into(), 1..=200),
+            ("BOOKSTORE_IMPORT_MAX_MB", self.import_max_mb, 1..=100_000),
             (
                 "BOOKSTORE_SESSION_IDLE_MINUTES",
                 self.session_idle_minutes,
@@ -316,6 +341,17 @@ impl Config {
             });
         }
         Ok(())
+    }
+
+    /// What programs are told: the import folder and its size limit.
+    pub fn program_settings(&self) -> ProgramSettings {
+        ProgramSettings {
+            import_dir: self
+                .import_dir
+                .clone()
+                .unwrap_or_else(|| self.data_dir.join("imports")),
+            import_max_bytes: self.import_max_mb.saturating_mul(1024 * 1024),
+        }
     }
 
     pub fn session_policy(&self) -> SessionPolicy {
@@ -390,6 +426,34 @@ mod tests {
             assert_eq!(config.database_url.as_deref(), Some("postgres://db/shop"));
             Ok(())
         });
+    }
+
+    #[test]
+    fn help_and_readme_list_every_setting() {
+        use std::collections::BTreeSet;
+        let in_help: BTreeSet<&str> = ENV_HELP.iter().map(|(name, _, _)| *name).collect();
+        let settings = serde_json::to_value(Config::default()).unwrap();
+        for key in settings.as_object().unwrap().keys() {
+            let variable = match key.as_str() {
+                "database_url" => "DATABASE_URL".to_owned(),
+                key => format!("BOOKSTORE_{}", key.to_uppercase()),
+            };
+            assert!(
+                in_help.contains(variable.as_str()),
+                "--help lacks {variable}"
+            );
+        }
+        let readme = include_str!("../README.md");
+        let in_readme: BTreeSet<&str> = readme
+            .lines()
+            .filter(|line| line.starts_with("| `"))
+            .filter_map(|line| line.split('`').nth(1))
+            .filter(|name| name.starts_with("BOOKSTORE_") || *name == "DATABASE_URL")
+            .collect();
+        assert_eq!(
+            in_readme, in_help,
+            "the README's table and --help list the same variables"
+        );
     }
 
     #[test]

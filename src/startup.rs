@@ -98,6 +98,7 @@ impl Application {
                 pool: pool.clone(),
                 throttle: config.throttle_policy(),
                 page_size: config.page_size.into(),
+                programs: config.program_settings(),
             };
             (
                 Some(addr),

@@ -90,6 +90,15 @@ pub struct ProgramFunction {
     pub run: ProgramFn,
 }
 
+/// What the app's settings say to programs.
+#[derive(Debug, Clone)]
+pub struct ProgramSettings {
+    /// The only folder `import_catalog` reads from (`BOOKSTORE_IMPORT_DIR`).
+    pub import_dir: std::path::PathBuf,
+    /// The largest file it reads (`BOOKSTORE_IMPORT_MAX_MB`).
+    pub import_max_bytes: u64,
+}
+
 /// Where a running attempt's progress goes. The engine's reporter writes it for this attempt
 /// only and raises the cancellation flag when the task was cancelled or the attempt lost.
 pub trait ProgressReporter: Send + Sync {
@@ -106,18 +115,32 @@ pub struct TaskContext {
     pool: PgPool,
     cancel: Arc<AtomicBool>,
     reporter: Arc<dyn ProgressReporter>,
+    settings: Arc<ProgramSettings>,
     last_progress: Mutex<Option<Instant>>,
 }
 
+/// Who runs an attempt: the engine builds one per attempt.
+pub struct AttemptContext {
+    pub task_id: i64,
+    pub attempt: i32,
+    pub params: Value,
+    pub pool: PgPool,
+    pub cancel: Arc<AtomicBool>,
+    pub reporter: Arc<dyn ProgressReporter>,
+    pub settings: Arc<ProgramSettings>,
+}
+
 impl TaskContext {
-    pub fn new(
-        task_id: i64,
-        attempt: i32,
-        params: Value,
-        pool: PgPool,
-        cancel: Arc<AtomicBool>,
-        reporter: Arc<dyn ProgressReporter>,
-    ) -> TaskContext {
+    pub fn new(attempt: AttemptContext) -> TaskContext {
+        let AttemptContext {
+            task_id,
+            attempt,
+            params,
+            pool,
+            cancel,
+            reporter,
+            settings,
+        } = attempt;
         TaskContext {
             task_id,
             attempt,
@@ -125,8 +148,13 @@ impl TaskContext {
             pool,
             cancel,
             reporter,
+            settings,
             last_progress: Mutex::new(None),
         }
+    }
+
+    pub fn settings(&self) -> &ProgramSettings {
+        &self.settings
     }
 
     pub fn task_id(&self) -> i64 {

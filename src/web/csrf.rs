@@ -37,7 +37,8 @@ pub fn forget(session: &Session) {
     session.remove(SESSION_KEY);
 }
 
-fn verify(session: &Session, submitted: &str) -> Result<(), WebError> {
+/// Checks a submitted token against the session's (forms use [`CsrfForm`]; uploads call this).
+pub fn verify(session: &Session, submitted: &str) -> Result<(), WebError> {
     match session.get::<String>(SESSION_KEY) {
         Ok(Some(expected)) if constant_time_eq(expected.as_bytes(), submitted.as_bytes()) => Ok(()),
         _ => Err(WebError::CsrfRejected),

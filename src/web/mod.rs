@@ -35,6 +35,7 @@ use crate::{
     config::Config,
     db::PgPool,
     domain::accounts::throttle::ThrottlePolicy,
+    tasks::program::ProgramSettings,
     web::{error::WebError, session_store::PgSessionStore},
 };
 
@@ -46,6 +47,8 @@ pub struct AppState {
     pub throttle: ThrottlePolicy,
     /// Books per catalog page.
     pub page_size: i64,
+    /// The import folder and its size limit (uploads go there).
+    pub programs: ProgramSettings,
 }
 
 /// Binds the routes to an already-bound listener (port 0 in tests). `cookie_key` signs the

@@ -91,7 +91,11 @@ async fn check(what: &str, value: &[u8], response: reqwest::Response) {
 }
 
 /// A form: its action, the page that shows it, its fields with good values.
-type Form = (&'static str, &'static str, Vec<(&'static str, &'static str)>);
+type Form = (
+    &'static str,
+    &'static str,
+    Vec<(&'static str, &'static str)>,
+);
 
 /// Every form of a logged-in staff member or customer.
 fn forms() -> Vec<Form> {

@@ -10,6 +10,7 @@ mod dashboard;
 mod database;
 mod engine_outage;
 mod helpers;
+mod imports;
 mod outage;
 mod pages;
 mod process;

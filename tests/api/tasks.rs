@@ -605,13 +605,19 @@ async fn a_schedule_fires_once_per_period_with_two_nodes_up() {
 
 #[actix_web::test]
 async fn importing_the_full_goodbooks_catalog_is_correct() {
-    let app = engine_app().await;
+    let app = spawn_app_with(|config| {
+        fast(config);
+        config.role = Role::All;
+        config.import_dir =
+            Some(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/goodbooks-10k").into());
+    })
+    .await;
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/data/goodbooks-10k/books.csv"
     );
 
-    let id = run(&app, "import_catalog", json!({ "path": path })).await;
+    let id = run(&app, "import_catalog", json!({ "path": "books.csv" })).await;
     wait_while_it_progresses(&app, id).await;
     assert_eq!(status(&app, id).await, "finished");
 
@@ -680,6 +686,74 @@ async fn importing_the_full_goodbooks_catalog_is_correct() {
         let expected_year = (!row[8].is_empty()).then(|| row[8].parse::<f64>().unwrap() as i32);
         assert_eq!(year, expected_year, "{title}");
     }
+}
+
+#[actix_web::test]
+async fn an_import_reads_only_regular_files_inside_the_import_folder() {
+    // Arrange: an import folder with a good file and every way out of it.
+    let folder = std::path::PathBuf::from(format!(
+        "/tmp/bookstore-imports-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::create_dir_all(folder.join("folder")).unwrap();
+    let books = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/goodbooks-10k/books.csv"
+    ))
+    .unwrap();
+    let two_books: String = books
+        .lines()
+        .take(3)
+        .map(|line| format!("{line}\n"))
+        .collect();
+    std::fs::write(folder.join("two.csv"), &two_books).unwrap();
+    std::fs::write(folder.join("big.csv"), "x".repeat(1_100_000)).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", folder.join("passwords.csv")).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", folder.join("zero.csv")).unwrap();
+    let imports = folder.clone();
+    let app = spawn_app_with(move |config| {
+        fast(config);
+        config.role = Role::All;
+        config.import_dir = Some(imports);
+        config.import_max_mb = 1;
+    })
+    .await;
+
+    // Act and assert: the good file imports; every other path ends in an error that says why
+    // and shows nothing of the file it names.
+    let good = run(&app, "import_catalog", json!({"path": "two.csv"})).await;
+    wait_while_it_progresses(&app, good).await;
+    let result = app
+        .db(move |conn| ops::get_task_result(conn, good).unwrap())
+        .await;
+    assert_eq!(result.status, TaskStatus::Finished);
+    assert_eq!(
+        result.result.as_deref(),
+        Some("Read 2 rows: 0 inserted, 2 updated, 0 skipped.")
+    );
+    for (path, why) in [
+        ("/etc/passwd", "no absolute path"),
+        ("../../../etc/passwd", "no absolute path, no .."),
+        ("passwords.csv", "leads outside the import folder"),
+        ("zero.csv", "leads outside the import folder"),
+        ("folder", "is not a regular file"),
+        ("big.csv", "more than the limit"),
+        ("missing.csv", "there is no file"),
+    ] {
+        let id = run(&app, "import_catalog", json!({ "path": path })).await;
+        wait_while_it_progresses(&app, id).await;
+        let result = app
+            .db(move |conn| ops::get_task_result(conn, id).unwrap())
+            .await;
+        let text = result.result.unwrap_or_default();
+        assert_eq!(result.status, TaskStatus::Error, "{path}: {text}");
+        assert!(text.contains(why), "{path}: {text}");
+        assert!(
+            !text.contains("root:"),
+            "{path} shows nothing of the file: {text}"
+        );
+    }
+    std::fs::remove_dir_all(folder).unwrap();
 }
 
 #[actix_web::test]

@@ -28,7 +28,10 @@ use crate::{
     tasks::{
         Registry,
         engine::store::{self, AttemptKey, ClaimedTask, FunctionKind, Success},
-        program::{ProgramFn, ProgressReporter, TaskContext, TaskError, TaskOutput},
+        program::{
+            AttemptContext, ProgramFn, ProgramSettings, ProgressReporter, TaskContext, TaskError,
+            TaskOutput,
+        },
         table::ResultTable,
     },
 };
@@ -126,6 +129,7 @@ pub struct ExecutorContext {
     pub pool: PgPool,
     pub registry: Arc<Registry>,
     pub worker_id: String,
+    pub settings: Arc<ProgramSettings>,
 }
 
 pub struct Executor {
@@ -312,19 +316,20 @@ fn execute(context: &ExecutorContext, job: &Job) -> Outcome {
                         retryable: false,
                     });
                 };
-                let ctx = TaskContext::new(
-                    task.key.task_id,
-                    task.key.attempt,
-                    params.clone(),
-                    context.pool.clone(),
-                    job.signal.flag.clone(),
-                    Arc::new(AttemptReporter {
+                let ctx = TaskContext::new(AttemptContext {
+                    task_id: task.key.task_id,
+                    attempt: task.key.attempt,
+                    params: params.clone(),
+                    pool: context.pool.clone(),
+                    cancel: job.signal.flag.clone(),
+                    reporter: Arc::new(AttemptReporter {
                         pool: context.pool.clone(),
                         worker_id: context.worker_id.clone(),
                         key: task.key,
                         signal: job.signal.clone(),
                     }),
-                );
+                    settings: context.settings.clone(),
+                });
                 match function.run {
                     ProgramFn::Plain(run) => {
                         let output = run(&ctx)?;

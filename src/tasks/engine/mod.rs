@@ -15,7 +15,11 @@ use std::{sync::Arc, time::Duration};
 use actix_rt::Arbiter;
 use tokio::sync::{oneshot, watch};
 
-use crate::{config::Config, db::PgPool, tasks::Registry};
+use crate::{
+    config::Config,
+    db::PgPool,
+    tasks::{Registry, program::ProgramSettings},
+};
 
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -34,6 +38,8 @@ pub struct EngineConfig {
     pub retry_base: Duration,
     /// For the engine's own connection and the LISTEN connection.
     pub database_url: String,
+    /// What programs are told of the app's settings.
+    pub programs: ProgramSettings,
 }
 
 impl EngineConfig {
@@ -56,6 +62,7 @@ impl EngineConfig {
             grace: Duration::from_secs(config.task_grace_seconds),
             retry_base: Duration::from_millis(config.task_retry_base_ms),
             database_url,
+            programs: config.program_settings(),
         }
     }
 }

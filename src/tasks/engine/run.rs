@@ -117,6 +117,7 @@ impl Engine {
                 pool,
                 registry,
                 worker_id: config.worker_id.clone(),
+                settings: Arc::new(config.programs.clone()),
             }),
             report_tx,
         )?;

@@ -3,8 +3,19 @@
 //! a starting price and stock, known ones get their title, year, ISBN, language, description
 //! and authors updated (price and stock are the shop's own and stay). Rows that cannot be
 //! repaired are skipped with the reason.
+//!
+//! The file must be a regular file inside the import folder (`BOOKSTORE_IMPORT_DIR`), no
+//! larger than `BOOKSTORE_IMPORT_MAX_MB`: the app may run as root, and a path from a form must
+//! not read `/etc/shadow`, `/dev/zero` or anything else outside that folder.
 
-use std::{collections::HashMap, fmt::Write as _, time::Duration};
+use std::{
+    collections::HashMap,
+    fmt::Write as _,
+    fs::File,
+    io::Read,
+    path::{Component, Path},
+    time::Duration,
+};
 
 use diesel::{dsl::sql, prelude::*, sql_types::Bool, upsert::excluded};
 use schemars::JsonSchema;
@@ -28,7 +39,7 @@ const BATCH: usize = 500;
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct ImportParams {
-    /// Path of the CSV file on the server (relative to the app's folder).
+    /// The CSV file's name in the import folder (a path inside it also works).
     #[schemars(length(max = 4096))]
     path: String,
 }
@@ -75,59 +86,139 @@ impl ImportReport {
 
 fn run_import(ctx: &TaskContext) -> Result<TaskOutput, TaskError> {
     let ImportParams { path } = ctx.params()?;
-    let file = std::fs::File::open(&path)
-        .map_err(|err| TaskError::failed(format!("cannot open {path}: {err}")))?;
-    let report = import_goodbooks(ctx, file)?;
+    let settings = ctx.settings();
+    let (file, size) = open_in_import_dir(&settings.import_dir, settings.import_max_bytes, &path)?;
+    let report = import_goodbooks(ctx, file, size)?;
     Ok(TaskOutput::Text(report.summary()))
 }
 
-/// Reads the whole CSV (to know the total for progress), then writes it in batches, each in
-/// its own transaction, checking for cancellation between batches.
-pub fn import_goodbooks(
+/// Opens `path` if it names a regular file inside `dir` (after following any symbolic links)
+/// no larger than `max_bytes`; returns it with its size. The messages never show anything of
+/// a file outside the folder.
+fn open_in_import_dir(dir: &Path, max_bytes: u64, path: &str) -> Result<(File, u64), TaskError> {
+    let relative = Path::new(path.trim());
+    if relative.as_os_str().is_empty()
+        || !relative
+            .components()
+            .all(|part| matches!(part, Component::Normal(_)))
+    {
+        return Err(TaskError::failed(format!(
+            "{path:?}: give the name of a file in the import folder (no absolute path, no ..)"
+        )));
+    }
+    let folder = dir.canonicalize().map_err(|err| {
+        TaskError::failed(format!(
+            "the import folder {} is not there: {err}",
+            dir.display()
+        ))
+    })?;
+    let full = folder.join(relative).canonicalize().map_err(|_| {
+        TaskError::failed(format!("there is no file {path:?} in the import folder"))
+    })?;
+    if !full.starts_with(&folder) {
+        return Err(TaskError::failed(format!(
+            "{path:?} leads outside the import folder: refused"
+        )));
+    }
+    let file = File::open(&full)
+        .map_err(|err| TaskError::failed(format!("cannot open {path:?}: {err}")))?;
+    // The opened file's own metadata: what is read is what was checked.
+    let metadata = file
+        .metadata()
+        .map_err(|err| TaskError::failed(format!("cannot read {path:?}: {err}")))?;
+    if !metadata.is_file() {
+        return Err(TaskError::failed(format!("{path:?} is not a regular file")));
+    }
+    if metadata.len() > max_bytes {
+        return Err(TaskError::failed(format!(
+            "{path:?} has {} bytes, more than the limit of {max_bytes} (BOOKSTORE_IMPORT_MAX_MB)",
+            metadata.len()
+        )));
+    }
+    Ok((file, metadata.len()))
+}
+
+/// Streams the CSV: every 500 rows are written in a transaction of their own, with progress
+/// (bytes read of `size`) and a chance to cancel between batches. Never reads past `size`.
+fn import_goodbooks(
     ctx: &TaskContext,
-    input: impl std::io::Read,
+    input: impl Read,
+    size: u64,
 ) -> Result<ImportReport, TaskError> {
     let mut report = ImportReport::default();
-    let mut entries: Vec<(usize, CatalogEntry)> = Vec::new();
-    let mut reader = csv::Reader::from_reader(input);
-    for (index, record) in reader.deserialize::<GoodbooksRecord>().enumerate() {
-        let line = index + 2;
-        report.rows += 1;
-        match record
-            .map_err(|err| format!("unreadable row: {err}"))
-            .and_then(CatalogEntry::try_from)
-        {
-            Ok(entry) => entries.push((line, entry)),
-            Err(reason) => report.skipped.push((line, reason)),
+    let mut reader = csv::Reader::from_reader(input.take(size));
+    let headers = reader
+        .headers()
+        .map_err(|err| TaskError::failed(format!("not a CSV file with a header row: {err}")))?
+        .clone();
+    let mut conn = ctx.conn()?;
+    let mut batch: Vec<(usize, CatalogEntry)> = Vec::with_capacity(BATCH);
+    let mut record = csv::StringRecord::new();
+    let mut line = 1;
+    loop {
+        line += 1;
+        match reader.read_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {
+                report.rows += 1;
+                match record
+                    .deserialize::<GoodbooksRecord>(Some(&headers))
+                    .map_err(|err| format!("unreadable row: {err}"))
+                    .and_then(CatalogEntry::try_from)
+                {
+                    Ok(entry) => batch.push((line, entry)),
+                    Err(reason) => report.skipped.push((line, reason)),
+                }
+            }
+            Err(err) if err.is_io_error() => {
+                return Err(TaskError::failed(format!("reading the file: {err}")));
+            }
+            Err(err) => {
+                report.rows += 1;
+                report
+                    .skipped
+                    .push((line, format!("unreadable row: {err}")));
+            }
+        }
+        if batch.len() == BATCH {
+            ctx.progress(reader.position().byte(), size, "importing")?;
+            write_batch(&mut conn, &batch, &mut report);
+            batch.clear();
         }
     }
-    let total = entries.len() as u64;
-    let mut conn = ctx.conn()?;
-    for (done, batch) in entries.chunks(BATCH).enumerate() {
-        ctx.progress((done * BATCH) as u64, total, "importing")?;
-        match conn.transaction(|conn| upsert_batch(conn, batch)) {
-            Ok((inserted, updated)) => {
-                report.inserted += inserted;
-                report.updated += updated;
-            }
-            // One bad row (an ISBN another book has, say) fails its batch: redo it row by row
-            // so only that row is skipped.
-            Err(_) => {
-                for row in batch {
-                    match conn.transaction(|conn| upsert_batch(conn, std::slice::from_ref(row))) {
-                        Ok((inserted, updated)) => {
-                            report.inserted += inserted;
-                            report.updated += updated;
-                        }
-                        Err(err) => report.skipped.push((row.0, database_reason(&err))),
+    write_batch(&mut conn, &batch, &mut report);
+    report.skipped.sort();
+    ctx.progress(size, size, "imported")?;
+    Ok(report)
+}
+
+/// Writes one batch in a transaction; a batch one bad row fails (an ISBN another book has,
+/// say) is redone row by row, so only that row is skipped.
+fn write_batch(
+    conn: &mut PgConnection,
+    batch: &[(usize, CatalogEntry)],
+    report: &mut ImportReport,
+) {
+    if batch.is_empty() {
+        return;
+    }
+    match conn.transaction(|conn| upsert_batch(conn, batch)) {
+        Ok((inserted, updated)) => {
+            report.inserted += inserted;
+            report.updated += updated;
+        }
+        Err(_) => {
+            for row in batch {
+                match conn.transaction(|conn| upsert_batch(conn, std::slice::from_ref(row))) {
+                    Ok((inserted, updated)) => {
+                        report.inserted += inserted;
+                        report.updated += updated;
                     }
+                    Err(err) => report.skipped.push((row.0, database_reason(&err))),
                 }
             }
         }
     }
-    report.skipped.sort();
-    ctx.progress(total, total, "imported")?;
-    Ok(report)
 }
 
 fn database_reason(err: &diesel::result::Error) -> String {

@@ -9,8 +9,6 @@ use std::time::Duration;
 
 use crate::tasks::program::ProgramFunction;
 
-pub use import::import_goodbooks;
-
 pub fn all() -> Vec<ProgramFunction> {
     let minutes = |m: u64| Duration::from_secs(m * 60);
     vec![

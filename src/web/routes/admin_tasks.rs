@@ -256,12 +256,21 @@ pub async fn run_form(
     layout: Layout,
     session: Session,
     path: web::Path<String>,
+    prefill: web::Query<HashMap<String, String>>,
 ) -> Result<RunPage, WebError> {
     let program = find_program(&state, &path).await?;
+    // `?param_path=books.csv` (after an upload) fills in that field; the rest keep defaults.
+    let prefill = prefill.into_inner();
+    let mut fields = params::fields(program.parameters.as_ref(), None, &BTreeMap::new());
+    for field in &mut fields {
+        if let Some(value) = prefill.get(&field.input_name()) {
+            field.value = value.clone();
+        }
+    }
     Ok(RunPage {
         layout,
         csrf_token: csrf::token(&session),
-        fields: params::fields(program.parameters.as_ref(), None, &BTreeMap::new()),
+        fields,
         program,
         error: None,
     })

@@ -1,5 +1,6 @@
 mod account;
 mod admin_books;
+mod admin_imports;
 mod admin_tasks;
 mod admin_tokens;
 mod cart;
@@ -71,6 +72,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/admin/tasks/{id}/result.{format}",
             web::get().to(admin_tasks::download),
         )
+        .route("/admin/imports", web::post().to(admin_imports::upload))
         .route("/admin/tokens", web::get().to(admin_tokens::list))
         .route("/admin/tokens", web::post().to(admin_tokens::create))
         .route(

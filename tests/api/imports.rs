@@ -1,0 +1,131 @@
+//! Staff upload a CSV into the import folder from the run form, then import it.
+
+use bookstore::config::Role;
+use reqwest::multipart::{Form, Part};
+
+use crate::helpers::{TestApp, csrf_token_in, spawn_app_with, wait_until};
+
+async fn app_with_import_folder() -> (TestApp, std::path::PathBuf) {
+    let folder = std::path::PathBuf::from(format!(
+        "/tmp/bookstore-uploads-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    let imports = folder.clone();
+    let app = spawn_app_with(move |config| {
+        config.role = Role::All;
+        config.import_dir = Some(imports);
+        config.import_max_mb = 1;
+    })
+    .await;
+    app.log_in_as("staff", "staff-runs-tasks").await;
+    (app, folder)
+}
+
+fn two_books() -> String {
+    let books = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/goodbooks-10k/books.csv"
+    ))
+    .unwrap();
+    books
+        .lines()
+        .take(3)
+        .map(|line| format!("{line}\n"))
+        .collect()
+}
+
+async fn upload(
+    app: &TestApp,
+    token: Option<&str>,
+    name: &str,
+    content: Vec<u8>,
+) -> reqwest::Response {
+    let mut form = Form::new();
+    if let Some(token) = token {
+        form = form.text("csrf_token", token.to_owned());
+    }
+    form = form
+        .text("program", "import_catalog")
+        .part("file", Part::bytes(content).file_name(name.to_owned()));
+    app.client
+        .post(format!("{}/admin/imports", app.address))
+        .header("Origin", app.address.clone())
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[actix_web::test]
+async fn staff_upload_a_csv_and_import_it() {
+    let (app, folder) = app_with_import_folder().await;
+    let page = app.page("/admin/programs/import_catalog/run").await;
+    assert!(page.contains("Upload a CSV file"));
+    let token = csrf_token_in(&page);
+
+    // A name that tries to leave the folder is saved under a safe one, inside it.
+    let uploaded = upload(
+        &app,
+        Some(&token),
+        "../../my books.csv",
+        two_books().into_bytes(),
+    )
+    .await;
+    assert_eq!(uploaded.status(), 303);
+    let location = uploaded.headers()["location"].to_str().unwrap().to_owned();
+    assert_eq!(
+        location,
+        "/admin/programs/import_catalog/run?param_path=my_books.csv"
+    );
+    assert!(folder.join("my_books.csv").is_file());
+    let form = app.page(&location).await;
+    assert!(form.contains("Uploaded my_books.csv") && form.contains("value=\"my_books.csv\""));
+
+    let run = app
+        .submit(
+            &location,
+            "/admin/programs/import_catalog/run",
+            &[("param_path", "my_books.csv")],
+        )
+        .await;
+    assert_eq!(run.status(), 303);
+    let task_page = run.headers()["location"].to_str().unwrap().to_owned();
+    wait_until(60, "the import to finish", || async {
+        app.page(&task_page)
+            .await
+            .contains("Read 2 rows: 0 inserted, 2 updated, 0 skipped.")
+    })
+    .await;
+    std::fs::remove_dir_all(folder).unwrap();
+}
+
+#[actix_web::test]
+async fn an_upload_without_the_token_or_over_the_limit_saves_nothing() {
+    let (app, folder) = app_with_import_folder().await;
+    let token = csrf_token_in(&app.page("/admin/programs/import_catalog/run").await);
+
+    let forged = upload(&app, None, "forged.csv", two_books().into_bytes()).await;
+    assert_eq!(forged.status(), 403);
+    let wrong = upload(
+        &app,
+        Some("not-the-token"),
+        "forged.csv",
+        two_books().into_bytes(),
+    )
+    .await;
+    assert_eq!(wrong.status(), 403);
+    let huge = upload(&app, Some(&token), "huge.csv", vec![b'x'; 1_200_000]).await;
+    assert_eq!(huge.status(), 400);
+    assert!(
+        huge.text()
+            .await
+            .unwrap()
+            .contains("larger than the limit of 1 MB")
+    );
+
+    let left: Vec<_> = std::fs::read_dir(&folder)
+        .map(|entries| entries.map(|e| e.unwrap().file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "nothing was saved: {left:?}");
+    let _ = std::fs::remove_dir_all(folder);
+}
