@@ -65,7 +65,7 @@ pub fn server(
     let secure_cookies = config.secure_cookies;
     let server = HttpServer::new(move || {
         let sessions = SessionMiddleware::builder(session_store.clone(), cookie_key.clone())
-            .cookie_name("bookstore_session".to_owned())
+            .cookie_name(SESSION_COOKIE.to_owned())
             .cookie_http_only(true)
             .cookie_same_site(SameSite::Lax)
             .cookie_secure(secure_cookies)
@@ -80,6 +80,7 @@ pub fn server(
             .wrap(from_fn(session_store_unavailable))
             .wrap(from_fn(input_guard::reject_unsafe_input))
             .wrap(from_fn(csrf::reject_cross_site))
+            .wrap(from_fn(no_store_for_private_pages))
             .wrap(security_headers())
             .wrap(TracingLogger::default())
             .app_data(web::Data::new(state.clone()))
@@ -106,6 +107,37 @@ async fn session_store_unavailable(
     next.call(req)
         .await
         .map_err(|err| WebError::unavailable(anyhow::anyhow!("session store: {err}")).into())
+}
+
+/// The session cookie's name.
+const SESSION_COOKIE: &str = "bookstore_session";
+
+/// Paths whose pages are private whoever asks (the rest are private once a session exists).
+const PRIVATE_PREFIXES: [&str; 7] = [
+    "/admin", "/api/", "/cart", "/checkout", "/orders", "/account", "/login",
+];
+
+/// `Cache-Control: no-store` on every page that is someone's own: anything under a private
+/// path, and any page for a visitor with a session (the header shows who is logged in, forms
+/// carry their CSRF token). Going back after log-out or checkout then shows no stale page, and
+/// no shared cache keeps one. Public pages for cookie-less visitors and static files are left
+/// to the defaults.
+async fn no_store_for_private_pages(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let path = req.path();
+    let private = !path.starts_with("/static/")
+        && (req.cookie(SESSION_COOKIE).is_some()
+            || PRIVATE_PREFIXES.iter().any(|prefix| path.starts_with(prefix)));
+    let mut response = next.call(req).await?;
+    if private {
+        response.headers_mut().insert(
+            actix_web::http::header::CACHE_CONTROL,
+            actix_web::http::header::HeaderValue::from_static("no-store"),
+        );
+    }
+    Ok(response)
 }
 
 /// Sent with every response: no inline script, no framing, no MIME sniffing.
