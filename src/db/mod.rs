@@ -85,8 +85,9 @@ pub fn locate(
 pub fn build_pool(url: &str, size: u32) -> anyhow::Result<PgPool> {
     Pool::builder()
         .max_size(size)
-        // Fail a request with "database unavailable" quickly instead of hanging it for 30 s.
-        .connection_timeout(Duration::from_secs(5))
+        // Fail a request with "database unavailable" quickly instead of hanging it for 30 s
+        // (within the web's deadline for the database, `web::DATABASE_DEADLINE`).
+        .connection_timeout(Duration::from_secs(3))
         // Opening connections lazily lets the app start even when the pool is large.
         .min_idle(Some(1))
         .test_on_check_out(true)

@@ -114,7 +114,13 @@ const SESSION_COOKIE: &str = "bookstore_session";
 
 /// Paths whose pages are private whoever asks (the rest are private once a session exists).
 const PRIVATE_PREFIXES: [&str; 7] = [
-    "/admin", "/api/", "/cart", "/checkout", "/orders", "/account", "/login",
+    "/admin",
+    "/api/",
+    "/cart",
+    "/checkout",
+    "/orders",
+    "/account",
+    "/login",
 ];
 
 /// `Cache-Control: no-store` on every page that is someone's own: anything under a private
@@ -129,7 +135,9 @@ async fn no_store_for_private_pages(
     let path = req.path();
     let private = !path.starts_with("/static/")
         && (req.cookie(SESSION_COOKIE).is_some()
-            || PRIVATE_PREFIXES.iter().any(|prefix| path.starts_with(prefix)));
+            || PRIVATE_PREFIXES
+                .iter()
+                .any(|prefix| path.starts_with(prefix)));
     let mut response = next.call(req).await?;
     if private {
         response.headers_mut().insert(
@@ -162,10 +170,27 @@ where
     E: Into<WebError> + Send + 'static,
 {
     let pool = state.pool.clone();
-    web::block(move || {
+    let work = web::block(move || {
         let mut conn = pool.get().map_err(WebError::unavailable)?;
         work(&mut conn).map_err(Into::into)
-    })
-    .await
-    .map_err(WebError::internal)?
+    });
+    within_deadline(work).await?.map_err(WebError::internal)?
+}
+
+/// How long a request waits for the database before it answers 503. A hung server (stopped,
+/// or cut off by the network) answers nothing at all; the page must not hang with it. The
+/// blocking call itself goes on until the server answers or its connection breaks, then its
+/// connection returns to the pool: the pool recovers by itself.
+pub const DATABASE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(4);
+
+/// `work` (a database call on the blocking pool), or "unavailable" after [`DATABASE_DEADLINE`].
+pub async fn within_deadline<T>(work: impl std::future::Future<Output = T>) -> Result<T, WebError> {
+    tokio::time::timeout(DATABASE_DEADLINE, work)
+        .await
+        .map_err(|_| {
+            WebError::unavailable(anyhow::anyhow!(
+                "the database did not answer within {} s",
+                DATABASE_DEADLINE.as_secs()
+            ))
+        })
 }

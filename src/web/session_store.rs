@@ -30,11 +30,13 @@ impl PgSessionStore {
     ) -> anyhow::Result<T> {
         let pool = self.pool.clone();
         let policy = self.policy;
-        web::block(move || -> anyhow::Result<T> {
+        let work = web::block(move || -> anyhow::Result<T> {
             let mut conn = pool.get()?;
             Ok(work(&mut conn, &policy)?)
-        })
-        .await?
+        });
+        crate::web::within_deadline(work)
+            .await
+            .map_err(anyhow::Error::from)??
     }
 }
 

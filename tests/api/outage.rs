@@ -168,3 +168,104 @@ async fn the_app_answers_503_while_postgres_restarts_and_recovers_by_itself() {
     assert_eq!(cart.status(), 200, "the session survived the restart");
     let _ = PgConnection::establish(&url).expect("the database is back");
 }
+
+/// Every process of a cluster: the postmaster and its children.
+fn cluster_processes(cluster: &EmbeddedCluster) -> Vec<i32> {
+    let pid_file = cluster.root().join("pg/postmaster.pid");
+    let postmaster: i32 = std::fs::read_to_string(pid_file)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let children = std::process::Command::new("pgrep")
+        .args(["-P", &postmaster.to_string()])
+        .output()
+        .unwrap();
+    let mut pids = vec![postmaster];
+    pids.extend(
+        String::from_utf8_lossy(&children.stdout)
+            .lines()
+            .filter_map(|line| line.trim().parse::<i32>().ok()),
+    );
+    pids
+}
+
+fn signal_all(pids: &[i32], signal: nix::sys::signal::Signal) {
+    for pid in pids {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid), signal);
+    }
+}
+
+#[tokio::test]
+async fn a_hung_database_gets_503s_not_hanging_pages_and_recovery_by_itself() {
+    let (_options, cluster, url) = private_cluster("hung", true);
+    let config = Config {
+        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        database_url: Some(url.clone()),
+        pool_size: 4,
+        role: Role::Web,
+        ..Config::default()
+    };
+    let app = Application::build(&config, db::build_pool(&url, 4).unwrap()).unwrap();
+    let base = format!("http://{}", app.addr());
+    tokio::spawn(app.run_until_stopped());
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    assert_eq!(
+        client
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    // Every PostgreSQL process stopped, as a hung host or a network partition looks.
+    let processes = cluster_processes(&cluster);
+    signal_all(&processes, nix::sys::signal::Signal::SIGSTOP);
+    let mut answers = Vec::new();
+    for path in ["/healthz", "/books", "/books?q=harry", "/login"] {
+        let began = Instant::now();
+        let response = client.get(format!("{base}{path}")).send().await;
+        answers.push((
+            path,
+            response.map(|r| r.status().as_u16()).ok(),
+            began.elapsed(),
+        ));
+    }
+    signal_all(&processes, nix::sys::signal::Signal::SIGCONT);
+
+    for (path, status, took) in &answers {
+        assert_eq!(
+            *status,
+            Some(503),
+            "{path} answers 503 while the database hangs"
+        );
+        // The deadline is 4 s; the margin is for a loaded machine.
+        assert!(*took < Duration::from_secs(10), "{path} took {took:?}");
+    }
+    // And it recovers by itself once the server resumes.
+    let back = Instant::now();
+    while client
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .ok()
+        != Some(200)
+    {
+        assert!(
+            back.elapsed() < Duration::from_secs(60),
+            "no recovery after the database resumed"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let page = client.get(format!("{base}/books")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+}

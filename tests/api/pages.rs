@@ -146,15 +146,28 @@ async fn private_pages_are_never_stored_by_a_browser_or_a_cache() {
     // A visitor without a session: public pages are left alone, private ones are not.
     let public = app.another_browser();
     assert!(!no_store(&public.get("/books").await), "the public catalog");
-    assert!(!no_store(&public.get("/static/css/site.css").await), "a stylesheet");
+    assert!(
+        !no_store(&public.get("/static/css/site.css").await),
+        "a stylesheet"
+    );
     assert!(no_store(&public.get("/login").await), "the log-in page");
 
     // Logged in: every page is theirs (their name in the header, their tokens in forms).
     app.log_in_as("staff", "staff-runs-tasks").await;
-    for path in ["/", "/books", "/cart", "/orders", "/admin", "/admin/tokens", "/api/v1/programs"] {
+    for path in [
+        "/",
+        "/books",
+        "/cart",
+        "/orders",
+        "/admin",
+        "/admin/tokens",
+        "/api/v1/programs",
+    ] {
         assert!(no_store(&app.get(path).await), "{path}");
     }
-    let token_page = app.submit("/admin/tokens", "/admin/tokens", &[("name", "ci")]).await;
+    let token_page = app
+        .submit("/admin/tokens", "/admin/tokens", &[("name", "ci")])
+        .await;
     assert_eq!(token_page.status(), 201);
     assert!(no_store(&token_page), "the page that shows a new token");
 }
