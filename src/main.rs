@@ -68,10 +68,10 @@ fn main() -> ExitCode {
 
 fn serve(config: &Config) -> anyhow::Result<ExitCode> {
     let database = open_prepared(config)?;
-    if let Some(cluster) = database.cluster() {
+    if let Some(root) = database.cluster_root() {
         println!(
             "Data folder (private PostgreSQL cluster): {}",
-            cluster.root().display()
+            root.display()
         );
     }
     let pool = database.pool.clone();

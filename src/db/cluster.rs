@@ -149,6 +149,12 @@ impl EmbeddedCluster {
             return Ok(());
         }
         self.owns_server = false;
+        if !self.postmaster_is_alive() {
+            // It died (and was not revived): nothing to stop, and pg_ctl would only fail.
+            let _ = fs::remove_file(self.root.join("owner.pid"));
+            tracing::warn!(root = %self.root.display(), "PostgreSQL was not running at stop");
+            return Ok(());
+        }
         let pgdata = self.pgdata.clone();
         self.run_checked(
             "pg_ctl",
@@ -232,6 +238,32 @@ impl EmbeddedCluster {
             nix::unistd::chown(&path, Some(postgres.uid), Some(postgres.gid))?;
         }
         Ok(())
+    }
+
+    /// Whether the postmaster of this cluster is alive: a cheap check (no process spawned),
+    /// made every second by the app's watcher.
+    pub fn postmaster_is_alive(&self) -> bool {
+        let pid = fs::read_to_string(self.pgdata.join("postmaster.pid"))
+            .ok()
+            .and_then(|text| {
+                text.lines()
+                    .next()
+                    .and_then(|line| line.trim().parse::<i32>().ok())
+            });
+        pid.is_some_and(|pid| nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok())
+            && !self.postmaster_is_zombie()
+    }
+
+    /// Starts the server again if this process owns it and it died (kill -9, the OOM killer).
+    /// Returns whether it had to. PostgreSQL replays its WAL: nothing committed is lost.
+    pub fn revive_if_dead(&mut self) -> anyhow::Result<bool> {
+        if !self.owns_server || self.postmaster_is_alive() {
+            return Ok(false);
+        }
+        tracing::error!(root = %self.root.display(), "PostgreSQL died: starting it again");
+        self.start_server()?;
+        self.record_owner()?;
+        Ok(true)
     }
 
     fn is_running(&self) -> anyhow::Result<bool> {

@@ -5,7 +5,14 @@ pub mod cluster;
 pub mod schema;
 pub mod secrets;
 
-use std::time::Duration;
+use std::{
+    path::{Path, PathBuf},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use anyhow::Context;
 use diesel::{
@@ -36,28 +43,97 @@ pub struct Database {
     pub pool: PgPool,
     /// The connection string the pool uses (for `bookstore psql`).
     pub url: String,
-    cluster: Option<EmbeddedCluster>,
+    cluster: Option<Arc<Mutex<EmbeddedCluster>>>,
+    /// The root of the private cluster, when the app runs one.
+    cluster_root: Option<PathBuf>,
+    watcher: Option<ClusterWatcher>,
+}
+
+/// Checks every second that the private cluster's postmaster lives, and starts it again
+/// (with growing pauses between failed tries, logged) when it died.
+struct ClusterWatcher {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl ClusterWatcher {
+    fn start(cluster: Arc<Mutex<EmbeddedCluster>>) -> std::io::Result<ClusterWatcher> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("cluster-watcher".into())
+            .spawn(move || {
+                let mut pause = Duration::from_secs(1);
+                while !stopping.load(Ordering::Relaxed) {
+                    // Woken early by `stop`.
+                    std::thread::park_timeout(pause);
+                    if stopping.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let mut cluster = cluster.lock().unwrap_or_else(|e| e.into_inner());
+                    pause = match cluster.revive_if_dead() {
+                        Ok(_) => Duration::from_secs(1),
+                        Err(err) => {
+                            let next = (pause * 2).min(Duration::from_secs(60));
+                            tracing::error!(
+                                "restarting PostgreSQL failed: {err:#}; trying again in {next:?}"
+                            );
+                            next
+                        }
+                    };
+                }
+            })?;
+        Ok(ClusterWatcher { stop, thread })
+    }
+
+    fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.thread().unpark();
+        let _ = self.thread.join();
+    }
 }
 
 impl Database {
-    /// Connects to `DATABASE_URL`, or starts the private cluster.
+    /// Connects to `DATABASE_URL`, or starts the private cluster and watches over it.
     pub fn open(config: &Config) -> anyhow::Result<Database> {
         let (url, cluster) = locate(config, true)?;
         let pool = build_pool(&url, config.pool_size)?;
-        Ok(Database { pool, url, cluster })
+        let cluster_root = cluster.as_ref().map(|c| c.root().to_path_buf());
+        let cluster = cluster.map(|c| Arc::new(Mutex::new(c)));
+        let watcher = cluster
+            .clone()
+            .map(ClusterWatcher::start)
+            .transpose()
+            .context("starting the cluster watcher")?;
+        Ok(Database {
+            pool,
+            url,
+            cluster,
+            cluster_root,
+            watcher,
+        })
     }
 
     /// The private cluster's folder, when the app runs one.
-    pub fn cluster(&self) -> Option<&EmbeddedCluster> {
-        self.cluster.as_ref()
+    pub fn cluster_root(&self) -> Option<&Path> {
+        self.cluster_root.as_deref()
     }
 
-    /// Closes the pool, then stops the private cluster if this process started it.
+    /// Closes the pool, stops watching, then stops the private cluster if this process
+    /// started it.
     pub fn shutdown(self) -> anyhow::Result<()> {
-        let Database { pool, cluster, .. } = self;
+        let Database {
+            pool,
+            cluster,
+            watcher,
+            ..
+        } = self;
         drop(pool);
-        if let Some(mut cluster) = cluster {
-            cluster.stop()?;
+        if let Some(watcher) = watcher {
+            watcher.stop();
+        }
+        if let Some(cluster) = cluster {
+            cluster.lock().unwrap_or_else(|e| e.into_inner()).stop()?;
         }
         Ok(())
     }

@@ -235,3 +235,32 @@ fn tempdir() -> PathBuf {
     std::fs::create_dir(&dir).unwrap();
     dir
 }
+
+#[tokio::test]
+async fn a_killed_postgres_is_started_again_and_the_app_stops_cleanly_after() {
+    let data = DataDir::new();
+    let app = start(&data);
+    let first = data.postmaster_pid().expect("a running server");
+
+    // The server dies under the app (kill -9, as the OOM killer would).
+    kill(first, Signal::SIGKILL).unwrap();
+
+    // The app notices, starts it again, and serves pages from it: no restart of the app.
+    let back = std::time::Instant::now();
+    loop {
+        let healthy = reqwest::get(format!("{}/healthz", app.address))
+            .await
+            .is_ok_and(|r| r.status() == 200);
+        if healthy && data.postmaster_pid().is_some_and(|pid| pid != first) {
+            break;
+        }
+        assert!(
+            back.elapsed() < Duration::from_secs(120),
+            "PostgreSQL was not started again"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(home_page(&app).await.contains("Bookstore"));
+    assert!(app.terminate().success(), "SIGTERM is still a clean exit");
+    assert!(!data.postmaster_running(), "and it stops the new server");
+}
