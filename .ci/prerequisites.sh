@@ -24,6 +24,8 @@ ensure_prerequisites() {
   command -v psql >/dev/null || missing+=(postgresql-client)
   # libpq and pg_config, which diesel's pq-sys links against.
   [ -e /usr/include/postgresql/libpq-fe.h ] && command -v pg_config >/dev/null || missing+=(libpq-dev)
+  # PgBouncer, for the scaling-out test (it starts one in front of a throwaway cluster).
+  [ -x /usr/sbin/pgbouncer ] || command -v pgbouncer >/dev/null || missing+=(pgbouncer)
   # Headless Chromium and its WebDriver, for the browser tests.
   command -v chromium >/dev/null || missing+=(chromium)
   command -v chromedriver >/dev/null || missing+=(chromium-driver)

@@ -34,9 +34,19 @@ pub const ENV_HELP: &[(&str, &str, &str)] = &[
         "use this PostgreSQL server instead of the private cluster",
     ),
     (
+        "DATABASE_LISTEN_URL",
+        "DATABASE_URL",
+        "a direct connection (not through PgBouncer) for LISTEN and the migration lock",
+    ),
+    (
+        "BOOKSTORE_TRANSACTION_POOLER",
+        "false",
+        "true when DATABASE_URL is a transaction-pooling PgBouncer: statements go unprepared",
+    ),
+    (
         "BOOKSTORE_POOL_SIZE",
-        "10",
-        "database connections per app process (1-1000)",
+        "8",
+        "connections per node for pages and programs; a node that runs tasks opens 2 more",
     ),
     (
         "BOOKSTORE_LOG",
@@ -167,6 +177,11 @@ pub struct Config {
     pub import_dir: Option<PathBuf>,
     pub import_max_mb: u64,
     pub database_url: Option<String>,
+    /// A direct connection for what needs a session of its own (LISTEN, the migration lock)
+    /// when `database_url` goes through a transaction pooler.
+    pub database_listen_url: Option<String>,
+    /// `database_url` is a transaction-pooling PgBouncer: no named prepared statements.
+    pub transaction_pooler: bool,
     pub pool_size: u32,
     pub log: String,
     pub seed_demo: bool,
@@ -195,7 +210,9 @@ impl Default for Config {
             import_dir: None,
             import_max_mb: 100,
             database_url: None,
-            pool_size: 10,
+            database_listen_url: None,
+            transaction_pooler: false,
+            pool_size: 8,
             log: "info".to_owned(),
             seed_demo: true,
             static_dir: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/static")),
@@ -234,8 +251,8 @@ impl Config {
     pub fn from_env() -> Result<Config, ConfigError> {
         Self::from_figment(
             Figment::from(Serialized::defaults(Config::default()))
-                .merge(Env::prefixed("BOOKSTORE_").ignore(&["database_url"]))
-                .merge(Env::raw().only(&["DATABASE_URL"])),
+                .merge(Env::prefixed("BOOKSTORE_").ignore(&["database_url", "database_listen_url"]))
+                .merge(Env::raw().only(&["DATABASE_URL", "DATABASE_LISTEN_URL"])),
         )
     }
 
@@ -244,6 +261,9 @@ impl Config {
         config.validate()?;
         // An empty DATABASE_URL (as `DATABASE_URL= cmd` leaves it) means "not set".
         config.database_url = config.database_url.filter(|url| !url.trim().is_empty());
+        config.database_listen_url = config
+            .database_listen_url
+            .filter(|url| !url.trim().is_empty());
         Ok(config)
     }
 
@@ -385,7 +405,7 @@ fn name_the_variables(error: figment::Error) -> ConfigError {
             .into_iter()
             .map(|error| {
                 let key = error.path.join("_").to_uppercase();
-                let variable = if key == "DATABASE_URL" {
+                let variable = if key == "DATABASE_URL" || key == "DATABASE_LISTEN_URL" {
                     key
                 } else {
                     format!("BOOKSTORE_{key}")
@@ -408,7 +428,7 @@ mod tests {
         Jail::expect_with(|_jail| {
             let config = Config::from_env().expect("defaults are valid");
             assert_eq!(config.addr.to_string(), "127.0.0.1:8080");
-            assert_eq!(config.pool_size, 10);
+            assert_eq!(config.pool_size, 8);
             assert!(config.database_url.is_none());
             Ok(())
         });
@@ -436,6 +456,7 @@ mod tests {
         for key in settings.as_object().unwrap().keys() {
             let variable = match key.as_str() {
                 "database_url" => "DATABASE_URL".to_owned(),
+                "database_listen_url" => "DATABASE_LISTEN_URL".to_owned(),
                 key => format!("BOOKSTORE_{}", key.to_uppercase()),
             };
             assert!(
@@ -448,7 +469,7 @@ mod tests {
             .lines()
             .filter(|line| line.starts_with("| `"))
             .filter_map(|line| line.split('`').nth(1))
-            .filter(|name| name.starts_with("BOOKSTORE_") || *name == "DATABASE_URL")
+            .filter(|name| name.starts_with("BOOKSTORE_") || name.starts_with("DATABASE_"))
             .collect();
         assert_eq!(
             in_readme, in_help,

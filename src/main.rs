@@ -9,6 +9,7 @@ use bookstore::{
     telemetry,
 };
 use clap::{Parser, Subcommand};
+use diesel::{Connection, PgConnection};
 
 #[derive(Parser)]
 #[command(name = "bookstore", version, about, after_help = Config::env_help())]
@@ -97,11 +98,18 @@ fn serve(config: &Config) -> anyhow::Result<ExitCode> {
 /// The app's database, migrated and ready (the private cluster is stopped again on failure).
 fn open_prepared(config: &Config) -> anyhow::Result<db::Database> {
     let database = db::Database::open(config)?;
-    let prepared = database
-        .pool
-        .get()
-        .context("connecting to PostgreSQL")
-        .and_then(|mut conn| startup::prepare(&mut conn, config.seed_demo));
+    // The migration lock is a session's: through a transaction pooler it takes the direct
+    // connection.
+    let prepared = match &config.database_listen_url {
+        Some(direct) => PgConnection::establish(direct)
+            .context("connecting to DATABASE_LISTEN_URL")
+            .and_then(|mut conn| startup::prepare(&mut conn, config.seed_demo)),
+        None => database
+            .pool
+            .get()
+            .context("connecting to PostgreSQL")
+            .and_then(|mut conn| startup::prepare(&mut conn, config.seed_demo)),
+    };
     match prepared {
         Ok(()) => Ok(database),
         Err(err) => {

@@ -138,6 +138,11 @@ impl EmbeddedCluster {
         &self.root
     }
 
+    /// The folder of the server's Unix socket (its only listener).
+    pub fn socket_dir(&self) -> &Path {
+        &self.socket_dir
+    }
+
     pub fn owns_server(&self) -> bool {
         self.owns_server
     }

@@ -97,7 +97,11 @@ impl Database {
     /// Connects to `DATABASE_URL`, or starts the private cluster and watches over it.
     pub fn open(config: &Config) -> anyhow::Result<Database> {
         let (url, cluster) = locate(config, true)?;
-        let pool = build_pool(&url, config.pool_size)?;
+        let pool = build_pool_with(
+            &url,
+            config.pool_size,
+            Statements::for_pooler(config.transaction_pooler),
+        )?;
         let cluster_root = cluster.as_ref().map(|c| c.root().to_path_buf());
         let cluster = cluster.map(|c| Arc::new(Mutex::new(c)));
         let watcher = cluster
@@ -159,6 +163,50 @@ pub fn locate(
 }
 
 pub fn build_pool(url: &str, size: u32) -> anyhow::Result<PgPool> {
+    build_pool_with(url, size, Statements::Prepared)
+}
+
+/// How statements are sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Statements {
+    /// Named prepared statements, cached per connection (PostgreSQL, or a session pooler).
+    Prepared,
+    /// Unnamed, parsed with each call (`PQsendQueryParams`): a transaction-pooling PgBouncer
+    /// hands each transaction any server connection, where a named statement may not exist.
+    Unprepared,
+}
+
+impl Statements {
+    pub fn for_pooler(transaction_pooler: bool) -> Statements {
+        if transaction_pooler {
+            Statements::Unprepared
+        } else {
+            Statements::Prepared
+        }
+    }
+
+    /// Applies the mode to a connection opened outside a pool.
+    pub fn apply(self, conn: &mut PgConnection) {
+        if self == Statements::Unprepared {
+            diesel::Connection::set_prepared_statement_cache_size(
+                conn,
+                diesel::connection::CacheSize::Disabled,
+            );
+        }
+    }
+}
+
+#[derive(Debug)]
+struct StatementMode(Statements);
+
+impl diesel::r2d2::CustomizeConnection<PgConnection, diesel::r2d2::Error> for StatementMode {
+    fn on_acquire(&self, conn: &mut PgConnection) -> Result<(), diesel::r2d2::Error> {
+        self.0.apply(conn);
+        Ok(())
+    }
+}
+
+pub fn build_pool_with(url: &str, size: u32, statements: Statements) -> anyhow::Result<PgPool> {
     Pool::builder()
         .max_size(size)
         // Fail a request with "database unavailable" quickly instead of hanging it for 30 s
@@ -167,6 +215,7 @@ pub fn build_pool(url: &str, size: u32) -> anyhow::Result<PgPool> {
         // Opening connections lazily lets the app start even when the pool is large.
         .min_idle(Some(1))
         .test_on_check_out(true)
+        .connection_customizer(Box::new(StatementMode(statements)))
         .build(ConnectionManager::new(url))
         .context("connecting to PostgreSQL")
 }

@@ -165,3 +165,69 @@ async fn every_migration_can_be_reverted_and_applied_again() {
         "the down migrations really dropped the data"
     );
 }
+
+#[actix_web::test]
+async fn a_busy_node_stays_within_its_connection_budget() {
+    // The README's formula: a node that runs tasks opens at most BOOKSTORE_POOL_SIZE + 2.
+    let budget = i64::from(bookstore::config::Config::default().pool_size) + 2;
+    let app = crate::helpers::spawn_app_with(|config| {
+        config.role = bookstore::config::Role::All;
+        config.pool_size = bookstore::config::Config::default().pool_size;
+    })
+    .await;
+    app.db(|conn| {
+        diesel::sql_query(
+            "SELECT run_program('demo_long', '{\"seconds\": 1, \"steps\": 10}') \
+               FROM generate_series(1, 12)",
+        )
+        .execute(conn)
+        .unwrap();
+        diesel::sql_query("SELECT run_program('hello_world', NULL) FROM generate_series(1, 300)")
+            .execute(conn)
+            .unwrap();
+    })
+    .await;
+
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        count: i64,
+    }
+    let mut most = 0;
+    loop {
+        // Pages at the same time as the programs, sixteen at once.
+        let pages = (0..16).map(|i| {
+            let client = app.client.clone();
+            let url = format!("{}/books?q=the&page={}", app.address, i % 3 + 1);
+            async move { client.get(url).send().await.map(|r| r.status().as_u16()) }
+        });
+        for status in futures_util::future::join_all(pages).await {
+            assert_eq!(status.unwrap(), 200);
+        }
+        let (connections, active) = app
+            .db(|conn| {
+                let connections = diesel::sql_query(
+                    "SELECT count(*) AS count FROM pg_stat_activity WHERE datname = current_database()",
+                )
+                .get_result::<Count>(conn)
+                .unwrap()
+                .count;
+                let active = diesel::sql_query(
+                    "SELECT count(*) AS count FROM tasks WHERE status IN ('scheduled', 'running')",
+                )
+                .get_result::<Count>(conn)
+                .unwrap()
+                .count;
+                (connections, active)
+            })
+            .await;
+        most = most.max(connections);
+        if active == 0 {
+            break;
+        }
+    }
+    assert!(
+        most <= budget,
+        "{most} connections, more than the budget of {budget}"
+    );
+}

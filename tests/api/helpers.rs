@@ -172,7 +172,12 @@ pub fn spawn_worker(
         ..Config::default()
     };
     adjust(&mut config);
-    let pool = db::build_pool(database_url, config.pool_size).expect("building the pool");
+    let pool = db::build_pool_with(
+        database_url,
+        config.pool_size,
+        db::Statements::for_pooler(config.transaction_pooler),
+    )
+    .expect("building the pool");
     let node = Application::build(&config, pool).expect("building the worker");
     let stop = node.stop_handle();
     (stop, tokio::spawn(node.run_until_stopped()))

@@ -13,6 +13,7 @@ mod helpers;
 mod imports;
 mod outage;
 mod pages;
+mod pgbouncer;
 mod process;
 mod sql_programs;
 mod tasks;

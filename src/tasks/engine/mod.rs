@@ -17,7 +17,7 @@ use tokio::sync::{oneshot, watch};
 
 use crate::{
     config::Config,
-    db::PgPool,
+    db::{PgPool, Statements},
     tasks::{Registry, program::ProgramSettings},
 };
 
@@ -36,8 +36,12 @@ pub struct EngineConfig {
     pub grace: Duration,
     /// First retry delay; doubled for each further attempt (the rule is `task_fail`'s).
     pub retry_base: Duration,
-    /// For the engine's own connection and the LISTEN connection.
+    /// For the engine's own connection.
     pub database_url: String,
+    /// For LISTEN: a direct connection (a transaction pooler cannot hold a LISTEN).
+    pub listen_url: String,
+    /// How the engine's own connection sends statements.
+    pub statements: Statements,
     /// What programs are told of the app's settings.
     pub programs: ProgramSettings,
 }
@@ -61,6 +65,11 @@ impl EngineConfig {
             heartbeat_interval: Duration::from_secs(config.task_heartbeat_seconds),
             grace: Duration::from_secs(config.task_grace_seconds),
             retry_base: Duration::from_millis(config.task_retry_base_ms),
+            listen_url: config
+                .database_listen_url
+                .clone()
+                .unwrap_or_else(|| database_url.clone()),
+            statements: Statements::for_pooler(config.transaction_pooler),
             database_url,
             programs: config.program_settings(),
         }

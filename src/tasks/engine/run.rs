@@ -144,7 +144,7 @@ impl Engine {
         let wake = Arc::new(Notify::new());
         let (listener_stop, listener_stop_rx) = watch::channel(false);
         let listener = actix_rt::spawn(listener::run(
-            config.database_url.clone(),
+            config.listen_url.clone(),
             wake.clone(),
             listener_stop_rx,
         ));
@@ -573,9 +573,11 @@ impl Engine {
     ) -> anyhow::Result<T> {
         let conn = match &mut self.conn {
             Some(conn) => conn,
-            None => self
-                .conn
-                .insert(PgConnection::establish(&self.config.database_url)?),
+            None => {
+                let mut conn = PgConnection::establish(&self.config.database_url)?;
+                self.config.statements.apply(&mut conn);
+                self.conn.insert(conn)
+            }
         };
         work(conn).map_err(|err| {
             self.conn = None;
