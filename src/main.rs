@@ -111,7 +111,10 @@ fn open_prepared(config: &Config) -> anyhow::Result<db::Database> {
             .and_then(|mut conn| startup::prepare(&mut conn, config.seed_demo)),
     };
     match prepared {
-        Ok(()) => Ok(database),
+        Ok(demo_accounts) => {
+            startup::announce_demo_accounts(&demo_accounts, &config.data_dir);
+            Ok(database)
+        }
         Err(err) => {
             if let Err(stop) = database.shutdown() {
                 tracing::warn!("stopping PostgreSQL: {stop:#}");

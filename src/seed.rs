@@ -15,25 +15,54 @@ use crate::{
     },
 };
 
-/// Demo accounts for local use, stated in the README: (login, name, password, role).
+/// Demo accounts for local use: (login, name, role). Their passwords are random, made when the
+/// accounts are created, and shown once (see `startup::prepare`): nothing is published.
 /// Turn demo data off (`BOOKSTORE_SEED_DEMO=false`) anywhere real.
-pub const DEMO_ACCOUNTS: [(&str, &str, &str, Role); 2] = [
-    ("alice", "Alice Reader", "alice-reads-books", Role::Customer),
-    ("staff", "Sam Staff", "staff-runs-tasks", Role::Staff),
+pub const DEMO_ACCOUNTS: [(&str, &str, Role); 2] = [
+    ("alice", "Alice Reader", Role::Customer),
+    ("staff", "Sam Staff", Role::Staff),
 ];
 
-/// Creates the demo accounts that do not exist yet; returns how many it created.
-pub fn load_demo_accounts(conn: &mut PgConnection) -> anyhow::Result<usize> {
-    let mut created = 0;
-    for (login, name, password, role) in DEMO_ACCOUNTS {
+/// A demo account this start created, with its password (to show once).
+#[derive(Debug, Clone)]
+pub struct DemoAccount {
+    pub login: String,
+    pub password: String,
+    pub role: Role,
+}
+
+/// 24 characters from a 32-letter alphabet without look-alikes: 120 random bits.
+fn random_password() -> String {
+    const ALPHABET: &[u8; 32] = b"abcdefghijkmnpqrstuvwxyz23456789";
+    let bytes: Vec<u8> = [uuid::Uuid::new_v4(), uuid::Uuid::new_v4()]
+        .iter()
+        .flat_map(|u| u.as_bytes().to_vec())
+        .collect();
+    bytes
+        .iter()
+        .take(24)
+        .map(|b| ALPHABET[usize::from(b % 32)] as char)
+        .collect()
+}
+
+/// Creates the demo accounts that do not exist yet, each with a new random password; returns
+/// those it created.
+pub fn load_demo_accounts(conn: &mut PgConnection) -> anyhow::Result<Vec<DemoAccount>> {
+    let mut created = Vec::new();
+    for (login, name, role) in DEMO_ACCOUNTS {
         if accounts::find_by_login(conn, login)?.is_some() {
             continue;
         }
-        let login = Login::parse(login).map_err(anyhow::Error::msg)?;
+        let password = random_password();
+        let parsed_login = Login::parse(login).map_err(anyhow::Error::msg)?;
         let name = DisplayName::parse(name).map_err(anyhow::Error::msg)?;
-        let password = NewPassword::parse(password).map_err(anyhow::Error::msg)?;
-        match accounts::register(conn, &login, &name, &password, role) {
-            Ok(_) => created += 1,
+        let parsed_password = NewPassword::parse(&password).map_err(anyhow::Error::msg)?;
+        match accounts::register(conn, &parsed_login, &name, &parsed_password, role) {
+            Ok(_) => created.push(DemoAccount {
+                login: login.to_owned(),
+                password,
+                role,
+            }),
             // Another node created it meanwhile.
             Err(accounts::RegisterError::LoginTaken) => {}
             Err(err) => return Err(err.into()),

@@ -25,25 +25,63 @@ use crate::{
 
 /// Makes a database ready for this build, under the prepare lock: migrations, the app's
 /// functions and built-in programs (before anything can queue a task), and, when asked, the
-/// demo catalog and accounts on an empty database.
-pub fn prepare(conn: &mut diesel::PgConnection, seed_demo: bool) -> anyhow::Result<()> {
+/// demo catalog and accounts on an empty database. Returns the demo accounts it created, with
+/// their passwords: the caller shows them once.
+pub fn prepare(
+    conn: &mut diesel::PgConnection,
+    seed_demo: bool,
+) -> anyhow::Result<Vec<seed::DemoAccount>> {
     db::with_prepare_lock(conn, |conn| {
         db::migrate(conn)?;
         Registry::builtin()
             .sync(conn)
             .context("registering the built-in programs")?;
-        if seed_demo {
-            let report = seed::load_demo_catalog(conn).context("loading the demo catalog")?;
-            if report.books_inserted > 0 {
-                tracing::info!(books = report.books_inserted, "demo catalog loaded");
-            }
-            let accounts = seed::load_demo_accounts(conn).context("creating the demo accounts")?;
-            if accounts > 0 {
-                tracing::info!(accounts, "demo accounts created (see README)");
-            }
+        if !seed_demo {
+            return Ok(Vec::new());
         }
-        Ok(())
+        let report = seed::load_demo_catalog(conn).context("loading the demo catalog")?;
+        if report.books_inserted > 0 {
+            tracing::info!(books = report.books_inserted, "demo catalog loaded");
+        }
+        seed::load_demo_accounts(conn).context("creating the demo accounts")
     })
+}
+
+/// Shows the demo accounts' passwords once: on standard output, and in a file only its owner
+/// may read (`<data dir>/demo-accounts.txt`), since the output may scroll away.
+pub fn announce_demo_accounts(accounts: &[seed::DemoAccount], data_dir: &std::path::Path) {
+    use std::{io::Write, os::unix::fs::OpenOptionsExt};
+    if accounts.is_empty() {
+        return;
+    }
+    let mut text =
+        String::from("Demo accounts (shown once; change or remove them anywhere real):\n");
+    for account in accounts {
+        text.push_str(&format!(
+            "  {:<8} {:<8} password: {}\n",
+            account.login,
+            account.role.as_str(),
+            account.password
+        ));
+    }
+    print!("{text}");
+    let path = data_dir.join("demo-accounts.txt");
+    let written = std::fs::create_dir_all(data_dir).and_then(|()| {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)
+            .and_then(|mut file| file.write_all(text.as_bytes()))
+    });
+    match written {
+        Ok(()) => println!(
+            "(also written to {}, readable by its owner only)",
+            path.display()
+        ),
+        Err(err) => tracing::warn!("writing {}: {err}", path.display()),
+    }
 }
 
 pub struct Application {
@@ -51,6 +89,7 @@ pub struct Application {
     server: Option<Server>,
     engine: Option<EngineHandle>,
     stop: Arc<Notify>,
+    termination: Termination,
     pool: PgPool,
     session_policy: SessionPolicy,
     throttle_policy: ThrottlePolicy,
@@ -112,6 +151,7 @@ impl Application {
             server,
             engine,
             stop: Arc::new(Notify::new()),
+            termination: Termination::install(),
             pool,
             session_policy: config.session_policy(),
             throttle_policy: config.throttle_policy(),
@@ -146,7 +186,7 @@ impl Application {
         let cleanup = housekeeping::run(self.pool, self.session_policy, self.throttle_policy);
         let stop_requested = async {
             tokio::select! {
-                () = termination() => {}
+                () = self.termination.received() => {}
                 () = self.stop.notified() => {}
             }
         };
@@ -179,15 +219,34 @@ impl Application {
     }
 }
 
-/// SIGINT or SIGTERM (for worker-only nodes; actix-web handles them for the web server).
-async fn termination() {
-    let mut terminate =
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(signal) => signal,
-            Err(_) => return std::future::pending().await,
-        };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate.recv() => {}
+/// SIGINT and SIGTERM, listened for from `build` on: a signal that arrives right after the app
+/// says it is ready must find the handler installed, or it would kill the process outright.
+struct Termination {
+    terminate: Option<tokio::signal::unix::Signal>,
+    interrupt: Option<tokio::signal::unix::Signal>,
+}
+
+impl Termination {
+    fn install() -> Termination {
+        use tokio::signal::unix::{SignalKind, signal};
+        Termination {
+            terminate: signal(SignalKind::terminate()).ok(),
+            interrupt: signal(SignalKind::interrupt()).ok(),
+        }
+    }
+
+    async fn received(mut self) {
+        async fn on(signal: &mut Option<tokio::signal::unix::Signal>) {
+            match signal {
+                Some(signal) => {
+                    signal.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        }
+        tokio::select! {
+            () = on(&mut self.terminate) => {}
+            () = on(&mut self.interrupt) => {}
+        }
     }
 }

@@ -49,6 +49,7 @@ fn test_cluster() -> &'static TestCluster {
             .expect("creating the template database");
         let mut conn = PgConnection::establish(&cluster.conninfo(TEMPLATE_DB)).expect("connecting");
         bookstore::startup::prepare(&mut conn, true).expect("migrating and seeding the template");
+        use_test_passwords(&mut conn);
         // No connection may stay open on a template while databases are copied from it.
         drop(conn);
         TestCluster { cluster }
@@ -345,5 +346,24 @@ pub fn private_cluster(name: &str, seed_demo: bool) -> (ClusterOptions, Embedded
     let url = cluster.conninfo(name);
     let mut conn = PgConnection::establish(&url).expect("connecting to it");
     bookstore::startup::prepare(&mut conn, seed_demo).expect("migrating it");
+    if seed_demo {
+        use_test_passwords(&mut conn);
+    }
     (options, cluster, url)
+}
+
+/// The app gives the demo accounts random passwords; the tests log in with these instead.
+pub fn use_test_passwords(conn: &mut PgConnection) {
+    use bookstore::db::schema::users;
+    use diesel::{ExpressionMethods, QueryDsl};
+    for (login, password) in [
+        ("alice", "alice-reads-books"),
+        ("staff", "staff-runs-tasks"),
+    ] {
+        let hash = bookstore::domain::accounts::hash_password(password).expect("hashing");
+        diesel::update(users::table.filter(users::login.eq(login)))
+            .set(users::password_hash.eq(hash))
+            .execute(conn)
+            .expect("setting a test password");
+    }
 }

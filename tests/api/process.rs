@@ -63,6 +63,8 @@ fn bookstore(data: &DataDir) -> Command {
 struct RunningApp {
     child: Child,
     address: String,
+    /// What it printed before it was ready.
+    said: Vec<String>,
 }
 
 /// Starts the app and waits for the line that says where to open it.
@@ -74,16 +76,26 @@ fn start(data: &DataDir) -> RunningApp {
     let stdout = child.stdout.take().unwrap();
     let (sender, receiver) = mpsc::channel();
     std::thread::spawn(move || {
+        let mut said = Vec::new();
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             if let Some(url) = line.strip_prefix("Bookstore is ready: open ") {
-                let _ = sender.send(url.trim_end_matches('/').to_owned());
+                let _ = sender.send((
+                    url.trim_end_matches('/').to_owned(),
+                    std::mem::take(&mut said),
+                ));
+            } else {
+                said.push(line);
             }
         }
     });
-    let address = receiver
+    let (address, said) = receiver
         .recv_timeout(Duration::from_secs(120))
         .expect("the app never said it was ready");
-    RunningApp { child, address }
+    RunningApp {
+        child,
+        address,
+        said,
+    }
 }
 
 impl RunningApp {
@@ -263,4 +275,78 @@ async fn a_killed_postgres_is_started_again_and_the_app_stops_cleanly_after() {
     assert!(home_page(&app).await.contains("Bookstore"));
     assert!(app.terminate().success(), "SIGTERM is still a clean exit");
     assert!(!data.postmaster_running(), "and it stops the new server");
+}
+
+/// Logs in through the form, as a browser would; true when it worked.
+async fn logs_in(app: &RunningApp, login: &str, password: &str) -> bool {
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let form = browser
+        .get(format!("{}/login", app.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let token = crate::helpers::csrf_token_in(&form);
+    let response = browser
+        .post(format!("{}/login", app.address))
+        .header("Origin", app.address.clone())
+        .form(&[
+            ("login", login),
+            ("password", password),
+            ("csrf_token", &token),
+        ])
+        .send()
+        .await
+        .unwrap();
+    response.status() == 303
+}
+
+#[tokio::test]
+async fn demo_accounts_get_random_passwords_shown_once() {
+    use std::os::unix::fs::PermissionsExt;
+    let data = DataDir::new();
+    let app = start(&data);
+    let password_of = |login: &str| {
+        app.said
+            .iter()
+            .find(|line| line.trim_start().starts_with(login))
+            .and_then(|line| line.split("password: ").nth(1))
+            .map(str::to_owned)
+            .unwrap_or_else(|| panic!("no password shown for {login}: {:?}", app.said))
+    };
+    let (alice, staff) = (password_of("alice"), password_of("staff"));
+    assert_ne!(alice, staff);
+    assert!(alice.len() >= 20, "a long random password: {alice}");
+
+    let file = data.0.join("demo-accounts.txt");
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "only its owner may read the file");
+    let written = std::fs::read_to_string(&file).unwrap();
+    assert!(written.contains(&alice) && written.contains(&staff));
+
+    assert!(logs_in(&app, "alice", &alice).await);
+    assert!(
+        !logs_in(&app, "alice", "alice-reads-books").await,
+        "no published password"
+    );
+    assert!(
+        !logs_in(&app, "staff", "staff-runs-tasks").await,
+        "no published password"
+    );
+    assert!(app.terminate().success());
+
+    let again = start(&data);
+    assert!(
+        !again.said.iter().any(|line| line.contains("password:")),
+        "shown once: {:?}",
+        again.said
+    );
+    let status = again.terminate();
+    assert!(status.success(), "{status:?}");
 }
