@@ -87,13 +87,13 @@ diesel::table! {
 }
 
 diesel::table! {
-    sessions (token) {
-        token -> Uuid,
+    sessions (token_hash) {
         user_id -> Nullable<Int8>,
         state -> Jsonb,
         created_at -> Timestamptz,
         last_seen_at -> Timestamptz,
         expires_at -> Timestamptz,
+        token_hash -> Bytea,
     }
 }
 

@@ -65,7 +65,7 @@ pub fn server(
     let secure_cookies = config.secure_cookies;
     let server = HttpServer::new(move || {
         let sessions = SessionMiddleware::builder(session_store.clone(), cookie_key.clone())
-            .cookie_name(SESSION_COOKIE.to_owned())
+            .cookie_name(session_cookie_name(secure_cookies).to_owned())
             .cookie_http_only(true)
             .cookie_same_site(SameSite::Lax)
             .cookie_secure(secure_cookies)
@@ -81,7 +81,7 @@ pub fn server(
             .wrap(from_fn(input_guard::reject_unsafe_input))
             .wrap(from_fn(csrf::reject_cross_site))
             .wrap(from_fn(no_store_for_private_pages))
-            .wrap(security_headers())
+            .wrap(security_headers(secure_cookies))
             .wrap(TracingLogger::default())
             .app_data(web::Data::new(state.clone()))
             .service(Files::new("/static", &static_dir))
@@ -109,8 +109,16 @@ async fn session_store_unavailable(
         .map_err(|err| WebError::unavailable(anyhow::anyhow!("session store: {err}")).into())
 }
 
-/// The session cookie's name.
-const SESSION_COOKIE: &str = "bookstore_session";
+/// The session cookie's name. Served over https (`BOOKSTORE_SECURE_COOKIES`), the `__Host-`
+/// prefix makes browsers accept it only when Secure, for this host alone, on path `/`: no
+/// sibling subdomain can plant or overwrite it.
+fn session_cookie_name(secure: bool) -> &'static str {
+    if secure {
+        "__Host-bookstore_session"
+    } else {
+        "bookstore_session"
+    }
+}
 
 /// Paths whose pages are private whoever asks (the rest are private once a session exists).
 const PRIVATE_PREFIXES: [&str; 7] = [
@@ -133,8 +141,11 @@ async fn no_store_for_private_pages(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let path = req.path();
+    let has_session = [true, false]
+        .into_iter()
+        .any(|secure| req.cookie(session_cookie_name(secure)).is_some());
     let private = !path.starts_with("/static/")
-        && (req.cookie(SESSION_COOKIE).is_some()
+        && (has_session
             || PRIVATE_PREFIXES
                 .iter()
                 .any(|prefix| path.starts_with(prefix)));
@@ -148,9 +159,15 @@ async fn no_store_for_private_pages(
     Ok(response)
 }
 
-/// Sent with every response: no inline script, no framing, no MIME sniffing.
-fn security_headers() -> middleware::DefaultHeaders {
-    middleware::DefaultHeaders::new()
+/// Sent with every response: no inline script, no framing, no MIME sniffing; served over
+/// https, HSTS for a year.
+fn security_headers(https: bool) -> middleware::DefaultHeaders {
+    let headers = if https {
+        middleware::DefaultHeaders::new().add(("Strict-Transport-Security", "max-age=31536000"))
+    } else {
+        middleware::DefaultHeaders::new()
+    };
+    headers
         .add((
             "Content-Security-Policy",
             "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; \

@@ -3,11 +3,10 @@
 
 use actix_session::storage::{LoadError, SaveError, SessionKey, SessionStore, UpdateError};
 use actix_web::{cookie::time::Duration as CookieDuration, web};
-use uuid::Uuid;
 
 use crate::{
     db::PgPool,
-    domain::accounts::sessions::{self, SessionPolicy, SessionState},
+    domain::accounts::sessions::{self, SessionPolicy, SessionState, SessionToken},
 };
 
 #[derive(Clone)]
@@ -40,12 +39,12 @@ impl PgSessionStore {
     }
 }
 
-fn token_of(key: &SessionKey) -> Option<Uuid> {
-    Uuid::parse_str(key.as_ref()).ok()
+fn token_of(key: &SessionKey) -> Option<SessionToken> {
+    SessionToken::parse(key.as_ref())
 }
 
-fn key_of(token: Uuid) -> SessionKey {
-    SessionKey::try_from(token.to_string()).expect("a uuid is a valid session key")
+fn key_of(token: SessionToken) -> SessionKey {
+    SessionKey::try_from(token.to_text()).expect("64 hex digits are a valid session key")
 }
 
 impl SessionStore for PgSessionStore {
@@ -54,7 +53,7 @@ impl SessionStore for PgSessionStore {
         let Some(token) = token_of(key) else {
             return Ok(None);
         };
-        self.run(move |conn, policy| sessions::load(conn, policy, token))
+        self.run(move |conn, policy| sessions::load(conn, policy, &token))
             .await
             .map_err(LoadError::Other)
     }
@@ -79,7 +78,7 @@ impl SessionStore for PgSessionStore {
         let Some(token) = token_of(&key) else {
             return Ok(key);
         };
-        self.run(move |conn, _| sessions::update(conn, token, &state))
+        self.run(move |conn, _| sessions::update(conn, &token, &state))
             .await
             .map_err(UpdateError::Other)?;
         Ok(key)
@@ -94,6 +93,7 @@ impl SessionStore for PgSessionStore {
         let Some(token) = token_of(key) else {
             return Ok(());
         };
-        self.run(move |conn, _| sessions::delete(conn, token)).await
+        self.run(move |conn, _| sessions::delete(conn, &token))
+            .await
     }
 }

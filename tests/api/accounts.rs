@@ -497,3 +497,84 @@ async fn any_node_serves_a_session_started_on_another() {
         .unwrap();
     assert_eq!(cart.status(), 200);
 }
+
+#[tokio::test]
+async fn the_sessions_table_holds_no_usable_cookie() {
+    use sha2::{Digest, Sha256};
+    let app = spawn_app().await;
+    let response = app.log_in(ALICE.0, ALICE.1).await;
+    assert_eq!(response.status(), 303);
+    let cookie = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .find_map(|value| value.strip_prefix("bookstore_session="))
+        .expect("a session cookie")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    // The signed cookie ends with the token: 256 bits as 64 hex digits.
+    let token = &cookie[cookie.len() - 64..];
+    let token_bytes = hex::decode(token).expect("hex");
+    assert_eq!(token_bytes.len(), 32, "256 random bits");
+
+    let stored: Vec<Vec<u8>> = app
+        .db(|conn| {
+            sessions::table
+                .select(sessions::token_hash)
+                .load(conn)
+                .unwrap()
+        })
+        .await;
+    assert_eq!(stored.len(), 1);
+    assert_eq!(
+        stored[0],
+        Sha256::digest(&token_bytes).to_vec(),
+        "only its SHA-256 is kept"
+    );
+    assert!(
+        !stored
+            .iter()
+            .any(|hash| *hash == token_bytes || hex::encode(hash).contains(token)),
+        "the token itself is nowhere in the table"
+    );
+}
+
+#[tokio::test]
+async fn over_https_the_cookie_is_host_only_and_hsts_is_sent() {
+    let app = spawn_app_with(|config| config.secure_cookies = true).await;
+    let page = app.get("/").await;
+    assert_eq!(
+        page.headers()["strict-transport-security"],
+        "max-age=31536000",
+        "HSTS for a year"
+    );
+    let response = app.log_in(ALICE.0, ALICE.1).await;
+    assert_eq!(response.status(), 303);
+    let cookie = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .find(|value| value.contains("bookstore_session="))
+        .expect("a session cookie")
+        .to_owned();
+    assert!(cookie.starts_with("__Host-bookstore_session="), "{cookie}");
+    assert!(
+        cookie.contains("Secure") && cookie.contains("Path=/"),
+        "{cookie}"
+    );
+    assert!(!cookie.contains("Domain="), "{cookie}");
+
+    let plain = spawn_app().await;
+    assert!(
+        plain
+            .get("/")
+            .await
+            .headers()
+            .get("strict-transport-security")
+            .is_none()
+    );
+}

@@ -274,6 +274,7 @@ async fn the_account_forms_take_any_input_without_a_500() {
 async fn no_api_field_gives_a_500() {
     let app = spawn_app().await;
     app.log_in_as("staff", "staff-runs-tasks").await;
+    let token = csrf_token_in(&app.page("/admin/programs").await);
     let values: Vec<Value> = vec![
         json!("\u{0}"),
         json!("a\u{0}b"),
@@ -310,6 +311,7 @@ async fn no_api_field_gives_a_500() {
                     .client
                     .post(format!("{}{path}", app.address))
                     .header("Origin", app.address.clone())
+                    .header("X-CSRF-Token", token.clone())
                     .json(&body)
                     .send()
                     .await

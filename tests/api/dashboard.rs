@@ -664,3 +664,47 @@ async fn staff_set_a_schedule_and_disable_a_program_from_its_page() {
         .await;
     assert_eq!(refused.code(), "program_disabled");
 }
+
+#[tokio::test]
+async fn a_session_api_call_that_changes_something_needs_the_csrf_header_and_an_origin() {
+    let app = spawn_app().await;
+    app.log_in_as("staff", "staff-runs-tasks").await;
+    let token = crate::helpers::csrf_token_in(&app.page("/admin/programs").await);
+    let call = |origin: Option<&str>, csrf: Option<&str>| {
+        let mut request = app
+            .client
+            .post(format!("{}/api/v1/tasks", app.address))
+            .json(&serde_json::json!({"program": "hello_world"}));
+        if let Some(origin) = origin {
+            request = request.header("Origin", origin);
+        }
+        if let Some(csrf) = csrf {
+            request = request.header("X-CSRF-Token", csrf);
+        }
+        request.send()
+    };
+
+    let no_origin = call(None, Some(&token)).await.unwrap();
+    let no_token = call(Some(&app.address), None).await.unwrap();
+    let wrong_token = call(Some(&app.address), Some("forged")).await.unwrap();
+    let cross_site = call(Some("https://evil.example"), Some(&token))
+        .await
+        .unwrap();
+    let proper = call(Some(&app.address), Some(&token)).await.unwrap();
+
+    for (what, response) in [
+        ("no origin", no_origin),
+        ("no token", no_token),
+        ("wrong token", wrong_token),
+    ] {
+        assert_eq!(response.status(), 403, "{what}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "csrf_rejected", "{what}");
+    }
+    assert_eq!(cross_site.status(), 403, "a cross-site call");
+    assert_eq!(proper.status(), 201, "the same call from our page");
+    let count: i64 = app
+        .db(|conn| tasks::table.count().get_result(conn).unwrap())
+        .await;
+    assert_eq!(count, 1, "only the proper call queued a task");
+}

@@ -6,7 +6,6 @@ use std::{collections::HashMap, time::Duration};
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use uuid::Uuid;
 
 use crate::db::schema::{sessions, users};
 
@@ -36,16 +35,51 @@ fn to_json(state: &SessionState) -> serde_json::Value {
     serde_json::to_value(state).expect("a map of strings is JSON")
 }
 
+/// A session token: 256 random bits, which the browser's cookie holds as 64 hex digits. The
+/// database keeps only its SHA-256 (`token_hash`), so reading the sessions table yields no
+/// cookie that works.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SessionToken([u8; 32]);
+
+impl SessionToken {
+    pub fn generate() -> SessionToken {
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).expect("the operating system's random source");
+        SessionToken(bytes)
+    }
+
+    /// A cookie's token; `None` for anything that is not one of ours.
+    pub fn parse(text: &str) -> Option<SessionToken> {
+        let bytes = hex::decode(text).ok()?;
+        Some(SessionToken(bytes.try_into().ok()?))
+    }
+
+    pub fn to_text(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    fn digest(&self) -> Vec<u8> {
+        use sha2::{Digest, Sha256};
+        Sha256::digest(self.0).to_vec()
+    }
+}
+
+impl std::fmt::Debug for SessionToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionToken(..)")
+    }
+}
+
 /// The state of a live session; `None` when it does not exist, has expired or sat idle too
 /// long. Slides the idle timeout.
 pub fn load(
     conn: &mut PgConnection,
     policy: &SessionPolicy,
-    token: Uuid,
+    token: &SessionToken,
 ) -> QueryResult<Option<SessionState>> {
     let now = Utc::now();
     let row: Option<(serde_json::Value, DateTime<Utc>)> = sessions::table
-        .find(token)
+        .find(token.digest())
         .filter(sessions::expires_at.gt(now))
         .filter(sessions::last_seen_at.gt(now - policy.idle_timeout))
         .select((sessions::state, sessions::last_seen_at))
@@ -55,7 +89,7 @@ pub fn load(
         return Ok(None);
     };
     if last_seen_at < now - TOUCH_INTERVAL {
-        diesel::update(sessions::table.find(token))
+        diesel::update(sessions::table.find(token.digest()))
             .set(sessions::last_seen_at.eq(now))
             .execute(conn)?;
     }
@@ -70,8 +104,8 @@ pub fn create(
     conn: &mut PgConnection,
     policy: &SessionPolicy,
     state: &SessionState,
-) -> QueryResult<Uuid> {
-    let token = Uuid::new_v4();
+) -> QueryResult<SessionToken> {
+    let token = SessionToken::generate();
     let user_id = user_id_of(state);
     let now = Utc::now();
     conn.transaction(|conn| {
@@ -85,7 +119,7 @@ pub fn create(
         }
         diesel::insert_into(sessions::table)
             .values((
-                sessions::token.eq(token),
+                sessions::token_hash.eq(token.digest()),
                 sessions::user_id.eq(user_id),
                 sessions::state.eq(to_json(state)),
                 sessions::created_at.eq(now),
@@ -100,10 +134,14 @@ pub fn create(
 /// Replaces the state of a live session. A session that was deleted meanwhile (its user logged
 /// in elsewhere, or out) stays deleted: nothing is resurrected. The user never changes here:
 /// a log-in always creates a new session.
-pub fn update(conn: &mut PgConnection, token: Uuid, state: &SessionState) -> QueryResult<()> {
+pub fn update(
+    conn: &mut PgConnection,
+    token: &SessionToken,
+    state: &SessionState,
+) -> QueryResult<()> {
     diesel::update(
         sessions::table
-            .find(token)
+            .find(token.digest())
             .filter(sessions::expires_at.gt(Utc::now())),
     )
     .set((
@@ -114,8 +152,8 @@ pub fn update(conn: &mut PgConnection, token: Uuid, state: &SessionState) -> Que
     Ok(())
 }
 
-pub fn delete(conn: &mut PgConnection, token: Uuid) -> QueryResult<()> {
-    diesel::delete(sessions::table.find(token)).execute(conn)?;
+pub fn delete(conn: &mut PgConnection, token: &SessionToken) -> QueryResult<()> {
+    diesel::delete(sessions::table.find(token.digest())).execute(conn)?;
     Ok(())
 }
 

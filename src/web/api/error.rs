@@ -39,6 +39,10 @@ impl ApiError {
         ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", message)
     }
 
+    pub fn csrf_rejected(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, "csrf_rejected", message)
+    }
+
     pub fn forbidden() -> ApiError {
         ApiError::new(
             StatusCode::FORBIDDEN,
@@ -103,6 +107,7 @@ impl From<WebError> for ApiError {
     fn from(err: WebError) -> Self {
         match err {
             WebError::NotFound => ApiError::not_found("Not found."),
+            WebError::CsrfRejected => ApiError::csrf_rejected(err.to_string()),
             WebError::Unavailable(_) => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",

@@ -6,12 +6,13 @@
 mod error;
 mod routes;
 
+use actix_session::SessionExt;
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 use futures_util::future::LocalBoxFuture;
 
 use crate::{
     domain::accounts::{User, tokens},
-    web::{AppState, auth::Visitor, with_conn},
+    web::{AppState, auth::Visitor, csrf, with_conn},
 };
 
 pub use error::ApiError;
@@ -49,6 +50,24 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
+/// Why a state-changing call authenticated by the session cookie is refused, if it is: it must
+/// carry an Origin or Sec-Fetch-Site header (so the cross-site check can judge it) and the
+/// session's CSRF token in `X-CSRF-Token`.
+fn session_call_is_forged(req: &HttpRequest) -> Option<&'static str> {
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    if header("origin").is_none() && header("sec-fetch-site").is_none() {
+        return Some("A call with a session cookie needs an Origin or Sec-Fetch-Site header.");
+    }
+    let session = req.get_session();
+    match header("x-csrf-token") {
+        Some(token) if csrf::verify(&session, token).is_ok() => None,
+        _ => Some(
+            "A call with a session cookie needs the X-CSRF-Token header (the token of the \
+             session's forms); or use an API token.",
+        ),
+    }
+}
+
 /// A staff member calling the API, by token or by session.
 pub struct ApiStaff(pub User);
 
@@ -63,9 +82,17 @@ impl FromRequest for ApiStaff {
             .and_then(|value| value.to_str().ok())
             .and_then(|value| value.strip_prefix("Bearer "))
             .map(|token| token.trim().to_owned());
+        // A browser's session is sent by the browser whoever made the page: a call that changes
+        // something must also prove it came from one of our pages, as a form does.
+        let forged = (bearer.is_none() && !req.method().is_safe())
+            .then(|| session_call_is_forged(req))
+            .flatten();
         let visitor = Visitor::from_request(req, payload);
         let state = req.app_data::<web::Data<AppState>>().cloned();
         Box::pin(async move {
+            if let Some(reason) = forged {
+                return Err(ApiError::csrf_rejected(reason));
+            }
             let user = match bearer {
                 Some(token) => {
                     let state = state.ok_or_else(|| ApiError::internal("no app state"))?;

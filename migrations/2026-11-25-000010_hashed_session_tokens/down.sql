@@ -1,0 +1,4 @@
+DELETE FROM sessions;
+ALTER TABLE sessions DROP CONSTRAINT sessions_pkey;
+ALTER TABLE sessions DROP COLUMN token_hash;
+ALTER TABLE sessions ADD COLUMN token UUID NOT NULL PRIMARY KEY;
