@@ -88,8 +88,8 @@ async fn customer(
         .form(&[
             ("login", login.as_str()),
             ("display_name", "Load Tester"),
-            ("password", "load test password"),
-            ("password_confirmation", "load test password"),
+            ("password", "a good long password"),
+            ("password_confirmation", "a good long password"),
             ("csrf_token", &token),
         ])
         .send()

@@ -158,7 +158,9 @@ fn create_staff(config: &Config, login: &str) -> anyhow::Result<ExitCode> {
         }
     };
     let password = password
-        .map(|password| NewPassword::parse(&password).map_err(anyhow::Error::msg))
+        .map(|password| {
+            NewPassword::parse(&password, &[login.as_str()]).map_err(anyhow::Error::msg)
+        })
         .transpose()?;
     let database = open_prepared(config)?;
     let outcome = database

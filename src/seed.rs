@@ -56,7 +56,8 @@ pub fn load_demo_accounts(conn: &mut PgConnection) -> anyhow::Result<Vec<DemoAcc
         let password = random_password();
         let parsed_login = Login::parse(login).map_err(anyhow::Error::msg)?;
         let name = DisplayName::parse(name).map_err(anyhow::Error::msg)?;
-        let parsed_password = NewPassword::parse(&password).map_err(anyhow::Error::msg)?;
+        let parsed_password =
+            NewPassword::parse(&password, &[login, name.as_str()]).map_err(anyhow::Error::msg)?;
         match accounts::register(conn, &parsed_login, &name, &parsed_password, role) {
             Ok(_) => created.push(DemoAccount {
                 login: login.to_owned(),

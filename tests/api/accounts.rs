@@ -89,6 +89,9 @@ async fn weak_or_mismatched_passwords_are_refused_with_the_form_kept() {
     let before = user_count(&app).await;
 
     let weak = app.register("bookworm", "Book Worm", "short").await;
+    let common = app.register("bookworm", "Book Worm", "password").await;
+    let digits = app.register("bookworm", "Book Worm", "12345678").await;
+    let own_name = app.register("bookworm", "Book Worm", "bookworm2026").await;
     let mismatched = app
         .submit(
             "/register",
@@ -105,6 +108,18 @@ async fn weak_or_mismatched_passwords_are_refused_with_the_form_kept() {
         .register("no spaces!", "Book Worm", "a good long password")
         .await;
 
+    for (what, response) in [
+        ("common", common),
+        ("digits", digits),
+        ("own name", own_name),
+    ] {
+        assert_eq!(response.status(), 422, "{what}");
+        let page = response.text().await.unwrap();
+        assert!(
+            page.contains("This password is too easy to guess"),
+            "{what}: the feedback is shown"
+        );
+    }
     assert_eq!(weak.status(), 422);
     let weak = weak.text().await.unwrap();
     assert!(weak.contains("at least 8 characters"));

@@ -57,17 +57,40 @@ impl DisplayName {
     }
 }
 
-/// A new password: at least 8 characters; at most 1,024 so hashing stays cheap.
+/// A new password: 8 to 1,024 characters (hashing stays cheap), and not guessable: zxcvbn,
+/// which knows common passwords, words, names, dates, keyboard patterns and what the person
+/// told us about themselves (`user_inputs`: their login and name), must score it at least 3 of
+/// 4 ("safely unguessable: moderate protection from offline attacks").
 #[derive(Clone)]
 pub struct NewPassword(String);
 
+/// The lowest zxcvbn score accepted.
+const MIN_PASSWORD_SCORE: u8 = 3;
+
 impl NewPassword {
-    pub fn parse(input: &str) -> Result<NewPassword, String> {
+    pub fn parse(input: &str, user_inputs: &[&str]) -> Result<NewPassword, String> {
         match input.chars().count() {
-            0..=7 => Err("A password has at least 8 characters.".into()),
-            8..=1024 => Ok(NewPassword(input.to_owned())),
-            _ => Err("A password has at most 1,024 characters.".into()),
+            0..=7 => return Err("A password has at least 8 characters.".into()),
+            8..=1024 => {}
+            _ => return Err("A password has at most 1,024 characters.".into()),
         }
+        // Judging the first 100 characters is enough (and keeps the estimate fast).
+        let judged: String = input.chars().take(100).collect();
+        let estimate = zxcvbn::zxcvbn(&judged, user_inputs);
+        if u8::from(estimate.score()) >= MIN_PASSWORD_SCORE {
+            return Ok(NewPassword(input.to_owned()));
+        }
+        let mut message = String::from("This password is too easy to guess");
+        match estimate.feedback().and_then(|feedback| feedback.warning()) {
+            Some(warning) => message.push_str(&format!(": {warning}")),
+            None => message.push('.'),
+        }
+        if let Some(feedback) = estimate.feedback() {
+            for suggestion in feedback.suggestions() {
+                message.push_str(&format!(" {suggestion}"));
+            }
+        }
+        Err(message)
     }
 
     pub fn as_str(&self) -> &str {
@@ -289,8 +312,18 @@ mod tests {
             "Ann Lee"
         );
         assert!(DisplayName::parse("   ").is_err());
-        assert!(NewPassword::parse("short").is_err());
-        assert!(NewPassword::parse("long enough").is_ok());
-        assert!(NewPassword::parse(&"p".repeat(1025)).is_err());
+        assert!(NewPassword::parse("short", &[]).is_err());
+        assert!(NewPassword::parse("a good long password", &[]).is_ok());
+        assert!(NewPassword::parse(&"p".repeat(1025), &[]).is_err());
+        for guessable in ["password", "12345678", "qwertyuiop", "iloveyou1"] {
+            let refused = NewPassword::parse(guessable, &[]).unwrap_err();
+            assert!(
+                refused.starts_with("This password is too easy to guess"),
+                "{guessable}: {refused}"
+            );
+        }
+        // Built from the person's own login or name.
+        assert!(NewPassword::parse("nora.reader2026", &["nora.reader", "Nora Reader"]).is_err());
+        assert!(NewPassword::parse("SamStaff2026", &["samstaff", "Sam Staff"]).is_err());
     }
 }

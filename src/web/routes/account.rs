@@ -61,7 +61,10 @@ pub async fn register(
     let mut errors = FieldErrors::default();
     let login = errors.check("login", Login::parse(&form.login));
     let name = errors.check("display_name", DisplayName::parse(&form.display_name));
-    let password = errors.check("password", NewPassword::parse(&form.password));
+    let password = errors.check(
+        "password",
+        NewPassword::parse(&form.password, &[&form.login, &form.display_name]),
+    );
     if password.is_some() && form.password != form.password_confirmation {
         errors.add("password_confirmation", "The two passwords do not match.");
     }
