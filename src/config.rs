@@ -81,12 +81,12 @@ pub const ENV_HELP: &[(&str, &str, &str)] = &[
     (
         "BOOKSTORE_LOGIN_MAX_FAILURES",
         "5",
-        "failed log-ins per login (x4 per address) before a lockout",
+        "guesses per login in the window (x4 per address) before addresses that guessed wait",
     ),
     (
         "BOOKSTORE_LOGIN_LOCKOUT_SECONDS",
         "900",
-        "length of the failure window and the lockout",
+        "the throttle's window (failed log-ins, registrations per address)",
     ),
     (
         "BOOKSTORE_PG_BIN_DIR",

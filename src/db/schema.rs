@@ -167,6 +167,7 @@ diesel::table! {
         key -> Text,
         failures -> Int4,
         window_started_at -> Timestamptz,
+        last_failure_at -> Timestamptz,
     }
 }
 

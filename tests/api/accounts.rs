@@ -371,26 +371,97 @@ async fn log_in_returns_to_next_but_never_to_another_site() {
     }
 }
 
+/// Lets the delays that the last failures imposed pass (the counts stay).
+async fn let_the_delays_pass(app: &TestApp) {
+    app.db(|conn| {
+        diesel::sql_query(
+            "UPDATE login_throttle SET last_failure_at = last_failure_at - interval '1 hour'",
+        )
+        .execute(conn)
+        .unwrap()
+    })
+    .await;
+}
+
 #[tokio::test]
-async fn repeated_failures_lock_the_login_for_a_while() {
+async fn guessing_slows_the_guesser_down_but_never_locks_the_owner_out() {
     let app = spawn_app_with(|config| config.login_max_failures = 3).await;
+    let guesser = app.browser_at([127, 0, 0, 1]);
+    let owner = app.browser_at([127, 0, 0, 2]);
 
-    for _ in 0..3 {
-        assert_eq!(app.log_in(ALICE.0, "wrong guess 123").await.status(), 401);
+    // A guesser's first failure makes their next try wait.
+    assert_eq!(
+        guesser.log_in(ALICE.0, "wrong guess 123").await.status(),
+        401
+    );
+    let at_once = guesser.log_in(ALICE.0, "wrong guess 456").await;
+    if at_once.status() == 429 {
+        let page = at_once.text().await.unwrap();
+        assert!(
+            page.contains("Too many failed log-ins from here") && page.contains("try again in")
+        );
     }
-    let locked = app.log_in(ALICE.0, ALICE.1).await;
+    // Whatever the machine's speed, the guesser reaches the hourly limit of guesses...
+    while guesser_failures(&app).await < 3 {
+        let_the_delays_pass(&app).await;
+        guesser.log_in(ALICE.0, "another wrong guess").await;
+    }
+    // ...after which even the right password waits, from there.
+    let_the_delays_pass(&app).await;
+    let locked = guesser.log_in(ALICE.0, ALICE.1).await;
+    assert_eq!(
+        locked.status(),
+        429,
+        "the guesser's address waits out the hour"
+    );
+    assert!(locked.text().await.unwrap().contains("minutes"));
 
-    assert_eq!(locked.status(), 429, "even the right password waits");
+    // The owner, from a clean address, is not locked out.
+    owner.log_in_as(ALICE.0, ALICE.1).await;
+    assert!(is_logged_in_as(&owner.page("/").await, "Alice Reader"));
+}
+
+async fn guesser_failures(app: &TestApp) -> i32 {
+    app.db(|conn| {
+        use bookstore::db::schema::login_throttle;
+        login_throttle::table
+            .filter(login_throttle::key.like("login:%"))
+            .select(login_throttle::failures)
+            .first::<i32>(conn)
+            .optional()
+            .unwrap()
+            .unwrap_or(0)
+    })
+    .await
+}
+
+#[tokio::test]
+async fn one_address_creates_at_most_ten_accounts_an_hour() {
+    let app = spawn_app().await;
+    for n in 0..10 {
+        let visitor = app.browser_at([127, 0, 0, 3]);
+        let response = visitor
+            .register(&format!("reader{n}"), "A Reader", "a good long password")
+            .await;
+        assert_eq!(response.status(), 303, "account {n}");
+    }
+    let visitor = app.browser_at([127, 0, 0, 3]);
+    let refused = visitor
+        .register("reader10", "A Reader", "a good long password")
+        .await;
+    assert_eq!(refused.status(), 429);
     assert!(
-        locked
+        refused
             .text()
             .await
             .unwrap()
-            .contains("Too many failed log-ins")
+            .contains("Too many accounts were created from your network")
     );
-    assert!(is_anonymous(&app.page("/").await));
-    let other = app.another_browser();
-    other.log_in_as(STAFF.0, STAFF.1).await;
+    let elsewhere = app.browser_at([127, 0, 0, 4]);
+    let welcome = elsewhere
+        .register("reader10", "A Reader", "a good long password")
+        .await;
+    assert_eq!(welcome.status(), 303, "another network may");
 }
 
 #[tokio::test]

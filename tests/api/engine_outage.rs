@@ -79,7 +79,8 @@ async fn an_outage_longer_than_the_lease_loses_nothing_and_reruns_nothing_that_c
                 .iter()
                 .filter(|r| r.1 == "demo_long" && r.2 == "running")
                 .count();
-            quick_done == quick.len() && running == 8
+            // Each node holds its four running plus a few claimed in its local queue.
+            quick_done == quick.len() && running >= 8
         },
     )
     .await;

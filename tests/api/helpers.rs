@@ -222,6 +222,20 @@ pub fn assert_is_redirect_to(response: &reqwest::Response, location: &str) {
 }
 
 impl TestApp {
+    /// Another browser on another machine: its requests come from `ip` (any 127.x.y.z
+    /// address reaches the app over the loopback device).
+    pub fn browser_at(&self, ip: [u8; 4]) -> TestApp {
+        TestApp {
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .cookie_store(true)
+                .local_address(std::net::IpAddr::from(ip))
+                .build()
+                .unwrap(),
+            ..self.another_browser()
+        }
+    }
+
     /// The same app seen from another browser (its own cookies).
     pub fn another_browser(&self) -> TestApp {
         TestApp {

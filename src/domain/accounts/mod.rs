@@ -179,6 +179,9 @@ diesel::define_sql_function!(fn lower(text: diesel::sql_types::Text) -> diesel::
 pub enum RegisterError {
     #[error("That login is taken.")]
     LoginTaken,
+    /// This address created too many accounts lately.
+    #[error("Too many accounts were created from your network lately.")]
+    Throttled { until: DateTime<Utc> },
     #[error(transparent)]
     Database(#[from] diesel::result::Error),
     #[error(transparent)]
@@ -210,6 +213,24 @@ pub fn register(
             }
             other => other.into(),
         })
+}
+
+/// A visitor signing up: [`register`] as a customer, at most
+/// `policy.max_registrations_per_address` from one address in the throttle window.
+pub fn sign_up(
+    conn: &mut PgConnection,
+    policy: &ThrottlePolicy,
+    address: &str,
+    login: &Login,
+    display_name: &DisplayName,
+    password: &NewPassword,
+) -> Result<User, RegisterError> {
+    if let Some(until) = throttle::registration_locked_until(conn, policy, address)? {
+        return Err(RegisterError::Throttled { until });
+    }
+    let user = register(conn, login, display_name, password, Role::Customer)?;
+    throttle::record_registration(conn, policy, address)?;
+    Ok(user)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -244,7 +265,7 @@ pub fn authenticate(
     };
     match verified {
         Some(user) => {
-            throttle::record_success(conn, login)?;
+            throttle::record_success(conn, login, address)?;
             Ok(user)
         }
         None => {

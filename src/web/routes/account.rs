@@ -8,7 +8,7 @@ use chrono::Utc;
 use serde::Deserialize;
 
 use crate::{
-    domain::accounts::{self, DisplayName, Login, LoginError, NewPassword, RegisterError, Role},
+    domain::accounts::{self, DisplayName, Login, LoginError, NewPassword, RegisterError},
     web::{
         AppState,
         auth::{end_session, safe_next, start_session},
@@ -84,13 +84,11 @@ pub async fn register(
     else {
         return again(errors).await;
     };
+    let address = client_address(&req);
+    let policy = state.throttle;
     let created = with_conn(&state, move |conn| {
-        Ok::<_, WebError>(accounts::register(
-            conn,
-            &login,
-            &name,
-            &password,
-            Role::Customer,
+        Ok::<_, WebError>(accounts::sign_up(
+            conn, &policy, &address, &login, &name, &password,
         ))
     })
     .await?;
@@ -107,7 +105,35 @@ pub async fn register(
             errors.add("login", "That login is taken: choose another one.");
             again(errors).await
         }
+        Err(RegisterError::Throttled { until }) => {
+            errors.add(
+                "login",
+                format!(
+                    "Too many accounts were created from your network lately: {}.",
+                    try_again_in(until)
+                ),
+            );
+            let mut response = again(errors).await?;
+            *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+            Ok(response)
+        }
         Err(other) => Err(WebError::internal(other)),
+    }
+}
+
+/// The address throttling counts by: the connection's peer (there is no trusted proxy).
+fn client_address(req: &HttpRequest) -> String {
+    req.peer_addr()
+        .map_or_else(|| "unknown".to_owned(), |addr| addr.ip().to_string())
+}
+
+/// "try again in 8 seconds" / "try again in 3 minutes".
+fn try_again_in(until: chrono::DateTime<Utc>) -> String {
+    let seconds = (until - Utc::now()).num_seconds().max(1);
+    match seconds {
+        1 => "try again in a second".to_owned(),
+        2..=90 => format!("try again in {seconds} seconds"),
+        _ => format!("try again in {} minutes", (seconds + 59) / 60),
     }
 }
 
@@ -155,9 +181,7 @@ pub async fn login(
     session: Session,
     CsrfForm(form): CsrfForm<LoginForm>,
 ) -> Result<HttpResponse, WebError> {
-    let address = req
-        .peer_addr()
-        .map_or_else(|| "unknown".to_owned(), |addr| addr.ip().to_string());
+    let address = client_address(&req);
     let policy = state.throttle;
     let (login, password) = (form.login.clone(), form.password.clone());
     let outcome = with_conn(&state, move |conn| {
@@ -176,14 +200,13 @@ pub async fn login(
             StatusCode::UNAUTHORIZED,
             "Wrong login or password.".to_owned(),
         ),
-        Err(LoginError::Throttled { until }) => {
-            let minutes = ((until - Utc::now()).num_seconds().max(1) + 59) / 60;
-            let message = format!(
-                "Too many failed log-ins. For your safety, try again in {minutes} minute{}.",
-                if minutes == 1 { "" } else { "s" }
-            );
-            (StatusCode::TOO_MANY_REQUESTS, message)
-        }
+        Err(LoginError::Throttled { until }) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "Too many failed log-ins from here. For your safety, {}.",
+                try_again_in(until)
+            ),
+        ),
         Err(LoginError::Database(err)) => return Err(err.into()),
     };
     let page = LoginPage {
