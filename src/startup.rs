@@ -138,6 +138,7 @@ impl Application {
                 throttle: config.throttle_policy(),
                 page_size: config.page_size.into(),
                 programs: config.program_settings(),
+                secure_cookies: config.secure_cookies,
             };
             (
                 Some(addr),

@@ -1,7 +1,9 @@
 //! CSRF protection, two layers:
 //! - a synchronizer token kept in the server-side session and sent in every form
 //!   (`<input type="hidden" name="csrf_token">`); [`CsrfForm`] checks it before the handler
-//!   sees the form, so no handler can forget;
+//!   sees the form, so no handler can forget. A visitor without a session (looking at the
+//!   log-in or registration form) gets the token in a cookie of its own instead
+//!   ([`FormToken`]): nothing is stored on the server for someone who only looks;
 //! - [`reject_cross_site`]: state-changing requests that a browser marks as cross-site
 //!   (`Sec-Fetch-Site`, or an `Origin` of another host) are refused outright.
 
@@ -45,6 +47,90 @@ pub fn verify(session: &Session, submitted: &str) -> Result<(), WebError> {
     }
 }
 
+/// The cookie that carries a visitor's token before they have a session. Over https it has
+/// the `__Host-` prefix, so no other host can plant one.
+fn cookie_name(secure: bool) -> &'static str {
+    if secure {
+        "__Host-bookstore_csrf"
+    } else {
+        "bookstore_csrf"
+    }
+}
+
+fn secure_cookies(req: &HttpRequest) -> bool {
+    req.app_data::<web::Data<crate::web::AppState>>()
+        .is_some_and(|state| state.secure_cookies)
+}
+
+/// The session's token, or else the visitor's token cookie: either one may sign a form.
+fn verify_request(req: &HttpRequest, submitted: &str) -> Result<(), WebError> {
+    if verify(&req.get_session(), submitted).is_ok() {
+        return Ok(());
+    }
+    match req.cookie(cookie_name(secure_cookies(req))) {
+        Some(cookie)
+            if cookie.value().len() == 64
+                && constant_time_eq(cookie.value().as_bytes(), submitted.as_bytes()) =>
+        {
+            Ok(())
+        }
+        _ => Err(WebError::CsrfRejected),
+    }
+}
+
+/// The token for the forms of a page that anonymous visitors see (log-in, registration): the
+/// session's when there is one, else the visitor's token cookie, made here if missing. Send
+/// the page with [`FormToken::respond`], which sets the cookie when it is new.
+pub struct FormToken {
+    pub token: String,
+    new_cookie: Option<actix_web::cookie::Cookie<'static>>,
+}
+
+impl FormToken {
+    pub fn respond(self, mut response: actix_web::HttpResponse) -> actix_web::HttpResponse {
+        if let Some(cookie) = self.new_cookie {
+            let _ = response.add_cookie(&cookie);
+        }
+        response
+    }
+}
+
+impl FromRequest for FormToken {
+    type Error = WebError;
+    type Future = std::future::Ready<Result<Self, WebError>>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        let session = req.get_session();
+        if let Ok(Some(token)) = session.get::<String>(SESSION_KEY) {
+            return std::future::ready(Ok(FormToken {
+                token,
+                new_cookie: None,
+            }));
+        }
+        let secure = secure_cookies(req);
+        let name = cookie_name(secure);
+        if let Some(cookie) = req.cookie(name).filter(|c| c.value().len() == 64) {
+            return std::future::ready(Ok(FormToken {
+                token: cookie.value().to_owned(),
+                new_cookie: None,
+            }));
+        }
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).expect("the operating system's random source");
+        let token = hex::encode(bytes);
+        let cookie = actix_web::cookie::Cookie::build(name, token.clone())
+            .path("/")
+            .http_only(true)
+            .secure(secure)
+            .same_site(actix_web::cookie::SameSite::Strict)
+            .finish();
+        std::future::ready(Ok(FormToken {
+            token,
+            new_cookie: Some(cookie),
+        }))
+    }
+}
+
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
@@ -63,7 +149,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for CsrfForm<T> {
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let body = web::Bytes::from_request(req, payload);
-        let session = req.get_session();
+        let req = req.clone();
         Box::pin(async move {
             let body = body
                 .await
@@ -71,7 +157,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for CsrfForm<T> {
             // The token is checked before anything else in the form is looked at.
             let field: TokenField =
                 serde_urlencoded::from_bytes(&body).map_err(|_| WebError::CsrfRejected)?;
-            verify(&session, &field.csrf_token)?;
+            verify_request(&req, &field.csrf_token)?;
             let form = serde_urlencoded::from_bytes(&body)
                 .map_err(|err| WebError::BadRequest(format!("The form is incomplete: {err}")))?;
             Ok(CsrfForm(form))

@@ -49,6 +49,8 @@ pub struct AppState {
     pub page_size: i64,
     /// The import folder and its size limit (uploads go there).
     pub programs: ProgramSettings,
+    /// Served over https: cookies are Secure and `__Host-` prefixed.
+    pub secure_cookies: bool,
 }
 
 /// Binds the routes to an already-bound listener (port 0 in tests). `cookie_key` signs the

@@ -195,18 +195,36 @@ async fn logging_in_elsewhere_ends_the_earlier_session() {
 #[tokio::test]
 async fn the_session_cookie_is_http_only_lax_and_renewed_at_login() {
     let app = spawn_app().await;
+    let session_cookie = |response: &reqwest::Response| {
+        response
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .find(|value| value.starts_with("bookstore_session="))
+            .map(str::to_owned)
+    };
 
+    // The log-in form's token rides in a cookie of its own; no session yet.
     let form = app.get("/login").await;
-    let anonymous_cookie = form.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(session_cookie(&form).is_none());
+    let token_cookie = form.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        token_cookie.starts_with("bookstore_csrf=")
+            && token_cookie.contains("HttpOnly")
+            && token_cookie.contains("SameSite=Strict"),
+        "{token_cookie}"
+    );
     let _ = form.text().await;
+    app.log_in_as(ALICE.0, ALICE.1).await;
+    // Logged out, the visitor keeps an anonymous session (it carries the goodbye message)...
+    let logged_out = app.log_out().await;
+    let anonymous_cookie = session_cookie(&logged_out).expect("an anonymous session");
+    // ...which logging in replaces with a new token.
     let response = app.log_in(ALICE.0, ALICE.1).await;
-    let login_cookie = response.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let login_cookie = session_cookie(&response).expect("a session at log-in");
 
     for cookie in [&anonymous_cookie, &login_cookie] {
-        assert!(cookie.starts_with("bookstore_session="), "{cookie}");
         assert!(
             cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
             "{cookie}"
@@ -662,5 +680,50 @@ async fn over_https_the_cookie_is_host_only_and_hsts_is_sent() {
             .headers()
             .get("strict-transport-security")
             .is_none()
+    );
+}
+
+#[tokio::test]
+async fn a_visitor_who_only_looks_stores_nothing_on_the_server() {
+    let app = spawn_app().await;
+    let all_sessions = || app.db(|conn| sessions::table.count().get_result::<i64>(conn).unwrap());
+
+    for path in [
+        "/",
+        "/books",
+        "/books/1",
+        "/login",
+        "/register",
+        "/login?next=/cart",
+    ] {
+        let visitor = app.another_browser();
+        assert_eq!(visitor.get(path).await.status(), 200, "{path}");
+    }
+    assert_eq!(
+        all_sessions().await,
+        0,
+        "no session row for visitors with nothing to store"
+    );
+
+    // The log-in form still works (its token rides in a cookie of its own), and still
+    // refuses a forged one.
+    let visitor = app.another_browser();
+    let forged = visitor
+        .post_form(
+            "/login",
+            &[
+                ("login", ALICE.0),
+                ("password", ALICE.1),
+                ("csrf_token", &"0".repeat(64)),
+            ],
+        )
+        .await;
+    assert_eq!(forged.status(), 403);
+    assert_eq!(all_sessions().await, 0);
+    visitor.log_in_as(ALICE.0, ALICE.1).await;
+    assert_eq!(
+        all_sessions().await,
+        1,
+        "logging in is what starts a session"
     );
 }

@@ -12,7 +12,7 @@ use crate::{
     web::{
         AppState,
         auth::{end_session, safe_next, start_session},
-        csrf::{self, CsrfForm},
+        csrf::{CsrfForm, FormToken},
         error::{WebError, html, see_other},
         flash,
         forms::FieldErrors,
@@ -41,14 +41,15 @@ pub struct RegisterPage {
     errors: FieldErrors,
 }
 
-pub async fn register_form(layout: Layout, session: Session) -> RegisterPage {
-    RegisterPage {
+pub async fn register_form(layout: Layout, token: FormToken) -> HttpResponse {
+    let page = RegisterPage {
         layout,
-        csrf_token: csrf::token(&session),
+        csrf_token: token.token.clone(),
         login: String::new(),
         display_name: String::new(),
         errors: FieldErrors::default(),
-    }
+    };
+    token.respond(html(StatusCode::OK, &page))
 }
 
 /// `POST /register`: creates a customer account and logs it in.
@@ -70,14 +71,15 @@ pub async fn register(
     }
     // The layout (which takes pending flash messages) only when the form is shown again.
     let again = async |errors| {
+        let token = FormToken::extract(&req).await?;
         let page = RegisterPage {
             layout: Layout::extract(&req).await?,
-            csrf_token: csrf::token(&session),
+            csrf_token: token.token.clone(),
             login: form.login.trim().to_owned(),
             display_name: form.display_name.clone(),
             errors,
         };
-        Ok(html(StatusCode::UNPROCESSABLE_ENTITY, &page))
+        Ok(token.respond(html(StatusCode::UNPROCESSABLE_ENTITY, &page)))
     };
     let (Some(login), Some(name), Some(password), true) =
         (login, name, password, errors.is_empty())
@@ -162,16 +164,17 @@ pub struct LoginPage {
 
 pub async fn login_form(
     layout: Layout,
-    session: Session,
+    token: FormToken,
     query: web::Query<NextQuery>,
-) -> LoginPage {
-    LoginPage {
+) -> HttpResponse {
+    let page = LoginPage {
         layout,
-        csrf_token: csrf::token(&session),
+        csrf_token: token.token.clone(),
         login: String::new(),
         next: safe_next(query.next.as_deref()),
         error: None,
-    }
+    };
+    token.respond(html(StatusCode::OK, &page))
 }
 
 /// `POST /login`: on success ends every earlier session of the user and starts a new one.
@@ -209,14 +212,15 @@ pub async fn login(
         ),
         Err(LoginError::Database(err)) => return Err(err.into()),
     };
+    let token = FormToken::extract(&req).await?;
     let page = LoginPage {
         layout: Layout::extract(&req).await?,
-        csrf_token: csrf::token(&session),
+        csrf_token: token.token.clone(),
         login: form.login.trim().to_owned(),
         next: safe_next(Some(&form.next)),
         error: Some(error),
     };
-    Ok(html(status, &page))
+    Ok(token.respond(html(status, &page)))
 }
 
 #[derive(Deserialize)]
