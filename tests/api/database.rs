@@ -231,3 +231,118 @@ async fn a_busy_node_stays_within_its_connection_budget() {
         "{most} connections, more than the budget of {budget}"
     );
 }
+
+/// `src/db/schema.rs` is written by hand (diesel_cli is not on the build machines): every
+/// table, column, type, nullability and primary key in it must match the migrated database,
+/// column for column, as `diesel print-schema` would write them.
+#[actix_web::test]
+async fn schema_rs_matches_the_migrated_database() {
+    let app = spawn_app().await;
+    // (table, primary key) and its columns: (name, type, nullable).
+    type Table = ((String, String), Vec<(String, String, bool)>);
+    let mut declared: Vec<Table> = Vec::new();
+    let mut inside = false;
+    for line in include_str!("../../src/db/schema.rs").lines() {
+        let line = line.trim();
+        if let Some((table, rest)) = line.split_once(" (")
+            && let Some(key) = rest.strip_suffix(") {")
+        {
+            declared.push(((table.to_owned(), key.to_owned()), Vec::new()));
+            inside = true;
+        } else if line == "}" {
+            inside = false;
+        } else if inside
+            && let Some((column, kind)) = line.split_once(" -> ")
+            && let Some(((_, _), columns)) = declared.last_mut()
+        {
+            let kind = kind.trim_end_matches(',');
+            let (kind, nullable) = match kind.strip_prefix("Nullable<") {
+                Some(inner) => (inner.trim_end_matches('>'), true),
+                None => (kind, false),
+            };
+            columns.push((column.to_owned(), kind.to_owned(), nullable));
+        }
+    }
+    assert!(
+        declared.len() >= 14,
+        "schema.rs was read ({} tables)",
+        declared.len()
+    );
+
+    #[derive(QueryableByName)]
+    struct Column {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        table_name: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        column_name: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        udt_name: String,
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        nullable: bool,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        primary_key: String,
+    }
+    let actual: Vec<Column> = app
+        .db(|conn| {
+            sql_query(
+                "SELECT c.table_name::text, c.column_name::text, c.udt_name::text, \
+                        c.is_nullable = 'YES' AS nullable, \
+                        coalesce((SELECT string_agg(k.column_name, ', ' ORDER BY k.ordinal_position) \
+                                    FROM information_schema.table_constraints t \
+                                    JOIN information_schema.key_column_usage k \
+                                      ON k.constraint_name = t.constraint_name AND k.table_name = t.table_name \
+                                   WHERE t.table_name = c.table_name AND t.constraint_type = 'PRIMARY KEY' \
+                                     AND t.table_schema = 'public'), '') AS primary_key \
+                   FROM information_schema.columns c \
+                  WHERE c.table_schema = 'public' \
+                    AND c.table_name <> '__diesel_schema_migrations' \
+                  ORDER BY c.table_name, c.ordinal_position",
+            )
+            .load(conn)
+            .unwrap()
+        })
+        .await;
+    let diesel_type = |udt: &str| match udt {
+        "int2" => "Int2",
+        "int4" => "Int4",
+        "int8" => "Int8",
+        "text" | "varchar" => "Text",
+        "bool" => "Bool",
+        "bytea" => "Bytea",
+        "jsonb" => "Jsonb",
+        "timestamptz" => "Timestamptz",
+        "uuid" => "Uuid",
+        "date" => "Date",
+        other => panic!("a column of type {other}: add it here"),
+    };
+    let mut tables: Vec<String> = actual.iter().map(|c| c.table_name.clone()).collect();
+    tables.dedup();
+    let declared_tables: Vec<&String> = declared.iter().map(|((name, _), _)| name).collect();
+    let mut sorted_declared = declared_tables.clone();
+    sorted_declared.sort();
+    assert_eq!(
+        sorted_declared,
+        tables.iter().collect::<Vec<_>>(),
+        "the same tables"
+    );
+    for ((table, key), columns) in &declared {
+        let in_database: Vec<(String, String, bool)> = actual
+            .iter()
+            .filter(|c| &c.table_name == table)
+            .map(|c| {
+                (
+                    c.column_name.clone(),
+                    diesel_type(&c.udt_name).to_owned(),
+                    c.nullable,
+                )
+            })
+            .collect();
+        assert_eq!(columns, &in_database, "the columns of {table}, in order");
+        let primary_key = &actual
+            .iter()
+            .find(|c| &c.table_name == table)
+            .unwrap()
+            .primary_key;
+        assert_eq!(key, primary_key, "the primary key of {table}");
+    }
+}
