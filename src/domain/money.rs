@@ -24,20 +24,42 @@ impl fmt::Display for Cents {
 }
 
 impl Cents {
-    /// Parses what people type as a price: "12", "12.5", "12.99", "$1,299.00". Never negative,
-    /// at most two decimals, at most $1,000,000.
+    /// Parses what people type as a price, strictly: "12", "12.5", "12.50", "12,50" (a decimal
+    /// comma) and "$12.50". Never negative, at most two decimals, at most $1,000,000. What could
+    /// be read two ways is refused with a question, not guessed: "1,250" (a thousand, or one
+    /// and a quarter?), "1.250,00", "1,299.00".
     pub fn parse_dollars(input: &str) -> Result<Cents, String> {
-        const HINT: &str = "A price looks like 12.99.";
-        let text: String = input
-            .trim()
-            .trim_start_matches('$')
-            .chars()
-            .filter(|c| *c != ',')
-            .collect();
-        let (whole, fraction) = text.split_once('.').unwrap_or((&text, ""));
+        const HINT: &str = "A price looks like 12.99 (or 12,99).";
+        let text = input.trim();
+        let text = text.strip_prefix('$').map_or(text, str::trim_start);
+        let separators: Vec<(usize, char)> =
+            text.char_indices().filter(|(_, c)| matches!(c, '.' | ',')).collect();
+        let (whole, fraction) = match separators.as_slice() {
+            [] => (text, ""),
+            [(at, _)] => (&text[..*at], &text[at + 1..]),
+            _ => {
+                return Err(format!(
+                    "{text:?} has more than one separator: write the price without thousands \
+                     separators, like 1299.50."
+                ));
+            }
+        };
         let digits = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_digit());
-        if !digits(whole) || !(fraction.is_empty() || (digits(fraction) && fraction.len() <= 2)) {
+        if !digits(whole) || !(fraction.is_empty() || digits(fraction)) {
             return Err(HINT.to_owned());
+        }
+        if fraction.len() == 3 {
+            return Err(format!(
+                "Is {text:?} {} or {}.{}? Write it without a thousands separator, or with \
+                 two decimals.",
+                Cents(whole.parse::<i64>().unwrap_or(0).saturating_mul(100_000)
+                    + fraction.parse::<i64>().unwrap_or(0) * 100),
+                whole,
+                &fraction[..2]
+            ));
+        }
+        if fraction.len() > 2 {
+            return Err("A price has at most two decimals.".to_owned());
         }
         if whole.len() > 7 {
             return Err("A price is at most $1,000,000.".to_owned());
@@ -65,11 +87,16 @@ mod tests {
     #[test]
     fn parses_typed_prices() {
         assert_eq!(Cents::parse_dollars("12"), Ok(Cents(1200)));
-        assert_eq!(Cents::parse_dollars(" $1,299.5 "), Ok(Cents(129_950)));
+        assert_eq!(Cents::parse_dollars("12.50"), Ok(Cents(1250)));
+        assert_eq!(Cents::parse_dollars("12,50"), Ok(Cents(1250)), "a decimal comma");
+        assert_eq!(Cents::parse_dollars(" $12.50 "), Ok(Cents(1250)));
+        assert_eq!(Cents::parse_dollars("$ 12.5"), Ok(Cents(1250)));
         assert_eq!(Cents::parse_dollars("0.07"), Ok(Cents(7)));
-        for bad in ["", "-1", "1.999", "abc", "1.2.3", "99999999"] {
+        for bad in ["", "-1", "1.9999", "abc", "1.2.3", "99999999", "1,299.00", "1.250,00"] {
             assert!(Cents::parse_dollars(bad).is_err(), "{bad}");
         }
+        let ambiguous = Cents::parse_dollars("1,250").unwrap_err();
+        assert!(ambiguous.contains("$1,250.00") && ambiguous.contains("1.25"), "{ambiguous}");
         assert_eq!(Cents(1299).plain(), "12.99");
     }
 
