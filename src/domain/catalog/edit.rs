@@ -220,11 +220,12 @@ impl BookFields {
         };
         let language = match self.language.trim() {
             "" => None,
-            code if code.chars().count() <= 16 => Some(code.to_owned()),
+            code if is_language_code(code) => Some(code.to_owned()),
             _ => {
                 errors.push((
                     "language",
-                    "A language code has at most 16 characters.".to_owned(),
+                    "Use a language code: two or three letters (en, eng) or a tag like en-US."
+                        .to_owned(),
                 ));
                 None
             }
@@ -271,6 +272,22 @@ impl BookFields {
             _ => Err(errors),
         }
     }
+}
+
+/// An ISO 639 code (two or three lower-case letters), optionally with a region: "en", "eng",
+/// "en-US", "es-419" (the forms the goodbooks data and browsers use).
+fn is_language_code(text: &str) -> bool {
+    let (language, region) = match text.split_once('-') {
+        Some((language, region)) => (language, Some(region)),
+        None => (text, None),
+    };
+    let language_ok = (2..=3).contains(&language.len())
+        && language.chars().all(|c| c.is_ascii_lowercase());
+    let region_ok = region.is_none_or(|region| {
+        (region.len() == 2 && region.chars().all(|c| c.is_ascii_alphabetic()))
+            || (region.len() == 3 && region.chars().all(|c| c.is_ascii_digit()))
+    });
+    language_ok && region_ok
 }
 
 fn is_isbn(text: &str) -> bool {
@@ -416,6 +433,16 @@ fn link_authors(conn: &mut PgConnection, book_id: i64, names: &[String]) -> Quer
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn language_codes_are_iso_639_or_a_tag() {
+        for good in ["en", "eng", "en-US", "en-GB", "es-419", "fre"] {
+            assert!(is_language_code(good), "{good}");
+        }
+        for bad in ["e", "english", "EN", "en_US", "en-USA", "12", "en-", "ü"] {
+            assert!(!is_language_code(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn an_isbn_with_a_multibyte_character_is_refused_not_a_panic() {
