@@ -113,6 +113,15 @@ impl From<diesel::result::Error> for CartError {
     }
 }
 
+/// How many copies are in the user's cart (for the header).
+pub fn copies_in_cart(conn: &mut PgConnection, user_id: i64) -> QueryResult<i64> {
+    cart_items::table
+        .filter(cart_items::user_id.eq(user_id))
+        .select(diesel::dsl::sum(cart_items::quantity))
+        .first::<Option<i64>>(conn)
+        .map(Option::unwrap_or_default)
+}
+
 /// The user's cart, oldest line first.
 pub fn cart_of(conn: &mut PgConnection, user_id: i64) -> QueryResult<Cart> {
     let rows: Vec<(i64, i64, String, i32, i32, i32)> = cart_items::table

@@ -32,8 +32,10 @@ impl Cents {
         const HINT: &str = "A price looks like 12.99 (or 12,99).";
         let text = input.trim();
         let text = text.strip_prefix('$').map_or(text, str::trim_start);
-        let separators: Vec<(usize, char)> =
-            text.char_indices().filter(|(_, c)| matches!(c, '.' | ',')).collect();
+        let separators: Vec<(usize, char)> = text
+            .char_indices()
+            .filter(|(_, c)| matches!(c, '.' | ','))
+            .collect();
         let (whole, fraction) = match separators.as_slice() {
             [] => (text, ""),
             [(at, _)] => (&text[..*at], &text[at + 1..]),
@@ -52,8 +54,10 @@ impl Cents {
             return Err(format!(
                 "Is {text:?} {} or {}.{}? Write it without a thousands separator, or with \
                  two decimals.",
-                Cents(whole.parse::<i64>().unwrap_or(0).saturating_mul(100_000)
-                    + fraction.parse::<i64>().unwrap_or(0) * 100),
+                Cents(
+                    whole.parse::<i64>().unwrap_or(0).saturating_mul(100_000)
+                        + fraction.parse::<i64>().unwrap_or(0) * 100
+                ),
                 whole,
                 &fraction[..2]
             ));
@@ -88,15 +92,24 @@ mod tests {
     fn parses_typed_prices() {
         assert_eq!(Cents::parse_dollars("12"), Ok(Cents(1200)));
         assert_eq!(Cents::parse_dollars("12.50"), Ok(Cents(1250)));
-        assert_eq!(Cents::parse_dollars("12,50"), Ok(Cents(1250)), "a decimal comma");
+        assert_eq!(
+            Cents::parse_dollars("12,50"),
+            Ok(Cents(1250)),
+            "a decimal comma"
+        );
         assert_eq!(Cents::parse_dollars(" $12.50 "), Ok(Cents(1250)));
         assert_eq!(Cents::parse_dollars("$ 12.5"), Ok(Cents(1250)));
         assert_eq!(Cents::parse_dollars("0.07"), Ok(Cents(7)));
-        for bad in ["", "-1", "1.9999", "abc", "1.2.3", "99999999", "1,299.00", "1.250,00"] {
+        for bad in [
+            "", "-1", "1.9999", "abc", "1.2.3", "99999999", "1,299.00", "1.250,00",
+        ] {
             assert!(Cents::parse_dollars(bad).is_err(), "{bad}");
         }
         let ambiguous = Cents::parse_dollars("1,250").unwrap_err();
-        assert!(ambiguous.contains("$1,250.00") && ambiguous.contains("1.25"), "{ambiguous}");
+        assert!(
+            ambiguous.contains("$1,250.00") && ambiguous.contains("1.25"),
+            "{ambiguous}"
+        );
         assert_eq!(Cents(1299).plain(), "12.99");
     }
 

@@ -5,8 +5,8 @@ use actix_web::{FromRequest, HttpRequest, dev::Payload};
 use futures_util::future::LocalBoxFuture;
 
 use crate::{
-    domain::accounts::User,
-    web::{auth::Visitor, csrf, error::WebError, flash},
+    domain::{accounts::User, cart},
+    web::{AppState, auth::Visitor, csrf, error::WebError, flash, with_conn},
 };
 
 /// The header's view of the visitor, and the flash messages to show once.
@@ -23,6 +23,8 @@ pub struct Layout {
 pub struct NavUser {
     pub display_name: String,
     pub is_staff: bool,
+    /// Copies in their cart, shown next to "Cart".
+    pub cart_copies: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -37,6 +39,7 @@ impl From<&User> for NavUser {
         NavUser {
             display_name: user.display_name.clone(),
             is_staff: user.is_staff(),
+            cart_copies: 0,
         }
     }
 }
@@ -48,15 +51,26 @@ impl FromRequest for Layout {
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let visitor = Visitor::from_request(req, payload);
         let session = req.get_session();
+        let state = req.app_data::<actix_web::web::Data<AppState>>().cloned();
         Box::pin(async move {
             let Visitor(user) = visitor.await?;
+            let cart_copies = match (&user, state) {
+                (Some(user), Some(state)) => {
+                    let user_id = user.id;
+                    with_conn(&state, move |conn| cart::copies_in_cart(conn, user_id)).await?
+                }
+                _ => 0,
+            };
             let csrf_token = if user.is_some() {
                 csrf::token(&session)
             } else {
                 String::new()
             };
             Ok(Layout {
-                user: user.as_ref().map(NavUser::from),
+                user: user.as_ref().map(|user| NavUser {
+                    cart_copies,
+                    ..NavUser::from(user)
+                }),
                 flashes: flash::take(&session),
                 csrf_token,
             })

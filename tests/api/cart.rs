@@ -121,6 +121,12 @@ async fn adding_a_book_twice_adds_up() {
     let cart = app.page("/cart").await;
     assert!(cart.contains("value=\"5\""), "the quantity field shows 5");
     assert!(cart.contains("$62.50"), "line and cart total: 5 x $12.50");
+    assert!(
+        app.page("/books")
+            .await
+            .contains("<span class=\"cart-count\" aria-label=\"5 in your cart\">5</span>"),
+        "every page's header counts the copies in the cart"
+    );
 }
 
 #[tokio::test]

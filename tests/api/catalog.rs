@@ -226,9 +226,7 @@ async fn staff_add_and_edit_books_and_see_them_at_once() {
         .await;
     assert_eq!(invalid.status(), 422);
     let form = invalid.text().await.unwrap();
-    assert!(
-        form.contains("Name at least one author") && form.contains("A price looks like 12.99")
-    );
+    assert!(form.contains("Name at least one author") && form.contains("A price looks like 12.99"));
     assert!(
         form.contains("value=\"Dune\"") && form.contains("value=\"1965\""),
         "input kept"
@@ -279,8 +277,18 @@ async fn staff_add_and_edit_books_and_see_them_at_once() {
             ],
         )
         .await;
-    assert_eq!(saved.status(), 422, "1,250 could be a thousand or one and a quarter");
-    assert!(saved.text().await.unwrap().contains("Is &#34;1,250&#34; $1,250.00 or 1.25?"));
+    assert_eq!(
+        saved.status(),
+        422,
+        "1,250 could be a thousand or one and a quarter"
+    );
+    assert!(
+        saved
+            .text()
+            .await
+            .unwrap()
+            .contains("Is &#34;1,250&#34; $1,250.00 or 1.25?")
+    );
     let saved = app
         .submit(
             &edit_path,

@@ -281,8 +281,8 @@ fn is_language_code(text: &str) -> bool {
         Some((language, region)) => (language, Some(region)),
         None => (text, None),
     };
-    let language_ok = (2..=3).contains(&language.len())
-        && language.chars().all(|c| c.is_ascii_lowercase());
+    let language_ok =
+        (2..=3).contains(&language.len()) && language.chars().all(|c| c.is_ascii_lowercase());
     let region_ok = region.is_none_or(|region| {
         (region.len() == 2 && region.chars().all(|c| c.is_ascii_alphabetic()))
             || (region.len() == 3 && region.chars().all(|c| c.is_ascii_digit()))
