@@ -242,7 +242,9 @@ CREATE FUNCTION task_cancelled(worker_name TEXT, task_id BIGINT, task_attempt IN
 BEGIN
     UPDATE tasks SET status = 'cancelled', end_time = now(),
            result = 'Cancelled while running'
-                    || coalesce(format(' (at %s of %s)', progress_done, progress_total), '') || '.'
+                    || CASE WHEN progress_total IS NOT NULL
+                            THEN format(' (at %s of %s)', coalesce(progress_done, 0), progress_total)
+                            ELSE '' END || '.'
      WHERE id = task_id AND attempt = task_attempt AND worker_id = worker_name AND status = 'running';
     RETURN FOUND;
 END $$;

@@ -162,6 +162,20 @@ pub fn locate(
     Ok((cluster.conninfo(DATABASE_NAME), Some(cluster)))
 }
 
+/// `url` with libpq's `connect_timeout` (seconds), unless it sets one: a server that accepts
+/// the connection but never answers (stopped, or cut off) must not hold a thread forever.
+pub fn with_connect_timeout(url: &str, seconds: u32) -> String {
+    if url.contains("connect_timeout") {
+        return url.to_owned();
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let separator = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{separator}connect_timeout={seconds}")
+    } else {
+        format!("{url} connect_timeout={seconds}")
+    }
+}
+
 pub fn build_pool(url: &str, size: u32) -> anyhow::Result<PgPool> {
     build_pool_with(url, size, Statements::Prepared)
 }
@@ -196,6 +210,30 @@ impl Statements {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_connect_timeout_is_added_unless_given() {
+        use super::with_connect_timeout as with;
+        assert_eq!(
+            with("host=/run port=5432", 5),
+            "host=/run port=5432 connect_timeout=5"
+        );
+        assert_eq!(
+            with("postgres://u@h/db", 5),
+            "postgres://u@h/db?connect_timeout=5"
+        );
+        assert_eq!(
+            with("postgres://u@h/db?sslmode=require", 5),
+            "postgres://u@h/db?sslmode=require&connect_timeout=5"
+        );
+        assert_eq!(
+            with("postgres://h/db?connect_timeout=2", 5),
+            "postgres://h/db?connect_timeout=2"
+        );
+    }
+}
+
 #[derive(Debug)]
 struct StatementMode(Statements);
 
@@ -216,7 +254,7 @@ pub fn build_pool_with(url: &str, size: u32, statements: Statements) -> anyhow::
         .min_idle(Some(1))
         .test_on_check_out(true)
         .connection_customizer(Box::new(StatementMode(statements)))
-        .build(ConnectionManager::new(url))
+        .build(ConnectionManager::new(with_connect_timeout(url, 5)))
         .context("connecting to PostgreSQL")
 }
 

@@ -132,11 +132,20 @@ pub struct ExecutorContext {
     pub settings: Arc<ProgramSettings>,
 }
 
+/// What one executor thread is running, for the watchdog.
+type Slot = Arc<Mutex<Option<Running>>>;
+
 pub struct Executor {
     jobs: Option<crossbeam_channel::Sender<Job>>,
     /// The local queue, as the threads see it.
     queue: crossbeam_channel::Receiver<Job>,
-    slots: Arc<Vec<Mutex<Option<Running>>>>,
+    /// One per thread, replacements included.
+    slots: Mutex<Vec<Slot>>,
+    context: Arc<ExecutorContext>,
+    reports: mpsc::UnboundedSender<Report>,
+    /// Threads started to stand in for runaways, and how many may be.
+    replacements: usize,
+    max_replacements: usize,
 }
 
 impl Executor {
@@ -146,26 +155,35 @@ impl Executor {
         reports: mpsc::UnboundedSender<Report>,
     ) -> std::io::Result<Executor> {
         let (jobs, queue) = crossbeam_channel::unbounded::<Job>();
-        let slots: Arc<Vec<Mutex<Option<Running>>>> =
-            Arc::new((0..threads).map(|_| Mutex::new(None)).collect());
-        for index in 0..threads {
-            let (queue, slots, context, reports) = (
-                queue.clone(),
-                slots.clone(),
-                context.clone(),
-                reports.clone(),
-            );
-            thread::Builder::new()
-                .name(format!("task-executor-{index}"))
-                .spawn(move || {
-                    work(index, &queue, &slots, &context, &reports);
-                })?;
-        }
-        Ok(Executor {
+        let executor = Executor {
             jobs: Some(jobs),
             queue,
-            slots,
-        })
+            slots: Mutex::new(Vec::new()),
+            context,
+            reports,
+            replacements: 0,
+            max_replacements: threads,
+        };
+        for _ in 0..threads {
+            executor.start_thread()?;
+        }
+        Ok(executor)
+    }
+
+    fn start_thread(&self) -> std::io::Result<()> {
+        let slot: Slot = Arc::new(Mutex::new(None));
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        let index = slots.len();
+        slots.push(slot.clone());
+        let (queue, context, reports) = (
+            self.queue.clone(),
+            self.context.clone(),
+            self.reports.clone(),
+        );
+        thread::Builder::new()
+            .name(format!("task-executor-{index}"))
+            .spawn(move || work(&queue, &slot, &context, &reports))?;
+        Ok(())
     }
 
     pub fn submit(&self, job: Job) {
@@ -182,10 +200,11 @@ impl Executor {
 
     /// The watchdog: tells programs past their deadline to stop, and gives up on those that
     /// were told a while ago and still run. Returns the failures to record for those.
-    pub fn watch(&self) -> Vec<Report> {
+    pub fn watch(&mut self) -> Vec<Report> {
         let now = Instant::now();
         let mut given_up = Vec::new();
-        for slot in self.slots.iter() {
+        let slots: Vec<Slot> = self.slots.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        for slot in slots {
             let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
             let Some(running) = slot.as_mut() else {
                 continue;
@@ -215,6 +234,19 @@ impl Executor {
                 Some(_) => {}
             }
         }
+        // The runaway keeps its thread until it ends (then the thread ends too); another one
+        // takes its place, so the local queue is not left waiting behind it. Up to a limit: a
+        // program that wedges every thread it gets must not start threads without end.
+        for _ in 0..given_up.len() {
+            if self.replacements >= self.max_replacements {
+                tracing::error!("runaway programs hold task threads; no more replacements");
+                break;
+            }
+            match self.start_thread() {
+                Ok(()) => self.replacements += 1,
+                Err(err) => tracing::error!("starting a replacement task thread: {err}"),
+            }
+        }
         given_up
     }
 
@@ -225,9 +257,8 @@ impl Executor {
 }
 
 fn work(
-    index: usize,
     queue: &crossbeam_channel::Receiver<Job>,
-    slots: &[Mutex<Option<Running>>],
+    slot: &Mutex<Option<Running>>,
     context: &ExecutorContext,
     reports: &mpsc::UnboundedSender<Report>,
 ) {
@@ -250,7 +281,7 @@ fn work(
         }
         let timeout = Duration::from_secs(job.task.timeout_seconds.max(1) as u64);
         let started = Instant::now();
-        *slots[index].lock().unwrap_or_else(|e| e.into_inner()) = Some(Running {
+        *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(Running {
             key,
             deadline: started + timeout,
             timeout,
@@ -259,18 +290,21 @@ fn work(
             abandoned: false,
         });
         let outcome = execute(context, &job);
-        let abandoned = slots[index]
+        let abandoned = slot
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take()
             .is_some_and(|running| running.abandoned);
-        if !abandoned {
-            let _ = reports.send(Report {
-                key,
-                outcome,
-                ran_for: Some(started.elapsed()),
-            });
+        if abandoned {
+            // Its failure was recorded when it was given up on, and a replacement thread
+            // took its place: this one is done.
+            return;
         }
+        let _ = reports.send(Report {
+            key,
+            outcome,
+            ran_for: Some(started.elapsed()),
+        });
     }
 }
 

@@ -14,25 +14,32 @@ pub const CHANNEL: &str = "bookstore_tasks";
 
 /// Runs until `stop` turns true.
 pub async fn run(database_url: String, wake: Arc<Notify>, mut stop: watch::Receiver<bool>) {
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = FIRST_BACKOFF;
     while !*stop.borrow() {
+        let connected_at = tokio::time::Instant::now();
         let listened = tokio::select! {
             result = listen(&database_url, &wake) => result,
             _ = stop.changed() => return,
         };
         match listened {
-            Ok(()) => backoff = Duration::from_millis(100),
-            Err(err) => {
-                tracing::warn!("task listener: {err}; reconnecting in {backoff:?}");
-                tokio::select! {
-                    () = tokio::time::sleep(backoff) => {}
-                    _ = stop.changed() => return,
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(10));
-            }
+            Ok(()) => tracing::warn!("task listener: the server closed the connection"),
+            Err(err) => tracing::warn!("task listener: {err}"),
         }
+        // A connection that lived a while was fine: start the backoff over. One that ended at
+        // once must not be retried in a tight loop.
+        if connected_at.elapsed() > Duration::from_secs(10) {
+            backoff = FIRST_BACKOFF;
+        }
+        tracing::info!("task listener: reconnecting in {backoff:?}");
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            _ = stop.changed() => return,
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(10));
     }
 }
+
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 
 /// One connection's life: returns when it ends.
 async fn listen(database_url: &str, wake: &Notify) -> Result<(), tokio_postgres::Error> {

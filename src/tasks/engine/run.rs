@@ -17,7 +17,7 @@ use tokio::{
 };
 
 use crate::{
-    db::PgPool,
+    db::{PgPool, Statements},
     tasks::{
         Registry,
         engine::{
@@ -202,6 +202,10 @@ impl Engine {
         while let Ok(report) = self.reports.try_recv() {
             self.take(report);
         }
+        if self.next_due.is_some_and(|due| Instant::now() >= due) {
+            self.next_due = None;
+            self.queue_may_have_work = true;
+        }
         self.write_outcomes();
         if self.should_claim() {
             self.claim();
@@ -217,7 +221,13 @@ impl Engine {
             .queue_may_have_work
             .then_some(self.claim_retry.not_before)
             .flatten();
-        [self.next_due, write, claim].into_iter().flatten().min()
+        // A time already passed was dealt with by this turn; waking for it again would spin.
+        let now = Instant::now();
+        [self.next_due, write, claim]
+            .into_iter()
+            .flatten()
+            .filter(|at| *at > now)
+            .min()
     }
 
     fn take(&mut self, report: Report) {
@@ -250,7 +260,7 @@ impl Engine {
     /// Attempts in the local queue or running (not those only waiting for their outcome to
     /// be written).
     fn unfinished(&self) -> usize {
-        self.held.len() - self.unwritten.len()
+        self.held.len().saturating_sub(self.unwritten.len())
     }
 
     fn local_queue_capacity(&self) -> usize {
@@ -269,7 +279,8 @@ impl Engine {
         !self.shutting_down
             && self.queue_may_have_work
             && self.claim_retry.ready()
-            && self.unfinished() * 2 <= target
+            // Never leave a thread idle; beyond that, refill the local queue in batches.
+            && (self.unfinished() < self.config.concurrency || self.unfinished() * 2 <= target)
     }
 
     fn claim(&mut self) {
@@ -312,9 +323,11 @@ impl Engine {
     fn find_next_due(&mut self) {
         match self.with_conn(store::next_due_at) {
             Ok(Some(due)) => {
+                // Due already but not claimable (locked by another transaction, or clocks
+                // apart): look again in a second rather than spin.
                 let wait = (due - chrono::Utc::now())
                     .to_std()
-                    .unwrap_or(Duration::ZERO)
+                    .unwrap_or(Duration::from_secs(1))
                     .max(Duration::from_millis(20));
                 self.next_due = Some(Instant::now() + wait);
             }
@@ -468,13 +481,17 @@ impl Engine {
                 signal.stop(StopReason::Lost);
             }
         }
-        let before = self.unwritten.len();
-        self.unwritten.retain(|(key, _)| !lost.contains(key));
-        if self.unwritten.len() != before {
-            for key in &lost {
-                // Their executor has reported already: nothing more will come for them.
-                self.held.remove(key);
+        let mut reported = Vec::new();
+        self.unwritten.retain(|(key, _)| {
+            let lost_here = lost.contains(key);
+            if lost_here {
+                reported.push(*key);
             }
+            !lost_here
+        });
+        for key in reported {
+            // Their executor has reported already: nothing more will come for them.
+            self.held.remove(&key);
         }
     }
 
@@ -510,7 +527,9 @@ impl Engine {
         self.shutting_down = true;
         for job in self.executor.take_queued() {
             job.signal.stop(StopReason::Shutdown);
-            self.unwritten.push((job.task.key, Outcome::Interrupted));
+            if self.held.contains_key(&job.task.key) {
+                self.unwritten.push((job.task.key, Outcome::Interrupted));
+            }
         }
         let grace_end = Instant::now() + self.config.grace;
         self.drain(heartbeat, grace_end).await;
@@ -525,6 +544,10 @@ impl Engine {
             // Cooperative programs notice within a moment and report in as interrupted.
             self.drain(heartbeat, Instant::now() + Duration::from_secs(1))
                 .await;
+            // Reports that came in at the last moment are outcomes, not interruptions.
+            while let Ok(report) = self.reports.try_recv() {
+                self.take(report);
+            }
             let unwritten: Vec<AttemptKey> = self.unwritten.iter().map(|(key, _)| *key).collect();
             let abandoned: Vec<AttemptKey> = self
                 .held
@@ -574,8 +597,22 @@ impl Engine {
         let conn = match &mut self.conn {
             Some(conn) => conn,
             None => {
-                let mut conn = PgConnection::establish(&self.config.database_url)?;
+                let url = crate::db::with_connect_timeout(&self.config.database_url, 5);
+                let mut conn = PgConnection::establish(&url)?;
                 self.config.statements.apply(&mut conn);
+                if self.config.statements == Statements::Prepared {
+                    // A statement stuck behind a lock (a transaction left open in psql) or on
+                    // a hung server must not freeze the loop past a lease: its heartbeats
+                    // would stop and other nodes would rescue everything it holds. (Through a
+                    // transaction pooler a session setting would land on some other client.)
+                    let limit = (self.config.lease / 3)
+                        .max(Duration::from_secs(1))
+                        .as_millis();
+                    diesel::connection::SimpleConnection::batch_execute(
+                        &mut conn,
+                        &format!("SET statement_timeout = {limit}; SET lock_timeout = {limit}"),
+                    )?;
+                }
                 self.conn.insert(conn)
             }
         };
