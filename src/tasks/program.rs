@@ -109,17 +109,11 @@ pub trait ProgressReporter: Send + Sync {
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
 
 pub struct TaskContext {
-    task_id: i64,
-    attempt: i32,
-    params: Value,
-    pool: PgPool,
-    cancel: Arc<AtomicBool>,
-    reporter: Arc<dyn ProgressReporter>,
-    settings: Arc<ProgramSettings>,
+    attempt: AttemptContext,
     last_progress: Mutex<Option<Instant>>,
 }
 
-/// Who runs an attempt: the engine builds one per attempt.
+/// What the engine gives one attempt (a [`TaskContext`] wraps it for the program).
 pub struct AttemptContext {
     pub task_id: i64,
     pub attempt: i32,
@@ -132,46 +126,31 @@ pub struct AttemptContext {
 
 impl TaskContext {
     pub fn new(attempt: AttemptContext) -> TaskContext {
-        let AttemptContext {
-            task_id,
-            attempt,
-            params,
-            pool,
-            cancel,
-            reporter,
-            settings,
-        } = attempt;
         TaskContext {
-            task_id,
             attempt,
-            params,
-            pool,
-            cancel,
-            reporter,
-            settings,
             last_progress: Mutex::new(None),
         }
     }
 
     pub fn settings(&self) -> &ProgramSettings {
-        &self.settings
+        &self.attempt.settings
     }
 
     pub fn task_id(&self) -> i64 {
-        self.task_id
+        self.attempt.task_id
     }
 
     /// 1 for the first try.
     pub fn attempt(&self) -> i32 {
-        self.attempt
+        self.attempt.attempt
     }
 
     pub fn conn(&self) -> Result<PooledPg, TaskError> {
-        Ok(self.pool.get()?)
+        Ok(self.attempt.pool.get()?)
     }
 
     pub fn is_cancelled(&self) -> bool {
-        self.cancel.load(Ordering::Relaxed)
+        self.attempt.cancel.load(Ordering::Relaxed)
     }
 
     /// `Err(Cancelled)` once the task is asked to stop: `ctx.check_cancelled()?` in loops.
@@ -208,7 +187,7 @@ impl TaskContext {
             }
             *last = Some(Instant::now());
         }
-        self.reporter.report(done, total, message);
+        self.attempt.reporter.report(done, total, message);
         self.check_cancelled()
     }
 
@@ -216,7 +195,7 @@ impl TaskContext {
     /// against the schema derived from that struct (and filled in its defaults), so a failure
     /// here means the task row was edited by hand.
     pub fn params<T: DeserializeOwned>(&self) -> Result<T, TaskError> {
-        let params = match &self.params {
+        let params = match &self.attempt.params {
             Value::Null => Value::Object(Default::default()),
             params => params.clone(),
         };

@@ -25,6 +25,18 @@ async fn sessions_of(app: &TestApp, login: &'static str) -> i64 {
     .await
 }
 
+/// The session cookie a response sets (`bookstore_session=` or `__Host-bookstore_session=`).
+fn session_cookie_of(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .find(|value| value.contains("bookstore_session="))
+        .expect("a session cookie")
+        .to_owned()
+}
+
 fn is_logged_in_as(page: &str, name: &str) -> bool {
     page.contains(name) && page.contains("Log out")
 }
@@ -608,13 +620,10 @@ async fn the_sessions_table_holds_no_usable_cookie() {
     let app = spawn_app().await;
     let response = app.log_in(ALICE.0, ALICE.1).await;
     assert_eq!(response.status(), 303);
-    let cookie = response
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .find_map(|value| value.strip_prefix("bookstore_session="))
-        .expect("a session cookie")
+    let cookie = session_cookie_of(&response);
+    let cookie = cookie
+        .strip_prefix("bookstore_session=")
+        .unwrap()
         .split(';')
         .next()
         .unwrap()
@@ -657,14 +666,7 @@ async fn over_https_the_cookie_is_host_only_and_hsts_is_sent() {
     );
     let response = app.log_in(ALICE.0, ALICE.1).await;
     assert_eq!(response.status(), 303);
-    let cookie = response
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .find(|value| value.contains("bookstore_session="))
-        .expect("a session cookie")
-        .to_owned();
+    let cookie = session_cookie_of(&response);
     assert!(cookie.starts_with("__Host-bookstore_session="), "{cookie}");
     assert!(
         cookie.contains("Secure") && cookie.contains("Path=/"),

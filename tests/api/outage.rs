@@ -1,8 +1,7 @@
-//! PostgreSQL restarted under load: the app keeps answering (503 while the database is down,
-//! never a hang or a crash) and recovers by itself once it is back.
+//! PostgreSQL restarted under load, or hung: the app keeps answering (503 while the database
+//! is down or silent, never a hang or a crash) and recovers by itself once it is back.
 
 use std::{
-    net::SocketAddr,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -10,28 +9,15 @@ use std::{
     time::{Duration, Instant},
 };
 
-use bookstore::{
-    config::{Config, Role},
-    db::{self, cluster::EmbeddedCluster},
-    startup::Application,
-};
+use bookstore::db::cluster::EmbeddedCluster;
 use diesel::{Connection, PgConnection};
 
-use crate::helpers::private_cluster;
+use crate::helpers::{private_cluster, spawn_node_on};
 
 #[tokio::test]
 async fn the_app_answers_503_while_postgres_restarts_and_recovers_by_itself() {
     let (options, mut cluster, url) = private_cluster("outage", true);
-    let config = Config {
-        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        database_url: Some(url.clone()),
-        pool_size: 4,
-        role: Role::Web,
-        ..Config::default()
-    };
-    let app = Application::build(&config, db::build_pool(&url, 4).unwrap()).unwrap();
-    let base = format!("http://{}", app.addr());
-    tokio::spawn(app.run_until_stopped());
+    let base = spawn_node_on(&url).await;
 
     // Load: four clients on the health check and a search page, the whole time.
     let stop = Arc::new(AtomicBool::new(false));
@@ -202,16 +188,7 @@ fn signal_all(pids: &[i32], signal: nix::sys::signal::Signal) {
 #[tokio::test]
 async fn a_hung_database_gets_503s_not_hanging_pages_and_recovery_by_itself() {
     let (_options, cluster, url) = private_cluster("hung", true);
-    let config = Config {
-        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        database_url: Some(url.clone()),
-        pool_size: 4,
-        role: Role::Web,
-        ..Config::default()
-    };
-    let app = Application::build(&config, db::build_pool(&url, 4).unwrap()).unwrap();
-    let base = format!("http://{}", app.addr());
-    tokio::spawn(app.run_until_stopped());
+    let base = spawn_node_on(&url).await;
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
