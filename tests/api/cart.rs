@@ -217,25 +217,63 @@ async fn plus_minus_and_remove_work_on_your_own_lines() {
 }
 
 #[tokio::test]
-async fn an_anonymous_add_goes_to_log_in_and_back() {
+async fn an_add_before_logging_in_happens_right_after_it() {
     let app = spawn_app().await;
     let book = book_with(&app, 20, 999).await;
 
+    // A visitor who is not logged in clicks "Add to cart" on the book page...
     let response = app
         .client
         .post(format!("{}/cart/items", app.address))
-        .header("Referer", format!("{}/books/{book}", app.address))
+        .header("Origin", app.address.clone())
+        .form(&[("book_id", book.to_string()), ("quantity", "2".into())])
+        .send()
+        .await
+        .unwrap();
+    assert_is_redirect_to(&response, "/login?next=%2Fcart");
+    assert!(
+        app.page("/login?next=%2Fcart")
+            .await
+            .contains("the book goes into your cart")
+    );
+    let count: i64 = app
+        .db(|conn| cart_items::table.count().get_result(conn).unwrap())
+        .await;
+    assert_eq!(count, 0, "nothing is added before the log-in");
+
+    // ...logs in, and lands on the cart with the book in it.
+    let logged_in = app.log_in(ALICE.0, ALICE.1).await;
+    assert_is_redirect_to(&logged_in, "/cart");
+    let cart = app.page("/cart").await;
+    assert!(
+        cart.contains("Added to your cart (you now have 2)."),
+        "the flash says so"
+    );
+    assert_eq!(quantity_in_cart(&app, "alice", book).await, Some(2));
+    assert_is_redirect_to(
+        &app.another_browser().get("/cart").await,
+        "/login?next=%2Fcart",
+    );
+}
+
+#[tokio::test]
+async fn a_new_customer_finds_the_pending_book_in_their_cart() {
+    let app = spawn_app().await;
+    let book = book_with(&app, 20, 999).await;
+    app.client
+        .post(format!("{}/cart/items", app.address))
+        .header("Origin", app.address.clone())
         .form(&[("book_id", book.to_string()), ("quantity", "1".into())])
         .send()
         .await
         .unwrap();
 
-    assert_is_redirect_to(&response, &format!("/login?next=%2Fbooks%2F{book}"));
-    assert_is_redirect_to(&app.get("/cart").await, "/login?next=%2Fcart");
-    let count: i64 = app
-        .db(|conn| cart_items::table.count().get_result(conn).unwrap())
+    let registered = app
+        .register("newreader", "New Reader", "a good long password")
         .await;
-    assert_eq!(count, 0);
+
+    assert_is_redirect_to(&registered, "/cart");
+    assert_eq!(quantity_in_cart(&app, "newreader", book).await, Some(1));
 }
 
 #[tokio::test]

@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use crate::{
     domain::accounts::{self, DisplayName, Login, LoginError, NewPassword, RegisterError},
+    web::routes::cart,
     web::{
         AppState,
         auth::{end_session, safe_next, start_session},
@@ -101,7 +102,8 @@ pub async fn register(
                 &session,
                 format!("Welcome to the shop, {}!", user.display_name),
             );
-            Ok(see_other("/"))
+            let then = cart::finish_pending_add(&state, &session, user.id).await?;
+            Ok(see_other(then.as_deref().unwrap_or("/")))
         }
         Err(RegisterError::LoginTaken) => {
             errors.add("login", "That login is taken: choose another one.");
@@ -197,7 +199,10 @@ pub async fn login(
         Ok(user) => {
             start_session(&session, &user)?;
             flash::success(&session, format!("Welcome back, {}!", user.display_name));
-            return Ok(see_other(&safe_next(Some(&form.next))));
+            let then = cart::finish_pending_add(&state, &session, user.id).await?;
+            return Ok(see_other(
+                &then.unwrap_or_else(|| safe_next(Some(&form.next))),
+            ));
         }
         Err(LoginError::WrongCredentials) => (
             StatusCode::UNAUTHORIZED,

@@ -15,7 +15,7 @@ use crate::{
     },
     web::{
         AppState,
-        auth::CurrentUser,
+        auth::{CurrentUser, Visitor},
         csrf::{self, CsrfForm},
         error::{WebError, html, see_other},
         flash,
@@ -75,41 +75,108 @@ pub struct AddForm {
     quantity: String,
 }
 
-/// `POST /cart/items`: add copies of a book (from the book page). `CurrentUser` comes before
-/// the form: an anonymous click goes to the log-in page and back.
+/// An add to the cart made before logging in: kept in the session and carried out right
+/// after the log-in (or registration).
+#[derive(Debug, serde::Serialize, Deserialize)]
+pub struct PendingAdd {
+    book_id: i64,
+    quantity: String,
+}
+
+const PENDING_ADD_KEY: &str = "pending_add";
+
+/// `POST /cart/items`: add copies of a book (from the book page). A visitor who is not logged
+/// in is sent to log in first, and the add happens right after (see [`finish_pending_add`]).
 pub async fn add(
     state: web::Data<AppState>,
-    CurrentUser(user): CurrentUser,
+    Visitor(user): Visitor,
     session: Session,
-    CsrfForm(form): CsrfForm<AddForm>,
+    req: HttpRequest,
+    payload: web::Payload,
 ) -> Result<HttpResponse, WebError> {
+    let Some(user) = user else {
+        // Nothing changes yet (the cross-site check has run), so no token is needed: the add is
+        // only remembered, and happens once this visitor proves who they are.
+        let web::Form(form) = web::Form::<AddForm>::from_request(&req, &mut payload.into_inner())
+            .await
+            .map_err(|err| WebError::BadRequest(format!("The form is incomplete: {err}")))?;
+        let book_id: i64 = form
+            .book_id
+            .trim()
+            .parse()
+            .map_err(|_| WebError::NotFound)?;
+        session
+            .insert(
+                PENDING_ADD_KEY,
+                PendingAdd {
+                    book_id,
+                    quantity: form.quantity,
+                },
+            )
+            .map_err(WebError::internal)?;
+        flash::info(
+            &session,
+            "Log in (or register) and the book goes into your cart.",
+        );
+        return Ok(see_other("/login?next=%2Fcart"));
+    };
+    let CsrfForm(form) = CsrfForm::<AddForm>::from_request(&req, &mut payload.into_inner()).await?;
     let book_id: i64 = form
         .book_id
         .trim()
         .parse()
         .map_err(|_| WebError::NotFound)?;
-    let back = format!("/books/{book_id}");
-    let change = match QuantityChange::parse(&form.quantity) {
+    add_for(&state, &session, user.id, book_id, &form.quantity).await?;
+    Ok(see_other(&format!("/books/{book_id}")))
+}
+
+/// Adds copies for a logged-in user, with the flash message saying what happened; true when
+/// the cart changed.
+async fn add_for(
+    state: &AppState,
+    session: &Session,
+    user_id: i64,
+    book_id: i64,
+    quantity: &str,
+) -> Result<bool, WebError> {
+    let change = match QuantityChange::parse(quantity) {
         Ok(change) => change,
         Err(message) => {
-            flash::error(&session, message);
-            return Ok(see_other(&back));
+            flash::error(session, message);
+            return Ok(false);
         }
     };
-    let outcome = with_conn(&state, move |conn| {
-        Ok::<_, WebError>(cart::add_to_cart(conn, user.id, book_id, change))
+    let outcome = with_conn(state, move |conn| {
+        Ok::<_, WebError>(cart::add_to_cart(conn, user_id, book_id, change))
     })
     .await?;
     match outcome {
         Ok(quantity) => {
             flash::success(
-                &session,
+                session,
                 format!("Added to your cart (you now have {quantity})."),
             );
-            Ok(see_other(&back))
+            Ok(true)
         }
-        Err(err) => cart_error(&session, err, &back),
+        Err(err) => {
+            cart_error(session, err, "")?;
+            Ok(false)
+        }
     }
+}
+
+/// Right after a log-in or registration: carries out an add made before it, if any. Returns
+/// where to go then (the cart), or `None` when there was nothing pending.
+pub async fn finish_pending_add(
+    state: &AppState,
+    session: &Session,
+    user_id: i64,
+) -> Result<Option<String>, WebError> {
+    let Some(Ok(pending)) = session.remove_as::<PendingAdd>(PENDING_ADD_KEY) else {
+        return Ok(None);
+    };
+    add_for(state, session, user_id, pending.book_id, &pending.quantity).await?;
+    Ok(Some("/cart".to_owned()))
 }
 
 #[derive(Deserialize)]

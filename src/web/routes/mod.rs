@@ -3,7 +3,7 @@ mod admin_books;
 mod admin_imports;
 mod admin_tasks;
 mod admin_tokens;
-mod cart;
+pub(crate) mod cart;
 mod catalog;
 mod health;
 mod home;
