@@ -251,6 +251,8 @@ fn main() {
         .env("BOOKSTORE_LOG", "warn")
         .env("BOOKSTORE_POOL_SIZE", "20")
         .env("BOOKSTORE_LOGIN_MAX_FAILURES", "1000")
+        // Every simulated customer registers from this one address.
+        .env("BOOKSTORE_REGISTRATIONS_PER_ADDRESS", "100000")
         .args(["--role", "all"])
         .stdout(Stdio::piped())
         .spawn()

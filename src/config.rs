@@ -84,6 +84,11 @@ pub const ENV_HELP: &[(&str, &str, &str)] = &[
         "guesses per login in the window (x4 per address) before addresses that guessed wait",
     ),
     (
+        "BOOKSTORE_REGISTRATIONS_PER_ADDRESS",
+        "10",
+        "accounts one address may create in the throttle's window",
+    ),
+    (
         "BOOKSTORE_LOGIN_LOCKOUT_SECONDS",
         "900",
         "the throttle's window (failed log-ins, registrations per address)",
@@ -200,6 +205,7 @@ pub struct Config {
     pub secure_cookies: bool,
     pub login_max_failures: u32,
     pub login_lockout_seconds: u64,
+    pub registrations_per_address: u32,
 }
 
 impl Default for Config {
@@ -230,6 +236,7 @@ impl Default for Config {
             secure_cookies: false,
             login_max_failures: 5,
             login_lockout_seconds: 900,
+            registrations_per_address: 10,
         }
     }
 }
@@ -274,7 +281,7 @@ impl Config {
                 reason: format!("{} is not between 1 and 1000", self.pool_size),
             });
         }
-        let ranges: [(&'static str, u64, std::ops::RangeInclusive<u64>); 12] = [
+        let ranges: [(&'static str, u64, std::ops::RangeInclusive<u64>); 13] = [
             (
                 "BOOKSTORE_TASK_CONCURRENCY",
                 self.task_concurrency.into(),
@@ -307,6 +314,11 @@ impl Config {
             ),
             ("BOOKSTORE_PAGE_SIZE", self.page_size.into(), 1..=200),
             ("BOOKSTORE_IMPORT_MAX_MB", self.import_max_mb, 1..=100_000),
+            (
+                "BOOKSTORE_REGISTRATIONS_PER_ADDRESS",
+                self.registrations_per_address.into(),
+                1..=1_000_000,
+            ),
             (
                 "BOOKSTORE_SESSION_IDLE_MINUTES",
                 self.session_idle_minutes,
@@ -382,10 +394,13 @@ impl Config {
     }
 
     pub fn throttle_policy(&self) -> ThrottlePolicy {
-        ThrottlePolicy::new(
-            self.login_max_failures,
-            Duration::from_secs(self.login_lockout_seconds),
-        )
+        ThrottlePolicy {
+            max_registrations_per_address: self.registrations_per_address,
+            ..ThrottlePolicy::new(
+                self.login_max_failures,
+                Duration::from_secs(self.login_lockout_seconds),
+            )
+        }
     }
 
     /// The help text listing every variable, for `--help`.

@@ -27,7 +27,7 @@ pub struct ThrottlePolicy {
     pub max_failures_per_login: u32,
     /// Failures from one address within the window.
     pub max_failures_per_address: u32,
-    /// Accounts one address may create within the window.
+    /// Accounts one address may create within the window (`new` sets 10).
     pub max_registrations_per_address: u32,
     pub window: Duration,
 }

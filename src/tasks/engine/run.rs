@@ -465,12 +465,20 @@ impl Engine {
                 signal.stop(StopReason::Cancelled);
             }
         }
-        let lost: Vec<AttemptKey> = keys
+        let mut lost: Vec<AttemptKey> = keys
             .into_iter()
             .filter(|key| !renewed.held.contains(key))
             .collect();
         if lost.is_empty() {
             return;
+        }
+        // Not lost: ended by this node (a transactional program recorded its own outcome and
+        // its report is on its way).
+        if let Ok(ended) = self.with_conn(|conn| store::ended_by(conn, &worker, &lost)) {
+            lost.retain(|key| !ended.contains(key));
+            if lost.is_empty() {
+                return;
+            }
         }
         tracing::warn!(
             count = lost.len(),

@@ -274,6 +274,32 @@ pub fn heartbeat(
     Ok(renewed)
 }
 
+/// Of `keys`, the attempts this worker itself has ended (a transactional program records its
+/// own outcome, and may do so just before a heartbeat that does not find it running).
+pub fn ended_by(
+    conn: &mut PgConnection,
+    worker: &str,
+    keys: &[AttemptKey],
+) -> QueryResult<HashSet<AttemptKey>> {
+    let rows: Vec<KeyRow> = sql_query(
+        "SELECT t.id, t.attempt FROM tasks t \
+           JOIN unnest($2::bigint[], $3::integer[]) AS v(id, attempt) \
+             ON t.id = v.id AND t.attempt = v.attempt \
+          WHERE t.worker_id = $1 AND t.status <> 'running'",
+    )
+    .bind::<Text, _>(worker)
+    .bind::<Array<BigInt>, _>(keys.iter().map(|k| k.task_id).collect::<Vec<_>>())
+    .bind::<Array<Integer>, _>(keys.iter().map(|k| k.attempt).collect::<Vec<_>>())
+    .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|row| AttemptKey {
+            task_id: row.id,
+            attempt: row.attempt,
+        })
+        .collect())
+}
+
 #[derive(QueryableByName)]
 struct Count {
     #[diesel(sql_type = Integer)]
