@@ -182,12 +182,8 @@ impl Engine {
                 Event::Rescue => self.rescue(),
                 Event::Schedules => self.fire_schedules(),
                 Event::Watchdog => self.watch(),
-                Event::Timer => {
-                    if self.next_due.is_some_and(|due| Instant::now() >= due) {
-                        self.next_due = None;
-                        self.queue_may_have_work = true;
-                    }
-                }
+                // The next turn deals with whatever came due.
+                Event::Timer => {}
             }
         }
 

@@ -19,9 +19,11 @@ use crate::{
 
 /// One attempt at a task: the task's id and its attempt number. A task rescued from a lost
 /// worker and claimed again is a new attempt, so the old run's writes cannot touch it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, QueryableByName)]
 pub struct AttemptKey {
+    #[diesel(sql_type = BigInt, column_name = id)]
     pub task_id: i64,
+    #[diesel(sql_type = Integer)]
     pub attempt: i32,
 }
 
@@ -125,14 +127,6 @@ pub struct Success {
     pub ended_at: DateTime<Utc>,
 }
 
-#[derive(QueryableByName)]
-struct KeyRow {
-    #[diesel(sql_type = BigInt)]
-    id: i64,
-    #[diesel(sql_type = Integer)]
-    attempt: i32,
-}
-
 /// Records many successful attempts in one statement; returns those recorded (the others
 /// were no longer held by this worker).
 pub fn finish(
@@ -140,26 +134,21 @@ pub fn finish(
     worker: &str,
     done: &[Success],
 ) -> QueryResult<HashSet<AttemptKey>> {
-    let rows: Vec<KeyRow> = sql_query("SELECT * FROM task_finish($1, $2, $3, $4, $5, $6, $7)")
-        .bind::<Text, _>(worker)
-        .bind::<Array<BigInt>, _>(done.iter().map(|s| s.key.task_id).collect::<Vec<_>>())
-        .bind::<Array<Integer>, _>(done.iter().map(|s| s.key.attempt).collect::<Vec<_>>())
-        .bind::<Array<Text>, _>(done.iter().map(|s| s.result.as_str()).collect::<Vec<_>>())
-        .bind::<Array<Nullable<Jsonb>>, _>(
-            done.iter()
-                .map(|s| s.result_table.as_ref())
-                .collect::<Vec<_>>(),
-        )
-        .bind::<Array<Timestamptz>, _>(done.iter().map(|s| s.started_at).collect::<Vec<_>>())
-        .bind::<Array<Timestamptz>, _>(done.iter().map(|s| s.ended_at).collect::<Vec<_>>())
-        .load(conn)?;
-    Ok(rows
-        .into_iter()
-        .map(|row| AttemptKey {
-            task_id: row.id,
-            attempt: row.attempt,
-        })
-        .collect())
+    let recorded: Vec<AttemptKey> =
+        sql_query("SELECT * FROM task_finish($1, $2, $3, $4, $5, $6, $7)")
+            .bind::<Text, _>(worker)
+            .bind::<Array<BigInt>, _>(done.iter().map(|s| s.key.task_id).collect::<Vec<_>>())
+            .bind::<Array<Integer>, _>(done.iter().map(|s| s.key.attempt).collect::<Vec<_>>())
+            .bind::<Array<Text>, _>(done.iter().map(|s| s.result.as_str()).collect::<Vec<_>>())
+            .bind::<Array<Nullable<Jsonb>>, _>(
+                done.iter()
+                    .map(|s| s.result_table.as_ref())
+                    .collect::<Vec<_>>(),
+            )
+            .bind::<Array<Timestamptz>, _>(done.iter().map(|s| s.started_at).collect::<Vec<_>>())
+            .bind::<Array<Timestamptz>, _>(done.iter().map(|s| s.ended_at).collect::<Vec<_>>())
+            .load(conn)?;
+    Ok(recorded.into_iter().collect())
 }
 
 #[derive(QueryableByName)]
@@ -281,7 +270,7 @@ pub fn ended_by(
     worker: &str,
     keys: &[AttemptKey],
 ) -> QueryResult<HashSet<AttemptKey>> {
-    let rows: Vec<KeyRow> = sql_query(
+    let ended: Vec<AttemptKey> = sql_query(
         "SELECT t.id, t.attempt FROM tasks t \
            JOIN unnest($2::bigint[], $3::integer[]) AS v(id, attempt) \
              ON t.id = v.id AND t.attempt = v.attempt \
@@ -291,13 +280,7 @@ pub fn ended_by(
     .bind::<Array<BigInt>, _>(keys.iter().map(|k| k.task_id).collect::<Vec<_>>())
     .bind::<Array<Integer>, _>(keys.iter().map(|k| k.attempt).collect::<Vec<_>>())
     .load(conn)?;
-    Ok(rows
-        .into_iter()
-        .map(|row| AttemptKey {
-            task_id: row.id,
-            attempt: row.attempt,
-        })
-        .collect())
+    Ok(ended.into_iter().collect())
 }
 
 #[derive(QueryableByName)]

@@ -159,7 +159,7 @@ async fn add_for(
             Ok(true)
         }
         Err(err) => {
-            cart_error(session, err, "")?;
+            flash_cart_error(session, err)?;
             Ok(false)
         }
     }
@@ -269,15 +269,22 @@ fn line_id(path: &str) -> Result<i64, WebError> {
 
 /// Rule violations go back to the page as a message; a line or book that is not there (or not
 /// the user's) is a 404.
-fn cart_error(session: &Session, err: CartError, back: &str) -> Result<HttpResponse, WebError> {
+/// A refused cart change: a missing book or line is a 404, a broken rule a flash message.
+fn flash_cart_error(session: &Session, err: CartError) -> Result<(), WebError> {
     match err {
         CartError::BookNotFound | CartError::LineNotFound => Err(WebError::NotFound),
         CartError::Database(err) => Err(err.into()),
         rule => {
             flash::error(session, rule.to_string());
-            Ok(see_other(back))
+            Ok(())
         }
     }
+}
+
+/// [`flash_cart_error`], then back to `back`.
+fn cart_error(session: &Session, err: CartError, back: &str) -> Result<HttpResponse, WebError> {
+    flash_cart_error(session, err)?;
+    Ok(see_other(back))
 }
 
 #[derive(Deserialize)]
