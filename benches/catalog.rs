@@ -14,7 +14,7 @@ use std::time::Duration;
 use bookstore::domain::catalog::{
     edit::insert_new_entries,
     goodbooks::{CatalogEntry, GoodbooksRecord},
-    search::{self, CatalogQuery},
+    search::{self, CatalogQuery, Sort},
 };
 use support::{BenchDatabase, env_number, http_load, ms, peak_rss_mib, sql_load, start_app};
 
@@ -50,15 +50,38 @@ fn main() {
         .unwrap();
     let (address, _pool) = runtime.block_on(start_app(&database.url, concurrency as u32));
 
+    // A search as the app runs it: the query's words, best match first.
+    let search_for = |text: &str| CatalogQuery {
+        text: Some(text.into()),
+        sort: Sort::Relevance,
+        ..CatalogQuery::default()
+    };
     let scenarios = [
         ("browse: /books", "/books", CatalogQuery::default()),
         (
             "search: /books?q=harry",
             "/books?q=harry",
-            CatalogQuery {
-                text: Some("harry".into()),
-                ..CatalogQuery::default()
-            },
+            search_for("harry"),
+        ),
+        (
+            "typos: /books?q=hary+poter",
+            "/books?q=hary+poter",
+            search_for("hary poter"),
+        ),
+        (
+            "typos: /books?q=tolkein+hobit",
+            "/books?q=tolkein+hobit",
+            search_for("tolkein hobit"),
+        ),
+        (
+            "typos: /books?q=stephan+king",
+            "/books?q=stephan+king",
+            search_for("stephan king"),
+        ),
+        (
+            "no match: /books?q=xqzvwj",
+            "/books?q=xqzvwj",
+            search_for("xqzvwj"),
         ),
     ];
     println!();

@@ -1,5 +1,11 @@
 // @generated automatically by Diesel CLI.
 
+pub mod sql_types {
+    #[derive(diesel::query_builder::QueryId, Clone, diesel::sql_types::SqlType)]
+    #[diesel(postgres_type(name = "tsvector", schema = "pg_catalog"))]
+    pub struct Tsvector;
+}
+
 diesel::table! {
     authors (id) {
         id -> Int8,
@@ -16,6 +22,9 @@ diesel::table! {
 }
 
 diesel::table! {
+    use diesel::sql_types::*;
+    use super::sql_types::Tsvector;
+
     books (id) {
         id -> Int8,
         title -> Text,
@@ -28,6 +37,11 @@ diesel::table! {
         goodreads_id -> Nullable<Int8>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        ratings_count -> Int4,
+        average_rating -> Nullable<Float4>,
+        hidden -> Bool,
+        search_doc -> Tsvector,
+        title_key -> Text,
     }
 }
 
@@ -188,5 +202,11 @@ diesel::table! {
         name -> Text,
         value -> Bytea,
         created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    search_words (word) {
+        word -> Text,
     }
 }

@@ -163,12 +163,17 @@ pub fn add_to_cart(
     change: QuantityChange,
 ) -> Result<i32, CartError> {
     conn.transaction(|conn| {
-        let stock: i32 = books::table
+        let (stock, hidden): (i32, bool) = books::table
             .find(book_id)
-            .select(books::stock)
+            .select((books::stock, books::hidden))
             .first(conn)
             .optional()?
             .ok_or(CartError::BookNotFound)?;
+        // A hidden book is out of the shop: no new copies, but a line already in a cart can
+        // still shrink.
+        if hidden && change.get() > 0 {
+            return Err(CartError::BookNotFound);
+        }
         let current: i32 = cart_items::table
             .filter(cart_items::user_id.eq(user_id))
             .filter(cart_items::book_id.eq(book_id))

@@ -61,12 +61,25 @@ pub fn checkout(
             return Err(CheckoutError::EmptyCart);
         }
         let book_ids: Vec<i64> = lines.iter().map(|(book_id, _)| *book_id).collect();
-        let stocked: Vec<(i64, String, i32, i32)> = books::table
+        let stocked: Vec<(i64, String, i32, i32, bool)> = books::table
             .filter(books::id.eq_any(&book_ids))
             .order(books::id)
-            .select((books::id, books::title, books::price_cents, books::stock))
+            .select((
+                books::id,
+                books::title,
+                books::price_cents,
+                books::stock,
+                books::hidden,
+            ))
             .for_update()
             .load(conn)?;
+        // A book hidden since it was added is not for sale: none available.
+        let stocked: Vec<(i64, String, i32, i32)> = stocked
+            .into_iter()
+            .map(|(id, title, price, stock, hidden)| {
+                (id, title, price, if hidden { 0 } else { stock })
+            })
+            .collect();
         let shortages: Vec<Shortage> = lines
             .iter()
             .zip(&stocked)

@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use crate::helpers::{TestApp, spawn_app};
 
 /// Titles of the book cards on a page, in order (HTML-unescaped enough for our data).
-fn titles(page: &str) -> Vec<String> {
+pub fn titles(page: &str) -> Vec<String> {
     page.split("class=\"book-title\" href=\"/books/")
         .skip(1)
         .map(|card| {

@@ -15,5 +15,6 @@ mod outage;
 mod pages;
 mod pgbouncer;
 mod process;
+mod search;
 mod sql_programs;
 mod tasks;

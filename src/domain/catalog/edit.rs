@@ -22,6 +22,8 @@ pub struct NewBook<'a> {
     price_cents: i32,
     stock: i32,
     goodreads_id: Option<i64>,
+    ratings_count: i32,
+    average_rating: Option<f32>,
 }
 
 impl<'a> From<&'a CatalogEntry> for NewBook<'a> {
@@ -35,6 +37,8 @@ impl<'a> From<&'a CatalogEntry> for NewBook<'a> {
             price_cents: entry.price_cents,
             stock: entry.stock,
             goodreads_id: Some(entry.goodreads_id),
+            ratings_count: entry.ratings_count,
+            average_rating: entry.average_rating,
         }
     }
 }

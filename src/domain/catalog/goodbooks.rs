@@ -42,6 +42,10 @@ pub struct CatalogEntry {
     pub description: String,
     pub price_cents: i32,
     pub stock: i32,
+    /// How many Goodreads readers rated it (popularity); 0 when the row does not say.
+    pub ratings_count: i32,
+    /// Their mean rating out of 5.
+    pub average_rating: Option<f32>,
 }
 
 impl TryFrom<GoodbooksRecord> for CatalogEntry {
@@ -83,6 +87,14 @@ impl TryFrom<GoodbooksRecord> for CatalogEntry {
             .filter(|code| !code.is_empty())
             .map(|code| code.chars().take(16).collect());
         let description = describe(&record, year);
+        // Popularity only orders results: an unreadable figure counts as unrated, not an error.
+        let ratings_count = record.ratings_count.trim().parse().unwrap_or(0).max(0);
+        let average_rating = record
+            .average_rating
+            .trim()
+            .parse::<f32>()
+            .ok()
+            .filter(|rating| (0.0..=5.0).contains(rating));
         Ok(CatalogEntry {
             goodreads_id,
             title,
@@ -93,6 +105,8 @@ impl TryFrom<GoodbooksRecord> for CatalogEntry {
             description,
             price_cents: starting_price_cents(goodreads_id),
             stock: starting_stock(goodreads_id),
+            ratings_count,
+            average_rating,
         })
     }
 }

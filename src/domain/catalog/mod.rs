@@ -2,6 +2,7 @@
 
 pub mod edit;
 pub mod goodbooks;
+pub mod isbn;
 pub mod search;
 
 use std::collections::HashMap;
@@ -22,6 +23,8 @@ pub struct BookSummary {
     pub year: Option<i32>,
     pub price: Cents,
     pub stock: i32,
+    pub average_rating: Option<f32>,
+    pub ratings_count: i32,
 }
 
 impl BookSummary {
@@ -42,21 +45,35 @@ impl BookSummary {
 /// The first books of the catalog in its own order (for the seeded catalog: most-read first).
 pub fn featured_books(conn: &mut PgConnection, limit: i64) -> QueryResult<Vec<BookSummary>> {
     let rows: Vec<SummaryRow> = books::table
-        .select((
-            books::id,
-            books::title,
-            books::year,
-            books::price_cents,
-            books::stock,
-        ))
+        .filter(books::hidden.eq(false))
+        .select(SUMMARY_COLUMNS)
         .order(books::id)
         .limit(limit)
         .load(conn)?;
     with_authors(conn, rows)
 }
 
-/// The columns of `books` a list shows: id, title, year, price in cents, stock.
-pub type SummaryRow = (i64, String, Option<i32>, i32, i32);
+/// The columns of `books` a list shows.
+pub const SUMMARY_COLUMNS: (
+    books::id,
+    books::title,
+    books::year,
+    books::price_cents,
+    books::stock,
+    books::average_rating,
+    books::ratings_count,
+) = (
+    books::id,
+    books::title,
+    books::year,
+    books::price_cents,
+    books::stock,
+    books::average_rating,
+    books::ratings_count,
+);
+
+/// A row of `SUMMARY_COLUMNS`.
+pub type SummaryRow = (i64, String, Option<i32>, i32, i32, Option<f32>, i32);
 
 /// List rows completed with their authors (one query for the whole page).
 pub fn with_authors(
@@ -67,14 +84,18 @@ pub fn with_authors(
     let mut authors = authors_of(conn, &ids)?;
     Ok(rows
         .into_iter()
-        .map(|(id, title, year, price_cents, stock)| BookSummary {
-            id,
-            title,
-            authors: authors.remove(&id).unwrap_or_default(),
-            year,
-            price: Cents(price_cents.into()),
-            stock,
-        })
+        .map(
+            |(id, title, year, price_cents, stock, average_rating, ratings_count)| BookSummary {
+                id,
+                title,
+                authors: authors.remove(&id).unwrap_or_default(),
+                year,
+                price: Cents(price_cents.into()),
+                stock,
+                average_rating,
+                ratings_count,
+            },
+        )
         .collect())
 }
 
@@ -109,6 +130,10 @@ pub struct BookDetail {
     pub description: String,
     pub price: Cents,
     pub stock: i32,
+    pub average_rating: Option<f32>,
+    pub ratings_count: i32,
+    /// Out of the catalog (staff still see it).
+    pub hidden: bool,
 }
 
 impl BookDetail {
@@ -147,6 +172,9 @@ struct BookRow {
     description: String,
     price_cents: i32,
     stock: i32,
+    average_rating: Option<f32>,
+    ratings_count: i32,
+    hidden: bool,
 }
 
 pub fn book_detail(conn: &mut PgConnection, id: i64) -> QueryResult<Option<BookDetail>> {
@@ -167,6 +195,9 @@ pub fn book_detail(conn: &mut PgConnection, id: i64) -> QueryResult<Option<BookD
         description,
         price_cents,
         stock,
+        average_rating,
+        ratings_count,
+        hidden,
     } = row;
     let authors = book_authors::table
         .inner_join(authors::table)
@@ -184,5 +215,8 @@ pub fn book_detail(conn: &mut PgConnection, id: i64) -> QueryResult<Option<BookD
         description,
         price: Cents(price_cents.into()),
         stock,
+        average_rating,
+        ratings_count,
+        hidden,
     }))
 }

@@ -258,6 +258,8 @@ fn upsert_batch(
             books::isbn.eq(excluded(books::isbn)),
             books::language.eq(excluded(books::language)),
             books::description.eq(excluded(books::description)),
+            books::ratings_count.eq(excluded(books::ratings_count)),
+            books::average_rating.eq(excluded(books::average_rating)),
             books::updated_at.eq(diesel::dsl::now),
         ))
         .returning((books::id, books::goodreads_id, sql::<Bool>("xmax = 0")))

@@ -1,7 +1,7 @@
 //! The catalog: `/books` (search, filters, sort, pages) and `/books/{id}`.
 
 use actix_session::Session;
-use actix_web::web;
+use actix_web::{Either, HttpResponse, web};
 use askama::Template;
 use askama_web::WebTemplate;
 use serde::{Deserialize, Serialize};
@@ -9,9 +9,17 @@ use serde::{Deserialize, Serialize};
 use crate::{
     domain::catalog::{
         self, BookDetail, BookSummary,
-        search::{self, CatalogQuery, Sort},
+        isbn::Isbn,
+        search::{self, CatalogQuery, Matching, Sort},
     },
-    web::{AppState, auth::Visitor, csrf, error::WebError, layout::Layout, with_conn},
+    web::{
+        AppState,
+        auth::Visitor,
+        csrf,
+        error::{WebError, see_other},
+        layout::Layout,
+        with_conn,
+    },
 };
 
 /// The query string, as typed. Everything is optional and lenient: a hand-edited URL shows the
@@ -43,6 +51,7 @@ impl CatalogParams {
             .map(crate::domain::collapse_spaces)
             .map(|q| q.chars().take(MAX_SEARCH_CHARS).collect::<String>())
             .filter(|q| !q.is_empty());
+        let sort = Sort::resolve(self.sort.as_deref(), text.is_some());
         CatalogQuery {
             text,
             author_id: self
@@ -51,7 +60,7 @@ impl CatalogParams {
                 .and_then(|a| a.trim().parse().ok())
                 .filter(|id| *id > 0),
             in_stock_only: matches!(self.in_stock.as_deref(), Some("1" | "on" | "true")),
-            sort: Sort::from_key(self.sort.as_deref().unwrap_or_default()),
+            sort,
             page: self
                 .page
                 .as_deref()
@@ -69,7 +78,8 @@ impl CatalogParams {
             q: query.text.clone(),
             author: query.author_id.map(|id| id.to_string()),
             in_stock: query.in_stock_only.then(|| "1".to_owned()),
-            sort: (query.sort != Sort::default()).then(|| query.sort.key().to_owned()),
+            sort: (query.sort != Sort::default_for(query.text.is_some()))
+                .then(|| query.sort.key().to_owned()),
             page: (page != 1).then(|| page.to_string()),
         };
         let encoded = serde_urlencoded::to_string(&params).unwrap_or_default();
@@ -113,6 +123,11 @@ pub struct CatalogPageView {
     next: Option<String>,
     /// The same search without the author filter, and without anything.
     clear_author_href: String,
+    /// Some words were taken as near spellings.
+    corrected: bool,
+    /// "Did you mean": the closest title or author, and its search.
+    suggestion: Option<String>,
+    suggestion_href: Option<String>,
 }
 
 /// `GET /books`
@@ -120,8 +135,15 @@ pub async fn list(
     state: web::Data<AppState>,
     layout: Layout,
     params: web::Query<CatalogParams>,
-) -> Result<CatalogPageView, WebError> {
+) -> Result<Either<HttpResponse, CatalogPageView>, WebError> {
     let query = params.to_query(state.page_size);
+    // An ISBN goes straight to its book; one the catalog lacks is searched as text.
+    if let Some(isbn) = query.text.as_deref().and_then(Isbn::parse) {
+        let found = with_conn(&state, move |conn| search::book_with_isbn(conn, &isbn)).await?;
+        if let Some(id) = found {
+            return Ok(Either::Left(see_other(&format!("/books/{id}"))));
+        }
+    }
     let lookup = query.clone();
     let (results, author_name) = with_conn(&state, move |conn| {
         let results = search::search(conn, &lookup)?;
@@ -147,14 +169,24 @@ pub async fn list(
         author_id: None,
         ..query.clone()
     };
-    Ok(CatalogPageView {
+    let suggestion_href = results.suggestion.as_ref().map(|suggestion| {
+        let suggested = CatalogQuery {
+            text: Some(suggestion.clone()),
+            sort: Sort::default_for(true),
+            ..query.clone()
+        };
+        CatalogParams::link(&suggested, 1)
+    });
+    Ok(Either::Right(CatalogPageView {
         layout,
+        corrected: results.matching == Matching::Corrected,
+        suggestion: results.suggestion.clone(),
+        suggestion_href,
         search_text: query.text.clone().unwrap_or_default(),
         author_id: query.author_id,
         author_name,
         in_stock_only: query.in_stock_only,
-        sort_options: Sort::ALL
-            .into_iter()
+        sort_options: Sort::choices(query.text.is_some())
             .map(|sort| SortOption {
                 key: sort.key(),
                 label: sort.label(),
@@ -171,7 +203,7 @@ pub async fn list(
         previous: (query.page > 1).then(|| CatalogParams::link(&query, query.page - 1)),
         next: (query.page < page_count).then(|| CatalogParams::link(&query, query.page + 1)),
         clear_author_href: CatalogParams::link(&without_author, 1),
-    })
+    }))
 }
 
 #[derive(Template, WebTemplate)]
@@ -193,8 +225,11 @@ pub async fn show(
     path: web::Path<String>,
 ) -> Result<BookPage, WebError> {
     let id: i64 = path.parse().map_err(|_| WebError::NotFound)?;
+    let is_staff = visitor.0.as_ref().is_some_and(|user| user.is_staff());
     let book = with_conn(&state, move |conn| catalog::book_detail(conn, id))
         .await?
+        // A hidden book is out of the shop; staff still open it to unhide it.
+        .filter(|book| is_staff || !book.hidden)
         .ok_or(WebError::NotFound)?;
     let csrf_token = if visitor.0.is_some() {
         csrf::token(&session)
@@ -205,7 +240,7 @@ pub async fn show(
         layout,
         book,
         csrf_token,
-        is_staff: visitor.0.as_ref().is_some_and(|user| user.is_staff()),
+        is_staff,
     })
 }
 
