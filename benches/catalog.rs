@@ -86,9 +86,9 @@ fn main() {
     ];
     println!();
     println!(
-        "| scenario | app req/s | app p50 | app p99 | SQL q/s | SQL p50 | SQL p99 | app / SQL |"
+        "| scenario | app req/s | app p50 | app p99 | SQL q/s | SQL p50 | SQL p99 | app / SQL | 1 shopper p50 | 1 shopper p99 |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (name, path, query) in scenarios {
         let query = CatalogQuery {
             page: 1,
@@ -105,8 +105,10 @@ fn main() {
         };
         sql_load(&database, concurrency, Duration::from_secs(2), work.clone());
         let sql = sql_load(&database, concurrency, duration, work);
+        // One shopper alone: the latency a visitor sees when the shop is not queueing.
+        let alone = runtime.block_on(http_load(&url, 1, duration / 2));
         println!(
-            "| {name} | {:.0} | {} | {} | {:.0} | {} | {} | {:.2} |",
+            "| {name} | {:.0} | {} | {} | {:.0} | {} | {} | {:.2} | {} | {} |",
             app.per_second(),
             ms(app.percentile(0.50)),
             ms(app.percentile(0.99)),
@@ -114,6 +116,8 @@ fn main() {
             ms(sql.percentile(0.50)),
             ms(sql.percentile(0.99)),
             app.per_second() / sql.per_second(),
+            ms(alone.percentile(0.50)),
+            ms(alone.percentile(0.99)),
         );
     }
     println!();

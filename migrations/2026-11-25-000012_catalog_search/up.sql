@@ -38,7 +38,8 @@ CREATE FUNCTION book_search_doc(book_title TEXT, book BIGINT) RETURNS tsvector
 CREATE TABLE search_words (
     word TEXT PRIMARY KEY
 );
-CREATE INDEX search_words_length_idx ON search_words (length(word));
+-- Typo candidates are the words of about the same length; the index alone serves them.
+CREATE INDEX search_words_length_idx ON search_words (length(word)) INCLUDE (word);
 -- "harry pot" while typing: the last word also matches as a prefix.
 CREATE INDEX search_words_prefix_idx ON search_words (word text_pattern_ops);
 
@@ -157,11 +158,14 @@ CREATE FUNCTION search_widenings(query TEXT, forgive_known_words BOOLEAN)
               SELECT e.word,
                      CASE WHEN e.edits = 2 AND search_one_swap(terms.term, e.word) THEN 1
                           ELSE e.edits END AS distance
+                -- OFFSET 0 keeps the subquery apart, so Levenshtein runs once per word.
                 FROM (SELECT sw.word,
                              levenshtein_less_equal(terms.term, sw.word, 2) AS edits
                         FROM search_words sw
                        WHERE length(sw.word) BETWEEN length(terms.term) - terms.budget
-                                                 AND length(terms.term) + terms.budget) AS e
+                                                 AND length(terms.term) + terms.budget
+                      OFFSET 0) AS e
+               WHERE e.edits <= 2
               UNION ALL
               SELECT sw.word, terms.budget
                 FROM search_words sw

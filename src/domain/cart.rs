@@ -34,6 +34,22 @@ impl QuantityChange {
     }
 }
 
+/// What the cart's quantity field asks for: 0 takes the line out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineQuantity {
+    Remove,
+    Set(Quantity),
+}
+
+impl LineQuantity {
+    pub fn parse(input: &str) -> Result<LineQuantity, String> {
+        if input.trim().parse::<i32>() == Ok(0) {
+            return Ok(LineQuantity::Remove);
+        }
+        Quantity::parse(input).map(LineQuantity::Set)
+    }
+}
+
 /// A quantity to set a line to: 1 to [`MAX_CHANGE`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Quantity(i32);
@@ -42,7 +58,7 @@ impl Quantity {
     pub fn parse(input: &str) -> Result<Quantity, String> {
         match input.trim().parse::<i32>() {
             Ok(n) if n < 1 => {
-                Err("A cart line holds at least 1 copy; use Remove to take it out.".into())
+                Err("A cart line holds at least 1 copy; 0 or Remove takes it out.".into())
             }
             Ok(n) if n <= MAX_CHANGE => Ok(Quantity(n)),
             _ => Err(format!(
@@ -154,18 +170,26 @@ pub fn cart_of(conn: &mut PgConnection, user_id: i64) -> QueryResult<Cart> {
     })
 }
 
+/// A cart line after a change: its book's title (messages name the book) and how many copies
+/// it holds now (0 once removed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineChange {
+    pub title: String,
+    pub quantity: i32,
+}
+
 /// Adds `change` copies of a book (a negative change takes copies away). A book already in the
-/// cart changes its line's quantity; a new one gets a line. Returns the new quantity.
+/// cart changes its line's quantity; a new one gets a line.
 pub fn add_to_cart(
     conn: &mut PgConnection,
     user_id: i64,
     book_id: i64,
     change: QuantityChange,
-) -> Result<i32, CartError> {
+) -> Result<LineChange, CartError> {
     conn.transaction(|conn| {
-        let (stock, hidden): (i32, bool) = books::table
+        let (title, stock, hidden): (String, i32, bool) = books::table
             .find(book_id)
-            .select((books::stock, books::hidden))
+            .select((books::title, books::stock, books::hidden))
             .first(conn)
             .optional()?
             .ok_or(CartError::BookNotFound)?;
@@ -212,7 +236,7 @@ pub fn add_to_cart(
         };
         // Only reached differently from `current + change` when a concurrent insert won the race.
         check_quantity(current, quantity, stock)?;
-        Ok(quantity)
+        Ok(LineChange { title, quantity })
     })
 }
 
@@ -256,23 +280,27 @@ pub fn change_line(
     user_id: i64,
     line_id: i64,
     change: QuantityChange,
-) -> Result<i32, CartError> {
+) -> Result<LineChange, CartError> {
     let book_id = own_line_book(conn, user_id, line_id)?;
     add_to_cart(conn, user_id, book_id, change)
 }
 
-/// The cart page's quantity field.
+/// The cart page's quantity field: a number of copies, or 0 to take the line out.
 pub fn set_line_quantity(
     conn: &mut PgConnection,
     user_id: i64,
     line_id: i64,
-    quantity: Quantity,
-) -> Result<(), CartError> {
+    quantity: LineQuantity,
+) -> Result<LineChange, CartError> {
+    let quantity = match quantity {
+        LineQuantity::Remove => return remove_line(conn, user_id, line_id).map(|line| line.change),
+        LineQuantity::Set(quantity) => quantity,
+    };
     conn.transaction(|conn| {
         let book_id = own_line_book(conn, user_id, line_id)?;
-        let stock: i32 = books::table
+        let (title, stock): (String, i32) = books::table
             .find(book_id)
-            .select(books::stock)
+            .select((books::title, books::stock))
             .first(conn)?;
         let current: i32 = cart_items::table
             .find(line_id)
@@ -283,21 +311,46 @@ pub fn set_line_quantity(
         diesel::update(cart_items::table.find(line_id))
             .set(cart_items::quantity.eq(quantity.get()))
             .execute(conn)?;
-        Ok(())
+        Ok(LineChange {
+            title,
+            quantity: quantity.get(),
+        })
     })
 }
 
-pub fn remove_line(conn: &mut PgConnection, user_id: i64, line_id: i64) -> Result<(), CartError> {
-    let removed = diesel::delete(
+/// A line taken out of the cart: enough to put it back ("Undo").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemovedLine {
+    pub book_id: i64,
+    /// The title, and 0 copies.
+    pub change: LineChange,
+    /// The copies it held.
+    pub quantity: i32,
+}
+
+pub fn remove_line(
+    conn: &mut PgConnection,
+    user_id: i64,
+    line_id: i64,
+) -> Result<RemovedLine, CartError> {
+    let (book_id, quantity): (i64, i32) = diesel::delete(
         cart_items::table
             .find(line_id)
             .filter(cart_items::user_id.eq(user_id)),
     )
-    .execute(conn)?;
-    if removed == 0 {
-        return Err(CartError::LineNotFound);
-    }
-    Ok(())
+    .returning((cart_items::book_id, cart_items::quantity))
+    .get_result(conn)
+    .optional()?
+    .ok_or(CartError::LineNotFound)?;
+    let title = books::table
+        .find(book_id)
+        .select(books::title)
+        .first(conn)?;
+    Ok(RemovedLine {
+        book_id,
+        change: LineChange { title, quantity: 0 },
+        quantity,
+    })
 }
 
 #[cfg(test)]
@@ -313,6 +366,12 @@ mod tests {
         assert!(QuantityChange::parse("1000").is_err());
         assert!(QuantityChange::parse("-2147483648").is_err(), "no overflow");
         assert!(Quantity::parse("0").is_err());
+        assert_eq!(LineQuantity::parse(" 0 "), Ok(LineQuantity::Remove));
+        assert!(LineQuantity::parse("-1").is_err());
+        assert_eq!(
+            LineQuantity::parse("2"),
+            Ok(LineQuantity::Set(Quantity::parse("2").unwrap()))
+        );
         assert_eq!(Quantity::parse(" 7 ").unwrap().get(), 7);
     }
 

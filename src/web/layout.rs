@@ -32,6 +32,29 @@ pub struct Flash {
     /// `info`, `success` or `error`: a CSS class.
     pub level: &'static str,
     pub text: String,
+    pub action: Option<flash::FlashAction>,
+}
+
+impl Flash {
+    /// The action's (label, href) when it is a link.
+    pub fn link(&self) -> Option<(&str, &str)> {
+        match &self.action {
+            Some(flash::FlashAction::Link { label, href }) => Some((label, href)),
+            _ => None,
+        }
+    }
+
+    /// The action's (label, form action, hidden fields) when it is a button that posts.
+    pub fn post(&self) -> Option<(&str, &str, &[(String, String)])> {
+        match &self.action {
+            Some(flash::FlashAction::Post {
+                label,
+                action,
+                fields,
+            }) => Some((label, action, fields)),
+            _ => None,
+        }
+    }
 }
 
 impl From<&User> for NavUser {

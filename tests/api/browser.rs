@@ -170,7 +170,7 @@ async fn a_new_customer_finds_a_book_and_buys_it() {
     wait_for_text(&client, "Add to cart", 10).await;
     screenshot(&client, "book").await;
     click(&client, "form[action='/cart/items'] button").await;
-    wait_for_text(&client, "Added to your cart (you now have 1)", 10).await;
+    wait_for_text(&client, "to your cart (you now have 1)", 10).await;
 
     client.goto(&format!("{}/cart", app.address)).await.unwrap();
     click(&client, "button[aria-label='One more']").await;

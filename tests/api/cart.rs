@@ -145,11 +145,11 @@ async fn a_quantity_never_goes_below_one() {
         )
         .await;
     let message = app.page("/cart").await;
-    let set_zero = app
+    let set_negative = app
         .submit(
             "/cart",
             &format!("/cart/items/{line}/quantity"),
-            &[("quantity", "0")],
+            &[("quantity", "-2")],
         )
         .await;
     let negative_add = add(&app, book, "-5").await;
@@ -159,7 +159,7 @@ async fn a_quantity_never_goes_below_one() {
         message.contains("A cart line holds at least 1 copy"),
         "a clear message"
     );
-    assert_is_redirect_to(&set_zero, "/cart");
+    assert_is_redirect_to(&set_negative, "/cart");
     assert_is_redirect_to(&negative_add, &format!("/books/{book}"));
     assert_eq!(
         quantity_in_cart(&app, "alice", book).await,
@@ -246,8 +246,9 @@ async fn an_add_before_logging_in_happens_right_after_it() {
     assert_is_redirect_to(&logged_in, "/cart");
     let cart = app.page("/cart").await;
     assert!(
-        cart.contains("Added to your cart (you now have 2)."),
-        "the flash says so"
+        cart.contains("” to your cart (you now have 2).")
+            && cart.contains("<a class=\"flash-action\" href=\"/cart\">View your cart</a>"),
+        "the flash says so, naming the book"
     );
     assert_eq!(quantity_in_cart(&app, "alice", book).await, Some(2));
     assert_is_redirect_to(
@@ -506,4 +507,60 @@ async fn orders_keep_the_price_paid_and_stay_private() {
         })
         .await;
     assert_eq!(ids.len(), 1);
+}
+
+#[tokio::test]
+async fn a_quantity_of_zero_takes_the_line_out_and_undo_puts_it_back() {
+    let app = spawn_app().await;
+    let book = book_with(&app, 20, 999).await;
+    app.db(move |conn| {
+        diesel::update(books::table.find(book))
+            .set(books::title.eq("The Undo Test"))
+            .execute(conn)
+            .unwrap()
+    })
+    .await;
+    app.log_in_as(ALICE.0, ALICE.1).await;
+    add(&app, book, "3").await;
+    let line = line_id(&app, "alice", book).await;
+
+    let set_zero = app
+        .submit(
+            "/cart",
+            &format!("/cart/items/{line}/quantity"),
+            &[("quantity", "0")],
+        )
+        .await;
+    assert_is_redirect_to(&set_zero, "/cart");
+    assert_eq!(
+        quantity_in_cart(&app, "alice", book).await,
+        None,
+        "the line is gone"
+    );
+    let cart = app.page("/cart").await;
+    assert!(
+        cart.contains("Removed “The Undo Test” from your cart."),
+        "the message names the book: {cart}"
+    );
+    assert!(cart.contains("Your cart is empty"));
+    assert!(cart.contains(&format!(
+        "<input type=\"hidden\" name=\"book_id\" value=\"{book}\">"
+    )));
+    assert!(cart.contains("<input type=\"hidden\" name=\"quantity\" value=\"3\">"));
+
+    // Undo: the message's button posts the same copies back, and the customer stays on the cart.
+    let book_field = book.to_string();
+    let undo = app
+        .submit(
+            "/cart",
+            "/cart/items",
+            &[
+                ("book_id", &book_field),
+                ("quantity", "3"),
+                ("then", "cart"),
+            ],
+        )
+        .await;
+    assert_is_redirect_to(&undo, "/cart");
+    assert_eq!(quantity_in_cart(&app, "alice", book).await, Some(3));
 }

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::{
     domain::{
-        cart::{self, Cart, CartError, Quantity, QuantityChange},
+        cart::{self, Cart, CartError, LineQuantity, QuantityChange},
         orders::{self, CheckoutError, Shortage},
     },
     web::{
@@ -18,7 +18,7 @@ use crate::{
         auth::{CurrentUser, Visitor},
         csrf::{self, CsrfForm},
         error::{WebError, html, see_other},
-        flash,
+        flash::{self, FlashAction},
         layout::Layout,
         with_conn,
     },
@@ -73,6 +73,9 @@ pub async fn show(
 pub struct AddForm {
     book_id: String,
     quantity: String,
+    /// `cart` when the add comes from the cart page (its undo): go back there.
+    #[serde(default)]
+    then: Option<String>,
 }
 
 /// An add to the cart made before logging in: kept in the session and carried out right
@@ -127,7 +130,10 @@ pub async fn add(
         .parse()
         .map_err(|_| WebError::NotFound)?;
     add_for(&state, &session, user.id, book_id, &form.quantity).await?;
-    Ok(see_other(&format!("/books/{book_id}")))
+    match form.then.as_deref() {
+        Some("cart") => Ok(see_other("/cart")),
+        _ => Ok(see_other(&format!("/books/{book_id}"))),
+    }
 }
 
 /// Adds copies for a logged-in user, with the flash message saying what happened; true when
@@ -151,10 +157,17 @@ async fn add_for(
     })
     .await?;
     match outcome {
-        Ok(quantity) => {
-            flash::success(
+        Ok(line) => {
+            flash::success_with(
                 session,
-                format!("Added to your cart (you now have {quantity})."),
+                format!(
+                    "Added “{}” to your cart (you now have {}).",
+                    line.title, line.quantity
+                ),
+                FlashAction::Link {
+                    label: "View your cart".into(),
+                    href: "/cart".into(),
+                },
             );
             Ok(true)
         }
@@ -199,8 +212,22 @@ pub async fn change(
     })
     .await?;
     match outcome {
-        Ok(_) => Ok(see_other("/cart")),
+        Ok(line) => {
+            flash::success(
+                &session,
+                format!("“{}”: {} in your cart.", line.title, copies(line.quantity)),
+            );
+            Ok(see_other("/cart"))
+        }
         Err(err) => cart_error(&session, err, "/cart"),
+    }
+}
+
+fn copies(quantity: i32) -> String {
+    if quantity == 1 {
+        "1 copy".to_owned()
+    } else {
+        format!("{quantity} copies")
     }
 }
 
@@ -209,7 +236,7 @@ pub struct SetForm {
     quantity: String,
 }
 
-/// `POST /cart/items/{id}/quantity`: the quantity field.
+/// `POST /cart/items/{id}/quantity`: the quantity field (0 takes the line out).
 pub async fn set_quantity(
     state: web::Data<AppState>,
     CurrentUser(user): CurrentUser,
@@ -218,20 +245,26 @@ pub async fn set_quantity(
     CsrfForm(form): CsrfForm<SetForm>,
 ) -> Result<HttpResponse, WebError> {
     let line_id = line_id(&path)?;
-    let quantity = match Quantity::parse(&form.quantity) {
+    let quantity = match LineQuantity::parse(&form.quantity) {
         Ok(quantity) => quantity,
         Err(message) => {
             flash::error(&session, format!("{message} Nothing was changed."));
             return Ok(see_other("/cart"));
         }
     };
+    if quantity == LineQuantity::Remove {
+        return remove_and_offer_undo(&state, &session, user.id, line_id).await;
+    }
     let outcome = with_conn(&state, move |conn| {
         Ok::<_, WebError>(cart::set_line_quantity(conn, user.id, line_id, quantity))
     })
     .await?;
     match outcome {
-        Ok(()) => {
-            flash::success(&session, "Quantity updated.");
+        Ok(line) => {
+            flash::success(
+                &session,
+                format!("“{}”: {} in your cart.", line.title, copies(line.quantity)),
+            );
             Ok(see_other("/cart"))
         }
         Err(err) => cart_error(&session, err, "/cart"),
@@ -250,16 +283,38 @@ pub async fn remove(
     _form: CsrfForm<NoFields>,
 ) -> Result<HttpResponse, WebError> {
     let line_id = line_id(&path)?;
-    let outcome = with_conn(&state, move |conn| {
-        Ok::<_, WebError>(cart::remove_line(conn, user.id, line_id))
+    remove_and_offer_undo(&state, &session, user.id, line_id).await
+}
+
+/// Takes a line out; the message offers to put the same copies back.
+async fn remove_and_offer_undo(
+    state: &AppState,
+    session: &Session,
+    user_id: i64,
+    line_id: i64,
+) -> Result<HttpResponse, WebError> {
+    let outcome = with_conn(state, move |conn| {
+        Ok::<_, WebError>(cart::remove_line(conn, user_id, line_id))
     })
     .await?;
     match outcome {
-        Ok(()) => {
-            flash::success(&session, "Removed from your cart.");
+        Ok(removed) => {
+            flash::success_with(
+                session,
+                format!("Removed “{}” from your cart.", removed.change.title),
+                FlashAction::Post {
+                    label: "Undo".into(),
+                    action: "/cart/items".into(),
+                    fields: vec![
+                        ("book_id".into(), removed.book_id.to_string()),
+                        ("quantity".into(), removed.quantity.to_string()),
+                        ("then".into(), "cart".into()),
+                    ],
+                },
+            );
             Ok(see_other("/cart"))
         }
-        Err(err) => cart_error(&session, err, "/cart"),
+        Err(err) => cart_error(session, err, "/cart"),
     }
 }
 
@@ -330,6 +385,7 @@ pub async fn checkout(
                 text: "Not enough stock for the lines marked below: nothing was ordered and your \
                        cart is unchanged. Lower the quantities and check out again."
                     .into(),
+                action: None,
             });
             let page = cart_page(&state, user_id, layout, &session, shortages).await?;
             Ok(html(StatusCode::CONFLICT, &page))
