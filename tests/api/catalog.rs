@@ -250,7 +250,7 @@ async fn staff_add_and_edit_books_and_see_them_at_once() {
     assert_eq!(created.status(), 303);
     let book_path = created.headers()["location"].to_str().unwrap().to_owned();
     let book = app.page(&book_path).await;
-    assert!(book.contains("The book was added to the catalog."));
+    assert!(book.contains("The book was added to the catalog at $9.99."));
     assert!(
         book.contains("$9.99")
             && book.contains("Brian Herbert")
@@ -297,12 +297,17 @@ async fn staff_add_and_edit_books_and_see_them_at_once() {
                 ("title", "Dune"),
                 ("authors", "Frank Herbert"),
                 ("price", "12,50"),
+                ("price_confirmed", "12.50"),
                 ("stock", "4"),
                 ("year", "1965"),
             ],
         )
         .await;
-    assert_eq!(saved.status(), 303, "a decimal comma is a decimal point");
+    assert_eq!(
+        saved.status(),
+        303,
+        "a decimal comma is a decimal point (once its reading is confirmed)"
+    );
     let book = app.page(&book_path).await;
     assert!(
         book.contains("$12.50") && book.contains("4 in stock") && !book.contains("Brian Herbert")
@@ -370,4 +375,115 @@ async fn a_staff_edit_never_puts_sold_copies_back() {
         .await;
     assert_eq!(stock, 2);
     assert_ne!(title, "Edited Title", "nothing was saved");
+}
+
+#[tokio::test]
+async fn a_price_typed_with_a_comma_is_shown_as_read_before_it_is_saved() {
+    let app = spawn_app().await;
+    app.log_in_as("staff", "staff-runs-tasks").await;
+    let fields = [
+        ("title", "Comma Prices"),
+        ("authors", "Ann Author"),
+        ("price", "12,50"),
+        ("stock", "3"),
+    ];
+
+    let first = app
+        .submit("/admin/books/new", "/admin/books/new", &fields)
+        .await;
+    assert_eq!(first.status(), 422, "not saved yet");
+    let form = first.text().await.unwrap();
+    assert!(
+        form.contains("Read as $12.50. Save again to keep that price"),
+        "{form}"
+    );
+    assert!(form.contains("<input type=\"hidden\" name=\"price_confirmed\" value=\"12.50\">"));
+    let stored: i64 = app
+        .db(|conn| {
+            books::table
+                .filter(books::title.eq("Comma Prices"))
+                .count()
+                .get_result(conn)
+                .unwrap()
+        })
+        .await;
+    assert_eq!(stored, 0);
+
+    let mut confirmed = fields.to_vec();
+    confirmed.push(("price_confirmed", "12.50"));
+    let saved = app
+        .submit("/admin/books/new", "/admin/books/new", &confirmed)
+        .await;
+    assert_eq!(saved.status(), 303);
+    let path = saved.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        app.page(&path)
+            .await
+            .contains("The book was added to the catalog at $12.50.")
+    );
+}
+
+#[tokio::test]
+async fn staff_list_every_book_lowest_stock_first_and_hide_one_without_losing_it() {
+    let app = spawn_app().await;
+    let (id, title) = app
+        .db(|conn| {
+            let (id, title): (i64, String) = books::table
+                .filter(books::title.eq("The Hobbit"))
+                .select((books::id, books::title))
+                .first(conn)
+                .unwrap();
+            diesel::update(books::table)
+                .set(books::stock.eq(books::stock + 1))
+                .execute(conn)
+                .unwrap();
+            diesel::update(books::table.find(id))
+                .set(books::stock.eq(0))
+                .execute(conn)
+                .unwrap();
+            (id, title)
+        })
+        .await;
+    let customer = app.another_browser();
+    customer.log_in_as("alice", "alice-reads-books").await;
+    assert_eq!(customer.get("/admin/books").await.status(), 403);
+    app.log_in_as("staff", "staff-runs-tasks").await;
+
+    let list = app.page("/admin/books").await;
+    assert_eq!(
+        titles_in_staff_list(&list)[0],
+        title,
+        "the empty shelf first"
+    );
+    assert!(list.contains("Page 1 of 6"), "300 books, 50 a page");
+
+    let hidden = app
+        .submit("/admin/books", &format!("/admin/books/{id}/hide"), &[])
+        .await;
+    assert_eq!(hidden.status(), 303);
+    let list = app.page("/admin/books?q=hobbit").await;
+    assert!(list.contains("“The Hobbit” is hidden"), "{list}");
+    assert!(list.contains(&format!("action=\"/admin/books/{id}/unhide\"")));
+    assert!(list.contains("<span class=\"status\">Hidden</span>"));
+    assert!(!titles(&customer.page("/books?q=hobbit").await).contains(&title));
+    assert_eq!(customer.get(&format!("/books/{id}")).await.status(), 404);
+    assert_eq!(
+        app.get(&format!("/books/{id}")).await.status(),
+        200,
+        "staff still open it"
+    );
+
+    app.submit("/admin/books", &format!("/admin/books/{id}/unhide"), &[])
+        .await;
+    assert!(titles(&customer.page("/books?q=hobbit").await).contains(&title));
+}
+
+fn titles_in_staff_list(page: &str) -> Vec<String> {
+    page.split("<td><a href=\"/books/")
+        .skip(1)
+        .map(|row| {
+            let text = row.split_once('>').unwrap().1;
+            text.split("</a>").next().unwrap().replace("&#39;", "'")
+        })
+        .collect()
 }

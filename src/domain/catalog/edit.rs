@@ -7,7 +7,11 @@ use serde::Deserialize;
 
 use crate::{
     db::schema::{authors, book_authors, books},
-    domain::{catalog::goodbooks::CatalogEntry, collapse_spaces, money::Cents},
+    domain::{
+        catalog::{goodbooks::CatalogEntry, isbn::Isbn},
+        collapse_spaces,
+        money::Cents,
+    },
 };
 
 /// A `books` row made from an imported entry (seeding and `import_catalog` write the same).
@@ -152,6 +156,19 @@ pub struct BookFields {
     /// The stock when the edit form was opened: a save is refused if checkouts changed it
     /// meanwhile (otherwise the form would put sold copies back).
     pub stock_was: String,
+    /// The price (as `Cents::plain`) the form last showed as its reading of a price typed with
+    /// a comma: saving again with the same price confirms it.
+    pub price_confirmed: String,
+}
+
+impl BookFields {
+    /// How the typed price reads, when it has a comma to confirm ("12,50" reads "12.50").
+    pub fn price_reading(&self) -> Option<String> {
+        if !self.price.contains(',') {
+            return None;
+        }
+        Cents::parse_dollars(&self.price).ok().map(Cents::plain)
+    }
 }
 
 /// A book that passed validation.
@@ -206,21 +223,18 @@ impl BookFields {
                 }
             },
         };
-        let isbn = match self
-            .isbn
-            .trim()
-            .replace(['-', ' '], "")
-            .to_ascii_uppercase()
-        {
-            text if text.is_empty() => None,
-            text if is_isbn(&text) => Some(text),
-            _ => {
-                errors.push((
-                    "isbn",
-                    "An ISBN has 10 characters (the last may be X) or 13 digits.".to_owned(),
-                ));
-                None
-            }
+        let isbn = match self.isbn.trim() {
+            "" => None,
+            text => match Isbn::parse(text) {
+                Some(isbn) => Some(isbn.as_str().to_owned()),
+                None => {
+                    errors.push((
+                        "isbn",
+                        "An ISBN has 10 characters (the last may be X) or 13 digits.".to_owned(),
+                    ));
+                    None
+                }
+            },
         };
         let language = match self.language.trim() {
             "" => None,
@@ -251,6 +265,17 @@ impl BookFields {
             })
             .map_err(|message| errors.push(("price", message)))
             .ok();
+        // A decimal comma is read as cents ("12,50" is $12.50), which surprises anyone who meant
+        // a thousands separator: the form says how it read the price and asks to save again.
+        if let Some(price) = price
+            && self.price.contains(',')
+            && self.price_confirmed.trim() != price.plain()
+        {
+            errors.push((
+                "price",
+                format!("Read as {price}. Save again to keep that price, or correct it."),
+            ));
+        }
         let stock = match self.stock.trim().parse::<i32>() {
             Ok(stock) if (0..=1_000_000).contains(&stock) => Some(stock),
             _ => {
@@ -294,22 +319,6 @@ fn is_language_code(text: &str) -> bool {
     language_ok && region_ok
 }
 
-fn is_isbn(text: &str) -> bool {
-    // ASCII first: splitting by bytes inside a multi-byte character would panic.
-    if !text.is_ascii() {
-        return false;
-    }
-    let (body, last) = text.split_at(text.len().saturating_sub(1));
-    match text.len() {
-        10 => {
-            body.chars().all(|c| c.is_ascii_digit())
-                && last.chars().all(|c| c.is_ascii_digit() || c == 'X')
-        }
-        13 => text.chars().all(|c| c.is_ascii_digit()),
-        _ => false,
-    }
-}
-
 impl From<&crate::domain::catalog::BookDetail> for BookFields {
     fn from(book: &crate::domain::catalog::BookDetail) -> Self {
         BookFields {
@@ -322,8 +331,22 @@ impl From<&crate::domain::catalog::BookDetail> for BookFields {
             price: book.price.plain(),
             stock: book.stock.to_string(),
             stock_was: book.stock.to_string(),
+            price_confirmed: String::new(),
         }
     }
+}
+
+/// Takes a book out of the catalog, or puts it back; its rows and order history stay. Returns
+/// its title, or `None` when there is no such book.
+pub fn set_hidden(conn: &mut PgConnection, id: i64, hidden: bool) -> QueryResult<Option<String>> {
+    diesel::update(books::table.find(id))
+        .set((
+            books::hidden.eq(hidden),
+            books::updated_at.eq(diesel::dsl::now),
+        ))
+        .returning(books::title)
+        .get_result(conn)
+        .optional()
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -451,9 +474,9 @@ mod tests {
     #[test]
     fn an_isbn_with_a_multibyte_character_is_refused_not_a_panic() {
         for text in ["ü", "123456789ü", "12345678901ü", "X"] {
-            assert!(!is_isbn(text), "{text}");
+            assert!(Isbn::parse(text).is_none(), "{text}");
         }
-        assert!(is_isbn("044117271X") && is_isbn("9780441172719"));
+        assert!(Isbn::parse("044117271X").is_some() && Isbn::parse("9780441172719").is_some());
     }
 
     fn fields() -> BookFields {
@@ -467,6 +490,7 @@ mod tests {
             price: "9.99".into(),
             stock: "3".into(),
             stock_was: String::new(),
+            price_confirmed: String::new(),
         }
     }
 
@@ -500,5 +524,33 @@ mod tests {
             fields,
             ["title", "authors", "year", "isbn", "price", "stock"]
         );
+    }
+
+    #[test]
+    fn a_price_with_a_comma_is_shown_as_read_before_it_is_saved() {
+        let typed = BookFields {
+            price: "12,50".into(),
+            ..fields()
+        };
+        assert_eq!(typed.price_reading().as_deref(), Some("12.50"));
+        let errors = typed.parse().unwrap_err();
+        assert_eq!(errors[0].0, "price");
+        assert!(
+            errors[0].1.starts_with("Read as $12.50."),
+            "{}",
+            errors[0].1
+        );
+        let confirmed = BookFields {
+            price_confirmed: "12.50".into(),
+            ..typed.clone()
+        };
+        assert_eq!(confirmed.parse().unwrap().price, Cents(1250));
+        // Changed after the reading was shown: read again.
+        let changed = BookFields {
+            price: "13,50".into(),
+            ..confirmed
+        };
+        assert!(changed.parse().is_err());
+        assert_eq!(fields().price_reading(), None, "9.99 needs no confirming");
     }
 }

@@ -25,6 +25,8 @@ pub struct BookSummary {
     pub stock: i32,
     pub average_rating: Option<f32>,
     pub ratings_count: i32,
+    /// Out of the catalog (only staff lists show it).
+    pub hidden: bool,
 }
 
 impl BookSummary {
@@ -62,6 +64,7 @@ pub const SUMMARY_COLUMNS: (
     books::stock,
     books::average_rating,
     books::ratings_count,
+    books::hidden,
 ) = (
     books::id,
     books::title,
@@ -70,10 +73,11 @@ pub const SUMMARY_COLUMNS: (
     books::stock,
     books::average_rating,
     books::ratings_count,
+    books::hidden,
 );
 
 /// A row of `SUMMARY_COLUMNS`.
-pub type SummaryRow = (i64, String, Option<i32>, i32, i32, Option<f32>, i32);
+pub type SummaryRow = (i64, String, Option<i32>, i32, i32, Option<f32>, i32, bool);
 
 /// List rows completed with their authors (one query for the whole page).
 pub fn with_authors(
@@ -85,15 +89,18 @@ pub fn with_authors(
     Ok(rows
         .into_iter()
         .map(
-            |(id, title, year, price_cents, stock, average_rating, ratings_count)| BookSummary {
-                id,
-                title,
-                authors: authors.remove(&id).unwrap_or_default(),
-                year,
-                price: Cents(price_cents.into()),
-                stock,
-                average_rating,
-                ratings_count,
+            |(id, title, year, price_cents, stock, average_rating, ratings_count, hidden)| {
+                BookSummary {
+                    id,
+                    title,
+                    authors: authors.remove(&id).unwrap_or_default(),
+                    year,
+                    price: Cents(price_cents.into()),
+                    stock,
+                    average_rating,
+                    ratings_count,
+                    hidden,
+                }
             },
         )
         .collect())

@@ -34,6 +34,8 @@ pub enum Sort {
     Year,
     /// Most recently added to the shop first.
     Newest,
+    /// Fewest copies first: the staff book list, to restock (not offered to shoppers).
+    LowStock,
 }
 
 impl Sort {
@@ -59,6 +61,7 @@ impl Sort {
             Sort::PriceHighToLow => "price_desc",
             Sort::Year => "year",
             Sort::Newest => "newest",
+            Sort::LowStock => "low_stock",
         }
     }
 
@@ -72,6 +75,7 @@ impl Sort {
             Sort::PriceHighToLow => "Price (high to low)",
             Sort::Year => "Publication year (newest)",
             Sort::Newest => "Recently added",
+            Sort::LowStock => "Lowest stock",
         }
     }
 
@@ -109,6 +113,8 @@ pub struct CatalogQuery {
     pub text: Option<String>,
     pub author_id: Option<i64>,
     pub in_stock_only: bool,
+    /// Staff lists include hidden books.
+    pub include_hidden: bool,
     pub sort: Sort,
     /// 1-based.
     pub page: i64,
@@ -121,6 +127,7 @@ impl Default for CatalogQuery {
             text: None,
             author_id: None,
             in_stock_only: false,
+            include_hidden: false,
             sort: Sort::Title,
             page: 1,
             per_page: 24,
@@ -185,7 +192,10 @@ struct SearchQueries {
 type BoxedBooks<'a> = books::BoxedQuery<'a, Pg>;
 
 fn filtered(query: &CatalogQuery, text: Option<&SearchQueries>) -> BoxedBooks<'static> {
-    let mut books_query = books::table.filter(books::hidden.eq(false)).into_boxed();
+    let mut books_query = books::table.into_boxed();
+    if !query.include_hidden {
+        books_query = books_query.filter(books::hidden.eq(false));
+    }
     if let Some(text) = text {
         // The GIN index on search_doc serves this; NULL (a word with no match) matches nothing.
         books_query = books_query.filter(
@@ -239,6 +249,11 @@ fn ordered(query: &CatalogQuery, text: Option<&SearchQueries>) -> BoxedBooks<'st
         }
         (Sort::Year, _) => books_query.order((books::year.desc().nulls_last(), books::id.asc())),
         (Sort::Newest, _) => books_query.order((books::created_at.desc(), books::id.desc())),
+        (Sort::LowStock, _) => books_query.order((
+            books::stock.asc(),
+            books::ratings_count.desc(),
+            books::id.asc(),
+        )),
     }
 }
 

@@ -1,21 +1,25 @@
-//! Staff catalog editing: add and edit books.
+//! Staff catalog editing: the book list (search, lowest stock first, hidden books too), add,
+//! edit, hide and unhide.
 
 use actix_session::Session;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, http::StatusCode, web};
 use askama::Template;
 use askama_web::WebTemplate;
 
+use serde::Deserialize;
+
 use crate::{
     domain::catalog::{
-        self,
+        self, BookSummary,
         edit::{self, BookFields, EditError},
+        search::{self, CatalogQuery, Sort},
     },
     web::{
         AppState,
         auth::Staff,
         csrf::{self, CsrfForm},
         error::{WebError, html, see_other},
-        flash,
+        flash::{self, FlashAction},
         forms::FieldErrors,
         layout::Layout,
         with_conn,
@@ -133,6 +137,7 @@ pub async fn save(
             return again(errors, fields.clone()).await;
         }
     };
+    let price = input.price;
     let saved = with_conn(&state, move |conn| {
         Ok::<_, WebError>(match book_id {
             Some(id) => edit::update_book(conn, id, &input).map(|()| id),
@@ -147,7 +152,7 @@ pub async fn save(
             } else {
                 "added to the catalog"
             };
-            flash::success(&session, format!("The book was {verb}."));
+            flash::success(&session, format!("The book was {verb} at {price}."));
             Ok(see_other(&format!("/books/{id}")))
         }
         Err(EditError::IsbnTaken) => {
@@ -166,4 +171,134 @@ pub async fn save(
         }
         Err(EditError::Database(err)) => Err(err.into()),
     }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "admin/books.html")]
+pub struct BookListPage {
+    layout: Layout,
+    csrf_token: String,
+    search_text: String,
+    books: Vec<BookSummary>,
+    total: i64,
+    page: i64,
+    page_count: i64,
+    previous: Option<String>,
+    next: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct BookListParams {
+    #[serde(default)]
+    q: Option<String>,
+    #[serde(default)]
+    page: Option<String>,
+}
+
+/// Books per page of the staff list.
+const STAFF_PAGE_SIZE: i64 = 50;
+
+/// `GET /admin/books`: every book, hidden ones too, fewest copies first (what to restock).
+pub async fn list(
+    state: web::Data<AppState>,
+    _staff: Staff,
+    layout: Layout,
+    session: Session,
+    params: web::Query<BookListParams>,
+) -> Result<BookListPage, WebError> {
+    let text = params
+        .q
+        .as_deref()
+        .map(crate::domain::collapse_spaces)
+        .filter(|q| !q.is_empty());
+    let query = CatalogQuery {
+        text: text.clone(),
+        include_hidden: true,
+        sort: Sort::LowStock,
+        page: params
+            .page
+            .as_deref()
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or(1)
+            .clamp(1, 10_000),
+        per_page: STAFF_PAGE_SIZE,
+        ..CatalogQuery::default()
+    };
+    let lookup = query.clone();
+    let results = with_conn(&state, move |conn| search::search(conn, &lookup)).await?;
+    let page_count = results.page_count();
+    let link = |page: i64| {
+        let q = text.as_deref().unwrap_or("");
+        let encoded = serde_urlencoded::to_string([("q", q), ("page", &page.to_string())])
+            .unwrap_or_default();
+        format!("/admin/books?{encoded}")
+    };
+    Ok(BookListPage {
+        layout,
+        csrf_token: csrf::token(&session),
+        search_text: text.clone().unwrap_or_default(),
+        previous: (query.page > 1).then(|| link(query.page - 1)),
+        next: (query.page < page_count).then(|| link(query.page + 1)),
+        books: results.books,
+        total: results.total,
+        page: query.page,
+        page_count,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct NoFields {}
+
+/// `POST /admin/books/{id}/hide`: out of the catalog, kept with its order history.
+pub async fn hide(
+    state: web::Data<AppState>,
+    staff: Staff,
+    session: Session,
+    path: web::Path<String>,
+    form: CsrfForm<NoFields>,
+) -> Result<HttpResponse, WebError> {
+    set_hidden(state, staff, session, path, form, true).await
+}
+
+/// `POST /admin/books/{id}/unhide`: back in the catalog.
+pub async fn unhide(
+    state: web::Data<AppState>,
+    staff: Staff,
+    session: Session,
+    path: web::Path<String>,
+    form: CsrfForm<NoFields>,
+) -> Result<HttpResponse, WebError> {
+    set_hidden(state, staff, session, path, form, false).await
+}
+
+async fn set_hidden(
+    state: web::Data<AppState>,
+    _staff: Staff,
+    session: Session,
+    path: web::Path<String>,
+    _form: CsrfForm<NoFields>,
+    hidden: bool,
+) -> Result<HttpResponse, WebError> {
+    let id: i64 = path.parse().map_err(|_| WebError::NotFound)?;
+    let title = with_conn(&state, move |conn| edit::set_hidden(conn, id, hidden))
+        .await?
+        .ok_or(WebError::NotFound)?;
+    let (text, undo) = if hidden {
+        (
+            format!("“{title}” is hidden: shoppers no longer find it; orders keep it."),
+            "unhide",
+        )
+    } else {
+        (format!("“{title}” is back in the catalog."), "hide")
+    };
+    flash::success_with(
+        &session,
+        text,
+        FlashAction::Post {
+            label: "Undo".into(),
+            action: format!("/admin/books/{id}/{undo}"),
+            fields: Vec::new(),
+        },
+    );
+    Ok(see_other("/admin/books"))
 }

@@ -60,6 +60,7 @@ impl CatalogParams {
                 .and_then(|a| a.trim().parse().ok())
                 .filter(|id| *id > 0),
             in_stock_only: matches!(self.in_stock.as_deref(), Some("1" | "on" | "true")),
+            include_hidden: false,
             sort,
             page: self
                 .page
