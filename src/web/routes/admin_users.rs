@@ -2,7 +2,7 @@
 //! e-mail: they hand it over themselves).
 
 use actix_session::Session;
-use actix_web::{HttpRequest, HttpResponse, http::StatusCode};
+use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
 use askama::Template;
 use askama_web::WebTemplate;
 use serde::Deserialize;
@@ -29,8 +29,15 @@ pub struct UsersPage {
     csrf_token: String,
     login: String,
     error: Option<String>,
-    /// The link just created, with its account and expiry: shown this once.
-    new_link: Option<(String, String, String)>,
+    /// The link just created: shown this once.
+    new_link: Option<NewLink>,
+}
+
+pub struct NewLink {
+    url: String,
+    login: String,
+    /// When it stops working, formatted.
+    expires: String,
 }
 
 /// `GET /admin/users`
@@ -53,7 +60,7 @@ pub struct ResetLinkForm {
 /// `POST /admin/users/password-reset`: answers with the page itself (no redirect), so the link
 /// is shown once and kept nowhere, not even in a flash message.
 pub async fn create_reset_link(
-    state: actix_web::web::Data<AppState>,
+    state: web::Data<AppState>,
     req: HttpRequest,
     _staff: Staff,
     layout: Layout,
@@ -84,7 +91,11 @@ pub async fn create_reset_link(
             let info = req.connection_info();
             let url = format!("{}://{}{}", info.scheme(), info.host(), link.path());
             let expires = link.expires_at.format("%Y-%m-%d %H:%M UTC").to_string();
-            page.new_link = Some((url, link.user.login, expires));
+            page.new_link = Some(NewLink {
+                url,
+                login: link.user.login,
+                expires,
+            });
             page.login = String::new();
             Ok(html(StatusCode::CREATED, &page))
         }
