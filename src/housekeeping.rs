@@ -1,4 +1,5 @@
-//! Periodic clean-up every node runs: expired sessions and stale login counters. Running it on
+//! Periodic clean-up every node runs: expired sessions, stale login counters and expired
+//! password reset links. Running it on
 //! several nodes at once is harmless (each DELETE is idempotent).
 
 use std::time::Duration;
@@ -8,6 +9,7 @@ use actix_web::web;
 use crate::{
     db::PgPool,
     domain::accounts::{
+        resets,
         sessions::{self, SessionPolicy},
         throttle::{self, ThrottlePolicy},
     },
@@ -21,18 +23,19 @@ pub async fn run(pool: PgPool, sessions_policy: SessionPolicy, throttle_policy: 
     loop {
         ticks.tick().await;
         let pool = pool.clone();
-        let purged = web::block(move || -> anyhow::Result<(usize, usize)> {
+        let purged = web::block(move || -> anyhow::Result<(usize, usize, usize)> {
             let mut conn = pool.get()?;
             Ok((
                 sessions::purge_expired(&mut conn, &sessions_policy)?,
                 throttle::purge_stale(&mut conn, &throttle_policy)?,
+                resets::purge_expired(&mut conn)?,
             ))
         })
         .await;
         match purged {
-            Ok(Ok((0, 0))) => {}
-            Ok(Ok((sessions, counters))) => {
-                tracing::info!(sessions, counters, "housekeeping purged")
+            Ok(Ok((0, 0, 0))) => {}
+            Ok(Ok((sessions, counters, reset_links))) => {
+                tracing::info!(sessions, counters, reset_links, "housekeeping purged")
             }
             Ok(Err(err)) => tracing::warn!("housekeeping: {err:#}"),
             Err(err) => tracing::warn!("housekeeping: {err}"),

@@ -4,7 +4,7 @@ use anyhow::Context;
 use bookstore::{
     config::{Config, Role},
     db,
-    domain::accounts::{self, Login, NewPassword},
+    domain::accounts::{self, Login, NewPassword, resets},
     startup::{self, Application},
     telemetry,
 };
@@ -39,6 +39,14 @@ enum Command {
         /// The login of the staff account.
         login: String,
     },
+    /// Print a one-time password reset link for an account, valid 30 minutes (there is no
+    /// e-mail: hand it over yourself). The link starts with http://BOOKSTORE_ADDR; if people
+    /// reach the shop at another address, use its path there. Earlier links of the account stop
+    /// working.
+    ResetPassword {
+        /// The login of the account.
+        login: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -60,6 +68,7 @@ fn main() -> ExitCode {
         Command::Serve => serve(&config),
         Command::Psql { args } => psql(&config, args),
         Command::CreateStaff { login } => create_staff(&config, &login),
+        Command::ResetPassword { login } => reset_password(&config, &login),
     };
     result.unwrap_or_else(|err| {
         eprintln!("bookstore: {err:#}");
@@ -174,5 +183,31 @@ fn create_staff(config: &Config, login: &str) -> anyhow::Result<ExitCode> {
     let (user, created) = outcome?;
     let verb = if created { "created" } else { "is now" };
     println!("{} {verb} a staff account (id {}).", user.login, user.id);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn reset_password(config: &Config, login: &str) -> anyhow::Result<ExitCode> {
+    let login = Login::parse(login).map_err(|err| anyhow::anyhow!("login {login:?}: {err}"))?;
+    let database = open_prepared(config)?;
+    let outcome = database
+        .pool
+        .get()
+        .map_err(anyhow::Error::from)
+        .and_then(|mut conn| Ok(resets::create_link(&mut conn, &login)?));
+    database.shutdown()?;
+    let link = outcome?;
+    // There is no setting for the shop's public address: the link names the address the app
+    // listens on (BOOKSTORE_ADDR), and says so.
+    println!(
+        "A password reset link for {} (works once, until {}):",
+        link.user.login,
+        link.expires_at.format("%Y-%m-%d %H:%M UTC")
+    );
+    println!("http://{}{}", config.addr, link.path());
+    println!(
+        "(http://{} is BOOKSTORE_ADDR, where the app listens; if people reach the shop at \
+         another address, put that one before /password-reset/.)",
+        config.addr
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -76,6 +76,16 @@ diesel::table! {
 }
 
 diesel::table! {
+    password_resets (token_hash) {
+        token_hash -> Bytea,
+        user_id -> Int8,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        used_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
     program_functions (name) {
         name -> Text,
         description -> Text,
@@ -155,6 +165,7 @@ diesel::joinable!(cart_items -> users (user_id));
 diesel::joinable!(order_lines -> books (book_id));
 diesel::joinable!(order_lines -> orders (order_id));
 diesel::joinable!(orders -> users (user_id));
+diesel::joinable!(password_resets -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(programs -> program_functions (function_name));
 diesel::joinable!(tasks -> programs (program_id));
@@ -169,6 +180,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     login_throttle,
     order_lines,
     orders,
+    password_resets,
     program_functions,
     programs,
     sessions,

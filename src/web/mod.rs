@@ -123,7 +123,7 @@ fn session_cookie_name(secure: bool) -> &'static str {
 }
 
 /// Paths whose pages are private whoever asks (the rest are private once a session exists).
-const PRIVATE_PREFIXES: [&str; 7] = [
+const PRIVATE_PREFIXES: [&str; 8] = [
     "/admin",
     "/api/",
     "/cart",
@@ -131,6 +131,8 @@ const PRIVATE_PREFIXES: [&str; 7] = [
     "/orders",
     "/account",
     "/login",
+    // Its path holds a secret, and its form who the link is for.
+    "/password-reset",
 ];
 
 /// `Cache-Control: no-store` on every page that is someone's own: anything under a private

@@ -129,6 +129,27 @@ fn forms() -> Vec<Form> {
             vec![("schedule", ""), ("enabled", "on")],
         ),
         ("/admin/tokens", "/admin/tokens", vec![("name", "corpus")]),
+        (
+            "/admin/users/password-reset",
+            "/admin/users",
+            vec![("login", "alice")],
+        ),
+        (
+            "/account/name",
+            "/account",
+            vec![("display_name", "Staff Member")],
+        ),
+        (
+            // A wrong current password: the corpus reaches the check (and its throttle), and
+            // nothing changes.
+            "/account/password",
+            "/account",
+            vec![
+                ("current_password", "not the password"),
+                ("new_password", "a long enough secret 2026"),
+                ("new_password_confirmation", "a long enough secret 2026"),
+            ],
+        ),
         ("/admin/tokens/1/revoke", "/admin/tokens", vec![]),
         (
             "/admin/books/new",
@@ -220,6 +241,10 @@ async fn no_form_field_and_no_query_gives_a_500() {
         "/admin/programs/%00/run",
         "/cart/items/0/remove",
         "/admin/books/-5/edit",
+        "/password-reset/%00",
+        "/password-reset/%FF",
+        "/password-reset/-1",
+        "/admin/users/password-reset",
     ] {
         let response = app.get(path).await;
         assert!(
@@ -268,6 +293,48 @@ async fn the_account_forms_take_any_input_without_a_500() {
             }
         }
     }
+}
+
+#[actix_web::test]
+async fn the_password_reset_form_takes_any_input_without_a_500() {
+    use bookstore::domain::accounts::{Login, resets};
+    let app = spawn_app().await;
+    let path = app
+        .db(|conn| resets::create_link(conn, &Login::parse("alice").unwrap()).unwrap())
+        .await
+        .path();
+    // The two passwords never match, so the link stays usable through the whole corpus.
+    let fields = [
+        ("password", "a long enough secret 2026"),
+        ("password_confirmation", "x"),
+    ];
+    let visitor = app.another_browser();
+    let token = csrf_token_in(&visitor.page(&path).await);
+    for bad_field in ["password", "password_confirmation", "extra"] {
+        for value in corpus() {
+            let mut sent: Vec<(&str, Vec<u8>)> = fields
+                .iter()
+                .filter(|(name, _)| *name != bad_field)
+                .map(|(name, good)| (*name, good.as_bytes().to_vec()))
+                .collect();
+            sent.push((bad_field, value.clone()));
+            sent.push(("csrf_token", token.as_bytes().to_vec()));
+            let response = post_raw(&visitor, &path, encode(&sent)).await;
+            check(
+                &format!("POST /password-reset {bad_field}"),
+                &value,
+                response,
+            )
+            .await;
+        }
+    }
+    assert_eq!(
+        visitor.get(&path).await.status(),
+        200,
+        "the link still works"
+    );
+    let long = format!("/password-reset/{}", "f".repeat(3_000));
+    assert_eq!(visitor.get(&long).await.status(), 404);
 }
 
 #[actix_web::test]

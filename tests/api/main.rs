@@ -1,6 +1,7 @@
 //! Story tests: the real app on a random port, a real PostgreSQL (one throwaway cluster per
 //! run, one fresh database per test), driven over HTTP.
 
+mod account_page;
 mod accounts;
 mod bad_input;
 mod browser;

@@ -1,6 +1,7 @@
 //! Accounts: registration, log-in checks with throttling, roles, staff bootstrap.
 
 pub mod password;
+pub mod resets;
 pub mod sessions;
 pub mod throttle;
 pub mod tokens;
@@ -38,13 +39,17 @@ impl Login {
     }
 }
 
-/// The name shown in the header: trimmed, 1-100 characters.
+/// The name shown in the header: trimmed, 1-100 characters, no control characters (the web's
+/// input guard refuses them already; the type holds for every other caller too).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DisplayName(String);
 
 impl DisplayName {
     pub fn parse(input: &str) -> Result<DisplayName, String> {
         let name = crate::domain::collapse_spaces(input);
+        if name.chars().any(char::is_control) {
+            return Err("A name cannot contain control characters.".into());
+        }
         match name.chars().count() {
             0 => Err("Tell us the name to show.".into()),
             1..=100 => Ok(DisplayName(name)),
@@ -275,6 +280,72 @@ pub fn authenticate(
     }
 }
 
+pub fn change_display_name(
+    conn: &mut PgConnection,
+    user_id: i64,
+    name: &DisplayName,
+) -> QueryResult<()> {
+    diesel::update(users::table.find(user_id))
+        .set(users::display_name.eq(name.as_str()))
+        .execute(conn)?;
+    Ok(())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PasswordChangeError {
+    #[error("That is not your current password.")]
+    WrongPassword,
+    #[error("Too many wrong passwords: wait a while before trying again.")]
+    Throttled { until: DateTime<Utc> },
+    #[error(transparent)]
+    Database(#[from] diesel::result::Error),
+    #[error(transparent)]
+    Hashing(#[from] anyhow::Error),
+}
+
+/// A logged-in user changes their password. The current one is checked exactly like a log-in
+/// ([`authenticate`]: same throttle, same counters), so an open session someone walked up to
+/// is no way around the growing delays for guessing it. Every session of the user ends with
+/// the change; the caller renews its own (`web::auth::start_session`), which is then the only
+/// one.
+pub fn change_password(
+    conn: &mut PgConnection,
+    policy: &ThrottlePolicy,
+    user: &User,
+    current: &str,
+    new: &NewPassword,
+    address: &str,
+) -> Result<(), PasswordChangeError> {
+    match authenticate(conn, policy, &user.login, current, address) {
+        Ok(checked) if checked.id == user.id => {}
+        Ok(_) | Err(LoginError::WrongCredentials) => {
+            return Err(PasswordChangeError::WrongPassword);
+        }
+        Err(LoginError::Throttled { until }) => {
+            return Err(PasswordChangeError::Throttled { until });
+        }
+        Err(LoginError::Database(err)) => return Err(err.into()),
+    }
+    let hash = hash_password(new.as_str())?;
+    conn.transaction(|conn| set_password_and_end_sessions(conn, user.id, &hash))?;
+    Ok(())
+}
+
+/// Stores a new password hash and deletes every session of the user. Run it inside a
+/// transaction: the password and the sessions change together or not at all.
+fn set_password_and_end_sessions(
+    conn: &mut PgConnection,
+    user_id: i64,
+    hash: &str,
+) -> QueryResult<()> {
+    // The update locks the user row first, the order `sessions::create` takes at a log-in.
+    diesel::update(users::table.find(user_id))
+        .set(users::password_hash.eq(hash))
+        .execute(conn)?;
+    sessions::end_all_of_user(conn, user_id)?;
+    Ok(())
+}
+
 /// `bookstore create-staff`: makes `login` a staff account, creating it when it does not exist
 /// (then a password is required). An existing account keeps its password unless one is given.
 pub fn create_or_promote_staff(
@@ -333,6 +404,8 @@ mod tests {
             "Ann Lee"
         );
         assert!(DisplayName::parse("   ").is_err());
+        assert!(DisplayName::parse("bell\u{7}").is_err());
+        assert!(DisplayName::parse(&"n".repeat(101)).is_err());
         assert!(NewPassword::parse("short", &[]).is_err());
         assert!(NewPassword::parse("a good long password", &[]).is_ok());
         assert!(NewPassword::parse(&"p".repeat(1025), &[]).is_err());

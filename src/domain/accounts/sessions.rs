@@ -58,7 +58,8 @@ impl SessionToken {
         hex::encode(self.0)
     }
 
-    fn digest(&self) -> Vec<u8> {
+    /// What the database keeps (also of password-reset tokens, which are the same kind).
+    pub(crate) fn digest(&self) -> Vec<u8> {
         use sha2::{Digest, Sha256};
         Sha256::digest(self.0).to_vec()
     }
@@ -115,7 +116,7 @@ pub fn create(
                 .select(users::id)
                 .for_update()
                 .first::<i64>(conn)?;
-            diesel::delete(sessions::table.filter(sessions::user_id.eq(user_id))).execute(conn)?;
+            end_all_of_user(conn, user_id)?;
         }
         diesel::insert_into(sessions::table)
             .values((
@@ -174,6 +175,44 @@ pub fn purge_expired(conn: &mut PgConnection, policy: &SessionPolicy) -> QueryRe
 /// `purge_expired`).
 pub fn purge_past_lifetime(conn: &mut PgConnection) -> QueryResult<usize> {
     diesel::delete(sessions::table.filter(sessions::expires_at.le(Utc::now()))).execute(conn)
+}
+
+/// Ends every session of a user (a changed or reset password). Callers run it in the
+/// transaction that changes the password, after locking or updating the user row, the order
+/// [`create`] takes too.
+pub fn end_all_of_user(conn: &mut PgConnection, user_id: i64) -> QueryResult<usize> {
+    diesel::delete(sessions::table.filter(sessions::user_id.eq(user_id))).execute(conn)
+}
+
+/// When a session started, was last used (to the minute: see `TOUCH_INTERVAL`) and ends.
+#[derive(Debug, Clone)]
+pub struct SessionInfo {
+    pub created_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The user's live session. Logging in deletes every earlier session of the user ([`create`]),
+/// so there is at most one: asked from a page the user is looking at, it is that page's.
+pub fn current_of(conn: &mut PgConnection, user_id: i64) -> QueryResult<Option<SessionInfo>> {
+    sessions::table
+        .filter(sessions::user_id.eq(user_id))
+        .filter(sessions::expires_at.gt(Utc::now()))
+        .order(sessions::created_at.desc())
+        .select((
+            sessions::created_at,
+            sessions::last_seen_at,
+            sessions::expires_at,
+        ))
+        .first::<(DateTime<Utc>, DateTime<Utc>, DateTime<Utc>)>(conn)
+        .optional()
+        .map(|row| {
+            row.map(|(created_at, last_seen_at, expires_at)| SessionInfo {
+                created_at,
+                last_seen_at,
+                expires_at,
+            })
+        })
 }
 
 /// How many live sessions a user has (for tests and the admin pages).

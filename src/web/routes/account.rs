@@ -126,13 +126,13 @@ pub async fn register(
 }
 
 /// The address throttling counts by: the connection's peer (there is no trusted proxy).
-fn client_address(req: &HttpRequest) -> String {
+pub(crate) fn client_address(req: &HttpRequest) -> String {
     req.peer_addr()
         .map_or_else(|| "unknown".to_owned(), |addr| addr.ip().to_string())
 }
 
 /// "try again in 8 seconds" / "try again in 3 minutes".
-fn try_again_in(until: chrono::DateTime<Utc>) -> String {
+pub(crate) fn try_again_in(until: chrono::DateTime<Utc>) -> String {
     let seconds = (until - Utc::now()).num_seconds().max(1);
     match seconds {
         1 => "try again in a second".to_owned(),

@@ -1,13 +1,16 @@
 mod account;
+mod account_page;
 mod admin_books;
 mod admin_imports;
 mod admin_tasks;
 mod admin_tokens;
+mod admin_users;
 pub(crate) mod cart;
 mod catalog;
 mod health;
 mod home;
 mod orders;
+mod password_reset;
 
 use actix_web::{HttpResponse, http::StatusCode, web};
 use askama::Template;
@@ -22,6 +25,20 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/login", web::get().to(account::login_form))
         .route("/login", web::post().to(account::login))
         .route("/logout", web::post().to(account::logout))
+        .route("/account", web::get().to(account_page::show))
+        .route("/account/name", web::post().to(account_page::change_name))
+        .route(
+            "/account/password",
+            web::post().to(account_page::change_password),
+        )
+        .route(
+            "/password-reset/{token}",
+            web::get().to(password_reset::show),
+        )
+        .route(
+            "/password-reset/{token}",
+            web::post().to(password_reset::reset),
+        )
         .route("/books", web::get().to(catalog::list))
         .route("/books/{id}", web::get().to(catalog::show))
         .route("/cart", web::get().to(cart::show))
@@ -79,11 +96,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/admin/tokens/{id}/revoke",
             web::post().to(admin_tokens::revoke),
         )
+<<<<<<< HEAD
         .route("/admin/books", web::get().to(admin_books::list))
         .route("/admin/books/{id}/hide", web::post().to(admin_books::hide))
         .route(
             "/admin/books/{id}/unhide",
             web::post().to(admin_books::unhide),
+=======
+        .route("/admin/users", web::get().to(admin_users::show))
+        .route(
+            "/admin/users/password-reset",
+            web::post().to(admin_users::create_reset_link),
+>>>>>>> account
         )
         .route("/admin/books/new", web::get().to(admin_books::new_form))
         .route("/admin/books/new", web::post().to(admin_books::save))
