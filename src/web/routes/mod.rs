@@ -96,18 +96,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/admin/tokens/{id}/revoke",
             web::post().to(admin_tokens::revoke),
         )
-<<<<<<< HEAD
         .route("/admin/books", web::get().to(admin_books::list))
         .route("/admin/books/{id}/hide", web::post().to(admin_books::hide))
         .route(
             "/admin/books/{id}/unhide",
             web::post().to(admin_books::unhide),
-=======
+        )
         .route("/admin/users", web::get().to(admin_users::show))
         .route(
             "/admin/users/password-reset",
             web::post().to(admin_users::create_reset_link),
->>>>>>> account
         )
         .route("/admin/books/new", web::get().to(admin_books::new_form))
         .route("/admin/books/new", web::post().to(admin_books::save))
