@@ -4,12 +4,16 @@ use anyhow::Context;
 use bookstore::{
     config::{Config, Role},
     db,
-    domain::accounts::{self, Login, NewPassword, resets},
+    domain::{
+        accounts::{self, Login, NewPassword, resets},
+        audit::{self, Actor, AuditAction, AuditContext},
+    },
     startup::{self, Application},
     telemetry,
 };
 use clap::{Parser, Subcommand};
 use diesel::{Connection, PgConnection};
+use serde_json::json;
 
 #[derive(Parser)]
 #[command(name = "bookstore", version, about, after_help = Config::env_help())]
@@ -177,7 +181,18 @@ fn create_staff(config: &Config, login: &str) -> anyhow::Result<ExitCode> {
         .get()
         .map_err(anyhow::Error::from)
         .and_then(|mut conn| {
-            accounts::create_or_promote_staff(&mut conn, &login, password.as_ref())
+            let (user, created) =
+                accounts::create_or_promote_staff(&mut conn, &login, password.as_ref())?;
+            let context = AuditContext::new(Actor::Cli, None);
+            let subject = format!("user {}", user.login);
+            audit::record(
+                &mut conn,
+                &context,
+                AuditAction::StaffGranted,
+                &subject,
+                json!({}),
+            )?;
+            Ok((user, created))
         });
     database.shutdown()?;
     let (user, created) = outcome?;
@@ -193,7 +208,14 @@ fn reset_password(config: &Config, login: &str) -> anyhow::Result<ExitCode> {
         .pool
         .get()
         .map_err(anyhow::Error::from)
-        .and_then(|mut conn| Ok(resets::create_link(&mut conn, &login)?));
+        .and_then(|mut conn| {
+            let link = resets::create_link(&mut conn, &login)?;
+            let context = AuditContext::new(Actor::Cli, None);
+            let subject = format!("user {}", link.user.login);
+            let action = AuditAction::PasswordResetIssued;
+            audit::record(&mut conn, &context, action, &subject, json!({}))?;
+            Ok(link)
+        });
     database.shutdown()?;
     let link = outcome?;
     // There is no setting for the shop's public address: the link names the address the app

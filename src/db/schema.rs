@@ -7,6 +7,18 @@ pub mod sql_types {
 }
 
 diesel::table! {
+    audit_events (id) {
+        id -> Int8,
+        at -> Timestamptz,
+        actor -> Text,
+        action -> Text,
+        subject -> Text,
+        details -> Jsonb,
+        address -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
     authors (id) {
         id -> Int8,
         name -> Text,
@@ -107,6 +119,7 @@ diesel::table! {
         enabled -> Bool,
         schedule -> Nullable<Text>,
         next_run_at -> Nullable<Timestamptz>,
+        paused -> Bool,
     }
 }
 
@@ -143,6 +156,7 @@ diesel::table! {
         progress_message -> Nullable<Text>,
         result_table -> Nullable<Jsonb>,
         attempts -> Jsonb,
+        queued_by -> Nullable<Text>,
     }
 }
 
@@ -173,6 +187,7 @@ diesel::joinable!(tasks -> programs (program_id));
 diesel::allow_tables_to_appear_in_same_query!(
     api_tokens,
     app_secrets,
+    audit_events,
     authors,
     book_authors,
     books,

@@ -2,6 +2,7 @@
 //! Nothing here knows about HTTP.
 
 pub mod accounts;
+pub mod audit;
 pub mod cart;
 pub mod catalog;
 pub mod money;

@@ -8,7 +8,10 @@ use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, web};
 use futures_util::future::LocalBoxFuture;
 
 use crate::{
-    domain::accounts::{self, User, sessions::USER_ID_KEY},
+    domain::{
+        accounts::{self, User, sessions::USER_ID_KEY},
+        audit::{Actor, AuditContext},
+    },
     web::{AppState, csrf, error::WebError, with_conn},
 };
 
@@ -65,9 +68,25 @@ impl FromRequest for CurrentUser {
     }
 }
 
-/// A logged-in staff user.
+/// The client's address, as throttling and the audit log count it: the connection's peer (there
+/// is no trusted proxy).
+pub fn client_address(req: &HttpRequest) -> String {
+    req.peer_addr()
+        .map_or_else(|| "unknown".to_owned(), |addr| addr.ip().to_string())
+}
+
+/// The audit log's name for a logged-in user.
+pub fn actor_of(user: &User) -> Actor {
+    if user.is_staff() {
+        Actor::Staff(user.login.to_string())
+    } else {
+        Actor::Customer(user.login.to_string())
+    }
+}
+
+/// A logged-in staff user, and who that is for the audit log.
 #[derive(Debug, Clone)]
-pub struct Staff(pub User);
+pub struct Staff(pub User, pub AuditContext);
 
 impl FromRequest for Staff {
     type Error = WebError;
@@ -75,10 +94,12 @@ impl FromRequest for Staff {
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let user = CurrentUser::from_request(req, payload);
+        let address = client_address(req);
         Box::pin(async move {
             let CurrentUser(user) = user.await?;
             if user.is_staff() {
-                Ok(Staff(user))
+                let context = AuditContext::new(actor_of(&user), Some(address));
+                Ok(Staff(user, context))
             } else {
                 Err(WebError::Forbidden)
             }

@@ -1,6 +1,7 @@
 //! HTTP: routes, page layout, errors. Handlers stay thin: parse, call the domain, render.
 
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod chart;
 pub mod csrf;
@@ -75,8 +76,9 @@ pub fn server(
             .cookie_content_security(CookieContentSecurity::Signed)
             .session_lifecycle(PersistentSession::default().session_ttl(cookie_lifetime))
             .build();
-        // Middleware runs bottom-up: the request is logged, gets its headers, is checked for
-        // cross-site origin and for unsafe input, then finds its session.
+        // Middleware runs bottom-up: the request is logged, refusals are recorded, it gets its
+        // headers, is checked for cross-site origin and for unsafe input, then finds its
+        // session.
         App::new()
             .wrap(sessions)
             .wrap(from_fn(session_store_unavailable))
@@ -84,6 +86,7 @@ pub fn server(
             .wrap(from_fn(csrf::reject_cross_site))
             .wrap(from_fn(no_store_for_private_pages))
             .wrap(security_headers(secure_cookies))
+            .wrap(from_fn(audit::record_refusals))
             .wrap(TracingLogger::default())
             .app_data(web::Data::new(state.clone()))
             .service(Files::new("/static", &static_dir))

@@ -3,6 +3,7 @@
 
 mod account_page;
 mod accounts;
+mod audit;
 mod bad_input;
 mod browser;
 mod cart;

@@ -80,22 +80,22 @@ pub fn revoke(conn: &mut PgConnection, user_id: i64, token_id: i64) -> QueryResu
     Ok(revoked == 1)
 }
 
-/// The owner of a live token.
-pub fn authenticate(conn: &mut PgConnection, token: &str) -> QueryResult<Option<User>> {
+/// The owner of a live token, and the token's name.
+pub fn authenticate(conn: &mut PgConnection, token: &str) -> QueryResult<Option<(User, String)>> {
     if !token.starts_with(PREFIX) {
         return Ok(None);
     }
-    let owner: Option<i64> = diesel::update(
+    let owner: Option<(i64, String)> = diesel::update(
         api_tokens::table
             .filter(api_tokens::token_hash.eq(hash(token)))
             .filter(api_tokens::revoked_at.is_null()),
     )
     .set(api_tokens::last_used_at.eq(diesel::dsl::now))
-    .returning(api_tokens::user_id)
+    .returning((api_tokens::user_id, api_tokens::name))
     .get_result(conn)
     .optional()?;
     match owner {
-        Some(user_id) => find_user(conn, user_id),
+        Some((user_id, name)) => Ok(find_user(conn, user_id)?.map(|user| (user, name))),
         None => Ok(None),
     }
 }

@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use crate::{
     db::schema::{programs, tasks},
+    domain::audit::{self, Actor, AuditContext},
     tasks::{ops, schedule::Schedule, status::TaskStatus},
 };
 
@@ -346,6 +347,8 @@ pub fn run_sql_function(
 /// The row lock (`SKIP LOCKED`) means one node fires a given slot, once; the others skip it.
 pub fn fire_due_schedules(conn: &mut PgConnection) -> QueryResult<Vec<i64>> {
     conn.transaction(|conn| {
+        // The tasks (and their audit events) are queued by "schedule".
+        audit::act_as(conn, &AuditContext::new(Actor::Schedule, None))?;
         type Due = (i64, String, Option<String>, Option<DateTime<Utc>>);
         let due: Vec<Due> = programs::table
             .filter(programs::enabled.eq(true))

@@ -27,6 +27,16 @@ impl ApiError {
         }
     }
 
+    /// The audit log's name for this error, when it refuses access.
+    pub fn refusal(&self) -> Option<crate::domain::audit::AuditAction> {
+        use crate::domain::audit::AuditAction;
+        match (self.status, self.code.as_str()) {
+            (StatusCode::FORBIDDEN, "csrf_rejected") => Some(AuditAction::CsrfRefused),
+            (StatusCode::FORBIDDEN, _) => Some(AuditAction::AccessRefused),
+            _ => None,
+        }
+    }
+
     pub fn bad_request(code: &str, message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, code, message)
     }

@@ -11,8 +11,15 @@ use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 use futures_util::future::LocalBoxFuture;
 
 use crate::{
-    domain::accounts::{User, tokens},
-    web::{AppState, auth::Visitor, csrf, with_conn},
+    domain::{
+        accounts::{User, tokens},
+        audit::{Actor, AuditContext},
+    },
+    web::{
+        AppState,
+        auth::{Visitor, client_address},
+        csrf, with_conn,
+    },
 };
 
 pub use error::ApiError;
@@ -68,8 +75,9 @@ fn session_call_is_forged(req: &HttpRequest) -> Option<&'static str> {
     }
 }
 
-/// A staff member calling the API, by token or by session.
-pub struct ApiStaff(pub User);
+/// A staff member calling the API, by token or by session, and who that is for the audit log
+/// (a token by its name).
+pub struct ApiStaff(pub User, pub AuditContext);
 
 impl FromRequest for ApiStaff {
     type Error = ApiError;
@@ -89,28 +97,41 @@ impl FromRequest for ApiStaff {
             .flatten();
         let visitor = Visitor::from_request(req, payload);
         let state = req.app_data::<web::Data<AppState>>().cloned();
+        let address = client_address(req);
         Box::pin(async move {
             if let Some(reason) = forged {
                 return Err(ApiError::csrf_rejected(reason));
             }
-            let user = match bearer {
+            let (user, token_name) = match bearer {
                 Some(token) => {
                     let state = state.ok_or_else(|| ApiError::internal("no app state"))?;
-                    with_conn(&state, move |conn| tokens::authenticate(conn, &token))
-                        .await
-                        .map_err(ApiError::from)?
-                        .ok_or_else(|| {
-                            ApiError::unauthenticated("That API token is unknown or revoked.")
-                        })?
+                    let (user, name) =
+                        with_conn(&state, move |conn| tokens::authenticate(conn, &token))
+                            .await
+                            .map_err(ApiError::from)?
+                            .ok_or_else(|| {
+                                ApiError::unauthenticated("That API token is unknown or revoked.")
+                            })?;
+                    (user, Some(name))
                 }
-                None => visitor.await.map_err(ApiError::from)?.0.ok_or_else(|| {
-                    ApiError::unauthenticated("Log in as staff or send an API token.")
-                })?,
+                None => {
+                    let user = visitor.await.map_err(ApiError::from)?.0.ok_or_else(|| {
+                        ApiError::unauthenticated("Log in as staff or send an API token.")
+                    })?;
+                    (user, None)
+                }
             };
             if !user.is_staff() {
                 return Err(ApiError::forbidden());
             }
-            Ok(ApiStaff(user))
+            let actor = match token_name {
+                Some(name) => Actor::Token {
+                    name,
+                    owner: user.login.to_string(),
+                },
+                None => Actor::Staff(user.login.to_string()),
+            };
+            Ok(ApiStaff(user, AuditContext::new(actor, Some(address))))
         })
     }
 }

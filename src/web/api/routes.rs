@@ -5,6 +5,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::{
+    domain::audit::{self, AuditAction},
     tasks::{
         ops,
         status::TaskStatus,
@@ -50,7 +51,7 @@ pub struct RegisterBody {
 /// `POST /api/v1/programs` `{"name", "function_name"}`: register_program.
 pub async fn register(
     state: web::Data<AppState>,
-    _staff: ApiStaff,
+    ApiStaff(_, audit): ApiStaff,
     body: web::Json<RegisterBody>,
 ) -> Result<HttpResponse, ApiError> {
     let RegisterBody {
@@ -58,7 +59,16 @@ pub async fn register(
         function_name,
     } = body.into_inner();
     let (n, f) = (name.clone(), function_name.clone());
-    let id = call(&state, move |conn| ops::register_program(conn, &n, &f)).await?;
+    let id = call(&state, move |conn| {
+        audit::within(
+            conn,
+            &audit,
+            AuditAction::ProgramRegistered,
+            |_| format!("program {n}"),
+            |conn| ops::register_program(conn, &n, &f),
+        )
+    })
+    .await?;
     Ok(HttpResponse::Created()
         .json(json!({ "id": id, "name": name, "function_name": function_name })))
 }
@@ -73,7 +83,7 @@ pub struct RunBody {
 /// `POST /api/v1/tasks` `{"program", "parameters"}`: run_program.
 pub async fn run(
     state: web::Data<AppState>,
-    _staff: ApiStaff,
+    ApiStaff(_, audit): ApiStaff,
     body: web::Json<RunBody>,
 ) -> Result<HttpResponse, ApiError> {
     let RunBody {
@@ -81,7 +91,13 @@ pub async fn run(
         parameters,
     } = body.into_inner();
     let id = call(&state, move |conn| {
-        ops::run_program(conn, &program, parameters.as_ref())
+        audit::within(
+            conn,
+            &audit,
+            AuditAction::TaskQueued,
+            |id| format!("task {id}"),
+            |conn| ops::run_program(conn, &program, parameters.as_ref()),
+        )
     })
     .await?;
     Ok(HttpResponse::Created()
@@ -175,11 +191,20 @@ pub async fn task(
 /// `POST /api/v1/tasks/{id}/cancel`
 pub async fn cancel(
     state: web::Data<AppState>,
-    _staff: ApiStaff,
+    ApiStaff(_, audit): ApiStaff,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = task_id(&path)?;
-    let status = call(&state, move |conn| ops::cancel_task(conn, id)).await?;
+    let status = call(&state, move |conn| {
+        audit::within(
+            conn,
+            &audit,
+            AuditAction::TaskCancelled,
+            |_| format!("task {id}"),
+            |conn| ops::cancel_task(conn, id),
+        )
+    })
+    .await?;
     Ok(HttpResponse::Ok()
         .json(json!({ "id": id, "status": status, "cancel_requested": status.is_running() })))
 }

@@ -6,13 +6,17 @@ use askama::Template;
 use askama_web::WebTemplate;
 use chrono::Utc;
 use serde::Deserialize;
+use serde_json::json;
 
 use crate::{
-    domain::accounts::{self, DisplayName, Login, LoginError, NewPassword, RegisterError},
+    domain::{
+        accounts::{self, DisplayName, Login, LoginError, NewPassword, RegisterError},
+        audit::{self, Actor, AuditAction, AuditContext},
+    },
     web::routes::cart,
     web::{
         AppState,
-        auth::{end_session, safe_next, start_session},
+        auth::{actor_of, client_address, end_session, safe_next, start_session},
         csrf::{CsrfForm, FormToken},
         error::{WebError, html, see_other},
         flash,
@@ -125,12 +129,6 @@ pub async fn register(
     }
 }
 
-/// The address throttling counts by: the connection's peer (there is no trusted proxy).
-pub(crate) fn client_address(req: &HttpRequest) -> String {
-    req.peer_addr()
-        .map_or_else(|| "unknown".to_owned(), |addr| addr.ip().to_string())
-}
-
 /// "try again in 8 seconds" / "try again in 3 minutes".
 pub(crate) fn try_again_in(until: chrono::DateTime<Utc>) -> String {
     let seconds = (until - Utc::now()).num_seconds().max(1);
@@ -190,9 +188,17 @@ pub async fn login(
     let policy = state.throttle;
     let (login, password) = (form.login.clone(), form.password.clone());
     let outcome = with_conn(&state, move |conn| {
-        Ok::<_, WebError>(accounts::authenticate(
-            conn, &policy, &login, &password, &address,
-        ))
+        let outcome = accounts::authenticate(conn, &policy, &login, &password, &address);
+        let (action, actor) = match &outcome {
+            Ok(user) => (AuditAction::LoginSucceeded, actor_of(user)),
+            Err(LoginError::WrongCredentials) => (AuditAction::LoginFailed, Actor::Visitor),
+            Err(LoginError::Throttled { .. }) => (AuditAction::LoginThrottled, Actor::Visitor),
+            Err(LoginError::Database(_)) => return Ok::<_, WebError>(outcome),
+        };
+        let context = AuditContext::new(actor, Some(address));
+        let subject = format!("login {}", login.trim());
+        audit::record(conn, &context, action, &subject, json!({}))?;
+        Ok(outcome)
     })
     .await?;
     let (status, error) = match outcome {

@@ -6,7 +6,10 @@ use askama::Template;
 use askama_web::WebTemplate;
 use serde::Deserialize;
 
+use serde_json::json;
+
 use crate::{
+    domain::audit::{AuditAction, AuditContext},
     domain::{
         accounts::{
             self, DisplayName, NewPassword, PasswordChangeError, User,
@@ -15,14 +18,14 @@ use crate::{
         orders::{self, OrderSummary},
     },
     web::{
-        AppState,
-        auth::{CurrentUser, start_session},
+        AppState, audit,
+        auth::{CurrentUser, actor_of, client_address, start_session},
         csrf::{self, CsrfForm},
         error::{WebError, html, see_other},
         flash,
         forms::FieldErrors,
         layout::Layout,
-        routes::account::{client_address, try_again_in},
+        routes::account::try_again_in,
         with_conn,
     },
 };
@@ -174,6 +177,7 @@ pub async fn change_password(
         return again(&state, &req, &session, user, None, errors, status).await;
     };
     let (policy, address) = (state.throttle, client_address(&req));
+    let context = AuditContext::new(actor_of(&user), Some(address.clone()));
     let (checked, current) = (user.clone(), form.current_password);
     let changed = with_conn(&state, move |conn| {
         Ok::<_, WebError>(accounts::change_password(
@@ -183,6 +187,15 @@ pub async fn change_password(
     .await?;
     let status = match changed {
         Ok(()) => {
+            let subject = format!("user {}", user.login);
+            audit::record(
+                &state,
+                context,
+                AuditAction::PasswordChanged,
+                subject,
+                json!({}),
+            )
+            .await;
             // The change deleted every session of the user, this one too; renewing stores
             // this browser's state again under a new token, as a log-in would.
             start_session(&session, &user)?;

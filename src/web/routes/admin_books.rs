@@ -6,13 +6,18 @@ use actix_web::{FromRequest, HttpRequest, HttpResponse, http::StatusCode, web};
 use askama::Template;
 use askama_web::WebTemplate;
 
+use diesel::Connection;
 use serde::Deserialize;
+use serde_json::json;
 
 use crate::{
-    domain::catalog::{
-        self, BookSummary,
-        edit::{self, BookFields, EditError},
-        search::{self, CatalogQuery, Sort},
+    domain::{
+        audit::{self, AuditAction},
+        catalog::{
+            self, BookSummary,
+            edit::{self, BookFields, EditError},
+            search::{self, CatalogQuery, Sort},
+        },
     },
     web::{
         AppState,
@@ -106,7 +111,7 @@ pub async fn edit_form(
 /// `POST /admin/books/new` and `POST /admin/books/{id}/edit`.
 pub async fn save(
     state: web::Data<AppState>,
-    _staff: Staff,
+    Staff(_, audit): Staff,
     req: HttpRequest,
     session: Session,
     path: Option<web::Path<String>>,
@@ -139,10 +144,19 @@ pub async fn save(
     };
     let price = input.price;
     let saved = with_conn(&state, move |conn| {
-        Ok::<_, WebError>(match book_id {
-            Some(id) => edit::update_book(conn, id, &input).map(|()| id),
-            None => edit::create_book(conn, &input),
-        })
+        Ok::<_, WebError>(conn.transaction(|conn| {
+            let (id, action) = match book_id {
+                Some(id) => (
+                    edit::update_book(conn, id, &input).map(|()| id)?,
+                    AuditAction::BookEdited,
+                ),
+                None => (edit::create_book(conn, &input)?, AuditAction::BookCreated),
+            };
+            let details =
+                json!({ "title": input.title, "price": input.price.plain(), "stock": input.stock });
+            audit::record(conn, &audit, action, &format!("book {id}"), details)?;
+            Ok::<_, EditError>(id)
+        }))
     })
     .await?;
     match saved {
@@ -273,16 +287,30 @@ pub async fn unhide(
 
 async fn set_hidden(
     state: web::Data<AppState>,
-    _staff: Staff,
+    Staff(_, audit): Staff,
     session: Session,
     path: web::Path<String>,
     _form: CsrfForm<NoFields>,
     hidden: bool,
 ) -> Result<HttpResponse, WebError> {
     let id: i64 = path.parse().map_err(|_| WebError::NotFound)?;
-    let title = with_conn(&state, move |conn| edit::set_hidden(conn, id, hidden))
-        .await?
-        .ok_or(WebError::NotFound)?;
+    let title = with_conn(&state, move |conn| {
+        conn.transaction(|conn| {
+            let title = edit::set_hidden(conn, id, hidden)?;
+            if let Some(title) = &title {
+                let action = if hidden {
+                    AuditAction::BookHidden
+                } else {
+                    AuditAction::BookUnhidden
+                };
+                let details = json!({ "title": title });
+                audit::record(conn, &audit, action, &format!("book {id}"), details)?;
+            }
+            Ok::<_, diesel::result::Error>(title)
+        })
+    })
+    .await?
+    .ok_or(WebError::NotFound)?;
     let (text, undo) = if hidden {
         (
             format!("“{title}” is hidden: shoppers no longer find it; orders keep it."),

@@ -8,10 +8,15 @@ use actix_web::{FromRequest, HttpRequest, HttpResponse, http::StatusCode, web};
 use askama::Template;
 use askama_web::WebTemplate;
 use chrono::Utc;
+use diesel::Connection;
 use serde::Deserialize;
+use serde_json::json;
 
 use crate::{
-    domain::overview::{self, ShopCounts},
+    domain::{
+        audit::{self, AuditAction},
+        overview::{self, ShopCounts},
+    },
     tasks::{
         ops::{self, OperationError, ProgramInfo},
         status::TaskStatus,
@@ -162,7 +167,7 @@ pub struct RegisterForm {
 /// `POST /admin/programs`: register_program.
 pub async fn register(
     state: web::Data<AppState>,
-    _staff: Staff,
+    Staff(_, audit): Staff,
     req: HttpRequest,
     session: Session,
     CsrfForm(form): CsrfForm<RegisterForm>,
@@ -173,7 +178,13 @@ pub async fn register(
     );
     let (n, f) = (name.clone(), function.clone());
     let outcome = with_conn(&state, move |conn| {
-        Ok::<_, WebError>(ops::register_program(conn, &n, &f))
+        Ok::<_, WebError>(audit::within(
+            conn,
+            &audit,
+            AuditAction::ProgramRegistered,
+            |_| format!("program {n}"),
+            |conn| ops::register_program(conn, &n, &f),
+        ))
     })
     .await?;
     match outcome {
@@ -210,7 +221,7 @@ pub struct SettingsForm {
 /// `POST /admin/programs/{name}/settings`: schedule and enabled.
 pub async fn settings(
     state: web::Data<AppState>,
-    _staff: Staff,
+    Staff(_, audit): Staff,
     session: Session,
     path: web::Path<String>,
     CsrfForm(form): CsrfForm<SettingsForm>,
@@ -219,8 +230,31 @@ pub async fn settings(
     let enabled = form.enabled.is_some();
     let schedule = form.schedule.trim().to_owned();
     let id = program.id;
+    let before = program.clone();
     let outcome = with_conn(&state, move |conn| {
-        Ok::<_, WebError>(ops::configure_program(conn, id, Some(&schedule), enabled))
+        Ok::<_, WebError>(conn.transaction(|conn| {
+            ops::configure_program(conn, id, Some(&schedule), enabled)?;
+            let subject = format!("program {}", before.name);
+            if before.schedule.as_deref().unwrap_or("") != schedule {
+                let details = json!({ "schedule": schedule });
+                audit::record(
+                    conn,
+                    &audit,
+                    AuditAction::ProgramScheduled,
+                    &subject,
+                    details,
+                )?;
+            }
+            if before.enabled != enabled {
+                let action = if enabled {
+                    AuditAction::ProgramEnabled
+                } else {
+                    AuditAction::ProgramDisabled
+                };
+                audit::record(conn, &audit, action, &subject, json!({}))?;
+            }
+            Ok::<_, OperationError>(())
+        }))
     })
     .await?;
     match outcome {
@@ -279,7 +313,7 @@ pub async fn run_form(
 /// `POST /admin/programs/{name}/run`: run_program; then the new task's page.
 pub async fn run(
     state: web::Data<AppState>,
-    _staff: Staff,
+    Staff(_, audit): Staff,
     req: HttpRequest,
     session: Session,
     path: web::Path<String>,
@@ -289,7 +323,13 @@ pub async fn run(
     let parameters = params::parameters(program.parameters.as_ref(), &input);
     let name = program.name.clone();
     let outcome = with_conn(&state, move |conn| {
-        Ok::<_, WebError>(ops::run_program(conn, &name, Some(&parameters)))
+        Ok::<_, WebError>(audit::within(
+            conn,
+            &audit,
+            AuditAction::TaskQueued,
+            |id| format!("task {id}"),
+            |conn| ops::run_program(conn, &name, Some(&parameters)),
+        ))
     })
     .await?;
     match outcome {
@@ -522,7 +562,7 @@ pub struct NoFields {}
 /// `POST /admin/tasks/{id}/cancel`
 pub async fn cancel(
     state: web::Data<AppState>,
-    _staff: Staff,
+    Staff(_, audit): Staff,
     session: Session,
     path: web::Path<String>,
     _form: CsrfForm<NoFields>,
@@ -530,7 +570,13 @@ pub async fn cancel(
     let task = load_task(&state, &path).await?;
     let id = task.row.id;
     let outcome = with_conn(&state, move |conn| {
-        Ok::<_, WebError>(ops::cancel_task(conn, id))
+        Ok::<_, WebError>(audit::within(
+            conn,
+            &audit,
+            AuditAction::TaskCancelled,
+            |_| format!("task {id}"),
+            |conn| ops::cancel_task(conn, id),
+        ))
     })
     .await?;
     match outcome {
@@ -548,7 +594,7 @@ pub async fn cancel(
 /// `POST /admin/tasks/{id}/rerun`: the same program and parameters, as a new task.
 pub async fn rerun(
     state: web::Data<AppState>,
-    _staff: Staff,
+    Staff(_, audit): Staff,
     session: Session,
     path: web::Path<String>,
     _form: CsrfForm<NoFields>,
@@ -556,7 +602,13 @@ pub async fn rerun(
     let task = load_task(&state, &path).await?;
     let (program, parameters) = (task.row.program.clone(), task.row.parameters.clone());
     let outcome = with_conn(&state, move |conn| {
-        Ok::<_, WebError>(ops::run_program(conn, &program, parameters.as_ref()))
+        Ok::<_, WebError>(audit::within(
+            conn,
+            &audit,
+            AuditAction::TaskQueued,
+            |id| format!("task {id}"),
+            |conn| ops::run_program(conn, &program, parameters.as_ref()),
+        ))
     })
     .await?;
     match outcome {

@@ -4,10 +4,15 @@ use actix_session::Session;
 use actix_web::{HttpResponse, http::StatusCode, web};
 use askama::Template;
 use askama_web::WebTemplate;
+use diesel::Connection;
 use serde::Deserialize;
+use serde_json::json;
 
 use crate::{
-    domain::accounts::tokens::{self, TokenInfo},
+    domain::{
+        accounts::tokens::{self, TokenInfo},
+        audit::{self, AuditAction},
+    },
     web::{
         AppState,
         auth::Staff,
@@ -54,7 +59,7 @@ async fn page(
 /// `GET /admin/tokens`
 pub async fn list(
     state: web::Data<AppState>,
-    Staff(user): Staff,
+    Staff(user, _): Staff,
     layout: Layout,
     session: Session,
 ) -> Result<TokensPage, WebError> {
@@ -71,7 +76,7 @@ pub struct CreateForm {
 /// and never stored anywhere, not even in a flash message.
 pub async fn create(
     state: web::Data<AppState>,
-    Staff(user): Staff,
+    Staff(user, audit): Staff,
     layout: Layout,
     session: Session,
     CsrfForm(form): CsrfForm<CreateForm>,
@@ -93,7 +98,20 @@ pub async fn create(
         }
     };
     let user_id = user.id;
-    let token = with_conn(&state, move |conn| tokens::create(conn, user_id, &name)).await?;
+    let token = with_conn(&state, move |conn| {
+        conn.transaction(|conn| {
+            let token = tokens::create(conn, user_id, &name)?;
+            audit::record(
+                conn,
+                &audit,
+                AuditAction::TokenCreated,
+                &format!("token {name}"),
+                json!({}),
+            )?;
+            Ok::<_, diesel::result::Error>(token)
+        })
+    })
+    .await?;
     let page = page(
         &state,
         user.id,
@@ -113,14 +131,25 @@ pub struct NoFields {}
 /// `POST /admin/tokens/{id}/revoke`: only the owner's own tokens.
 pub async fn revoke(
     state: web::Data<AppState>,
-    Staff(user): Staff,
+    Staff(user, audit): Staff,
     session: Session,
     path: web::Path<String>,
     _form: CsrfForm<NoFields>,
 ) -> Result<HttpResponse, WebError> {
     let id: i64 = path.parse().map_err(|_| WebError::NotFound)?;
     let user_id = user.id;
-    if !with_conn(&state, move |conn| tokens::revoke(conn, user_id, id)).await? {
+    let revoked = with_conn(&state, move |conn| {
+        conn.transaction(|conn| {
+            let revoked = tokens::revoke(conn, user_id, id)?;
+            if revoked {
+                let subject = format!("token #{id}");
+                audit::record(conn, &audit, AuditAction::TokenRevoked, &subject, json!({}))?;
+            }
+            Ok::<_, diesel::result::Error>(revoked)
+        })
+    })
+    .await?;
+    if !revoked {
         return Err(WebError::NotFound);
     }
     flash::success(&session, "The token is revoked: it no longer works.");

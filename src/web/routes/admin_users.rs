@@ -7,13 +7,16 @@ use askama::Template;
 use askama_web::WebTemplate;
 use serde::Deserialize;
 
+use serde_json::json;
+
 use crate::{
     domain::accounts::{
         Login,
         resets::{self, CreateLinkError},
     },
+    domain::audit::AuditAction,
     web::{
-        AppState,
+        AppState, audit,
         auth::Staff,
         csrf::{self, CsrfForm},
         error::{WebError, html},
@@ -62,7 +65,7 @@ pub struct ResetLinkForm {
 pub async fn create_reset_link(
     state: web::Data<AppState>,
     req: HttpRequest,
-    _staff: Staff,
+    Staff(_, context): Staff,
     layout: Layout,
     session: Session,
     CsrfForm(form): CsrfForm<ResetLinkForm>,
@@ -87,6 +90,9 @@ pub async fn create_reset_link(
     .await?;
     match created {
         Ok(link) => {
+            let subject = format!("user {}", link.user.login);
+            let action = AuditAction::PasswordResetIssued;
+            audit::record(&state, context, action, subject, json!({})).await;
             // The address this staff member reached the shop at: the customer can too.
             let info = req.connection_info();
             let url = format!("{}://{}{}", info.scheme(), info.host(), link.path());

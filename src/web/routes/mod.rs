@@ -1,5 +1,6 @@
 mod account;
 mod account_page;
+mod admin_audit;
 mod admin_books;
 mod admin_imports;
 mod admin_tasks;
@@ -102,6 +103,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/admin/books/{id}/unhide",
             web::post().to(admin_books::unhide),
         )
+        .route("/admin/audit", web::get().to(admin_audit::list))
         .route("/admin/users", web::get().to(admin_users::show))
         .route(
             "/admin/users/password-reset",

@@ -7,15 +7,18 @@ use actix_web::{FromRequest, HttpRequest, HttpResponse, http::StatusCode, web};
 use askama::Template;
 use serde::Deserialize;
 
+use serde_json::json;
+
 use crate::{
     domain::accounts::{
         NewPassword, User,
         resets::{self, LinkState, ResetError, ResetToken},
         sessions::USER_ID_KEY,
     },
+    domain::audit::{Actor, AuditAction, AuditContext},
     web::{
-        AppState,
-        auth::end_session,
+        AppState, audit,
+        auth::{client_address, end_session},
         csrf::{CsrfForm, FormToken},
         error::{WebError, html, see_other},
         flash,
@@ -138,6 +141,16 @@ pub async fn reset(
     .await?;
     match used {
         Ok(user) => {
+            let context = AuditContext::new(Actor::Visitor, Some(client_address(&req)));
+            let subject = format!("user {}", user.login);
+            audit::record(
+                &state,
+                context,
+                AuditAction::PasswordReset,
+                subject,
+                json!({}),
+            )
+            .await;
             // This browser's session was the account's too: it is gone from the table, so
             // the message needs a new (anonymous) session to travel in.
             if session.get::<i64>(USER_ID_KEY).ok().flatten() == Some(user.id) {

@@ -1,0 +1,349 @@
+//! The audit log: who did what, when, kept in PostgreSQL (`audit_events`) and written to the
+//! log as structured lines (target `audit`).
+//!
+//! Two writers, one table. The task operations are SQL functions that psql users call too, so
+//! they record their own events (`audit_record`) under the transaction's actor: the app names
+//! it first with [`act_as`] (in psql it is the database user). Everything else the app does,
+//! including security events, is recorded here with [`record`].
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use diesel::{
+    prelude::*,
+    sql_types::{Nullable, Text},
+};
+use serde_json::Value;
+
+use crate::db::schema::audit_events;
+
+/// What happened. The text form (`task.queued`) is what the table stores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditAction {
+    TaskQueued,
+    TaskCancelled,
+    TaskRetried,
+    TaskDeleted,
+    ProgramRegistered,
+    ProgramScheduled,
+    ProgramPaused,
+    ProgramResumed,
+    ProgramEnabled,
+    ProgramDisabled,
+    BookCreated,
+    BookEdited,
+    BookHidden,
+    BookUnhidden,
+    TokenCreated,
+    TokenRevoked,
+    StaffGranted,
+    LoginSucceeded,
+    LoginFailed,
+    LoginThrottled,
+    PasswordChanged,
+    PasswordResetIssued,
+    PasswordReset,
+    AccessRefused,
+    CsrfRefused,
+}
+
+impl AuditAction {
+    pub const ALL: [AuditAction; 25] = [
+        AuditAction::TaskQueued,
+        AuditAction::TaskCancelled,
+        AuditAction::TaskRetried,
+        AuditAction::TaskDeleted,
+        AuditAction::ProgramRegistered,
+        AuditAction::ProgramScheduled,
+        AuditAction::ProgramPaused,
+        AuditAction::ProgramResumed,
+        AuditAction::ProgramEnabled,
+        AuditAction::ProgramDisabled,
+        AuditAction::BookCreated,
+        AuditAction::BookEdited,
+        AuditAction::BookHidden,
+        AuditAction::BookUnhidden,
+        AuditAction::TokenCreated,
+        AuditAction::TokenRevoked,
+        AuditAction::StaffGranted,
+        AuditAction::LoginSucceeded,
+        AuditAction::LoginFailed,
+        AuditAction::LoginThrottled,
+        AuditAction::PasswordChanged,
+        AuditAction::PasswordResetIssued,
+        AuditAction::PasswordReset,
+        AuditAction::AccessRefused,
+        AuditAction::CsrfRefused,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditAction::TaskQueued => "task.queued",
+            AuditAction::TaskCancelled => "task.cancelled",
+            AuditAction::TaskRetried => "task.retried",
+            AuditAction::TaskDeleted => "task.deleted",
+            AuditAction::ProgramRegistered => "program.registered",
+            AuditAction::ProgramScheduled => "program.scheduled",
+            AuditAction::ProgramPaused => "program.paused",
+            AuditAction::ProgramResumed => "program.resumed",
+            AuditAction::ProgramEnabled => "program.enabled",
+            AuditAction::ProgramDisabled => "program.disabled",
+            AuditAction::BookCreated => "book.created",
+            AuditAction::BookEdited => "book.edited",
+            AuditAction::BookHidden => "book.hidden",
+            AuditAction::BookUnhidden => "book.unhidden",
+            AuditAction::TokenCreated => "token.created",
+            AuditAction::TokenRevoked => "token.revoked",
+            AuditAction::StaffGranted => "staff.granted",
+            AuditAction::LoginSucceeded => "login.succeeded",
+            AuditAction::LoginFailed => "login.failed",
+            AuditAction::LoginThrottled => "login.throttled",
+            AuditAction::PasswordChanged => "password.changed",
+            AuditAction::PasswordResetIssued => "password.reset_issued",
+            AuditAction::PasswordReset => "password.reset",
+            AuditAction::AccessRefused => "access.refused",
+            AuditAction::CsrfRefused => "csrf.refused",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<AuditAction> {
+        AuditAction::ALL
+            .into_iter()
+            .find(|action| action.as_str() == text)
+    }
+
+    /// Security events: worth a warning in the log.
+    pub fn is_security_event(self) -> bool {
+        matches!(
+            self,
+            AuditAction::LoginFailed
+                | AuditAction::LoginThrottled
+                | AuditAction::AccessRefused
+                | AuditAction::CsrfRefused
+        )
+    }
+}
+
+/// Who acted. Its text form is what `audit_events.actor` and `tasks.queued_by` hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Actor {
+    Staff(String),
+    Customer(String),
+    /// An API token: its name and its owner's login.
+    Token {
+        name: String,
+        owner: String,
+    },
+    /// Someone not logged in (a failed log-in, a refused form).
+    Visitor,
+    Schedule,
+    /// The `bookstore` command line (create-staff, reset-password).
+    Cli,
+}
+
+impl fmt::Display for Actor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Actor::Staff(login) => write!(f, "staff {login}"),
+            Actor::Customer(login) => write!(f, "customer {login}"),
+            Actor::Token { name, owner } => write!(f, "token {name} ({owner})"),
+            Actor::Visitor => f.write_str("visitor"),
+            Actor::Schedule => f.write_str("schedule"),
+            Actor::Cli => f.write_str("command line"),
+        }
+    }
+}
+
+/// Who acted and from where (the client address, for web requests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditContext {
+    pub actor: Actor,
+    pub address: Option<String>,
+}
+
+impl AuditContext {
+    pub fn new(actor: Actor, address: Option<String>) -> AuditContext {
+        AuditContext { actor, address }
+    }
+}
+
+/// Names the actor of the current transaction for the SQL operations' own events (and
+/// `tasks.queued_by`). Transaction-local: call it inside the transaction that acts.
+pub fn act_as(conn: &mut PgConnection, context: &AuditContext) -> QueryResult<()> {
+    diesel::sql_query(
+        "SELECT set_config('bookstore.actor', $1, true), \
+                set_config('bookstore.address', coalesce($2, ''), true)",
+    )
+    .bind::<Text, _>(context.actor.to_string())
+    .bind::<Nullable<Text>, _>(context.address.as_deref())
+    .execute(conn)
+    .map(drop)
+}
+
+/// Runs `work` in a transaction whose SQL operations record `context` as their actor, then
+/// writes the log line of `action` (the SQL function wrote the row).
+pub fn within<T, E>(
+    conn: &mut PgConnection,
+    context: &AuditContext,
+    action: AuditAction,
+    subject: impl FnOnce(&T) -> String,
+    work: impl FnOnce(&mut PgConnection) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<diesel::result::Error>,
+{
+    let done = conn.transaction(|conn| {
+        act_as(conn, context)?;
+        work(conn)
+    })?;
+    log(context, action, &subject(&done));
+    Ok(done)
+}
+
+/// Records an event the app itself performed (or refused), and logs it.
+pub fn record(
+    conn: &mut PgConnection,
+    context: &AuditContext,
+    action: AuditAction,
+    subject: &str,
+    details: Value,
+) -> QueryResult<()> {
+    diesel::insert_into(audit_events::table)
+        .values((
+            audit_events::actor.eq(context.actor.to_string()),
+            audit_events::action.eq(action.as_str()),
+            audit_events::subject.eq(truncate(subject, 300)),
+            audit_events::details.eq(details),
+            audit_events::address.eq(context.address.as_deref().map(|a| truncate(a, 100))),
+        ))
+        .execute(conn)?;
+    log(context, action, subject);
+    Ok(())
+}
+
+/// The structured log line of an event.
+pub fn log(context: &AuditContext, action: AuditAction, subject: &str) {
+    let actor = context.actor.to_string();
+    let subject = truncate(subject, 300);
+    let subject = subject.as_str();
+    let address = context.address.as_deref().unwrap_or("");
+    if action.is_security_event() {
+        tracing::warn!(target: "audit", action = action.as_str(), %actor, subject, address, "audit");
+    } else {
+        tracing::info!(target: "audit", action = action.as_str(), %actor, subject, address, "audit");
+    }
+}
+
+fn truncate(text: &str, max_chars: usize) -> String {
+    text.chars().take(max_chars).collect()
+}
+
+/// One row of the log page.
+#[derive(Debug, Clone, Queryable)]
+pub struct AuditRow {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub action: String,
+    pub subject: String,
+    pub details: Value,
+    pub address: Option<String>,
+}
+
+impl AuditRow {
+    /// The details as "key: value" pairs, for a table cell.
+    pub fn details_line(&self) -> String {
+        match &self.details {
+            Value::Object(map) => map
+                .iter()
+                .map(|(key, value)| match value {
+                    Value::String(text) => format!("{key}: {text}"),
+                    other => format!("{key}: {other}"),
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+            _ => String::new(),
+        }
+    }
+
+    /// Whether this is a security event (shown highlighted).
+    pub fn is_security_event(&self) -> bool {
+        AuditAction::parse(&self.action).is_some_and(AuditAction::is_security_event)
+    }
+}
+
+/// The log page's filters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditQuery {
+    pub action: Option<AuditAction>,
+    /// Text the actor contains ("boss", "token", "psql").
+    pub actor: Option<String>,
+    pub from: Option<DateTime<Utc>>,
+    /// Exclusive.
+    pub until: Option<DateTime<Utc>>,
+    pub page: i64,
+    pub per_page: i64,
+}
+
+/// A page of events, newest first, and how many match.
+pub fn list(conn: &mut PgConnection, query: &AuditQuery) -> QueryResult<(Vec<AuditRow>, i64)> {
+    let filtered = || {
+        let mut events = audit_events::table.into_boxed();
+        if let Some(action) = query.action {
+            events = events.filter(audit_events::action.eq(action.as_str()));
+        }
+        if let Some(actor) = &query.actor {
+            let pattern = format!(
+                "%{}%",
+                actor
+                    .replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_")
+            );
+            events = events.filter(audit_events::actor.ilike(pattern));
+        }
+        if let Some(from) = query.from {
+            events = events.filter(audit_events::at.ge(from));
+        }
+        if let Some(until) = query.until {
+            events = events.filter(audit_events::at.lt(until));
+        }
+        events
+    };
+    let total = filtered().count().get_result(conn)?;
+    let rows = filtered()
+        .order(audit_events::id.desc())
+        .limit(query.per_page)
+        .offset((query.page.max(1) - 1) * query.per_page)
+        .load(conn)?;
+    Ok((rows, total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn actions_round_trip_and_are_unique() {
+        for action in AuditAction::ALL {
+            assert_eq!(AuditAction::parse(action.as_str()), Some(action));
+        }
+        let mut texts: Vec<&str> = AuditAction::ALL.iter().map(|a| a.as_str()).collect();
+        texts.sort();
+        texts.dedup();
+        assert_eq!(texts.len(), AuditAction::ALL.len());
+    }
+
+    #[test]
+    fn actors_read_as_who_they_are() {
+        assert_eq!(Actor::Staff("boss".into()).to_string(), "staff boss");
+        assert_eq!(
+            Actor::Token {
+                name: "nightly".into(),
+                owner: "boss".into()
+            }
+            .to_string(),
+            "token nightly (boss)"
+        );
+    }
+}

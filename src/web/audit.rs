@@ -1,0 +1,84 @@
+//! The web side of the audit log: events a handler records after the fact, and refusals
+//! (403s: a customer on a staff page, a forged or expired form, an API call without rights),
+//! which are recorded here once for every route.
+
+use actix_web::{
+    Error, HttpMessage,
+    body::MessageBody,
+    dev::{ServiceRequest, ServiceResponse},
+    middleware::Next,
+    web,
+};
+use serde_json::{Value, json};
+
+use crate::{
+    domain::audit::{self, Actor, AuditAction, AuditContext},
+    web::{
+        AppState,
+        api::ApiError,
+        auth::{Visitor, actor_of, client_address},
+        error::WebError,
+        with_conn,
+    },
+};
+
+/// Records an event a handler performed, after it succeeded. A failure to record is logged,
+/// not shown: what was done is done.
+pub async fn record(
+    state: &AppState,
+    context: AuditContext,
+    action: AuditAction,
+    subject: String,
+    details: Value,
+) {
+    let outcome = with_conn(state, move |conn| {
+        audit::record(conn, &context, action, &subject, details)
+    })
+    .await;
+    if let Err(err) = outcome {
+        tracing::error!(
+            action = action.as_str(),
+            "the audit event was not recorded: {err:?}"
+        );
+    }
+}
+
+/// Which refusal an error is, if it is one.
+fn refusal(err: &Error) -> Option<AuditAction> {
+    if let Some(web_error) = err.as_error::<WebError>() {
+        return match web_error {
+            WebError::Forbidden => Some(AuditAction::AccessRefused),
+            WebError::CsrfRejected => Some(AuditAction::CsrfRefused),
+            _ => None,
+        };
+    }
+    err.as_error::<ApiError>().and_then(ApiError::refusal)
+}
+
+/// Middleware: every refused request leaves an event (and a warning in the log).
+pub async fn record_refusals(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    // Taken before the call: holding the request itself across it is not allowed.
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let subject = format!("{} {}", req.method(), req.path());
+    let address = client_address(req.request());
+    let outcome = next.call(req).await;
+    let (action, actor) = match &outcome {
+        Ok(response) => (
+            response.response().error().and_then(refusal),
+            // Who, as far as the request got: known if a handler resolved the visitor.
+            match response.request().extensions().get::<Visitor>() {
+                Some(Visitor(Some(user))) => actor_of(user),
+                _ => Actor::Visitor,
+            },
+        ),
+        Err(err) => (refusal(err), Actor::Visitor),
+    };
+    if let (Some(action), Some(state)) = (action, state) {
+        let context = AuditContext::new(actor, Some(address));
+        record(&state, context, action, subject, json!({})).await;
+    }
+    outcome
+}
