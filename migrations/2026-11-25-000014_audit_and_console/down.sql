@@ -1,6 +1,7 @@
 -- Back to the definitions of migrations 000007 and 000009.
 DROP FUNCTION delete_task(BIGINT);
 DROP FUNCTION retry_task(BIGINT);
+DROP FUNCTION task_action_applies(TEXT, TEXT);
 
 
 CREATE OR REPLACE FUNCTION run_program(name TEXT, params JSONB) RETURNS BIGINT
@@ -131,6 +132,22 @@ BEGIN
     RETURN current;
 END $$;
 
+DROP FUNCTION get_programs();
+CREATE FUNCTION get_programs()
+    RETURNS TABLE (id BIGINT, name TEXT, function_name TEXT, description TEXT,
+                   parameters JSONB, enabled BOOLEAN, schedule TEXT, next_run_at TIMESTAMPTZ,
+                   last_task_id BIGINT, last_status TEXT, last_run_at TIMESTAMPTZ)
+    LANGUAGE sql STABLE AS $$
+    SELECT p.id, p.name, p.function_name, p.description, f.parameters, p.enabled, p.schedule,
+           p.next_run_at, last.id, last.status, last.created_at
+      FROM programs p
+      LEFT JOIN program_functions f ON f.name = p.function_name
+      LEFT JOIN LATERAL (
+          SELECT t.id, t.status, t.created_at FROM tasks t
+           WHERE t.program_id = p.id ORDER BY t.id DESC LIMIT 1
+      ) last ON true
+     ORDER BY p.name
+$$;
 ALTER TABLE programs DROP COLUMN paused;
 DROP INDEX tasks_queued_by_idx;
 ALTER TABLE tasks DROP COLUMN queued_by;

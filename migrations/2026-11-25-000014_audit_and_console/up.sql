@@ -36,6 +36,25 @@ CREATE INDEX tasks_queued_by_idx ON tasks (queued_by, id DESC);
 -- run. Unlike disabling, nothing is refused.
 ALTER TABLE programs ADD COLUMN paused BOOLEAN NOT NULL DEFAULT false;
 
+-- get_programs(): as before, and whether each program is paused (a new last column).
+DROP FUNCTION get_programs();
+CREATE FUNCTION get_programs()
+    RETURNS TABLE (id BIGINT, name TEXT, function_name TEXT, description TEXT,
+                   parameters JSONB, enabled BOOLEAN, schedule TEXT, next_run_at TIMESTAMPTZ,
+                   last_task_id BIGINT, last_status TEXT, last_run_at TIMESTAMPTZ,
+                   paused BOOLEAN)
+    LANGUAGE sql STABLE AS $$
+    SELECT p.id, p.name, p.function_name, p.description, f.parameters, p.enabled, p.schedule,
+           p.next_run_at, last.id, last.status, last.created_at, p.paused
+      FROM programs p
+      LEFT JOIN program_functions f ON f.name = p.function_name
+      LEFT JOIN LATERAL (
+          SELECT t.id, t.status, t.created_at FROM tasks t
+           WHERE t.program_id = p.id ORDER BY t.id DESC LIMIT 1
+      ) last ON true
+     ORDER BY p.name
+$$;
+
 CREATE OR REPLACE FUNCTION run_program(name TEXT, params JSONB) RETURNS BIGINT
     LANGUAGE plpgsql AS $$
 DECLARE
@@ -96,6 +115,19 @@ BEGIN
     RETURN current;
 END $$;
 
+-- Which statuses each staff action on tasks applies to; the functions below and the bulk
+-- confirmations ask here.
+CREATE FUNCTION task_action_applies(action TEXT, status TEXT) RETURNS BOOLEAN
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+        SELECT CASE action
+                   WHEN 'cancel' THEN status IN ('scheduled', 'running')
+                   WHEN 'retry' THEN status IN ('error', 'cancelled')
+                   WHEN 'delete' THEN status IN ('finished', 'error', 'cancelled')
+                   ELSE false
+               END
+    $$;
+
 -- retry_task(id): a new attempt for a task that ended in error or was cancelled (one more
 -- than it has had). Returns the status after the call; other tasks are left as they are.
 CREATE FUNCTION retry_task(task_id BIGINT) RETURNS TEXT
@@ -108,7 +140,7 @@ BEGIN
         RAISE EXCEPTION 'no task with id %', coalesce(task_id::text, 'NULL')
             USING ERRCODE = 'P0002', DETAIL = '{"code": "task_not_found", "fields": {}}';
     END IF;
-    IF current IN ('error', 'cancelled') THEN
+    IF task_action_applies('retry', current) THEN
         UPDATE tasks t
            SET status = 'scheduled', run_after = now(), end_time = NULL, result = NULL,
                result_table = NULL, cancel_requested = false, worker_id = NULL,
@@ -130,7 +162,7 @@ DECLARE
 BEGIN
     DELETE FROM tasks t USING programs p
      WHERE t.id = delete_task.task_id AND p.id = t.program_id
-       AND t.status IN ('finished', 'error', 'cancelled')
+       AND task_action_applies('delete', t.status)
     RETURNING p.name INTO program;
     IF program IS NULL THEN
         RETURN false;

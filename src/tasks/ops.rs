@@ -126,6 +126,9 @@ pub struct ProgramInfo {
     pub last_status: Option<TaskStatus>,
     #[diesel(sql_type = Nullable<Timestamptz>)]
     pub last_run_at: Option<DateTime<Utc>>,
+    /// Its queued tasks wait until it is resumed.
+    #[diesel(sql_type = Bool)]
+    pub paused: bool,
 }
 
 pub fn get_programs(conn: &mut PgConnection) -> QueryResult<Vec<ProgramInfo>> {
@@ -212,4 +215,127 @@ pub fn configure_program(
         });
     }
     Ok(())
+}
+
+/// What staff can do to many tasks at once. Which statuses each applies to is the SQL
+/// function `task_action_applies`; a task it does not apply to is left as it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BulkAction {
+    /// Queued tasks end; running ones are asked to stop.
+    Cancel,
+    /// Failed or cancelled tasks get one more attempt.
+    Retry,
+    /// Ended tasks are removed.
+    Delete,
+}
+
+impl BulkAction {
+    pub const ALL: [BulkAction; 3] = [BulkAction::Cancel, BulkAction::Retry, BulkAction::Delete];
+
+    pub fn key(self) -> &'static str {
+        match self {
+            BulkAction::Cancel => "cancel",
+            BulkAction::Retry => "retry",
+            BulkAction::Delete => "delete",
+        }
+    }
+
+    pub fn parse(key: &str) -> Option<BulkAction> {
+        BulkAction::ALL
+            .into_iter()
+            .find(|action| action.key() == key)
+    }
+
+    /// "Cancel", for buttons.
+    pub fn label(self) -> &'static str {
+        match self {
+            BulkAction::Cancel => "Cancel",
+            BulkAction::Retry => "Retry",
+            BulkAction::Delete => "Delete",
+        }
+    }
+
+    /// Which tasks it touches, for confirmations.
+    pub fn applies_to_text(self) -> &'static str {
+        match self {
+            BulkAction::Cancel => "queued or running",
+            BulkAction::Retry => "failed or cancelled",
+            BulkAction::Delete => "ended",
+        }
+    }
+
+    /// "cancelled", for the message afterwards.
+    pub fn done(self) -> &'static str {
+        match self {
+            BulkAction::Cancel => "cancelled (or asked to stop)",
+            BulkAction::Retry => "queued again",
+            BulkAction::Delete => "deleted",
+        }
+    }
+}
+
+/// How many of `ids` the action would change.
+pub fn bulk_applicable(
+    conn: &mut PgConnection,
+    action: BulkAction,
+    ids: &[i64],
+) -> QueryResult<i64> {
+    crate::db::schema::tasks::table
+        .filter(crate::db::schema::tasks::id.eq_any(ids))
+        .filter(
+            diesel::dsl::sql::<Bool>("task_action_applies(")
+                .bind::<Text, _>(action.key())
+                .sql(", tasks.status)"),
+        )
+        .count()
+        .get_result(conn)
+}
+
+/// Applies the action to each task (each through its SQL function, which records it); returns
+/// how many changed. One transaction: all or nothing.
+pub fn bulk(
+    conn: &mut PgConnection,
+    action: BulkAction,
+    ids: &[i64],
+) -> Result<usize, OperationError> {
+    #[derive(QueryableByName)]
+    struct Changed {
+        #[diesel(sql_type = BigInt)]
+        changed: i64,
+    }
+    let statement = match action {
+        // The status before and after tell whether the call changed anything.
+        BulkAction::Cancel => {
+            "SELECT count(*) AS changed FROM unnest($1::bigint[]) AS id \
+              JOIN tasks t ON t.id = id \
+             WHERE task_action_applies('cancel', t.status) AND cancel_task(id) IS NOT NULL"
+        }
+        BulkAction::Retry => {
+            "SELECT count(*) AS changed FROM unnest($1::bigint[]) AS id \
+              JOIN tasks t ON t.id = id \
+             WHERE task_action_applies('retry', t.status) AND retry_task(id) IS NOT NULL"
+        }
+        BulkAction::Delete => {
+            "SELECT count(*) AS changed FROM unnest($1::bigint[]) AS id WHERE delete_task(id)"
+        }
+    };
+    let changed: Changed = conn.transaction(|conn| {
+        sql_query(statement)
+            .bind::<diesel::sql_types::Array<BigInt>, _>(ids)
+            .get_result(conn)
+    })?;
+    Ok(changed.changed as usize)
+}
+
+/// Pauses or resumes a program's queue: queued tasks wait while it is paused (its schedule
+/// still queues them). Resuming wakes the workers. Returns whether the program exists.
+pub fn set_paused(conn: &mut PgConnection, program_id: i64, paused: bool) -> QueryResult<bool> {
+    let updated = diesel::update(programs::table.find(program_id))
+        .set(programs::paused.eq(paused))
+        .execute(conn)?;
+    if updated == 1 && !paused {
+        sql_query("SELECT pg_notify('bookstore_tasks', '')").execute(conn)?;
+    }
+    Ok(updated == 1)
 }

@@ -13,6 +13,7 @@ pub mod layout;
 pub mod params;
 mod routes;
 pub mod session_store;
+pub mod task_query;
 
 use std::net::TcpListener;
 

@@ -71,6 +71,12 @@ impl ApiError {
         )
     }
 
+    /// The error names one field (its message is the error's).
+    pub fn with_field(mut self, field: &str) -> ApiError {
+        self.fields.insert(field.to_owned(), self.message.clone());
+        self
+    }
+
     pub fn with_fields(mut self, fields: BTreeMap<String, String>) -> ApiError {
         self.fields = fields;
         self

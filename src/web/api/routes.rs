@@ -6,14 +6,11 @@ use serde_json::{Value, json};
 
 use crate::{
     domain::audit::{self, AuditAction},
-    tasks::{
-        ops,
-        status::TaskStatus,
-        views::{self, TaskFilter},
-    },
+    tasks::{ops, status::TaskStatus, views},
     web::{
         AppState,
         api::{ApiError, ApiStaff},
+        task_query::TaskListParams,
         with_conn,
     },
 };
@@ -105,41 +102,26 @@ pub async fn run(
         .json(json!({ "id": id, "status": TaskStatus::Scheduled, "url": format!("/api/v1/tasks/{id}") })))
 }
 
-#[derive(Deserialize)]
-pub struct TasksQuery {
-    status: Option<String>,
-    program: Option<String>,
-    page: Option<i64>,
-}
-
-/// `GET /api/v1/tasks?status=&program=&page=`: newest first, 50 a page.
+/// `GET /api/v1/tasks?status=&program=&q=&queued_by=&node=&from=&to=&sort=&page=`: 50 a
+/// page, newest first unless `sort` says otherwise (see `TaskListParams`).
 pub async fn tasks(
     state: web::Data<AppState>,
     _staff: ApiStaff,
-    query: web::Query<TasksQuery>,
+    query: web::Query<TaskListParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let status = match query.status.as_deref().filter(|s| !s.is_empty()) {
-        None => None,
-        Some(text) => Some(text.parse::<TaskStatus>().map_err(|_| {
-            ApiError::bad_request(
-                "invalid_query",
-                format!("status must be one of: {}", TaskStatus::list()),
-            )
-        })?),
-    };
-    let page = query.page.unwrap_or(1);
-    if !(1..=100_000).contains(&page) {
-        return Err(ApiError::bad_request(
-            "invalid_query",
-            "page must be between 1 and 100000",
-        ));
+    let (query, problems) = query.parse();
+    if let Some((field, message)) = problems.into_iter().next() {
+        return Err(ApiError::bad_request("invalid_query", message).with_field(field));
     }
-    let filter = TaskFilter {
-        status,
-        program: query.program.clone().filter(|p| !p.is_empty()),
-    };
+    let page = query.page;
     let (tasks, total) = call(&state, move |conn| {
-        Ok(views::list_tasks(conn, &filter, page, PER_PAGE)?)
+        Ok(views::list_tasks(
+            conn,
+            &query.filter,
+            query.sort,
+            query.page,
+            PER_PAGE,
+        )?)
     })
     .await?;
     Ok(HttpResponse::Ok()

@@ -20,7 +20,7 @@ use crate::{
     tasks::{
         ops::{self, OperationError, ProgramInfo},
         status::TaskStatus,
-        views::{self, TaskDetail, TaskFilter, TaskRow},
+        views::{self, TaskDetail, TaskFilter, TaskRow, TaskSort},
     },
     web::{
         AppState,
@@ -35,8 +35,6 @@ use crate::{
     },
 };
 
-const TASKS_PER_PAGE: i64 = 25;
-
 #[derive(Template, WebTemplate)]
 #[template(path = "admin/overview.html")]
 pub struct OverviewPage {
@@ -47,6 +45,8 @@ pub struct OverviewPage {
     latest: Vec<TaskRow>,
     failures: Vec<TaskRow>,
     chart: Chart,
+    /// The task tables here have no checkboxes.
+    selectable: bool,
 }
 
 /// `GET /admin`
@@ -60,7 +60,7 @@ pub async fn overview(
             overview::shop_counts(conn)?,
             views::status_counts(conn)?,
             views::running_tasks(conn)?,
-            views::list_tasks(conn, &TaskFilter::default(), 1, 10)?.0,
+            views::list_tasks(conn, &TaskFilter::default(), TaskSort::Created, 1, 10)?.0,
             views::failures_since(conn, Utc::now() - chrono::Duration::hours(24), 10)?,
             views::hourly_counts(conn)?,
         ))
@@ -68,6 +68,7 @@ pub async fn overview(
     .await?;
     Ok(OverviewPage {
         layout,
+        selectable: false,
         shop,
         counts,
         running,
@@ -351,95 +352,6 @@ pub async fn run(
         }
         Err(OperationError::Database(err)) => Err(err.into()),
     }
-}
-
-#[derive(Debug, Default, Deserialize)]
-pub struct TaskListQuery {
-    status: Option<String>,
-    program: Option<String>,
-    page: Option<String>,
-}
-
-impl TaskListQuery {
-    pub fn filter(&self) -> TaskFilter {
-        TaskFilter {
-            status: self.status.as_deref().and_then(|s| s.parse().ok()),
-            program: self.program.clone().filter(|p| !p.trim().is_empty()),
-        }
-    }
-
-    pub fn page(&self) -> i64 {
-        self.page
-            .as_deref()
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(1)
-            .clamp(1, 100_000)
-    }
-}
-
-#[derive(Template, WebTemplate)]
-#[template(path = "admin/tasks.html")]
-pub struct TasksPage {
-    layout: Layout,
-    tasks: Vec<TaskRow>,
-    total: i64,
-    page: i64,
-    page_count: i64,
-    status: String,
-    program: String,
-    statuses: [&'static str; 5],
-    programs: Vec<String>,
-    previous: Option<String>,
-    next: Option<String>,
-}
-
-/// `GET /admin/tasks`
-pub async fn tasks(
-    state: web::Data<AppState>,
-    _staff: Staff,
-    layout: Layout,
-    query: web::Query<TaskListQuery>,
-) -> Result<TasksPage, WebError> {
-    let filter = query.filter();
-    let page = query.page();
-    let lookup = filter.clone();
-    let ((tasks, total), programs) = with_conn(&state, move |conn| {
-        let programs = ops::get_programs(conn)?
-            .into_iter()
-            .map(|p| p.name)
-            .collect();
-        Ok::<_, diesel::result::Error>((
-            views::list_tasks(conn, &lookup, page, TASKS_PER_PAGE)?,
-            programs,
-        ))
-    })
-    .await?;
-    let page_count = ((total + TASKS_PER_PAGE - 1) / TASKS_PER_PAGE).max(1);
-    let link = |page: i64| {
-        let query = serde_urlencoded::to_string([
-            (
-                "status",
-                filter.status.map(|s| s.to_string()).unwrap_or_default(),
-            ),
-            ("program", filter.program.clone().unwrap_or_default()),
-            ("page", page.to_string()),
-        ])
-        .unwrap_or_default();
-        format!("/admin/tasks?{query}")
-    };
-    Ok(TasksPage {
-        layout,
-        previous: (page > 1).then(|| link(page - 1)),
-        next: (page < page_count).then(|| link(page + 1)),
-        tasks,
-        total,
-        page,
-        page_count,
-        status: filter.status.map(|s| s.to_string()).unwrap_or_default(),
-        program: filter.program.unwrap_or_default(),
-        statuses: TaskStatus::ALL.map(TaskStatus::as_str),
-        programs,
-    })
 }
 
 #[derive(Template, WebTemplate)]

@@ -3,6 +3,7 @@ mod account_page;
 mod admin_audit;
 mod admin_books;
 mod admin_imports;
+mod admin_task_list;
 mod admin_tasks;
 mod admin_tokens;
 mod admin_users;
@@ -68,7 +69,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/admin/programs/{name}/settings",
             web::post().to(admin_tasks::settings),
         )
-        .route("/admin/tasks", web::get().to(admin_tasks::tasks))
+        .route("/admin/tasks", web::get().to(admin_task_list::list))
+        .route("/admin/tasks/bulk", web::get().to(admin_task_list::confirm))
+        .route("/admin/tasks/bulk", web::post().to(admin_task_list::apply))
         .route("/admin/tasks/{id}", web::get().to(admin_tasks::task))
         .route(
             "/admin/tasks/{id}/cancel",

@@ -1,0 +1,285 @@
+//! `/admin/tasks`: the task list (search, filters, sort, pages) and bulk actions on selected
+//! tasks or on everything a filter matches, each behind one confirmation that says how many
+//! tasks it will touch.
+
+use actix_session::Session;
+use actix_web::{HttpResponse, web};
+use askama::Template;
+use askama_web::WebTemplate;
+
+use crate::{
+    domain::audit::{self, AuditAction},
+    tasks::{
+        ops::{self, BulkAction},
+        status::TaskStatus,
+        views::{self, TaskRow, TaskSort},
+    },
+    web::{
+        AppState,
+        auth::Staff,
+        csrf::{self, CsrfForm},
+        error::{WebError, see_other},
+        flash,
+        layout::Layout,
+        task_query::TaskListParams,
+        with_conn,
+    },
+};
+
+const TASKS_PER_PAGE: i64 = 25;
+/// "Everything matching" touches at most this many tasks per confirmation.
+const MAX_BULK: i64 = 10_000;
+
+pub struct SortOption {
+    pub key: &'static str,
+    pub label: &'static str,
+    pub selected: bool,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "admin/tasks.html")]
+pub struct TasksPage {
+    layout: Layout,
+    params: TaskListParams,
+    problems: Vec<String>,
+    tasks: Vec<TaskRow>,
+    total: i64,
+    page: i64,
+    page_count: i64,
+    statuses: [&'static str; 5],
+    programs: Vec<String>,
+    sorts: Vec<SortOption>,
+    actions: [BulkAction; 3],
+    /// Rows get a checkbox.
+    selectable: bool,
+    previous: Option<String>,
+    next: Option<String>,
+    filtered: bool,
+    /// The filters as a query string, for "everything matching".
+    matching_query: Vec<(String, String)>,
+}
+
+/// `GET /admin/tasks`
+pub async fn list(
+    state: web::Data<AppState>,
+    _staff: Staff,
+    layout: Layout,
+    params: web::Query<TaskListParams>,
+) -> Result<TasksPage, WebError> {
+    let params = params.into_inner();
+    let (query, problems) = params.parse();
+    let lookup = query.clone();
+    let ((tasks, total), programs) = with_conn(&state, move |conn| {
+        let programs = ops::get_programs(conn)?
+            .into_iter()
+            .map(|p| p.name)
+            .collect();
+        Ok::<_, diesel::result::Error>((
+            views::list_tasks(
+                conn,
+                &lookup.filter,
+                lookup.sort,
+                lookup.page,
+                TASKS_PER_PAGE,
+            )?,
+            programs,
+        ))
+    })
+    .await?;
+    let page_count = ((total + TASKS_PER_PAGE - 1) / TASKS_PER_PAGE).max(1);
+    let link = |page: i64| match params.at_page(page) {
+        query if query.is_empty() => "/admin/tasks".to_owned(),
+        query => format!("/admin/tasks?{query}"),
+    };
+    let matching = params.filters_only();
+    let matching_query: Vec<(String, String)> =
+        serde_urlencoded::from_str(&serde_urlencoded::to_string(&matching).unwrap_or_default())
+            .unwrap_or_default();
+    Ok(TasksPage {
+        layout,
+        previous: (query.page > 1).then(|| link((query.page - 1).min(page_count))),
+        next: (query.page < page_count).then(|| link(query.page + 1)),
+        problems: problems.into_iter().map(|(_, message)| message).collect(),
+        tasks,
+        total,
+        page: query.page,
+        page_count,
+        statuses: TaskStatus::ALL.map(TaskStatus::as_str),
+        programs,
+        sorts: TaskSort::ALL
+            .into_iter()
+            .map(|sort| SortOption {
+                key: sort.key(),
+                label: sort.label(),
+                selected: sort == query.sort,
+            })
+            .collect(),
+        actions: BulkAction::ALL,
+        selectable: true,
+        filtered: !query.filter.is_empty(),
+        matching_query,
+        params,
+    })
+}
+
+/// What a bulk form asks: an action, and either ticked ids or "everything matching" filters.
+struct BulkRequest {
+    action: BulkAction,
+    target: BulkTarget,
+}
+
+enum BulkTarget {
+    Ids(Vec<i64>),
+    Matching(TaskListParams),
+}
+
+impl BulkRequest {
+    fn from_pairs(pairs: &[(String, String)]) -> Result<BulkRequest, WebError> {
+        let value = |name: &str| {
+            pairs
+                .iter()
+                .find(|(key, _)| key == name)
+                .map(|(_, value)| value.as_str())
+        };
+        let action = value("action")
+            .and_then(BulkAction::parse)
+            .ok_or_else(|| WebError::BadRequest("Choose cancel, retry or delete.".into()))?;
+        let target = if value("scope") == Some("matching") {
+            let rest: Vec<&(String, String)> = pairs
+                .iter()
+                .filter(|(key, _)| {
+                    !matches!(key.as_str(), "action" | "scope" | "csrf_token" | "id")
+                })
+                .collect();
+            let encoded = serde_urlencoded::to_string(&rest).unwrap_or_default();
+            let params: TaskListParams = serde_urlencoded::from_str(&encoded)
+                .map_err(|err| WebError::BadRequest(format!("The filters are not valid: {err}")))?;
+            BulkTarget::Matching(params.filters_only())
+        } else {
+            let ids: Vec<i64> = pairs
+                .iter()
+                .filter(|(key, _)| key == "id")
+                .map(|(_, value)| value.trim().parse::<i64>())
+                .collect::<Result<_, _>>()
+                .map_err(|_| WebError::BadRequest("A task id is not a number.".into()))?;
+            if ids.is_empty() {
+                return Err(WebError::BadRequest(
+                    "Tick the tasks first, or act on everything matching the filters.".into(),
+                ));
+            }
+            if ids.len() > 1_000 {
+                return Err(WebError::BadRequest(
+                    "At most 1,000 ticked tasks at once; use the filters for more.".into(),
+                ));
+            }
+            BulkTarget::Ids(ids)
+        };
+        Ok(BulkRequest { action, target })
+    }
+
+    /// The tasks it names.
+    fn ids(&self, conn: &mut diesel::PgConnection) -> Result<Vec<i64>, WebError> {
+        match &self.target {
+            BulkTarget::Ids(ids) => Ok(ids.clone()),
+            BulkTarget::Matching(params) => {
+                let (query, problems) = params.parse();
+                if let Some((_, message)) = problems.into_iter().next() {
+                    return Err(WebError::BadRequest(message));
+                }
+                Ok(views::matching_ids(conn, &query.filter, MAX_BULK)?)
+            }
+        }
+    }
+
+    /// Back to the list the form came from.
+    fn back(&self) -> String {
+        match &self.target {
+            BulkTarget::Matching(params) => match params.at_page(1) {
+                query if query.is_empty() => "/admin/tasks".to_owned(),
+                query => format!("/admin/tasks?{query}"),
+            },
+            BulkTarget::Ids(_) => "/admin/tasks".to_owned(),
+        }
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "admin/bulk_confirm.html")]
+pub struct BulkConfirmPage {
+    layout: Layout,
+    csrf_token: String,
+    action: BulkAction,
+    /// Every field to post back (action, scope or ids, filters).
+    fields: Vec<(String, String)>,
+    named: usize,
+    applicable: i64,
+    back: String,
+}
+
+/// `GET /admin/tasks/bulk`: "Cancel 3 tasks?"
+pub async fn confirm(
+    state: web::Data<AppState>,
+    _staff: Staff,
+    layout: Layout,
+    session: Session,
+    pairs: web::Query<Vec<(String, String)>>,
+) -> Result<BulkConfirmPage, WebError> {
+    let pairs = pairs.into_inner();
+    let request = BulkRequest::from_pairs(&pairs)?;
+    let action = request.action;
+    let back = request.back();
+    let (named, applicable) = with_conn(&state, move |conn| {
+        let ids = request.ids(conn)?;
+        let applicable = ops::bulk_applicable(conn, action, &ids)?;
+        Ok::<_, WebError>((ids.len(), applicable))
+    })
+    .await?;
+    Ok(BulkConfirmPage {
+        layout,
+        csrf_token: csrf::token(&session),
+        action,
+        fields: pairs
+            .into_iter()
+            .filter(|(key, _)| key != "csrf_token")
+            .collect(),
+        named,
+        applicable,
+        back,
+    })
+}
+
+/// `POST /admin/tasks/bulk`: does it, then back to the list with how many changed.
+pub async fn apply(
+    state: web::Data<AppState>,
+    Staff(_, context): Staff,
+    session: Session,
+    CsrfForm(pairs): CsrfForm<Vec<(String, String)>>,
+) -> Result<HttpResponse, WebError> {
+    let request = BulkRequest::from_pairs(&pairs)?;
+    let action = request.action;
+    let back = request.back();
+    let changed = with_conn(&state, move |conn| {
+        let ids = request.ids(conn)?;
+        let changed = audit::within(
+            conn,
+            &context,
+            audit_action(action),
+            |changed| format!("{changed} tasks"),
+            |conn| ops::bulk(conn, action, &ids),
+        )
+        .map_err(WebError::internal)?;
+        Ok::<_, WebError>(changed)
+    })
+    .await?;
+    let tasks = if changed == 1 { "task" } else { "tasks" };
+    flash::success(&session, format!("{changed} {tasks} {}.", action.done()));
+    Ok(see_other(&back))
+}
+
+pub fn audit_action(action: BulkAction) -> AuditAction {
+    match action {
+        BulkAction::Cancel => AuditAction::TaskCancelled,
+        BulkAction::Retry => AuditAction::TaskRetried,
+        BulkAction::Delete => AuditAction::TaskDeleted,
+    }
+}
