@@ -53,6 +53,9 @@ pub struct Flash {
     pub action: Option<flash::FlashAction>,
 }
 
+/// A flash action that posts: (label, form action, hidden fields).
+pub type PostAction<'a> = (&'a str, &'a str, &'a [(String, String)]);
+
 impl Flash {
     /// The action's (label, href) when it is a link.
     pub fn link(&self) -> Option<(&str, &str)> {
@@ -63,7 +66,7 @@ impl Flash {
     }
 
     /// The action's (label, form action, hidden fields) when it is a button that posts.
-    pub fn post(&self) -> Option<(&str, &str, &[(String, String)])> {
+    pub fn post(&self) -> Option<PostAction<'_>> {
         match &self.action {
             Some(flash::FlashAction::Post {
                 label,
