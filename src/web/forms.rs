@@ -24,4 +24,48 @@ impl FieldErrors {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// The `aria-describedby` of `field`'s input: its help (`{field}-help`, when the form shows
+    /// one) and its error (`{field}-error`, when it has one), so a screen reader reads both
+    /// with the field. `None` when there is nothing to point at.
+    pub fn described_by(&self, field: &str, has_help: bool) -> Option<String> {
+        described_by(field, has_help, self.get(field).is_some())
+    }
+}
+
+/// The `aria-describedby` of the input with id `input`, whose help and error (when shown) have
+/// the ids `{input}-help` and `{input}-error`.
+pub fn described_by(input: &str, has_help: bool, has_error: bool) -> Option<String> {
+    let ids: Vec<String> = [
+        has_help.then(|| format!("{input}-help")),
+        has_error.then(|| format!("{input}-error")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    (!ids.is_empty()).then(|| ids.join(" "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_field_is_described_by_its_help_and_its_error() {
+        let mut errors = FieldErrors::default();
+        errors.add("login", "Taken.");
+        assert_eq!(
+            errors.described_by("login", true).as_deref(),
+            Some("login-help login-error")
+        );
+        assert_eq!(
+            errors.described_by("login", false).as_deref(),
+            Some("login-error")
+        );
+        assert_eq!(
+            errors.described_by("name", true).as_deref(),
+            Some("name-help")
+        );
+        assert_eq!(errors.described_by("name", false), None);
+    }
 }

@@ -17,6 +17,24 @@ pub struct Layout {
     /// For the header's log-out form; only logged-in visitors have one (anonymous browsing
     /// creates no session).
     pub csrf_token: String,
+    /// The request's path, so both menus can mark where the visitor is (`aria-current`).
+    pub path: String,
+}
+
+impl Layout {
+    /// Whether the menu link to `section` leads to this page or to a page inside it:
+    /// "/admin/books" is current on "/admin/books/7/edit", never on "/admin/booksellers".
+    pub fn is_current(&self, section: &str) -> bool {
+        self.path
+            .strip_prefix(section)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    }
+
+    /// Whether `page` is this very page (for a link whose section holds the other links, like
+    /// the staff overview at "/admin").
+    pub fn is_page(&self, page: &str) -> bool {
+        self.path == page
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -77,6 +95,7 @@ impl FromRequest for Layout {
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let visitor = Visitor::from_request(req, payload);
         let session = req.get_session();
+        let path = req.path().to_owned();
         let state = req.app_data::<actix_web::web::Data<AppState>>().cloned();
         Box::pin(async move {
             let Visitor(user) = visitor.await?;
@@ -99,7 +118,32 @@ impl FromRequest for Layout {
                 }),
                 flashes: flash::take(&session),
                 csrf_token,
+                path,
             })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(path: &str) -> Layout {
+        Layout {
+            path: path.to_owned(),
+            ..Layout::default()
+        }
+    }
+
+    #[test]
+    fn a_section_is_current_on_its_pages_only() {
+        assert!(at("/books").is_current("/books"));
+        assert!(at("/books/12").is_current("/books"));
+        assert!(at("/admin/books/7/edit").is_current("/admin/books"));
+        assert!(at("/admin/tasks").is_current("/admin"));
+        assert!(!at("/admin/booksellers").is_current("/admin/books"));
+        assert!(!at("/").is_current("/books"));
+        assert!(at("/admin").is_page("/admin"));
+        assert!(!at("/admin/tasks").is_page("/admin"));
     }
 }

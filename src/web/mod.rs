@@ -4,6 +4,8 @@ pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod chart;
+pub mod contrast;
+pub mod cover;
 pub mod csrf;
 pub mod error;
 pub mod flash;
@@ -143,7 +145,8 @@ const PRIVATE_PREFIXES: [&str; 8] = [
 /// path, and any page for a visitor with a session (the header shows who is logged in, forms
 /// carry their CSRF token). Going back after log-out or checkout then shows no stale page, and
 /// no shared cache keeps one. Public pages for cookie-less visitors and static files are left
-/// to the defaults.
+/// to the defaults, and so is a response its handler marked `public` (a book cover: the same
+/// for everyone, whoever asks).
 async fn no_store_for_private_pages(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -158,7 +161,12 @@ async fn no_store_for_private_pages(
                 .iter()
                 .any(|prefix| path.starts_with(prefix)));
     let mut response = next.call(req).await?;
-    if private {
+    let marked_public = response
+        .headers()
+        .get(actix_web::http::header::CACHE_CONTROL)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.split(',').any(|d| d.trim() == "public"));
+    if private && !marked_public {
         response.headers_mut().insert(
             actix_web::http::header::CACHE_CONTROL,
             actix_web::http::header::HeaderValue::from_static("no-store"),

@@ -32,6 +32,15 @@ impl ParamField {
     pub fn is_selected(&self, choice: &str) -> bool {
         self.value == choice
     }
+
+    /// The ids of the input's help and error (`aria-describedby`), when it has either.
+    pub fn described_by(&self) -> Option<String> {
+        crate::web::forms::described_by(
+            &self.input_name(),
+            !self.help.is_empty(),
+            self.error.is_some(),
+        )
+    }
 }
 
 fn text_of(value: &Value) -> String {

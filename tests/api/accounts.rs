@@ -180,7 +180,9 @@ async fn wrong_password_and_unknown_user_get_the_same_answer() {
     };
     assert_eq!(
         message(&a).as_deref(),
-        Some("<p class=\"form-error\" role=\"alert\">Wrong login or password.</p>")
+        Some(
+            "<p id=\"login-form-error\" class=\"form-error\" role=\"alert\">Wrong login or password.</p>"
+        )
     );
     assert_eq!(message(&a), message(&b));
     assert!(is_anonymous(&app.page("/").await));

@@ -335,3 +335,101 @@ async fn a_customer_opening_admin_sees_the_403_page_and_the_layout_fits_a_phone(
     screenshot(&client, "catalog-390px").await;
     client.close().await.unwrap();
 }
+
+/// The pages a shopper and a staff member see most, each at desktop and phone width: saved as
+/// screenshots (`screenshots/looks-<page>-<width>px.png`), and at 390 px none may scroll
+/// sideways.
+#[tokio::test]
+async fn the_main_pages_fit_a_phone_and_tab_reaches_the_skip_link_first() {
+    use bookstore::db::schema::{books, cart_items, users};
+    use diesel::prelude::*;
+    use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+
+    let app = spawn_app().await;
+    let book = app
+        .db(|conn| {
+            let alice: i64 = users::table
+                .filter(users::login.eq("alice"))
+                .select(users::id)
+                .first(conn)
+                .unwrap();
+            let ids: Vec<i64> = books::table
+                .filter(books::stock.gt(2))
+                .order(books::id)
+                .select(books::id)
+                .limit(2)
+                .load(conn)
+                .unwrap();
+            for (book_id, quantity) in ids.iter().zip([1, 2]) {
+                diesel::insert_into(cart_items::table)
+                    .values((
+                        cart_items::user_id.eq(alice),
+                        cart_items::book_id.eq(book_id),
+                        cart_items::quantity.eq(quantity),
+                    ))
+                    .execute(conn)
+                    .unwrap();
+            }
+            books::table
+                .filter(books::title.like("Harry Potter and the Sorcerer%"))
+                .select(books::id)
+                .first::<i64>(conn)
+                .unwrap()
+        })
+        .await;
+    let public = [
+        ("home", "/".to_owned()),
+        ("catalog", "/books".to_owned()),
+        ("book", format!("/books/{book}")),
+    ];
+
+    for width in [1280, 390] {
+        let client = browser(width).await;
+        let visit = |name: &'static str, path: String| {
+            let client = client.clone();
+            let address = app.address.clone();
+            async move {
+                client.goto(&format!("{address}{path}")).await.unwrap();
+                css(&client, "main#content").await;
+                screenshot(&client, &format!("looks-{name}-{width}px")).await;
+                let overflow = client
+                    .execute(
+                        "return document.documentElement.scrollWidth - window.innerWidth;",
+                        vec![],
+                    )
+                    .await
+                    .unwrap()
+                    .as_f64()
+                    .unwrap_or(1.0);
+                if width == 390 {
+                    assert!(overflow <= 0.0, "{path} scrolls sideways by {overflow} px");
+                }
+            }
+        };
+        for (name, path) in &public {
+            visit(name, path.clone()).await;
+        }
+        let focused_first = {
+            client.goto(&app.address).await.unwrap();
+            let tab = char::from(fantoccini::key::Key::Tab);
+            client
+                .perform_actions(
+                    KeyActions::new("keyboard".into())
+                        .then(KeyAction::Down { value: tab })
+                        .then(KeyAction::Up { value: tab }),
+                )
+                .await
+                .unwrap();
+            client.active_element().await.unwrap().text().await.unwrap()
+        };
+        assert_eq!(focused_first, "Skip to content", "at {width} px");
+
+        log_in(&client, &app, "alice", "alice-reads-books").await;
+        visit("cart", "/cart".to_owned()).await;
+        assert!(body_text(&client).await.contains("Total (3 items)"));
+        client.delete_all_cookies().await.unwrap();
+        log_in(&client, &app, "staff", "staff-runs-tasks").await;
+        visit("staff-books", "/admin/books".to_owned()).await;
+        client.close().await.unwrap();
+    }
+}

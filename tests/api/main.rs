@@ -13,6 +13,7 @@ mod database;
 mod engine_outage;
 mod helpers;
 mod imports;
+mod looks;
 mod outage;
 mod pages;
 mod pgbouncer;

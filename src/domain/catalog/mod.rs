@@ -3,6 +3,8 @@
 pub mod edit;
 pub mod goodbooks;
 pub mod isbn;
+pub mod language;
+pub mod rating;
 pub mod search;
 
 use std::collections::HashMap;
@@ -11,7 +13,7 @@ use diesel::prelude::*;
 
 use crate::{
     db::schema::{authors, book_authors, books},
-    domain::money::Cents,
+    domain::{catalog::rating::Rating, money::Cents},
 };
 
 /// A book as lists show it: the row plus its authors in cover order.
@@ -36,20 +38,50 @@ impl BookSummary {
 
     /// "A, B and C".
     pub fn authors_line(&self) -> String {
-        match self.authors.split_last() {
-            None => String::new(),
-            Some((last, [])) => last.clone(),
-            Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
-        }
+        authors_line(&self.authors)
+    }
+
+    pub fn rating(&self) -> Option<Rating> {
+        Rating::of(self.average_rating, self.ratings_count)
     }
 }
 
-/// The first books of the catalog in its own order (for the seeded catalog: most-read first).
-pub fn featured_books(conn: &mut PgConnection, limit: i64) -> QueryResult<Vec<BookSummary>> {
+/// "A, B and C": names as a cover lists them.
+fn authors_line(names: &[impl AsRef<str>]) -> String {
+    let names: Vec<&str> = names.iter().map(AsRef::as_ref).collect();
+    match names.split_last() {
+        None => String::new(),
+        Some((last, [])) => (*last).to_owned(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
+/// How many books the catalog lists (hidden ones are out of it).
+pub fn listed_count(conn: &mut PgConnection) -> QueryResult<i64> {
+    books::table
+        .filter(books::hidden.eq(false))
+        .count()
+        .get_result(conn)
+}
+
+/// The listed books most readers rated first: the best sellers we can honestly name (the
+/// goodbooks-10k ratings count; the shop's own sales are too few to rank by).
+pub fn bestsellers(conn: &mut PgConnection, limit: i64) -> QueryResult<Vec<BookSummary>> {
     let rows: Vec<SummaryRow> = books::table
         .filter(books::hidden.eq(false))
         .select(SUMMARY_COLUMNS)
-        .order(books::id)
+        .order((books::ratings_count.desc(), books::id))
+        .limit(limit)
+        .load(conn)?;
+    with_authors(conn, rows)
+}
+
+/// The listed books added last (an import adds many at once: the id breaks the tie).
+pub fn newest(conn: &mut PgConnection, limit: i64) -> QueryResult<Vec<BookSummary>> {
+    let rows: Vec<SummaryRow> = books::table
+        .filter(books::hidden.eq(false))
+        .select(SUMMARY_COLUMNS)
+        .order((books::created_at.desc(), books::id.desc()))
         .limit(limit)
         .load(conn)?;
     with_authors(conn, rows)
@@ -155,6 +187,21 @@ impl BookDetail {
             Some(year) => year.to_string(),
             None => "unknown".to_owned(),
         }
+    }
+
+    /// "A, B and C", as lists show them.
+    pub fn authors_line(&self) -> String {
+        let names: Vec<&str> = self.authors.iter().map(|(_, name)| name.as_str()).collect();
+        authors_line(&names)
+    }
+
+    pub fn rating(&self) -> Option<Rating> {
+        Rating::of(self.average_rating, self.ratings_count)
+    }
+
+    /// "English (US)" for en-US; an unknown code as it is.
+    pub fn language_name(&self) -> Option<&str> {
+        self.language.as_deref().map(language::name)
     }
 
     /// Authors as one editable line: "A, B".

@@ -160,6 +160,8 @@ pub struct LoginPage {
     login: String,
     next: String,
     error: Option<String>,
+    /// The error is about what was typed (not the throttle): the fields are marked invalid.
+    wrong_credentials: bool,
 }
 
 pub async fn login_form(
@@ -173,6 +175,7 @@ pub async fn login_form(
         login: String::new(),
         next: safe_next(query.next.as_deref()),
         error: None,
+        wrong_credentials: false,
     };
     token.respond(html(StatusCode::OK, &page))
 }
@@ -230,6 +233,7 @@ pub async fn login(
         login: form.login.trim().to_owned(),
         next: safe_next(Some(&form.next)),
         error: Some(error),
+        wrong_credentials: status == StatusCode::UNAUTHORIZED,
     };
     Ok(token.respond(html(status, &page)))
 }

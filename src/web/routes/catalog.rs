@@ -15,6 +15,8 @@ use crate::{
     web::{
         AppState,
         auth::Visitor,
+        // Book cards and the book page show covers.
+        cover::WithCover as _,
         csrf,
         error::{WebError, see_other},
         layout::Layout,

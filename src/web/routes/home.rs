@@ -3,21 +3,40 @@ use askama::Template;
 use askama_web::WebTemplate;
 
 use crate::{
-    domain::catalog::{self, BookSummary},
-    web::{AppState, error::WebError, layout::Layout, with_conn},
+    domain::{
+        catalog::{self, BookSummary},
+        thousands,
+    },
+    web::{AppState, cover::WithCover as _, error::WebError, layout::Layout, with_conn},
 };
 
-const FEATURED_BOOKS: i64 = 12;
+/// Books per shelf: a row at the widest layout (4 columns) times two.
+const SHELF: i64 = 8;
 
 #[derive(Template, WebTemplate)]
 #[template(path = "home.html")]
 pub struct HomePage {
     layout: Layout,
-    books: Vec<BookSummary>,
+    /// Books the catalog lists, written for people ("9,812").
+    listed: String,
+    bestsellers: Vec<BookSummary>,
+    newest: Vec<BookSummary>,
 }
 
-/// `GET /`: the shop window.
+/// `GET /`: the shop window, from the catalog as it is.
 pub async fn get(state: web::Data<AppState>, layout: Layout) -> Result<HomePage, WebError> {
-    let books = with_conn(&state, |conn| catalog::featured_books(conn, FEATURED_BOOKS)).await?;
-    Ok(HomePage { layout, books })
+    let (listed, bestsellers, newest) = with_conn(&state, |conn| {
+        Ok::<_, diesel::result::Error>((
+            catalog::listed_count(conn)?,
+            catalog::bestsellers(conn, SHELF)?,
+            catalog::newest(conn, SHELF)?,
+        ))
+    })
+    .await?;
+    Ok(HomePage {
+        layout,
+        listed: thousands(listed.unsigned_abs()),
+        bestsellers,
+        newest,
+    })
 }

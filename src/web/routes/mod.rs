@@ -9,6 +9,7 @@ mod admin_tokens;
 mod admin_users;
 pub(crate) mod cart;
 mod catalog;
+mod covers;
 mod health;
 mod home;
 mod orders;
@@ -22,6 +23,7 @@ use crate::web::{error::html, layout::Layout};
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(home::get))
         .route("/healthz", web::get().to(health::get))
+        .route("/favicon.ico", web::get().to(covers::favicon))
         .route("/register", web::get().to(account::register_form))
         .route("/register", web::post().to(account::register))
         .route("/login", web::get().to(account::login_form))
@@ -43,6 +45,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .route("/books", web::get().to(catalog::list))
         .route("/books/{id}", web::get().to(catalog::show))
+        .route("/books/{id}/cover.svg", web::get().to(covers::show))
         .route("/cart", web::get().to(cart::show))
         .route("/cart/items", web::post().to(cart::add))
         .route("/cart/items/{id}/change", web::post().to(cart::change))
