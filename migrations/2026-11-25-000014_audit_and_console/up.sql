@@ -247,3 +247,37 @@ BEGIN
       JOIN program_functions f ON f.name = p.function_name
      ORDER BY c.run_after, c.id;
 END $$;
+
+-- task_fail: each failed attempt also keeps when it started, so the task page can show every
+-- attempt's start, end and duration.
+CREATE OR REPLACE FUNCTION task_fail(worker_name TEXT, task_id BIGINT, task_attempt INTEGER,
+                          error TEXT, retryable BOOLEAN, retry_base_ms BIGINT) RETURNS TEXT
+    LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+    new_status TEXT;
+BEGIN
+    UPDATE tasks SET
+        attempts = attempts || jsonb_build_array(jsonb_build_object(
+            'attempt', attempt, 'error', task_fail.error, 'started', start_time, 'at', now())),
+        status = CASE WHEN cancel_requested THEN 'cancelled'
+                      WHEN attempt >= max_attempts OR NOT retryable THEN 'error'
+                      ELSE 'scheduled' END,
+        run_after = CASE WHEN attempt >= max_attempts OR NOT retryable OR cancel_requested THEN run_after
+                         ELSE now() + least(retry_base_ms * power(2, least(attempt - 1, 30)), 300000)
+                                      * interval '1 millisecond' END,
+        end_time = CASE WHEN attempt >= max_attempts OR NOT retryable OR cancel_requested THEN now() END,
+        result = CASE
+            WHEN cancel_requested THEN 'Cancelled; the attempt ended with: ' || task_fail.error
+            WHEN attempt >= max_attempts OR NOT retryable THEN
+                format('Failed after %s attempt%s:', attempt, CASE WHEN attempt = 1 THEN '' ELSE 's' END)
+                || E'\n' ||
+                (SELECT string_agg(format('attempt %s: %s', e->>'attempt', e->>'error'), E'\n'
+                                   ORDER BY (e->>'attempt')::int)
+                   FROM jsonb_array_elements(attempts || jsonb_build_array(jsonb_build_object(
+                        'attempt', attempt, 'error', task_fail.error))) e)
+            ELSE result END
+     WHERE id = task_id AND attempt = task_attempt AND worker_id = worker_name AND status = 'running'
+    RETURNING status INTO new_status;
+    RETURN new_status;
+END $$;

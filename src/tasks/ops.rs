@@ -265,6 +265,16 @@ impl BulkAction {
         }
     }
 
+    /// The audit log's name for it (each task also gets its own event from SQL).
+    pub fn audit_action(self) -> crate::domain::audit::AuditAction {
+        use crate::domain::audit::AuditAction;
+        match self {
+            BulkAction::Cancel => AuditAction::TaskCancelled,
+            BulkAction::Retry => AuditAction::TaskRetried,
+            BulkAction::Delete => AuditAction::TaskDeleted,
+        }
+    }
+
     /// "cancelled", for the message afterwards.
     pub fn done(self) -> &'static str {
         match self {
@@ -307,17 +317,18 @@ pub fn bulk(
     let statement = match action {
         // The status before and after tell whether the call changed anything.
         BulkAction::Cancel => {
-            "SELECT count(*) AS changed FROM unnest($1::bigint[]) AS id \
-              JOIN tasks t ON t.id = id \
-             WHERE task_action_applies('cancel', t.status) AND cancel_task(id) IS NOT NULL"
+            "SELECT count(*) AS changed FROM unnest($1::bigint[]) AS u(task_id) \
+              JOIN tasks t ON t.id = u.task_id \
+             WHERE task_action_applies('cancel', t.status) AND cancel_task(u.task_id) IS NOT NULL"
         }
         BulkAction::Retry => {
-            "SELECT count(*) AS changed FROM unnest($1::bigint[]) AS id \
-              JOIN tasks t ON t.id = id \
-             WHERE task_action_applies('retry', t.status) AND retry_task(id) IS NOT NULL"
+            "SELECT count(*) AS changed FROM unnest($1::bigint[]) AS u(task_id) \
+              JOIN tasks t ON t.id = u.task_id \
+             WHERE task_action_applies('retry', t.status) AND retry_task(u.task_id) IS NOT NULL"
         }
         BulkAction::Delete => {
-            "SELECT count(*) AS changed FROM unnest($1::bigint[]) AS id WHERE delete_task(id)"
+            "SELECT count(*) AS changed FROM unnest($1::bigint[]) AS u(task_id) \
+             WHERE delete_task(u.task_id)"
         }
     };
     let changed: Changed = conn.transaction(|conn| {

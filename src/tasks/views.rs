@@ -25,6 +25,8 @@ pub struct TaskRow {
     pub parameters: Option<Value>,
     pub status: TaskStatus,
     pub created_at: DateTime<Utc>,
+    /// When a queued task may start (later than `created_at` while it waits to retry).
+    pub run_after: DateTime<Utc>,
     pub start_time: Option<DateTime<Utc>>,
     pub end_time: Option<DateTime<Utc>>,
     pub attempt: i32,
@@ -77,6 +79,26 @@ impl TaskRow {
 
     pub fn is_active(&self) -> bool {
         self.status.is_active()
+    }
+
+    /// "retrying: attempt 2 of 3 at 14:03:12 (in 40 s)" for a task waiting after a failed
+    /// attempt.
+    pub fn retry_note(&self) -> Option<String> {
+        if self.status != TaskStatus::Scheduled || self.attempt == 0 {
+            return None;
+        }
+        let wait = (self.run_after - Utc::now()).num_seconds();
+        let when = if wait > 0 {
+            format!(" (in {wait} s)")
+        } else {
+            " (due now)".to_owned()
+        };
+        Some(format!(
+            "retrying: attempt {} of {} at {}{when}",
+            self.attempt + 1,
+            self.max_attempts,
+            self.run_after.format("%H:%M:%S")
+        ))
     }
 }
 

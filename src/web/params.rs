@@ -21,6 +21,16 @@ pub struct ParamField {
 }
 
 impl ParamField {
+    /// "failure_percent" as people read it: "Failure percent".
+    pub fn label(&self) -> String {
+        let words = self.name.replace('_', " ");
+        let mut chars = words.chars();
+        match chars.next() {
+            Some(first) => first.to_uppercase().chain(chars).collect(),
+            None => String::new(),
+        }
+    }
+
     pub fn input_name(&self) -> String {
         format!("param_{}", self.name)
     }

@@ -8,6 +8,7 @@ mod bad_input;
 mod browser;
 mod cart;
 mod catalog;
+mod console;
 mod dashboard;
 mod database;
 mod engine_outage;

@@ -1,11 +1,13 @@
 //! `/api/v1` handlers.
 
 use actix_web::{HttpResponse, web};
+use diesel::prelude::*;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::{
     domain::audit::{self, AuditAction},
+    tasks::ops::BulkAction,
     tasks::{ops, status::TaskStatus, views},
     web::{
         AppState,
@@ -189,4 +191,110 @@ pub async fn cancel(
     .await?;
     Ok(HttpResponse::Ok()
         .json(json!({ "id": id, "status": status, "cancel_requested": status.is_running() })))
+}
+
+#[derive(Deserialize)]
+pub struct BulkBody {
+    action: String,
+    #[serde(default)]
+    ids: Option<Vec<i64>>,
+    /// Everything matching these filters (the list's query fields), when there are no ids.
+    #[serde(default)]
+    filter: Option<TaskListParams>,
+}
+
+/// `POST /api/v1/tasks/bulk` `{"action": "cancel"|"retry"|"delete", "ids": [..]}` or
+/// `{"action", "filter": {"status": "error", ...}}`: how many tasks were named and changed.
+pub async fn bulk(
+    state: web::Data<AppState>,
+    ApiStaff(_, audit): ApiStaff,
+    body: web::Json<BulkBody>,
+) -> Result<HttpResponse, ApiError> {
+    let BulkBody {
+        action,
+        ids,
+        filter,
+    } = body.into_inner();
+    let action = BulkAction::parse(&action).ok_or_else(|| {
+        ApiError::bad_request("invalid_action", "action must be cancel, retry or delete")
+            .with_field("action")
+    })?;
+    let filter = match (&ids, filter) {
+        (Some(ids), _) if ids.len() > 1_000 => {
+            return Err(ApiError::bad_request(
+                "too_many_ids",
+                "at most 1000 ids at once; use a filter for more",
+            )
+            .with_field("ids"));
+        }
+        (Some(_), _) => None,
+        (None, Some(filter)) => {
+            let (query, problems) = filter.parse();
+            if let Some((field, message)) = problems.into_iter().next() {
+                return Err(ApiError::bad_request("invalid_filter", message).with_field(field));
+            }
+            Some(query.filter)
+        }
+        (None, None) => {
+            return Err(ApiError::bad_request(
+                "nothing_named",
+                "give ids or a filter",
+            ));
+        }
+    };
+    let (named, changed) = call(&state, move |conn| {
+        let ids = match filter {
+            Some(filter) => views::matching_ids(conn, &filter, 10_000)?,
+            None => ids.unwrap_or_default(),
+        };
+        let changed = audit::within(
+            conn,
+            &audit,
+            action.audit_action(),
+            |changed| format!("{changed} tasks"),
+            |conn| ops::bulk(conn, action, &ids),
+        )?;
+        Ok((ids.len(), changed))
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(json!({ "action": action, "named": named, "changed": changed })))
+}
+
+/// `POST /api/v1/programs/{name}/pause` and `.../resume`.
+pub async fn pause(
+    state: web::Data<AppState>,
+    staff: ApiStaff,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let ApiStaff(_, audit) = staff;
+    let (name, verb) = path.into_inner();
+    let paused = match verb.as_str() {
+        "pause" => true,
+        "resume" => false,
+        _ => return Err(ApiError::not_found("no such API route")),
+    };
+    let subject = format!("program {name}");
+    let found = call(&state, move |conn| {
+        Ok(conn.transaction(|conn| {
+            let id: Option<i64> = crate::db::schema::programs::table
+                .filter(crate::db::schema::programs::name.eq(&name))
+                .select(crate::db::schema::programs::id)
+                .first(conn)
+                .optional()?;
+            let Some(id) = id else { return Ok(false) };
+            ops::set_paused(conn, id, paused)?;
+            let action = if paused {
+                AuditAction::ProgramPaused
+            } else {
+                AuditAction::ProgramResumed
+            };
+            audit::record(conn, &audit, action, &subject, json!({}))?;
+            Ok::<_, diesel::result::Error>(true)
+        })?)
+    })
+    .await?;
+    if !found {
+        return Err(ApiError::not_found("no program by that name"));
+    }
+    Ok(HttpResponse::Ok().json(json!({ "paused": paused })))
 }

@@ -8,7 +8,7 @@ use askama::Template;
 use askama_web::WebTemplate;
 
 use crate::{
-    domain::audit::{self, AuditAction},
+    domain::audit,
     tasks::{
         ops::{self, BulkAction},
         status::TaskStatus,
@@ -263,7 +263,7 @@ pub async fn apply(
         let changed = audit::within(
             conn,
             &context,
-            audit_action(action),
+            action.audit_action(),
             |changed| format!("{changed} tasks"),
             |conn| ops::bulk(conn, action, &ids),
         )
@@ -274,12 +274,4 @@ pub async fn apply(
     let tasks = if changed == 1 { "task" } else { "tasks" };
     flash::success(&session, format!("{changed} {tasks} {}.", action.done()));
     Ok(see_other(&back))
-}
-
-pub fn audit_action(action: BulkAction) -> AuditAction {
-    match action {
-        BulkAction::Cancel => AuditAction::TaskCancelled,
-        BulkAction::Retry => AuditAction::TaskRetried,
-        BulkAction::Delete => AuditAction::TaskDeleted,
-    }
 }

@@ -7,7 +7,7 @@ use actix_session::Session;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, http::StatusCode, web};
 use askama::Template;
 use askama_web::WebTemplate;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use diesel::Connection;
 use serde::Deserialize;
 use serde_json::json;
@@ -265,6 +265,62 @@ pub async fn settings(
     Ok(see_other("/admin/programs"))
 }
 
+/// `POST /admin/programs/{name}/pause`
+pub async fn pause(
+    state: web::Data<AppState>,
+    staff: Staff,
+    session: Session,
+    path: web::Path<String>,
+    form: CsrfForm<NoFields>,
+) -> Result<HttpResponse, WebError> {
+    set_paused(state, staff, session, path, form, true).await
+}
+
+/// `POST /admin/programs/{name}/resume`
+pub async fn resume(
+    state: web::Data<AppState>,
+    staff: Staff,
+    session: Session,
+    path: web::Path<String>,
+    form: CsrfForm<NoFields>,
+) -> Result<HttpResponse, WebError> {
+    set_paused(state, staff, session, path, form, false).await
+}
+
+async fn set_paused(
+    state: web::Data<AppState>,
+    Staff(_, audit): Staff,
+    session: Session,
+    path: web::Path<String>,
+    _form: CsrfForm<NoFields>,
+    paused: bool,
+) -> Result<HttpResponse, WebError> {
+    let program = find_program(&state, &path).await?;
+    let (id, subject) = (program.id, format!("program {}", program.name));
+    with_conn(&state, move |conn| {
+        conn.transaction(|conn| {
+            ops::set_paused(conn, id, paused)?;
+            let action = if paused {
+                AuditAction::ProgramPaused
+            } else {
+                AuditAction::ProgramResumed
+            };
+            audit::record(conn, &audit, action, &subject, json!({}))
+        })
+    })
+    .await?;
+    let message = if paused {
+        format!(
+            "{} is paused: its queued tasks wait (its schedule still queues them).",
+            program.name
+        )
+    } else {
+        format!("{} is running its queue again.", program.name)
+    };
+    flash::success(&session, message);
+    Ok(see_other("/admin/programs"))
+}
+
 async fn find_program(state: &AppState, name: &str) -> Result<ProgramInfo, WebError> {
     let name = name.to_owned();
     with_conn(state, ops::get_programs)
@@ -294,8 +350,26 @@ pub async fn run_form(
     prefill: web::Query<HashMap<String, String>>,
 ) -> Result<RunPage, WebError> {
     let program = find_program(&state, &path).await?;
-    // `?param_path=books.csv` (after an upload) fills in that field; the rest keep defaults.
-    let prefill = prefill.into_inner();
+    // `?param_path=books.csv` (after an upload) fills in that field; `?from_task=42` ("run
+    // again with changes") fills in that task's parameters; the rest keep defaults.
+    let mut prefill = prefill.into_inner();
+    if let Some(id) = prefill
+        .get("from_task")
+        .and_then(|id| id.parse::<i64>().ok())
+    {
+        let earlier = with_conn(&state, move |conn| views::task_detail(conn, id)).await?;
+        if let Some(serde_json::Value::Object(values)) =
+            earlier.and_then(|task| task.row.parameters)
+        {
+            for (name, value) in values {
+                let text = match value {
+                    serde_json::Value::String(text) => text,
+                    other => other.to_string(),
+                };
+                prefill.entry(format!("param_{name}")).or_insert(text);
+            }
+        }
+    }
     let mut fields = params::fields(program.parameters.as_ref(), None, &BTreeMap::new());
     for field in &mut fields {
         if let Some(value) = prefill.get(&field.input_name()) {
@@ -359,8 +433,71 @@ pub async fn run(
 pub struct TaskPage {
     layout: Layout,
     task: TaskDetail,
-    attempts: Vec<(String, String, String)>,
+    attempts: Vec<AttemptRow>,
     parameters: String,
+}
+
+/// One attempt of a task, as the attempts table shows it.
+pub struct AttemptRow {
+    pub number: i64,
+    pub started: String,
+    pub ended: String,
+    pub duration: String,
+    /// The error of a failed attempt, or the status of the current one.
+    pub outcome: String,
+}
+
+impl AttemptRow {
+    /// The failed attempts (kept by `task_fail`), then the current or last one.
+    fn all_of(task: &TaskDetail) -> Vec<AttemptRow> {
+        let time = |at: Option<DateTime<Utc>>| {
+            at.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+                .unwrap_or_default()
+        };
+        let duration = |start: Option<DateTime<Utc>>, end: Option<DateTime<Utc>>| match (start, end)
+        {
+            (Some(start), Some(end)) => {
+                format!("{:.1} s", (end - start).num_milliseconds() as f64 / 1000.0)
+            }
+            _ => String::new(),
+        };
+        let parse = |value: &serde_json::Value| {
+            value
+                .as_str()
+                .and_then(|text| DateTime::parse_from_rfc3339(text).ok())
+                .map(|t| t.with_timezone(&Utc))
+        };
+        let mut rows: Vec<AttemptRow> = task
+            .attempts
+            .as_array()
+            .map(|list| {
+                list.iter()
+                    .map(|a| {
+                        let (started, ended) = (parse(&a["started"]), parse(&a["at"]));
+                        AttemptRow {
+                            number: a["attempt"].as_i64().unwrap_or_default(),
+                            started: time(started),
+                            ended: time(ended),
+                            duration: duration(started, ended),
+                            outcome: a["error"].as_str().unwrap_or_default().to_owned(),
+                        }
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let row = &task.row;
+        let current = i64::from(row.attempt);
+        if current > 0 && !rows.iter().any(|r| r.number == current) {
+            rows.push(AttemptRow {
+                number: current,
+                started: time(row.start_time),
+                ended: time(row.end_time),
+                duration: duration(row.start_time, row.end_time),
+                outcome: row.status.to_string(),
+            });
+        }
+        rows
+    }
 }
 
 async fn load_task(state: &AppState, path: &str) -> Result<TaskDetail, WebError> {
@@ -378,27 +515,7 @@ pub async fn task(
     path: web::Path<String>,
 ) -> Result<TaskPage, WebError> {
     let task = load_task(&state, &path).await?;
-    let attempts = task
-        .attempts
-        .as_array()
-        .map(|list| {
-            list.iter()
-                .map(|a| {
-                    (
-                        a["attempt"].to_string(),
-                        a["error"].as_str().unwrap_or_default().to_owned(),
-                        a["at"]
-                            .as_str()
-                            .unwrap_or_default()
-                            .chars()
-                            .take(19)
-                            .collect::<String>()
-                            .replace('T', " "),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let attempts = AttemptRow::all_of(&task);
     let parameters = task
         .row
         .parameters

@@ -72,6 +72,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/admin/programs/{name}/settings",
             web::post().to(admin_tasks::settings),
         )
+        .route(
+            "/admin/programs/{name}/pause",
+            web::post().to(admin_tasks::pause),
+        )
+        .route(
+            "/admin/programs/{name}/resume",
+            web::post().to(admin_tasks::resume),
+        )
         .route("/admin/tasks", web::get().to(admin_task_list::list))
         .route("/admin/tasks/bulk", web::get().to(admin_task_list::confirm))
         .route("/admin/tasks/bulk", web::post().to(admin_task_list::apply))
