@@ -75,6 +75,22 @@ struct Id {
     id: i64,
 }
 
+/// Rules the parameter schema cannot say (see `programs::check_before_queueing`), as the
+/// same refusal `run_program` gives: for the pages and the API, before they queue.
+pub fn check_before_queueing(
+    function_name: &str,
+    params: &Value,
+    settings: &crate::tasks::program::ProgramSettings,
+) -> Result<(), OperationError> {
+    crate::tasks::programs::check_before_queueing(function_name, params, settings).map_err(
+        |(field, message)| OperationError::Refused {
+            code: "invalid_parameters".into(),
+            message: format!("invalid parameters: {field} {message}"),
+            fields: BTreeMap::from([(field.to_owned(), message)]),
+        },
+    )
+}
+
 /// `run_program(name, params)`: validates and queues a task; returns its id.
 pub fn run_program(
     conn: &mut PgConnection,

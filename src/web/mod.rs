@@ -13,6 +13,7 @@ pub mod forms;
 mod input_guard;
 pub mod layout;
 pub mod params;
+pub mod result_view;
 mod routes;
 pub mod session_store;
 pub mod task_query;

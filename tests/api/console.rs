@@ -300,3 +300,64 @@ async fn a_task_waiting_to_retry_says_when_and_runs_again_with_changes() {
     );
     assert!(form.contains(">Failure percent"), "readable labels");
 }
+
+#[tokio::test]
+async fn rules_the_schema_cannot_say_are_checked_before_queueing() {
+    let app = spawn_app().await;
+    app.log_in_as(STAFF.0, STAFF.1).await;
+    let count = || async {
+        app.db(|conn| tasks::table.count().get_result::<i64>(conn).unwrap())
+            .await
+    };
+
+    let backwards = app
+        .submit(
+            "/admin/programs/sales_report/run",
+            "/admin/programs/sales_report/run",
+            &[
+                ("param_from", "2026-02-10"),
+                ("param_to", "2026-02-01"),
+                ("param_per", "book"),
+            ],
+        )
+        .await;
+    assert_eq!(backwards.status(), 422);
+    let page = backwards.text().await.unwrap();
+    assert!(page.contains("From is after to (2026-02-01)"), "{page}");
+
+    let missing = app
+        .submit(
+            "/admin/programs/import_catalog/run",
+            "/admin/programs/import_catalog/run",
+            &[("param_path", "no-such-file.csv")],
+        )
+        .await;
+    assert_eq!(missing.status(), 422);
+    let page = missing.text().await.unwrap();
+    assert!(
+        page.contains("Nothing was queued") && page.contains("id=\"param_path-error\""),
+        "{page}"
+    );
+    assert_eq!(count().await, 0, "nothing was queued");
+
+    // The API refuses the same, with the field named.
+    let token = crate::helpers::csrf_token_in(&app.page("/admin/tasks").await);
+    let refused = app
+        .client
+        .post(format!("{}/api/v1/tasks", app.address))
+        .header("Origin", app.address.clone())
+        .header("X-CSRF-Token", token)
+        .json(&json!({"program": "sales_report", "parameters": {"from": "2026-02-10", "to": "2026-02-01"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 422);
+    let body: Value = refused.json().await.unwrap();
+    assert!(
+        body["error"]["fields"]["from"]
+            .as_str()
+            .unwrap()
+            .contains("is after to")
+    );
+    assert_eq!(count().await, 0);
+}

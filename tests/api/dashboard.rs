@@ -125,8 +125,8 @@ async fn the_run_form_shows_each_error_next_to_its_field_and_keeps_the_input() {
     assert_eq!(response.status(), 422);
     let page = response.text().await.unwrap();
     assert!(page.contains("Nothing was queued"));
-    assert!(page.contains("from is not a real date."), "{page}");
-    assert!(page.contains("to is required."));
+    assert!(page.contains("From is not a real date."), "{page}");
+    assert!(page.contains("To is required."));
     assert!(page.contains("value=\"2026-02-30\""), "the input is kept");
     let after: i64 = app
         .db(|conn| tasks::table.count().get_result(conn).unwrap())
@@ -275,7 +275,12 @@ async fn a_table_result_shows_as_html_and_downloads_as_csv() {
     let csv = app.get(&format!("/admin/tasks/{id}/result.csv")).await;
     let txt = app.get(&format!("/admin/tasks/{id}/result.txt")).await;
 
-    assert!(page.contains("<table class=\"result-table\">") && page.contains("<th>title</th>"));
+    assert!(
+        page.contains("<table class=\"result-table\">")
+            && page.contains(">title</a></th>")
+            && page.contains("<td class=\"num\"><a href=\"/books/"),
+        "sortable headers, numbers right-aligned, ids linked: {page}"
+    );
     assert_eq!(csv.status(), 200);
     assert!(
         csv.headers()["content-type"]

@@ -835,9 +835,26 @@ async fn reports_and_clean_ups_do_real_work() {
     let prune = run(&app, "prune_tasks", json!({"older_than_days": 30})).await;
     wait_for_status(&app, prune, "finished", 20).await;
 
-    assert_eq!(sales_table["columns"], json!(["book", "units", "revenue"]));
-    assert_eq!(sales_table["rows"], json!([[title, "2", "$30.00"]]));
-    assert_eq!(per_author_table["rows"][0][2], "$30.00");
+    assert_eq!(
+        sales_table["columns"],
+        json!(["id", "book", "units", "revenue (USD)"])
+    );
+    assert_eq!(
+        sales_table["rows"],
+        json!([[book.to_string(), title, "2", "30.00"]]),
+        "numbers stored as numbers"
+    );
+    assert_eq!(sales_table["totals"], json!(["", "Total", "2", "30.00"]));
+    assert_eq!(
+        per_author_table["totals"], sales_table["totals"],
+        "the authors' totals add up to the shop's"
+    );
+    assert!(
+        per_author_table["note"]
+            .as_str()
+            .unwrap()
+            .contains("first-named author")
+    );
     let low_rows = low_table["rows"].as_array().unwrap().clone();
     assert_eq!(low_rows.len(), 1);
     assert_eq!(low_rows[0][0], book.to_string());

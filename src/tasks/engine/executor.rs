@@ -448,7 +448,7 @@ fn sql_output(function_name: &str, ran: store::SqlFunctionResult) -> TaskOutput 
         .unwrap_or_else(|| vec![function_name.to_owned()]);
     let mut table = ResultTable {
         columns,
-        rows: Vec::new(),
+        ..ResultTable::default()
     };
     if let Some(Value::Array(rows)) = ran.cells {
         for row in rows {

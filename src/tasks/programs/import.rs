@@ -84,6 +84,19 @@ impl ImportReport {
     }
 }
 
+/// The file must be there (and allowed) before the import is queued.
+pub fn check_import_params(
+    params: &serde_json::Value,
+    settings: &crate::tasks::program::ProgramSettings,
+) -> Result<(), super::Refusal> {
+    let Ok(ImportParams { path }) = serde_json::from_value::<ImportParams>(params.clone()) else {
+        return Ok(());
+    };
+    open_in_import_dir(&settings.import_dir, settings.import_max_bytes, &path)
+        .map(drop)
+        .map_err(|err| ("path", err.to_string()))
+}
+
 fn run_import(ctx: &TaskContext) -> Result<TaskOutput, TaskError> {
     let ImportParams { path } = ctx.params()?;
     let settings = ctx.settings();

@@ -7,7 +7,28 @@ mod reports;
 
 use std::time::Duration;
 
-use crate::tasks::program::ProgramFunction;
+use serde_json::Value;
+
+use crate::tasks::program::{ProgramFunction, ProgramSettings};
+
+/// A refusal before queueing: (parameter, message).
+pub type Refusal = (&'static str, String);
+
+/// Rules across parameters, or about the server, that the parameter schema cannot say: checked
+/// by the pages and the API before queueing (so "from after to" or a missing import file is
+/// refused at once), and again by the program when it runs (psql queues without asking).
+/// `params` are the parameters as the schema check left them.
+pub fn check_before_queueing(
+    function_name: &str,
+    params: &Value,
+    settings: &ProgramSettings,
+) -> Result<(), Refusal> {
+    match function_name {
+        "sales_report" => reports::check_sales_params(params),
+        "import_catalog" => import::check_import_params(params, settings),
+        _ => Ok(()),
+    }
+}
 
 pub fn all() -> Vec<ProgramFunction> {
     let minutes = |m: u64| Duration::from_secs(m * 60);

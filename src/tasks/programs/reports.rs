@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     domain::money::Cents,
     tasks::{
-        TaskOutput,
+        TaskError, TaskOutput,
         params::specs_of,
         program::{ProgramFn, ProgramFunction},
         table::ResultTable,
@@ -24,6 +24,8 @@ use crate::{
 
 #[derive(QueryableByName)]
 struct SalesRow {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
     #[diesel(sql_type = Text)]
     name: String,
     #[diesel(sql_type = BigInt)]
@@ -52,6 +54,20 @@ struct SalesReportParams {
     per: Per,
 }
 
+fn from_after_to(from: NaiveDate, to: NaiveDate) -> String {
+    format!("is after to ({to}); the range would be empty (from {from})")
+}
+
+/// `from` must not be after `to`.
+pub fn check_sales_params(params: &serde_json::Value) -> Result<(), super::Refusal> {
+    match serde_json::from_value::<SalesReportParams>(params.clone()) {
+        Ok(SalesReportParams { from, to, .. }) if from > to => {
+            Err(("from", from_after_to(from, to)))
+        }
+        _ => Ok(()),
+    }
+}
+
 pub fn sales_report(timeout: Duration) -> ProgramFunction {
     ProgramFunction {
         name: "sales_report",
@@ -62,17 +78,23 @@ pub fn sales_report(timeout: Duration) -> ProgramFunction {
         default_schedule: None,
         run: ProgramFn::Transactional(|ctx, conn| {
             let SalesReportParams { from, to, per } = ctx.params()?;
+            if from > to {
+                return Err(TaskError::failed(from_after_to(from, to)));
+            }
             let per_author = per == Per::Author;
-            // An author's revenue is the revenue of their books (co-authors each count it).
+            // Per author, each book's sales go to its first-named author only: crediting every
+            // name (illustrators, translators) would count a sale several times, and the
+            // authors' totals would exceed the shop's revenue.
             let sql = if per_author {
-                "SELECT a.name AS name, sum(l.quantity)::bigint AS units, \
+                "SELECT a.id, a.name AS name, sum(l.quantity)::bigint AS units, \
                         sum(l.quantity::bigint * l.unit_price_cents)::bigint AS revenue_cents \
                    FROM order_lines l JOIN orders o ON o.id = l.order_id \
-                   JOIN book_authors ba ON ba.book_id = l.book_id JOIN authors a ON a.id = ba.author_id \
+                   JOIN book_authors ba ON ba.book_id = l.book_id AND ba.position = 0 \
+                   JOIN authors a ON a.id = ba.author_id \
                   WHERE o.created_at >= $1::date AND o.created_at < $2::date + 1 \
-                  GROUP BY a.name ORDER BY revenue_cents DESC, name"
+                  GROUP BY a.id, a.name ORDER BY revenue_cents DESC, name"
             } else {
-                "SELECT l.title AS name, sum(l.quantity)::bigint AS units, \
+                "SELECT l.book_id AS id, l.title AS name, sum(l.quantity)::bigint AS units, \
                         sum(l.quantity::bigint * l.unit_price_cents)::bigint AS revenue_cents \
                    FROM order_lines l JOIN orders o ON o.id = l.order_id \
                   WHERE o.created_at >= $1::date AND o.created_at < $2::date + 1 \
@@ -83,17 +105,37 @@ pub fn sales_report(timeout: Duration) -> ProgramFunction {
                 .bind::<Date, _>(to)
                 .load(conn)?;
             let mut table = ResultTable::new(&[
+                "id",
                 if per_author { "author" } else { "book" },
                 "units",
-                "revenue",
+                "revenue (USD)",
             ]);
+            if per_author {
+                table.note = Some(
+                    "Each book's sales are credited to its first-named author, so the authors' \
+                     totals add up to the shop's."
+                        .to_owned(),
+                );
+            } else {
+                table = table.link("id", "/books/");
+            }
+            let (mut units, mut revenue) = (0i64, 0i64);
             for row in rows {
+                units += row.units;
+                revenue += row.revenue_cents;
                 table.push(vec![
+                    row.id.to_string(),
                     row.name,
                     row.units.to_string(),
-                    Cents(row.revenue_cents).to_string(),
+                    Cents(row.revenue_cents).plain(),
                 ]);
             }
+            table.totals = Some(vec![
+                String::new(),
+                "Total".to_owned(),
+                units.to_string(),
+                Cents(revenue).plain(),
+            ]);
             Ok(TaskOutput::Table(table))
         }),
     }
@@ -141,7 +183,8 @@ pub fn low_stock(timeout: Duration) -> ProgramFunction {
             )
             .bind::<Integer, _>(threshold)
             .load(conn)?;
-            let mut table = ResultTable::new(&["id", "title", "authors", "stock"]);
+            let mut table =
+                ResultTable::new(&["id", "title", "authors", "stock"]).link("id", "/books/");
             for row in rows {
                 table.push(vec![
                     row.id.to_string(),

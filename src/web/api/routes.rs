@@ -89,7 +89,17 @@ pub async fn run(
         program,
         parameters,
     } = body.into_inner();
+    let settings = state.programs.clone();
     let id = call(&state, move |conn| {
+        // Rules the schema cannot say (from after to, a missing import file): refused now.
+        let function: Option<String> = crate::db::schema::programs::table
+            .filter(crate::db::schema::programs::name.eq(&program))
+            .select(crate::db::schema::programs::function_name)
+            .first(conn)
+            .optional()?;
+        if let (Some(function), Some(params)) = (function, parameters.as_ref()) {
+            ops::check_before_queueing(&function, params, &settings)?;
+        }
         audit::within(
             conn,
             &audit,

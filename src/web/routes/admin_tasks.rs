@@ -31,6 +31,7 @@ use crate::{
         flash,
         layout::Layout,
         params::{self, ParamField},
+        result_view::{ResultParams, ResultView},
         with_conn,
     },
 };
@@ -397,7 +398,11 @@ pub async fn run(
     let program = find_program(&state, &path).await?;
     let parameters = params::parameters(program.parameters.as_ref(), &input);
     let name = program.name.clone();
+    let checked = ops::check_before_queueing(&program.function_name, &parameters, &state.programs);
     let outcome = with_conn(&state, move |conn| {
+        if let Err(refused) = checked {
+            return Ok::<_, WebError>(Err(refused));
+        }
         Ok::<_, WebError>(audit::within(
             conn,
             &audit,
@@ -435,6 +440,8 @@ pub struct TaskPage {
     task: TaskDetail,
     attempts: Vec<AttemptRow>,
     parameters: String,
+    /// The table result, paged and sorted as asked.
+    result: Option<ResultView>,
 }
 
 /// One attempt of a task, as the attempts table shows it.
@@ -513,6 +520,7 @@ pub async fn task(
     _staff: Staff,
     layout: Layout,
     path: web::Path<String>,
+    result: web::Query<ResultParams>,
 ) -> Result<TaskPage, WebError> {
     let task = load_task(&state, &path).await?;
     let attempts = AttemptRow::all_of(&task);
@@ -522,11 +530,16 @@ pub async fn task(
         .as_ref()
         .map(|p| serde_json::to_string_pretty(p).unwrap_or_default())
         .unwrap_or_else(|| "none".to_owned());
+    let result = task
+        .result_table
+        .as_ref()
+        .map(|table| ResultView::new(table, &result, &format!("/admin/tasks/{}", task.row.id)));
     Ok(TaskPage {
         layout,
         task,
         attempts,
         parameters,
+        result,
     })
 }
 
