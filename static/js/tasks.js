@@ -1,9 +1,12 @@
-// Live updates for the staff task pages: rows and summaries of scheduled or running tasks
-// poll the JSON API and update themselves. Served from /static (no inline script: the CSP
-// forbids it). Pages work without it; this only saves a reload.
+// Live updates for the staff task pages. A list (the overview, the task list) marks its
+// self-updating part with data-live-src: one request per round fetches that part again, as
+// HTML rendered by the server, and swaps it in, so new tasks appear and counts move. A task
+// page polls its one task through the JSON API. Served from /static (no inline script: the
+// CSP forbids it). Pages work without it; this only saves a reload.
 (function () {
   "use strict";
   var POLL_MS = 1000;
+  var LIVE_MS = 2000;
 
   function text(el, selector, value) {
     var target = el.querySelector(selector);
@@ -59,8 +62,35 @@
     }
   }
 
+  // While someone is using a region (boxes ticked, focus inside), it is left alone.
+  function inUse(region) {
+    var focused = document.activeElement;
+    return region.querySelector("input[type=checkbox]:checked") !== null ||
+      (focused && focused !== document.body && region.contains(focused));
+  }
+
+  function refreshRegions() {
+    var regions = Array.prototype.filter.call(
+      document.querySelectorAll("[data-live-src]"), function (region) { return !inUse(region); });
+    if (document.hidden || regions.length === 0) {
+      window.setTimeout(refreshRegions, LIVE_MS);
+      return;
+    }
+    var pending = regions.length;
+    regions.forEach(function (region) {
+      fetch(region.getAttribute("data-live-src"), { credentials: "same-origin", headers: { "Accept": "text/html" } })
+        .then(function (response) { return response.ok ? response.text() : null; })
+        .then(function (html) { if (html !== null && !inUse(region)) { region.innerHTML = html; } })
+        .catch(function () { /* try again next round */ })
+        .then(function () { pending -= 1; if (pending === 0) { window.setTimeout(refreshRegions, LIVE_MS); } });
+    });
+  }
+
   function poll() {
-    var active = document.querySelectorAll("[data-task-id][data-active]");
+    // Rows inside a live region are refreshed with it.
+    var active = Array.prototype.filter.call(
+      document.querySelectorAll("[data-task-id][data-active]"),
+      function (el) { return !el.closest("[data-live-src]"); });
     if (active.length === 0) { return; }
     var pending = active.length;
     active.forEach(function (el) {
@@ -72,5 +102,8 @@
     });
   }
 
-  document.addEventListener("DOMContentLoaded", function () { window.setTimeout(poll, POLL_MS); });
+  document.addEventListener("DOMContentLoaded", function () {
+    window.setTimeout(poll, POLL_MS);
+    if (document.querySelector("[data-live-src]")) { window.setTimeout(refreshRegions, LIVE_MS); }
+  });
 })();

@@ -433,3 +433,35 @@ async fn the_main_pages_fit_a_phone_and_tab_reaches_the_skip_link_first() {
         client.close().await.unwrap();
     }
 }
+
+#[actix_web::test]
+async fn the_task_list_and_overview_show_new_tasks_without_a_reload() {
+    let app = spawn_app_with(|config| config.role = Role::All).await;
+    let client = browser(1280).await;
+    log_in(&client, &app, "staff", "staff-runs-tasks").await;
+    for page in ["/admin/tasks", "/admin"] {
+        client
+            .goto(&format!("{}{page}", app.address))
+            .await
+            .unwrap();
+        client
+            .execute("window.bookstoreMark = 'same page';", vec![])
+            .await
+            .unwrap();
+        let name = format!("live {}", page.len());
+        let params = json!({ "name": name });
+        app.db(move |conn| {
+            bookstore::tasks::ops::run_program(conn, "hello_world", Some(&params)).unwrap()
+        })
+        .await;
+        // The row appears, then shows the task finished: one fetch of the list per round.
+        let seen = wait_for_text(&client, &name, 15).await;
+        assert!(seen.contains(&name), "{page}");
+        let mark = client
+            .execute("return window.bookstoreMark || null;", vec![])
+            .await
+            .unwrap();
+        assert_eq!(mark, json!("same page"), "{page} was not reloaded");
+    }
+    client.close().await.unwrap();
+}

@@ -3,7 +3,7 @@
 //! tasks it will touch.
 
 use actix_session::Session;
-use actix_web::{HttpResponse, web};
+use actix_web::{Either, HttpResponse, web};
 use askama::Template;
 use askama_web::WebTemplate;
 
@@ -21,6 +21,7 @@ use crate::{
         error::{WebError, see_other},
         flash,
         layout::Layout,
+        routes::admin_tasks::LiveParam,
         task_query::TaskListParams,
         with_conn,
     },
@@ -41,14 +42,25 @@ pub struct SortOption {
 pub struct TasksPage {
     layout: Layout,
     params: TaskListParams,
+    statuses: [&'static str; 5],
+    programs: Vec<String>,
+    sorts: Vec<SortOption>,
+    filtered: bool,
+    /// Where the script fetches the live part: this list with `live=1`.
+    live_src: String,
+    live: TaskListLive,
+}
+
+/// The part of the list that updates itself (rows, counts, pages, bulk forms); served alone
+/// with `live=1`.
+#[derive(Template, WebTemplate)]
+#[template(path = "admin/_task_list_live.html")]
+pub struct TaskListLive {
     problems: Vec<String>,
     tasks: Vec<TaskRow>,
     total: i64,
     page: i64,
     page_count: i64,
-    statuses: [&'static str; 5],
-    programs: Vec<String>,
-    sorts: Vec<SortOption>,
     actions: [BulkAction; 3],
     /// Rows get a checkbox.
     selectable: bool,
@@ -59,13 +71,14 @@ pub struct TasksPage {
     matching_query: Vec<(String, String)>,
 }
 
-/// `GET /admin/tasks`
+/// `GET /admin/tasks` (with `live=1`: its live part only)
 pub async fn list(
     state: web::Data<AppState>,
     _staff: Staff,
     layout: Layout,
     params: web::Query<TaskListParams>,
-) -> Result<TasksPage, WebError> {
+    live: web::Query<LiveParam>,
+) -> Result<Either<TaskListLive, TasksPage>, WebError> {
     let params = params.into_inner();
     let (query, problems) = params.parse();
     let lookup = query.clone();
@@ -95,8 +108,8 @@ pub async fn list(
     let matching_query: Vec<(String, String)> =
         serde_urlencoded::from_str(&serde_urlencoded::to_string(&matching).unwrap_or_default())
             .unwrap_or_default();
-    Ok(TasksPage {
-        layout,
+    let filtered = !query.filter.is_empty();
+    let fragment = TaskListLive {
         previous: (query.page > 1).then(|| link((query.page - 1).min(page_count))),
         next: (query.page < page_count).then(|| link(query.page + 1)),
         problems: problems.into_iter().map(|(_, message)| message).collect(),
@@ -104,6 +117,22 @@ pub async fn list(
         total,
         page: query.page,
         page_count,
+        actions: BulkAction::ALL,
+        selectable: true,
+        filtered,
+        matching_query,
+    };
+    if live.wanted() {
+        return Ok(Either::Left(fragment));
+    }
+    let here = link(query.page);
+    let live_src = if here.contains('?') {
+        format!("{here}&live=1")
+    } else {
+        format!("{here}?live=1")
+    };
+    Ok(Either::Right(TasksPage {
+        layout,
         statuses: TaskStatus::ALL.map(TaskStatus::as_str),
         programs,
         sorts: TaskSort::ALL
@@ -114,12 +143,11 @@ pub async fn list(
                 selected: sort == query.sort,
             })
             .collect(),
-        actions: BulkAction::ALL,
-        selectable: true,
-        filtered: !query.filter.is_empty(),
-        matching_query,
+        filtered,
+        live_src,
+        live: fragment,
         params,
-    })
+    }))
 }
 
 /// What a bulk form asks: an action, and either ticked ids or "everything matching" filters.

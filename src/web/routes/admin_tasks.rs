@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use actix_session::Session;
-use actix_web::{FromRequest, HttpRequest, HttpResponse, http::StatusCode, web};
+use actix_web::{Either, FromRequest, HttpRequest, HttpResponse, http::StatusCode, web};
 use askama::Template;
 use askama_web::WebTemplate;
 use chrono::{DateTime, Utc};
@@ -41,6 +41,14 @@ use crate::{
 pub struct OverviewPage {
     layout: Layout,
     shop: ShopCounts,
+    live: OverviewLive,
+}
+
+/// The part of the overview that updates itself: counts, chart, running, failures, latest.
+/// Served alone at `/admin?live=1`, so the page's script fetches one fragment per round.
+#[derive(Template, WebTemplate)]
+#[template(path = "admin/_overview_live.html")]
+pub struct OverviewLive {
     counts: Vec<(TaskStatus, i64)>,
     running: Vec<TaskRow>,
     latest: Vec<TaskRow>,
@@ -50,12 +58,26 @@ pub struct OverviewPage {
     selectable: bool,
 }
 
-/// `GET /admin`
+/// `?live=1`: the self-updating part of a page only.
+#[derive(Debug, Default, Deserialize)]
+pub struct LiveParam {
+    #[serde(default)]
+    live: Option<String>,
+}
+
+impl LiveParam {
+    pub fn wanted(&self) -> bool {
+        self.live.is_some()
+    }
+}
+
+/// `GET /admin` (and `GET /admin?live=1`, its live part)
 pub async fn overview(
     state: web::Data<AppState>,
     _staff: Staff,
     layout: Layout,
-) -> Result<OverviewPage, WebError> {
+    live: web::Query<LiveParam>,
+) -> Result<Either<OverviewLive, OverviewPage>, WebError> {
     let (shop, counts, running, latest, failures, hourly) = with_conn(&state, |conn| {
         Ok::<_, diesel::result::Error>((
             overview::shop_counts(conn)?,
@@ -67,16 +89,22 @@ pub async fn overview(
         ))
     })
     .await?;
-    Ok(OverviewPage {
-        layout,
+    let fragment = OverviewLive {
         selectable: false,
-        shop,
         counts,
         running,
         latest,
         failures,
         chart: chart::hourly(&hourly, Utc::now()),
-    })
+    };
+    if live.wanted() {
+        return Ok(Either::Left(fragment));
+    }
+    Ok(Either::Right(OverviewPage {
+        layout,
+        shop,
+        live: fragment,
+    }))
 }
 
 #[derive(Template, WebTemplate)]
