@@ -465,3 +465,58 @@ async fn the_task_list_and_overview_show_new_tasks_without_a_reload() {
     }
     client.close().await.unwrap();
 }
+
+#[actix_web::test]
+async fn staff_find_tasks_act_on_several_and_read_the_audit_log() {
+    let app = spawn_app().await; // no engine: the tasks stay queued until acted on
+    let mut ids = Vec::new();
+    for name in ["first", "second", "third"] {
+        let params = json!({ "name": name });
+        ids.push(
+            app.db(move |conn| {
+                bookstore::tasks::ops::run_program(conn, "hello_world", Some(&params)).unwrap()
+            })
+            .await,
+        );
+    }
+    for width in [1280, 390] {
+        let client = browser(width).await;
+        log_in(&client, &app, "staff", "staff-runs-tasks").await;
+        client
+            .goto(&format!("{}/admin/tasks?q=second", app.address))
+            .await
+            .unwrap();
+        wait_for_text(&client, "1 task.", 10).await;
+        screenshot(&client, &format!("console-tasks-{width}px")).await;
+        if width == 1280 {
+            // Tick the one found and cancel it, through the confirmation.
+            click(&client, &format!("input[name=id][value='{}']", ids[1])).await;
+            click(&client, "form.bulk button[value=cancel]").await;
+            wait_for_text(&client, "Cancel 1 task?", 10).await;
+            screenshot(&client, "console-bulk-confirm").await;
+            click(&client, "form[action='/admin/tasks/bulk'] button.button").await;
+            wait_for_text(&client, "1 task cancelled", 10).await;
+        }
+        client
+            .goto(&format!("{}/admin/audit", app.address))
+            .await
+            .unwrap();
+        let log = wait_for_text(&client, "task.cancelled", 10).await;
+        assert!(log.contains("staff staff") && log.contains("login.succeeded"));
+        screenshot(&client, &format!("console-audit-{width}px")).await;
+        let overflow = client
+            .execute(
+                "return document.documentElement.scrollWidth - window.innerWidth;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        if width == 390 {
+            assert!(
+                overflow.as_i64().unwrap_or(0) <= 0,
+                "the audit log fits a phone"
+            );
+        }
+        client.close().await.unwrap();
+    }
+}
