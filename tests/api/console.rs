@@ -28,14 +28,7 @@ async fn queue(app: &TestApp, program: &'static str, params: Value) -> i64 {
 }
 
 async fn status(app: &TestApp, id: i64) -> String {
-    app.db(move |conn| {
-        tasks::table
-            .find(id)
-            .select(tasks::status)
-            .first(conn)
-            .unwrap()
-    })
-    .await
+    app.task_status(id).await
 }
 
 /// Task ids in a list page, in order.

@@ -21,14 +21,7 @@ async fn queue(app: &TestApp, program: &'static str, params: Value) -> i64 {
 }
 
 async fn status_of(app: &TestApp, id: i64) -> String {
-    app.db(move |conn| {
-        tasks::table
-            .find(id)
-            .select(tasks::status)
-            .first(conn)
-            .unwrap()
-    })
-    .await
+    app.task_status(id).await
 }
 
 #[tokio::test]

@@ -312,6 +312,20 @@ impl TestApp {
     }
 
     /// Runs database work for an assertion, off the async runtime.
+    /// A task's status, as stored.
+    pub async fn task_status(&self, id: i64) -> String {
+        use bookstore::db::schema::tasks;
+        use diesel::prelude::*;
+        self.db(move |conn| {
+            tasks::table
+                .find(id)
+                .select(tasks::status)
+                .first(conn)
+                .unwrap()
+        })
+        .await
+    }
+
     /// Runs SQL through `bookstore psql`, as a DBA would: (succeeded, stdout, stderr).
     pub fn psql(&self, sql: &str) -> (bool, String, String) {
         let output = std::process::Command::new(env!("CARGO_BIN_EXE_bookstore"))

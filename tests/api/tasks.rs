@@ -38,14 +38,7 @@ async fn run(app: &TestApp, program: &'static str, params: serde_json::Value) ->
 }
 
 async fn status(app: &TestApp, id: i64) -> String {
-    app.db(move |conn| {
-        tasks::table
-            .find(id)
-            .select(tasks::status)
-            .first(conn)
-            .unwrap()
-    })
-    .await
+    app.task_status(id).await
 }
 
 async fn wait_for_status(app: &TestApp, id: i64, wanted: &'static str, seconds: u64) {

@@ -51,7 +51,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/tasks", web::post().to(routes::run))
             .route("/tasks/bulk", web::post().to(routes::bulk))
             .route("/tasks/{id}", web::get().to(routes::task))
-            .route("/programs/{name}/{verb}", web::post().to(routes::pause))
+            .route(
+                "/programs/{name}/{verb:pause|resume}",
+                web::post().to(routes::pause),
+            )
             .route("/tasks/{id}/cancel", web::post().to(routes::cancel))
             .default_service(web::to(|| async {
                 Err::<actix_web::HttpResponse, _>(ApiError::not_found("no such API route"))

@@ -278,11 +278,8 @@ pub async fn pause(
 ) -> Result<HttpResponse, ApiError> {
     let ApiStaff(_, audit) = staff;
     let (name, verb) = path.into_inner();
-    let paused = match verb.as_str() {
-        "pause" => true,
-        "resume" => false,
-        _ => return Err(ApiError::not_found("no such API route")),
-    };
+    // The route admits only the two verbs.
+    let paused = verb == "pause";
     let subject = format!("program {name}");
     let found = call(&state, move |conn| {
         Ok(conn.transaction(|conn| {

@@ -263,37 +263,18 @@ pub async fn list(
 #[derive(Deserialize)]
 pub struct NoFields {}
 
-/// `POST /admin/books/{id}/hide`: out of the catalog, kept with its order history.
-pub async fn hide(
-    state: web::Data<AppState>,
-    staff: Staff,
-    session: Session,
-    path: web::Path<String>,
-    form: CsrfForm<NoFields>,
-) -> Result<HttpResponse, WebError> {
-    set_hidden(state, staff, session, path, form, true).await
-}
-
-/// `POST /admin/books/{id}/unhide`: back in the catalog.
-pub async fn unhide(
-    state: web::Data<AppState>,
-    staff: Staff,
-    session: Session,
-    path: web::Path<String>,
-    form: CsrfForm<NoFields>,
-) -> Result<HttpResponse, WebError> {
-    set_hidden(state, staff, session, path, form, false).await
-}
-
-async fn set_hidden(
+/// `POST /admin/books/{id}/hide` (out of the catalog, kept with its order history) and
+/// `.../unhide` (back in).
+pub async fn hide_or_unhide(
     state: web::Data<AppState>,
     Staff(_, audit): Staff,
     session: Session,
-    path: web::Path<String>,
+    path: web::Path<(String, String)>,
     _form: CsrfForm<NoFields>,
-    hidden: bool,
 ) -> Result<HttpResponse, WebError> {
-    let id: i64 = path.parse().map_err(|_| WebError::NotFound)?;
+    let (id, verb) = path.into_inner();
+    let id: i64 = id.parse().map_err(|_| WebError::NotFound)?;
+    let hidden = verb == "hide";
     let title = with_conn(&state, move |conn| {
         conn.transaction(|conn| {
             let title = edit::set_hidden(conn, id, hidden)?;

@@ -294,37 +294,17 @@ pub async fn settings(
     Ok(see_other("/admin/programs"))
 }
 
-/// `POST /admin/programs/{name}/pause`
-pub async fn pause(
-    state: web::Data<AppState>,
-    staff: Staff,
-    session: Session,
-    path: web::Path<String>,
-    form: CsrfForm<NoFields>,
-) -> Result<HttpResponse, WebError> {
-    set_paused(state, staff, session, path, form, true).await
-}
-
-/// `POST /admin/programs/{name}/resume`
-pub async fn resume(
-    state: web::Data<AppState>,
-    staff: Staff,
-    session: Session,
-    path: web::Path<String>,
-    form: CsrfForm<NoFields>,
-) -> Result<HttpResponse, WebError> {
-    set_paused(state, staff, session, path, form, false).await
-}
-
-async fn set_paused(
+/// `POST /admin/programs/{name}/pause` and `.../resume`
+pub async fn pause_or_resume(
     state: web::Data<AppState>,
     Staff(_, audit): Staff,
     session: Session,
-    path: web::Path<String>,
+    path: web::Path<(String, String)>,
     _form: CsrfForm<NoFields>,
-    paused: bool,
 ) -> Result<HttpResponse, WebError> {
-    let program = find_program(&state, &path).await?;
+    let (name, verb) = path.into_inner();
+    let paused = verb == "pause";
+    let program = find_program(&state, &name).await?;
     let (id, subject) = (program.id, format!("program {}", program.name));
     with_conn(&state, move |conn| {
         conn.transaction(|conn| {

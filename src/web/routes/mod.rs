@@ -73,12 +73,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::post().to(admin_tasks::settings),
         )
         .route(
-            "/admin/programs/{name}/pause",
-            web::post().to(admin_tasks::pause),
-        )
-        .route(
-            "/admin/programs/{name}/resume",
-            web::post().to(admin_tasks::resume),
+            "/admin/programs/{name}/{verb:pause|resume}",
+            web::post().to(admin_tasks::pause_or_resume),
         )
         .route("/admin/tasks", web::get().to(admin_task_list::list))
         .route("/admin/tasks/bulk", web::get().to(admin_task_list::confirm))
@@ -112,10 +108,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::post().to(admin_tokens::revoke),
         )
         .route("/admin/books", web::get().to(admin_books::list))
-        .route("/admin/books/{id}/hide", web::post().to(admin_books::hide))
         .route(
-            "/admin/books/{id}/unhide",
-            web::post().to(admin_books::unhide),
+            "/admin/books/{id}/{verb:hide|unhide}",
+            web::post().to(admin_books::hide_or_unhide),
         )
         .route("/admin/audit", web::get().to(admin_audit::list))
         .route("/admin/users", web::get().to(admin_users::show))
