@@ -273,7 +273,7 @@ fn main() {
         .select(users::id)
         .first(&mut conn)
         .unwrap();
-    let token = tokens::create(&mut conn, staff_id, "load test").unwrap();
+    let token = tokens::create(&mut conn, staff_id, "load test", None).unwrap();
     let stock_before: HashMap<i64, i32> = books::table
         .select((books::id, books::stock))
         .load(&mut conn)

@@ -221,6 +221,8 @@ diesel::table! {
         created_at -> Timestamptz,
         last_used_at -> Nullable<Timestamptz>,
         revoked_at -> Nullable<Timestamptz>,
+        display_prefix -> Nullable<Text>,
+        expires_at -> Nullable<Timestamptz>,
     }
 }
 

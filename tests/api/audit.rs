@@ -31,22 +31,6 @@ fn has(events: &[(String, String, String)], actor: &str, action: &str, subject: 
         .any(|(a, b, c)| a == actor && b == action && c == subject)
 }
 
-async fn api_token(app: &TestApp, name: &str) -> String {
-    let page = app
-        .submit("/admin/tokens", "/admin/tokens", &[("name", name)])
-        .await
-        .text()
-        .await
-        .unwrap();
-    page.split("<code class=\"token\">")
-        .nth(1)
-        .unwrap()
-        .split('<')
-        .next()
-        .unwrap()
-        .to_owned()
-}
-
 #[tokio::test]
 async fn every_way_of_queueing_a_task_says_who_did_it() {
     let app = spawn_app().await;
@@ -58,7 +42,7 @@ async fn every_way_of_queueing_a_task_says_who_did_it() {
         .await;
     assert_eq!(queued.status(), 303);
     // ...a script with an API token...
-    let token = api_token(&app, "nightly").await;
+    let token = app.create_api_token("nightly").await;
     let script = app.another_browser();
     let response = script
         .client

@@ -128,7 +128,11 @@ fn forms() -> Vec<Form> {
             "/admin/programs",
             vec![("schedule", ""), ("enabled", "on")],
         ),
-        ("/admin/tokens", "/admin/tokens", vec![("name", "corpus")]),
+        (
+            "/admin/tokens",
+            "/admin/tokens",
+            vec![("name", "corpus"), ("expires", "")],
+        ),
         (
             "/admin/users/password-reset",
             "/admin/users",

@@ -416,19 +416,7 @@ async fn the_api_serves_staff_only_with_clear_json_errors() {
     // A token made on the tokens page, used without any session.
     let staff = app.another_browser();
     staff.log_in_as(STAFF.0, STAFF.1).await;
-    let created = staff
-        .submit("/admin/tokens", "/admin/tokens", &[("name", "ci script")])
-        .await;
-    assert_eq!(created.status(), 201);
-    let page = created.text().await.unwrap();
-    let token = page
-        .split("<code class=\"token\">")
-        .nth(1)
-        .unwrap()
-        .split('<')
-        .next()
-        .unwrap()
-        .to_owned();
+    let token = staff.create_api_token("ci script").await;
     assert!(token.starts_with("bks_"));
     let script = app.another_browser();
     let token = Some(token.as_str());
@@ -604,13 +592,8 @@ async fn the_api_serves_staff_only_with_clear_json_errors() {
         .next()
         .unwrap()
         .to_owned();
-    let revoked = staff
-        .submit(
-            "/admin/tokens",
-            &format!("/admin/tokens/{token_id}/revoke"),
-            &[],
-        )
-        .await;
+    let confirm = format!("/admin/tokens/{token_id}/revoke");
+    let revoked = staff.submit(&confirm, &confirm, &[]).await;
     assert_is_redirect_to(&revoked, "/admin/tokens");
     let (status, _) = api(&script, Method::GET, "/api/v1/programs", token, None).await;
     assert_eq!(status, 401);

@@ -216,6 +216,16 @@ pub fn csrf_token_in(page: &str) -> String {
     page[start..].split('"').next().unwrap().to_owned()
 }
 
+/// The API token a tokens page shows just after its creation, if any.
+pub fn new_token_in(page: &str) -> Option<String> {
+    let token = page
+        .split("<code class=\"token\">")
+        .nth(1)?
+        .split('<')
+        .next()?;
+    Some(token.to_owned())
+}
+
 pub fn assert_is_redirect_to(response: &reqwest::Response, location: &str) {
     assert_eq!(response.status(), 303, "expected a redirect to {location}");
     assert_eq!(response.headers()["location"], location);
@@ -297,6 +307,16 @@ impl TestApp {
 
     pub async fn log_out(&self) -> reqwest::Response {
         self.submit("/", "/logout", &[]).await
+    }
+
+    /// Creates an API token named `name` on the tokens page (logged in as staff) and reads it
+    /// where the page shows it once, after the redirect.
+    pub async fn create_api_token(&self, name: &str) -> String {
+        let created = self
+            .submit("/admin/tokens", "/admin/tokens", &[("name", name)])
+            .await;
+        assert_is_redirect_to(&created, "/admin/tokens");
+        new_token_in(&self.page("/admin/tokens").await).expect("the new token is shown")
     }
 
     pub async fn page(&self, path: &str) -> String {

@@ -22,3 +22,4 @@ mod process;
 mod search;
 mod sql_programs;
 mod tasks;
+mod tokens;

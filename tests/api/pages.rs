@@ -165,9 +165,17 @@ async fn private_pages_are_never_stored_by_a_browser_or_a_cache() {
     ] {
         assert!(no_store(&app.get(path).await), "{path}");
     }
-    let token_page = app
+    let created = app
         .submit("/admin/tokens", "/admin/tokens", &[("name", "ci")])
         .await;
-    assert_eq!(token_page.status(), 201);
+    assert_eq!(created.status(), 303);
+    let token_page = app.get("/admin/tokens").await;
     assert!(no_store(&token_page), "the page that shows a new token");
+    assert!(
+        token_page
+            .text()
+            .await
+            .unwrap()
+            .contains("<code class=\"token\">")
+    );
 }

@@ -115,7 +115,9 @@ impl FromRequest for ApiStaff {
                             .await
                             .map_err(ApiError::from)?
                             .ok_or_else(|| {
-                                ApiError::unauthenticated("That API token is unknown or revoked.")
+                                ApiError::unauthenticated(
+                                    "That API token is unknown, revoked or expired.",
+                                )
                             })?;
                     (user, Some(name))
                 }

@@ -105,6 +105,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/admin/tokens", web::post().to(admin_tokens::create))
         .route(
             "/admin/tokens/{id}/revoke",
+            web::get().to(admin_tokens::confirm_revoke),
+        )
+        .route(
+            "/admin/tokens/{id}/revoke",
             web::post().to(admin_tokens::revoke),
         )
         .route("/admin/books", web::get().to(admin_books::list))
