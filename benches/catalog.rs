@@ -36,8 +36,7 @@ fn load_catalog(database: &BenchDatabase) -> usize {
     let inserted = insert_new_entries(&mut conn, &entries).expect("importing the catalog");
     // What autovacuum would do some time later, now, as the import program does: otherwise it
     // happens mid-measurement (before it, searches are 4x slower).
-    diesel::RunQueryDsl::execute(diesel::sql_query("VACUUM (ANALYZE)"), &mut conn)
-        .expect("vacuum");
+    diesel::RunQueryDsl::execute(diesel::sql_query("VACUUM (ANALYZE)"), &mut conn).expect("vacuum");
     inserted
 }
 
@@ -98,7 +97,10 @@ fn main() {
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     // BENCH_ONLY=typos runs only the scenarios whose name contains it.
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
-    for (name, path, query) in scenarios.into_iter().filter(|(name, _, _)| name.contains(&only)) {
+    for (name, path, query) in scenarios
+        .into_iter()
+        .filter(|(name, _, _)| name.contains(&only))
+    {
         let query = CatalogQuery {
             page: 1,
             per_page: 24,

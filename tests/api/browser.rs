@@ -517,6 +517,19 @@ async fn staff_find_tasks_act_on_several_and_read_the_audit_log() {
                 "the audit log fits a phone"
             );
         }
+        // A token: created through the form, shown once after the redirect, with its prefix.
+        client
+            .goto(&format!("{}/admin/tokens", app.address))
+            .await
+            .unwrap();
+        fill(&client, "#name", &format!("script at {width}")).await;
+        click(&client, "form[action='/admin/tokens'] button").await;
+        let shown = wait_for_text(&client, "copy it now", 10).await;
+        assert!(shown.contains("bks_"));
+        screenshot(&client, &format!("console-tokens-{width}px")).await;
+        client.refresh().await.unwrap();
+        let again = wait_for_text(&client, &format!("script at {width}"), 10).await;
+        assert!(!again.contains("copy it now"), "shown once");
         client.close().await.unwrap();
     }
 }
