@@ -181,7 +181,6 @@ CREATE FUNCTION get_programs()
      ORDER BY p.name
 $$;
 ALTER TABLE programs DROP COLUMN paused;
-DROP INDEX tasks_queued_by_idx;
 ALTER TABLE tasks DROP COLUMN queued_by;
 DROP FUNCTION audit_record(TEXT, TEXT, JSONB);
 DROP FUNCTION audit_actor();

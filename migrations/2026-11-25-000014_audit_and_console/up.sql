@@ -28,9 +28,9 @@ CREATE FUNCTION audit_record(action TEXT, subject TEXT, details JSONB) RETURNS V
                 nullif(current_setting('bookstore.address', true), ''))
     $$;
 
--- Who queued each task (the audit actor), so tasks can be searched by it.
+-- Who queued each task (the audit actor), so tasks can be searched by it. No index: the search
+-- is by text it contains, and every index on tasks costs each task's insert and updates.
 ALTER TABLE tasks ADD COLUMN queued_by TEXT;
-CREATE INDEX tasks_queued_by_idx ON tasks (queued_by, id DESC);
 
 -- A paused program's queued tasks wait (its schedule still queues them); resuming lets them
 -- run. Unlike disabling, nothing is refused.

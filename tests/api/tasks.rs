@@ -852,6 +852,7 @@ async fn reports_and_clean_ups_do_real_work() {
     assert_eq!(low_rows.len(), 1);
     assert_eq!(low_rows[0][0], book.to_string());
     assert_eq!(low_rows[0][3], "8", "10 in stock, 2 sold");
+    assert_eq!(low_table["totals"], json!(["", "1 book", "", "8"]));
     assert!(
         text.contains("| units |") && text.ends_with("(1 row)"),
         "{text}"

@@ -185,7 +185,9 @@ pub fn low_stock(timeout: Duration) -> ProgramFunction {
             .load(conn)?;
             let mut table =
                 ResultTable::new(&["id", "title", "authors", "stock"]).link("id", "/books/");
+            let (books, mut copies) = (rows.len(), 0i64);
             for row in rows {
+                copies += i64::from(row.stock);
                 table.push(vec![
                     row.id.to_string(),
                     row.title,
@@ -193,6 +195,12 @@ pub fn low_stock(timeout: Duration) -> ProgramFunction {
                     row.stock.to_string(),
                 ]);
             }
+            table.totals = Some(vec![
+                String::new(),
+                format!("{books} book{}", if books == 1 { "" } else { "s" }),
+                String::new(),
+                copies.to_string(),
+            ]);
             Ok(TaskOutput::Table(table))
         }),
     }
