@@ -218,3 +218,15 @@ async fn hidden_books_leave_the_catalog_but_not_the_database() {
     assert!(!found.contains(&"The Hobbit".to_owned()), "{found:?}");
     assert_eq!(app.get(&format!("/books/{id}")).await.status(), 404);
 }
+
+#[tokio::test]
+async fn a_search_longer_than_200_characters_says_what_was_used() {
+    let app = spawn_app().await;
+    let long = "hobbit ".repeat(40);
+    let page = app.page(&search_path(&long)).await;
+    assert!(page.contains("Only the first 200 characters of the search were used."));
+    assert!(
+        titles(&page).contains(&"The Hobbit".to_owned()),
+        "the words used still search"
+    );
+}

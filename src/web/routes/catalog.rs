@@ -40,7 +40,7 @@ pub struct CatalogParams {
     page: Option<String>,
 }
 
-/// Longest search text taken; the rest is ignored.
+/// Longest search text taken; the rest is ignored, and the page says so.
 const MAX_SEARCH_CHARS: usize = 200;
 /// Deep pages cost an OFFSET scan; nobody pages this far by hand.
 const MAX_PAGE: i64 = 10_000;
@@ -72,6 +72,14 @@ impl CatalogParams {
                 .clamp(1, MAX_PAGE),
             per_page,
         }
+    }
+
+    /// Whether the search text was longer than the part used.
+    fn text_was_cut(&self) -> bool {
+        self.q
+            .as_deref()
+            .map(crate::domain::collapse_spaces)
+            .is_some_and(|q| q.chars().count() > MAX_SEARCH_CHARS)
     }
 
     /// The canonical query string of `query` at `page` (defaults left out, so links stay short
@@ -128,6 +136,8 @@ pub struct CatalogPageView {
     clear_author_href: String,
     /// Some words were taken as near spellings.
     corrected: bool,
+    /// The search text was cut to its first MAX_SEARCH_CHARS characters.
+    text_was_cut: bool,
     /// "Did you mean": the closest title or author, and its search.
     suggestion: Option<String>,
     suggestion_href: Option<String>,
@@ -183,6 +193,7 @@ pub async fn list(
     Ok(Either::Right(CatalogPageView {
         layout,
         corrected: results.matching == Matching::Corrected,
+        text_was_cut: params.text_was_cut(),
         suggestion: results.suggestion.clone(),
         suggestion_href,
         search_text: query.text.clone().unwrap_or_default(),
