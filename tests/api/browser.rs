@@ -533,3 +533,64 @@ async fn staff_find_tasks_act_on_several_and_read_the_audit_log() {
         client.close().await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn a_shopper_misspells_a_search_undoes_a_removal_and_opens_the_account_page() {
+    let app = spawn_app().await;
+    for width in [1280, 390] {
+        let client = browser(width).await;
+        log_in(&client, &app, "alice", "alice-reads-books").await;
+
+        // A typo still finds the book, and the page says how it read the words.
+        client
+            .goto(&format!("{}/books", app.address))
+            .await
+            .unwrap();
+        fill(&client, "#q", "hobit tolkein").await;
+        click(&client, "form[role=search] button").await;
+        let found = wait_for_text(&client, "No exact matches", 10).await;
+        assert!(found.contains("The Hobbit"), "{found}");
+        screenshot(&client, &format!("search-typos-{width}px")).await;
+
+        // Into the cart, then out with a quantity of 0, then back with Undo.
+        click(&client, ".book-card a.book-title").await;
+        wait_for_text(&client, "Add to cart", 10).await;
+        click(&client, "form[action='/cart/items'] button").await;
+        wait_for_text(&client, "View your cart", 10).await;
+        click(&client, "a.flash-action[href='/cart']").await;
+        wait_for_text(&client, "Your cart", 10).await;
+        fill(&client, ".qty-set input[name=quantity]", "0").await;
+        click(&client, ".qty-set button").await;
+        let removed = wait_for_text(&client, "from your cart.", 10).await;
+        assert!(removed.contains("Your cart is empty"), "{removed}");
+        screenshot(&client, &format!("cart-undo-{width}px")).await;
+        click(&client, "form.flash-action button").await;
+        let back = wait_for_text(&client, "to your cart (you now have 1)", 10).await;
+        assert!(back.contains("Check out"), "the line is back");
+
+        client
+            .goto(&format!("{}/account", app.address))
+            .await
+            .unwrap();
+        let account = wait_for_text(&client, "Your account", 10).await;
+        assert!(account.contains("Change your password") && account.contains("Your orders"));
+        screenshot(&client, &format!("account-{width}px")).await;
+        let overflow = client
+            .execute(
+                "return document.documentElement.scrollWidth - window.innerWidth;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert!(
+            overflow.as_i64().unwrap_or(0) <= 0,
+            "the account page fits at {width}"
+        );
+        // The cart is left empty for the next width.
+        client.goto(&format!("{}/cart", app.address)).await.unwrap();
+        fill(&client, ".qty-set input[name=quantity]", "0").await;
+        click(&client, ".qty-set button").await;
+        wait_for_text(&client, "Your cart is empty", 10).await;
+        client.close().await.unwrap();
+    }
+}

@@ -173,7 +173,7 @@ async fn nothing_as_typed_offers_the_closest_title_or_author() {
 async fn a_query_ranks_by_relevance_and_offers_every_sort() {
     let app = spawn_app().await;
     let page = app.page(&search_path("harry")).await;
-    assert!(page.contains("<option value=\"relevance\" selected>Best match</option>"));
+    assert!(page.contains("<option value=\"\" selected>Best match</option>"));
     for choice in [
         "popularity",
         "rating",
@@ -191,6 +191,9 @@ async fn a_query_ranks_by_relevance_and_offers_every_sort() {
     // Without a query there is nothing to be relevant to: title order, no "Best match".
     let browse = app.page("/books").await;
     assert!(!browse.contains("Best match"));
+    // The default is sent as no order: a search typed on this page gets its own default.
+    assert!(browse.contains("<option value=\"\" selected>Title (A-Z)</option>"));
+    assert!(!browse.contains("<option value=\"title\""));
 
     // Every sort keeps the same books, only the order changes.
     let mut by_relevance = titles(&page);

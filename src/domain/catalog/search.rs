@@ -98,11 +98,14 @@ impl Sort {
             .unwrap_or(Sort::default_for(has_text))
     }
 
-    /// The choices a list offers (no "best match" without a query).
+    /// The choices a list offers, its default first (no "best match" without a query).
     pub fn choices(has_text: bool) -> impl Iterator<Item = Sort> {
-        Sort::ALL
-            .into_iter()
-            .filter(move |sort| has_text || *sort != Sort::Relevance)
+        let default = Sort::default_for(has_text);
+        std::iter::once(default).chain(
+            Sort::ALL
+                .into_iter()
+                .filter(move |sort| *sort != default && (has_text || *sort != Sort::Relevance)),
+        )
     }
 }
 

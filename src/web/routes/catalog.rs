@@ -202,7 +202,13 @@ pub async fn list(
         in_stock_only: query.in_stock_only,
         sort_options: Sort::choices(query.text.is_some())
             .map(|sort| SortOption {
-                key: sort.key(),
+                // The default order is sent as no order at all, so a search typed on the
+                // browsing page (default: title) gets the searching default (best match).
+                key: if sort == Sort::default_for(query.text.is_some()) {
+                    ""
+                } else {
+                    sort.key()
+                },
                 label: sort.label(),
                 selected: sort == query.sort,
             })
