@@ -14,6 +14,7 @@ DROP FUNCTION books_search_doc_refresh_linked();
 DROP TRIGGER books_search_words_insert ON books;
 DROP TRIGGER books_search_words_update ON books;
 DROP FUNCTION search_words_remember();
+DROP FUNCTION search_words_remember_changed();
 DROP TRIGGER books_search_doc ON books;
 DROP FUNCTION books_search_doc_from_title();
 DROP TABLE search_words;

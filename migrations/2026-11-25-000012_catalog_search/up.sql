@@ -65,9 +65,21 @@ CREATE FUNCTION search_words_remember() RETURNS trigger
 CREATE TRIGGER books_search_words_insert AFTER INSERT ON books
     REFERENCING NEW TABLE AS changed_books
     FOR EACH STATEMENT EXECUTE FUNCTION search_words_remember();
+-- On updates, only rows whose words changed (a title edit, a refresh after an author change):
+-- checkouts update stock on every sale and must not pay for unnesting documents.
+CREATE FUNCTION search_words_remember_changed() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+    BEGIN
+        INSERT INTO search_words (word)
+        SELECT DISTINCT lexeme
+          FROM changed_books n JOIN earlier_books o ON o.id = n.id, unnest(n.search_doc)
+         WHERE n.search_doc IS DISTINCT FROM o.search_doc
+        ON CONFLICT DO NOTHING;
+        RETURN NULL;
+    END $$;
 CREATE TRIGGER books_search_words_update AFTER UPDATE ON books
-    REFERENCING NEW TABLE AS changed_books
-    FOR EACH STATEMENT EXECUTE FUNCTION search_words_remember();
+    REFERENCING OLD TABLE AS earlier_books NEW TABLE AS changed_books
+    FOR EACH STATEMENT EXECUTE FUNCTION search_words_remember_changed();
 
 -- Authors are linked after the book row exists (and relinked on edits): refresh those books
 -- once per statement, so an import of thousands of links is one UPDATE.
