@@ -45,10 +45,12 @@ pub enum AuditAction {
     PasswordReset,
     AccessRefused,
     CsrfRefused,
+    /// An API call with a token that is unknown, revoked or expired.
+    TokenRefused,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 25] = [
+    pub const ALL: [AuditAction; 26] = [
         AuditAction::TaskQueued,
         AuditAction::TaskCancelled,
         AuditAction::TaskRetried,
@@ -74,6 +76,7 @@ impl AuditAction {
         AuditAction::PasswordReset,
         AuditAction::AccessRefused,
         AuditAction::CsrfRefused,
+        AuditAction::TokenRefused,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -103,6 +106,7 @@ impl AuditAction {
             AuditAction::PasswordReset => "password.reset",
             AuditAction::AccessRefused => "access.refused",
             AuditAction::CsrfRefused => "csrf.refused",
+            AuditAction::TokenRefused => "token.refused",
         }
     }
 
@@ -120,6 +124,7 @@ impl AuditAction {
                 | AuditAction::LoginThrottled
                 | AuditAction::AccessRefused
                 | AuditAction::CsrfRefused
+                | AuditAction::TokenRefused
         )
     }
 }

@@ -117,6 +117,10 @@ pub enum CartError {
         "A cart line holds at least 1 copy (you have {quantity}); use Remove to take it out. Nothing was changed."
     )]
     BelowOne { quantity: i32 },
+    #[error(
+        "That book is no longer sold: you can lower its quantity or remove it. Nothing was changed."
+    )]
+    NoLongerSold,
     #[error("Only {available} {} available{}. Nothing was changed.", if *.available == 1 { "copy is" } else { "copies are" }, if *.in_cart > 0 { format!(" and {} already in your cart", .in_cart) } else { String::new() })]
     NotEnoughStock { available: i32, in_cart: i32 },
     #[error(transparent)]
@@ -127,6 +131,15 @@ impl From<diesel::result::Error> for CartError {
     fn from(err: diesel::result::Error) -> Self {
         CartError::Database(err)
     }
+}
+
+fn current_line_exists(conn: &mut PgConnection, user_id: i64, book_id: i64) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        cart_items::table
+            .filter(cart_items::user_id.eq(user_id))
+            .filter(cart_items::book_id.eq(book_id)),
+    ))
+    .get_result(conn)
 }
 
 /// How many copies are in the user's cart (for the header).
@@ -196,7 +209,11 @@ pub fn add_to_cart(
         // A hidden book is out of the shop: no new copies, but a line already in a cart can
         // still shrink.
         if hidden && change.get() > 0 {
-            return Err(CartError::BookNotFound);
+            return Err(if current_line_exists(conn, user_id, book_id)? {
+                CartError::NoLongerSold
+            } else {
+                CartError::BookNotFound
+            });
         }
         let current: i32 = cart_items::table
             .filter(cart_items::user_id.eq(user_id))
@@ -298,15 +315,19 @@ pub fn set_line_quantity(
     };
     conn.transaction(|conn| {
         let book_id = own_line_book(conn, user_id, line_id)?;
-        let (title, stock): (String, i32) = books::table
+        let (title, stock, hidden): (String, i32, bool) = books::table
             .find(book_id)
-            .select((books::title, books::stock))
+            .select((books::title, books::stock, books::hidden))
             .first(conn)?;
         let current: i32 = cart_items::table
             .find(line_id)
             .select(cart_items::quantity)
             .for_update()
             .first(conn)?;
+        // As in `add_to_cart`: a hidden book's line can shrink, not grow.
+        if hidden && quantity.get() > current {
+            return Err(CartError::NoLongerSold);
+        }
         check_quantity(current, quantity.get(), stock)?;
         diesel::update(cart_items::table.find(line_id))
             .set(cart_items::quantity.eq(quantity.get()))

@@ -18,6 +18,8 @@ pub struct Shortage {
     pub title: String,
     pub wanted: i32,
     pub available: i32,
+    /// Hidden from the catalog since it was added: none can be bought.
+    pub no_longer_sold: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -74,22 +76,19 @@ pub fn checkout(
             .for_update()
             .load(conn)?;
         // A book hidden since it was added is not for sale: none available.
-        let stocked: Vec<(i64, String, i32, i32)> = stocked
-            .into_iter()
-            .map(|(id, title, price, stock, hidden)| {
-                (id, title, price, if hidden { 0 } else { stock })
-            })
-            .collect();
         let shortages: Vec<Shortage> = lines
             .iter()
             .zip(&stocked)
-            .filter(|((_, wanted), (_, _, _, stock))| wanted > stock)
-            .map(|((book_id, wanted), (_, title, _, stock))| Shortage {
-                book_id: *book_id,
-                title: title.clone(),
-                wanted: *wanted,
-                available: *stock,
-            })
+            .filter(|((_, wanted), (_, _, _, stock, hidden))| *hidden || wanted > stock)
+            .map(
+                |((book_id, wanted), (_, title, _, stock, hidden))| Shortage {
+                    book_id: *book_id,
+                    title: title.clone(),
+                    wanted: *wanted,
+                    available: if *hidden { 0 } else { *stock },
+                    no_longer_sold: *hidden,
+                },
+            )
             .collect();
         if !shortages.is_empty() {
             return Err(CheckoutError::NotEnoughStock(shortages));
@@ -102,7 +101,7 @@ pub fn checkout(
         let total: i64 = lines
             .iter()
             .zip(&stocked)
-            .map(|((_, quantity), (_, _, price, _))| *price as i64 * *quantity as i64)
+            .map(|((_, quantity), (_, _, price, _, _))| *price as i64 * *quantity as i64)
             .sum();
         let order_id: i64 = diesel::insert_into(orders::table)
             .values((
@@ -115,7 +114,7 @@ pub fn checkout(
         let order_rows: Vec<_> = lines
             .iter()
             .zip(&stocked)
-            .map(|((book_id, quantity), (_, title, price, _))| {
+            .map(|((book_id, quantity), (_, title, price, _, _))| {
                 (
                     order_lines::order_id.eq(order_id),
                     order_lines::book_id.eq(*book_id),

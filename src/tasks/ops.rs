@@ -330,21 +330,24 @@ pub fn bulk(
         #[diesel(sql_type = BigInt)]
         changed: i64,
     }
+    // CASE, not AND: it guarantees the function runs only for tasks the action applies to (a
+    // planner may evaluate AND's sides in any order). Ids of tasks gone meanwhile match no
+    // row. A task counts as changed by what its function answers, not by its status before.
     let statement = match action {
-        // The status before and after tell whether the call changed anything.
         BulkAction::Cancel => {
-            "SELECT count(*) AS changed FROM unnest($1::bigint[]) AS u(task_id) \
-              JOIN tasks t ON t.id = u.task_id \
-             WHERE task_action_applies('cancel', t.status) AND cancel_task(u.task_id) IS NOT NULL"
+            "SELECT count(*) FILTER (WHERE r IN ('cancelled', 'running')) AS changed FROM ( \
+               SELECT CASE WHEN task_action_applies('cancel', t.status) THEN cancel_task(t.id) END AS r \
+                 FROM tasks t WHERE t.id = ANY($1::bigint[])) AS done"
         }
         BulkAction::Retry => {
-            "SELECT count(*) AS changed FROM unnest($1::bigint[]) AS u(task_id) \
-              JOIN tasks t ON t.id = u.task_id \
-             WHERE task_action_applies('retry', t.status) AND retry_task(u.task_id) IS NOT NULL"
+            "SELECT count(*) FILTER (WHERE r = 'scheduled') AS changed FROM ( \
+               SELECT CASE WHEN task_action_applies('retry', t.status) THEN retry_task(t.id) END AS r \
+                 FROM tasks t WHERE t.id = ANY($1::bigint[])) AS done"
         }
         BulkAction::Delete => {
-            "SELECT count(*) AS changed FROM unnest($1::bigint[]) AS u(task_id) \
-             WHERE delete_task(u.task_id)"
+            "SELECT count(*) FILTER (WHERE r) AS changed FROM ( \
+               SELECT CASE WHEN task_action_applies('delete', t.status) THEN delete_task(t.id) END AS r \
+                 FROM tasks t WHERE t.id = ANY($1::bigint[])) AS done"
         }
     };
     let changed: Changed = conn.transaction(|conn| {

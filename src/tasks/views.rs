@@ -115,6 +115,8 @@ pub struct TaskFilter {
     pub created_from: Option<DateTime<Utc>>,
     /// Exclusive.
     pub created_until: Option<DateTime<Utc>>,
+    /// Only tasks up to this id: what a confirmation counted, not what was queued since.
+    pub up_to_id: Option<i64>,
 }
 
 impl TaskFilter {
@@ -243,6 +245,9 @@ fn filtered(filter: &TaskFilter) -> BoxedTasks<'static> {
     }
     if let Some(until) = filter.created_until {
         query = query.filter(tasks::created_at.lt(until));
+    }
+    if let Some(up_to) = filter.up_to_id {
+        query = query.filter(tasks::id.le(up_to));
     }
     query
 }

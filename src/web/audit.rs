@@ -62,10 +62,10 @@ pub async fn record_refusals(
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     // Taken before the call: holding the request itself across it is not allowed.
     let state = req.app_data::<web::Data<AppState>>().cloned();
-    let subject = format!("{} {}", req.method(), req.path());
+    let (method, path) = (req.method().to_string(), req.path().to_owned());
     let address = client_address(req.request());
     let outcome = next.call(req).await;
-    let (action, actor) = match &outcome {
+    let (action, actor, pattern) = match &outcome {
         Ok(response) => (
             response.response().error().and_then(refusal),
             // Who, as far as the request got: known if a handler resolved the visitor.
@@ -73,12 +73,46 @@ pub async fn record_refusals(
                 Some(Visitor(Some(user))) => actor_of(user),
                 _ => Actor::Visitor,
             },
+            response.request().match_pattern(),
         ),
-        Err(err) => (refusal(err), Actor::Visitor),
+        Err(err) => (refusal(err), Actor::Visitor, None),
     };
     if let (Some(action), Some(state)) = (action, state) {
         let context = AuditContext::new(actor, Some(address));
+        // The route's pattern, not the path: a path can carry a secret (a reset link's token).
+        let subject = format!("{method} {}", pattern.unwrap_or_else(|| redacted(&path)));
         record(&state, context, action, subject, json!({})).await;
     }
     outcome
+}
+
+/// A path with every long segment (a token, a digest) replaced by `{…}`, for requests refused
+/// before routing.
+fn redacted(path: &str) -> String {
+    path.split('/')
+        .map(|segment| {
+            if segment.len() >= 24 {
+                "{…}"
+            } else {
+                segment
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn long_segments_are_not_recorded() {
+        let token = "ab".repeat(32);
+        assert_eq!(
+            super::redacted(&format!("/password-reset/{token}")),
+            "/password-reset/{…}"
+        );
+        assert_eq!(
+            super::redacted("/cart/items/12/remove"),
+            "/cart/items/12/remove"
+        );
+    }
 }

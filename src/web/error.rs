@@ -71,6 +71,19 @@ impl From<diesel::result::Error> for WebError {
     }
 }
 
+/// A task operation refused (a task gone meanwhile, parameters refused) is the request's
+/// fault; a database failure is ours.
+impl From<crate::tasks::ops::OperationError> for WebError {
+    fn from(err: crate::tasks::ops::OperationError) -> Self {
+        match err {
+            crate::tasks::ops::OperationError::Refused { message, .. } => {
+                WebError::BadRequest(message)
+            }
+            crate::tasks::ops::OperationError::Database(err) => err.into(),
+        }
+    }
+}
+
 /// The server went away (restart, failover) under a connection that was in use: the request
 /// deserves a 503 ("try again"), not a 500.
 fn lost_the_database(err: &diesel::result::Error) -> bool {

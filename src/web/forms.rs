@@ -69,3 +69,29 @@ mod tests {
         assert_eq!(errors.described_by("name", false), None);
     }
 }
+
+/// A day typed as `2026-11-25`, in years PostgreSQL and people use (1 to 9999): chrono alone
+/// also reads `-5000-01-01`, which the database then refuses.
+pub fn parse_day(text: &str) -> Option<chrono::NaiveDate> {
+    use chrono::Datelike;
+    chrono::NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
+        .ok()
+        .filter(|day| (1..=9999).contains(&day.year()))
+}
+
+#[cfg(test)]
+mod day_tests {
+    #[test]
+    fn only_ordinary_years_are_days() {
+        assert!(super::parse_day("2026-11-25").is_some());
+        for text in [
+            "-5000-01-01",
+            "0000-01-01",
+            "12026-01-01",
+            "2026-02-30",
+            "yesterday",
+        ] {
+            assert!(super::parse_day(text).is_none(), "{text}");
+        }
+    }
+}

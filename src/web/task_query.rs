@@ -70,9 +70,9 @@ impl TaskListParams {
         };
         let mut day = |value: &str, field: &'static str| match value.trim() {
             "" => None,
-            value => match NaiveDate::parse_from_str(value, "%Y-%m-%d") {
-                Ok(day) => Some(day),
-                Err(_) => {
+            value => match crate::web::forms::parse_day(value) {
+                Some(day) => Some(day),
+                None => {
                     problems.push((field, format!("{field} is a date like 2026-11-25")));
                     None
                 }
@@ -115,6 +115,7 @@ impl TaskListParams {
                 created_from: from.map(midnight),
                 // "to" is inclusive: until the next midnight.
                 created_until: to.and_then(|day| day.succ_opt()).map(midnight),
+                up_to_id: None,
             },
             sort,
             page,

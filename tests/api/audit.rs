@@ -145,7 +145,47 @@ async fn log_ins_refusals_and_forged_forms_leave_a_trace() {
         .unwrap();
     assert_eq!(forged.status(), 403);
 
+    // A reset link posted from another site: refused, and its token stays out of the log.
+    let token = "ab".repeat(32);
+    let reset = app
+        .client
+        .post(format!("{}/password-reset/{token}", app.address))
+        .header("Origin", "https://evil.example")
+        .form(&[("password", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reset.status(), 403);
+    // A script with a token that does not work.
+    let bogus = app
+        .another_browser()
+        .client
+        .get(format!("{}/api/v1/programs", app.address))
+        .bearer_auth("bks_not_a_real_token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bogus.status(), 401);
+
     let events = events(&app).await;
+    assert!(
+        events
+            .iter()
+            .all(|(_, _, subject)| !subject.contains(&token)),
+        "no reset token in the audit log: {events:?}"
+    );
+    assert!(has(
+        &events,
+        "visitor",
+        "csrf.refused",
+        "POST /password-reset/{…}"
+    ));
+    assert!(has(
+        &events,
+        "visitor",
+        "token.refused",
+        "GET /api/v1/programs"
+    ));
     assert!(
         has(&events, "visitor", "login.failed", "login mallory"),
         "{events:?}"

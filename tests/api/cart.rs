@@ -564,3 +564,63 @@ async fn a_quantity_of_zero_takes_the_line_out_and_undo_puts_it_back() {
     assert_is_redirect_to(&undo, "/cart");
     assert_eq!(quantity_in_cart(&app, "alice", book).await, Some(3));
 }
+
+#[tokio::test]
+async fn a_book_hidden_while_in_a_cart_can_only_leave_it() {
+    let app = spawn_app().await;
+    let book = book_with(&app, 20, 999).await;
+    app.log_in_as(ALICE.0, ALICE.1).await;
+    add(&app, book, "2").await;
+    let line = line_id(&app, "alice", book).await;
+    app.db(move |conn| {
+        diesel::update(books::table.find(book))
+            .set(books::hidden.eq(true))
+            .execute(conn)
+            .unwrap()
+    })
+    .await;
+
+    let more = app
+        .submit(
+            "/cart",
+            &format!("/cart/items/{line}/quantity"),
+            &[("quantity", "5")],
+        )
+        .await;
+    assert_is_redirect_to(&more, "/cart");
+    let cart = app.page("/cart").await;
+    assert!(cart.contains("That book is no longer sold"), "{cart}");
+    assert_eq!(
+        quantity_in_cart(&app, "alice", book).await,
+        Some(2),
+        "nothing changed"
+    );
+
+    // Checking out says what to do about it.
+    let key = uuid::Uuid::new_v4().to_string();
+    let refused = app
+        .submit("/cart", "/checkout", &[("idempotency_key", &key)])
+        .await;
+    assert_eq!(refused.status(), 409);
+    assert!(
+        refused
+            .text()
+            .await
+            .unwrap()
+            .contains("No longer available: remove it")
+    );
+
+    let fewer = app
+        .submit(
+            "/cart",
+            &format!("/cart/items/{line}/quantity"),
+            &[("quantity", "1")],
+        )
+        .await;
+    assert_is_redirect_to(&fewer, "/cart");
+    assert_eq!(
+        quantity_in_cart(&app, "alice", book).await,
+        Some(1),
+        "it can shrink"
+    );
+}

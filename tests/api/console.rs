@@ -210,6 +210,59 @@ async fn bulk_actions_say_how_many_they_touch_and_touch_only_those() {
     assert_eq!(left, 0);
     let bad = api(json!({"action": "explode", "ids": [1]})).await.unwrap();
     assert_eq!(bad.status(), 400);
+
+    // A task gone meanwhile (deleted above) is skipped, not an error for the others.
+    let d = queue(&app, "noop", json!({})).await;
+    let partly: Value = api(json!({"action": "cancel", "ids": [a, d]}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (partly["named"].clone(), partly["changed"].clone()),
+        (json!(2), json!(1))
+    );
+
+    // "Everything matching" does what was confirmed: a task queued after the confirmation is
+    // not touched by the yes.
+    let confirm = app
+        .page("/admin/tasks/bulk?action=delete&scope=matching&program=noop")
+        .await;
+    let up_to = confirm
+        .split("name=\"up_to\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    let late = queue(&app, "noop", json!({})).await;
+    app.submit(
+        "/admin/tasks",
+        "/admin/tasks/bulk",
+        &[
+            ("action", "cancel"),
+            ("scope", "matching"),
+            ("program", "noop"),
+            ("up_to", &up_to),
+        ],
+    )
+    .await;
+    assert_eq!(
+        status(&app, late).await,
+        "scheduled",
+        "queued after the confirmation"
+    );
+
+    // A day the database cannot hold is a 400, not a 500.
+    let far = app
+        .client
+        .get(format!("{}/api/v1/tasks?from=-5000-01-01", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(far.status(), 400);
 }
 
 fn engine(config: &mut Config) {

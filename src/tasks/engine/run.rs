@@ -97,6 +97,7 @@ enum Event {
     Stop,
     Report(Report),
     Wake,
+    Poll,
     Heartbeat,
     Rescue,
     Schedules,
@@ -169,7 +170,7 @@ impl Engine {
                 _ = watchdog.tick() => Event::Watchdog,
                 _ = rescue.tick() => Event::Rescue,
                 _ = schedules.tick() => Event::Schedules,
-                _ = poll.tick() => Event::Wake,
+                _ = poll.tick() => Event::Poll,
                 Some(report) = self.reports.recv() => Event::Report(report),
                 () = wake.notified() => Event::Wake,
                 () = sleep_until(timer) => Event::Timer,
@@ -178,6 +179,13 @@ impl Engine {
                 Event::Stop => break,
                 Event::Report(report) => self.take(report),
                 Event::Wake => self.queue_may_have_work = true,
+                // The fallback poll also claims from the start once: tasks that sit before the
+                // cursor (a resumed program's, a late commit's) wait at most one poll interval,
+                // even while new work keeps the claims full.
+                Event::Poll => {
+                    self.cursor = None;
+                    self.queue_may_have_work = true;
+                }
                 Event::Heartbeat => self.heartbeat(),
                 Event::Rescue => self.rescue(),
                 Event::Schedules => self.fire_schedules(),

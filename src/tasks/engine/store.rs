@@ -111,9 +111,13 @@ pub fn claim(
 }
 
 /// When the next scheduled task becomes due, if any (a retry waiting out its backoff).
+/// When the next queued task may start; a paused program's tasks do not count (they wait
+/// for a resume, which wakes the engine).
 pub fn next_due_at(conn: &mut PgConnection) -> QueryResult<Option<DateTime<Utc>>> {
     tasks::table
+        .inner_join(programs::table)
         .filter(tasks::status.eq(TaskStatus::Scheduled))
+        .filter(programs::paused.eq(false))
         .select(diesel::dsl::min(tasks::run_after))
         .first(conn)
 }

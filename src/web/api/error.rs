@@ -15,6 +15,9 @@ pub struct ApiError {
     code: String,
     message: String,
     fields: BTreeMap<String, String>,
+    /// A bearer token was refused (an authentication failure the audit log records).
+    #[serde(skip)]
+    token_refused: bool,
 }
 
 impl ApiError {
@@ -24,12 +27,16 @@ impl ApiError {
             code: code.to_owned(),
             message: message.into(),
             fields: BTreeMap::new(),
+            token_refused: false,
         }
     }
 
     /// The audit log's name for this error, when it refuses access.
     pub fn refusal(&self) -> Option<crate::domain::audit::AuditAction> {
         use crate::domain::audit::AuditAction;
+        if self.token_refused {
+            return Some(AuditAction::TokenRefused);
+        }
         match (self.status, self.code.as_str()) {
             (StatusCode::FORBIDDEN, "csrf_rejected") => Some(AuditAction::CsrfRefused),
             (StatusCode::FORBIDDEN, _) => Some(AuditAction::AccessRefused),
@@ -47,6 +54,14 @@ impl ApiError {
 
     pub fn unauthenticated(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", message)
+    }
+
+    /// 401 for a token that is unknown, revoked or expired; recorded as `token.refused`.
+    pub fn token_refused() -> ApiError {
+        ApiError {
+            token_refused: true,
+            ..ApiError::unauthenticated("That API token is unknown, revoked or expired.")
+        }
     }
 
     pub fn csrf_rejected(message: impl Into<String>) -> ApiError {

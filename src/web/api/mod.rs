@@ -114,11 +114,7 @@ impl FromRequest for ApiStaff {
                         with_conn(&state, move |conn| tokens::authenticate(conn, &token))
                             .await
                             .map_err(ApiError::from)?
-                            .ok_or_else(|| {
-                                ApiError::unauthenticated(
-                                    "That API token is unknown, revoked or expired.",
-                                )
-                            })?;
+                            .ok_or_else(ApiError::token_refused)?;
                     (user, Some(name))
                 }
                 None => {

@@ -35,9 +35,9 @@ impl AuditParams {
         let mut problems = Vec::new();
         let mut date = |text: &str, what: &str| match text.trim() {
             "" => None,
-            text => match NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-                Ok(date) => Some(date),
-                Err(_) => {
+            text => match crate::web::forms::parse_day(text) {
+                Some(date) => Some(date),
+                None => {
                     problems.push(format!("“{what}” is a date like 2026-11-25; ignored."));
                     None
                 }

@@ -220,10 +220,12 @@ pub async fn list(
     session: Session,
     params: web::Query<BookListParams>,
 ) -> Result<BookListPage, WebError> {
+    // As in the catalog: the first 200 characters (each word costs a dictionary scan).
     let text = params
         .q
         .as_deref()
         .map(crate::domain::collapse_spaces)
+        .map(|q| q.chars().take(200).collect::<String>())
         .filter(|q| !q.is_empty());
     let query = CatalogQuery {
         text: text.clone(),

@@ -3,7 +3,7 @@
 //! tasks it will touch.
 
 use actix_session::Session;
-use actix_web::{Either, HttpResponse, web};
+use actix_web::{Either, FromRequest, HttpRequest, HttpResponse, web};
 use askama::Template;
 use askama_web::WebTemplate;
 
@@ -75,7 +75,7 @@ pub struct TaskListLive {
 pub async fn list(
     state: web::Data<AppState>,
     _staff: Staff,
-    layout: Layout,
+    req: HttpRequest,
     params: web::Query<TaskListParams>,
     live: web::Query<LiveParam>,
 ) -> Result<Either<TaskListLive, TasksPage>, WebError> {
@@ -131,8 +131,9 @@ pub async fn list(
     } else {
         format!("{here}?live=1")
     };
+    // Only the whole page takes the pending flash messages (a live fetch would swallow them).
     Ok(Either::Right(TasksPage {
-        layout,
+        layout: Layout::extract(&req).await?,
         statuses: TaskStatus::ALL.map(TaskStatus::as_str),
         programs,
         sorts: TaskSort::ALL
@@ -158,7 +159,9 @@ struct BulkRequest {
 
 enum BulkTarget {
     Ids(Vec<i64>),
-    Matching(TaskListParams),
+    /// The filters, and (once confirmed) the highest id the confirmation counted: tasks
+    /// queued after it are not touched by the "yes".
+    Matching(TaskListParams, Option<i64>),
 }
 
 impl BulkRequest {
@@ -176,13 +179,22 @@ impl BulkRequest {
             let rest: Vec<&(String, String)> = pairs
                 .iter()
                 .filter(|(key, _)| {
-                    !matches!(key.as_str(), "action" | "scope" | "csrf_token" | "id")
+                    !matches!(
+                        key.as_str(),
+                        "action" | "scope" | "csrf_token" | "id" | "up_to"
+                    )
                 })
                 .collect();
+            let up_to = match value("up_to") {
+                None => None,
+                Some(id) => Some(id.trim().parse::<i64>().map_err(|_| {
+                    WebError::BadRequest("The confirmation is damaged; start again.".into())
+                })?),
+            };
             let encoded = serde_urlencoded::to_string(&rest).unwrap_or_default();
             let params: TaskListParams = serde_urlencoded::from_str(&encoded)
                 .map_err(|err| WebError::BadRequest(format!("The filters are not valid: {err}")))?;
-            BulkTarget::Matching(params.filters_only())
+            BulkTarget::Matching(params.filters_only(), up_to)
         } else {
             let ids: Vec<i64> = pairs
                 .iter()
@@ -209,12 +221,16 @@ impl BulkRequest {
     fn ids(&self, conn: &mut diesel::PgConnection) -> Result<Vec<i64>, WebError> {
         match &self.target {
             BulkTarget::Ids(ids) => Ok(ids.clone()),
-            BulkTarget::Matching(params) => {
+            BulkTarget::Matching(params, up_to) => {
                 let (query, problems) = params.parse();
                 if let Some((_, message)) = problems.into_iter().next() {
                     return Err(WebError::BadRequest(message));
                 }
-                Ok(views::matching_ids(conn, &query.filter, MAX_BULK)?)
+                let filter = views::TaskFilter {
+                    up_to_id: *up_to,
+                    ..query.filter
+                };
+                Ok(views::matching_ids(conn, &filter, MAX_BULK)?)
             }
         }
     }
@@ -222,7 +238,7 @@ impl BulkRequest {
     /// Back to the list the form came from.
     fn back(&self) -> String {
         match &self.target {
-            BulkTarget::Matching(params) => match params.at_page(1) {
+            BulkTarget::Matching(params, _) => match params.at_page(1) {
                 query if query.is_empty() => "/admin/tasks".to_owned(),
                 query => format!("/admin/tasks?{query}"),
             },
@@ -256,20 +272,26 @@ pub async fn confirm(
     let request = BulkRequest::from_pairs(&pairs)?;
     let action = request.action;
     let back = request.back();
-    let (named, applicable) = with_conn(&state, move |conn| {
+    let matching = matches!(request.target, BulkTarget::Matching(..));
+    let (named, applicable, highest) = with_conn(&state, move |conn| {
         let ids = request.ids(conn)?;
         let applicable = ops::bulk_applicable(conn, action, &ids)?;
-        Ok::<_, WebError>((ids.len(), applicable))
+        // Newest first: the first is the highest id counted.
+        Ok::<_, WebError>((ids.len(), applicable, ids.first().copied()))
     })
     .await?;
+    let mut fields: Vec<(String, String)> = pairs
+        .into_iter()
+        .filter(|(key, _)| key != "csrf_token" && key != "up_to")
+        .collect();
+    if matching {
+        fields.push(("up_to".into(), highest.unwrap_or(0).to_string()));
+    }
     Ok(BulkConfirmPage {
         layout,
         csrf_token: csrf::token(&session),
         action,
-        fields: pairs
-            .into_iter()
-            .filter(|(key, _)| key != "csrf_token")
-            .collect(),
+        fields,
         named,
         applicable,
         back,
@@ -294,8 +316,7 @@ pub async fn apply(
             action.audit_action(),
             |changed| format!("{changed} tasks"),
             |conn| ops::bulk(conn, action, &ids),
-        )
-        .map_err(WebError::internal)?;
+        )?;
         Ok::<_, WebError>(changed)
     })
     .await?;

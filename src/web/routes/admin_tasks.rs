@@ -75,7 +75,7 @@ impl LiveParam {
 pub async fn overview(
     state: web::Data<AppState>,
     _staff: Staff,
-    layout: Layout,
+    req: HttpRequest,
     live: web::Query<LiveParam>,
 ) -> Result<Either<OverviewLive, OverviewPage>, WebError> {
     let (shop, counts, running, latest, failures, hourly) = with_conn(&state, |conn| {
@@ -100,8 +100,9 @@ pub async fn overview(
     if live.wanted() {
         return Ok(Either::Left(fragment));
     }
+    // Only the whole page takes the pending flash messages (a live fetch would swallow them).
     Ok(Either::Right(OverviewPage {
-        layout,
+        layout: Layout::extract(&req).await?,
         shop,
         live: fragment,
     }))
