@@ -161,7 +161,7 @@ enum BulkTarget {
     Ids(Vec<i64>),
     /// The filters, and (once confirmed) the highest id the confirmation counted: tasks
     /// queued after it are not touched by the "yes".
-    Matching(TaskListParams, Option<i64>),
+    Matching(Box<TaskListParams>, Option<i64>),
 }
 
 impl BulkRequest {
@@ -194,7 +194,7 @@ impl BulkRequest {
             let encoded = serde_urlencoded::to_string(&rest).unwrap_or_default();
             let params: TaskListParams = serde_urlencoded::from_str(&encoded)
                 .map_err(|err| WebError::BadRequest(format!("The filters are not valid: {err}")))?;
-            BulkTarget::Matching(params.filters_only(), up_to)
+            BulkTarget::Matching(Box::new(params.filters_only()), up_to)
         } else {
             let ids: Vec<i64> = pairs
                 .iter()
