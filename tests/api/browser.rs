@@ -594,3 +594,66 @@ async fn a_shopper_misspells_a_search_undoes_a_removal_and_opens_the_account_pag
         client.close().await.unwrap();
     }
 }
+
+#[actix_web::test]
+async fn staff_pause_a_queue_run_a_report_and_sort_its_table() {
+    let app = spawn_app_with(|config| config.role = Role::All).await;
+    let client = browser(1280).await;
+    log_in(&client, &app, "staff", "staff-runs-tasks").await;
+
+    // Pause and resume from the programs page.
+    client
+        .goto(&format!("{}/admin/programs", app.address))
+        .await
+        .unwrap();
+    click(
+        &client,
+        "form[action='/admin/programs/low_stock/pause'] button",
+    )
+    .await;
+    wait_for_text(&client, "low_stock is paused", 10).await;
+    screenshot(&client, "console-programs-paused").await;
+    click(
+        &client,
+        "form[action='/admin/programs/low_stock/resume'] button",
+    )
+    .await;
+    wait_for_text(&client, "low_stock is running its queue again", 10).await;
+
+    // A report with readable labels; its table sorts by a column and has a totals row.
+    client
+        .goto(&format!("{}/admin/programs/low_stock/run", app.address))
+        .await
+        .unwrap();
+    let form = wait_for_text(&client, "Threshold", 10).await;
+    assert!(form.contains("Threshold"), "a readable label");
+    fill(&client, "#param_threshold", "30").await;
+    click(
+        &client,
+        "form[action='/admin/programs/low_stock/run'] button",
+    )
+    .await;
+    wait_for_text(&client, "Rows 1–", 20).await;
+    click(&client, "table.result-table th:nth-child(4) a").await;
+    let sorted = wait_for_text(&client, "Rows 1–", 10).await;
+    assert!(sorted.contains("books"), "the totals row counts the books");
+    let order = client
+        .execute(
+            "return Array.from(document.querySelectorAll('table.result-table tbody tr td:nth-child(4)')).map(td => Number(td.textContent));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let stock: Vec<f64> = order
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert!(
+        stock.windows(2).all(|pair| pair[0] >= pair[1]),
+        "sorted by stock, largest first: {stock:?}"
+    );
+    screenshot(&client, "console-report-sorted").await;
+    client.close().await.unwrap();
+}
