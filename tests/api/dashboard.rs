@@ -298,15 +298,17 @@ async fn a_table_result_shows_as_html_and_downloads_as_csv() {
                 .unwrap()
         })
         .await;
-    let rows: Vec<Vec<String>> = csv::Reader::from_reader(body.as_bytes())
+    let mut rows: Vec<Vec<String>> = csv::Reader::from_reader(body.as_bytes())
         .records()
         .map(|r| r.unwrap().iter().map(str::to_owned).collect())
         .collect();
+    let totals = rows.pop();
     assert_eq!(
         json!(rows),
         stored["rows"],
         "the CSV holds exactly the stored rows"
     );
+    assert_eq!(json!(totals), stored["totals"], "then the totals row");
     assert!(!rows.is_empty());
     assert!(txt.text().await.unwrap().contains("| stock"));
     let hello = queue(&app, "hello_world", json!({})).await;

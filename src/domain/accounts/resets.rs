@@ -166,8 +166,10 @@ pub fn use_link(
     })
 }
 
-/// Deletes links past their lifetime; returns how many.
+/// Deletes links a day past their lifetime; returns how many. Not sooner: until then, someone
+/// opening an old link is told it expired, not that it never existed.
 pub fn purge_expired(conn: &mut PgConnection) -> QueryResult<usize> {
-    diesel::delete(password_resets::table.filter(password_resets::expires_at.le(Utc::now())))
+    let day_ago = Utc::now() - chrono::Duration::days(1);
+    diesel::delete(password_resets::table.filter(password_resets::expires_at.le(day_ago)))
         .execute(conn)
 }
