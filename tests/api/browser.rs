@@ -125,6 +125,19 @@ async fn wait_for_text(client: &Client, needle: &str, seconds: u64) -> String {
     }
 }
 
+/// How many pixels the page is wider than the window (0 or less: no sideways scrolling).
+async fn sideways_overflow(client: &Client) -> f64 {
+    client
+        .execute(
+            "return document.documentElement.scrollWidth - window.innerWidth;",
+            vec![],
+        )
+        .await
+        .unwrap()
+        .as_f64()
+        .unwrap_or(1.0)
+}
+
 async fn fill(client: &Client, selector: &str, value: &str) {
     let field = css(client, selector).await;
     field.clear().await.unwrap();
@@ -321,15 +334,9 @@ async fn a_customer_opening_admin_sees_the_403_page_and_the_layout_fits_a_phone(
         .await
         .unwrap();
     wait_for_text(&client, "Showing 1–", 10).await;
-    let overflow = client
-        .execute(
-            "return document.documentElement.scrollWidth - window.innerWidth;",
-            vec![],
-        )
-        .await
-        .unwrap();
+    let overflow = sideways_overflow(&client).await;
     assert!(
-        overflow.as_f64().unwrap_or(1.0) <= 0.0,
+        overflow <= 0.0,
         "no sideways scrolling at 390 px: {overflow}"
     );
     screenshot(&client, "catalog-390px").await;
@@ -392,15 +399,7 @@ async fn the_main_pages_fit_a_phone_and_tab_reaches_the_skip_link_first() {
                 client.goto(&format!("{address}{path}")).await.unwrap();
                 css(&client, "main#content").await;
                 screenshot(&client, &format!("looks-{name}-{width}px")).await;
-                let overflow = client
-                    .execute(
-                        "return document.documentElement.scrollWidth - window.innerWidth;",
-                        vec![],
-                    )
-                    .await
-                    .unwrap()
-                    .as_f64()
-                    .unwrap_or(1.0);
+                let overflow = sideways_overflow(&client).await;
                 if width == 390 {
                     assert!(overflow <= 0.0, "{path} scrolls sideways by {overflow} px");
                 }
@@ -504,16 +503,9 @@ async fn staff_find_tasks_act_on_several_and_read_the_audit_log() {
         let log = wait_for_text(&client, "task.cancelled", 10).await;
         assert!(log.contains("staff staff") && log.contains("login.succeeded"));
         screenshot(&client, &format!("console-audit-{width}px")).await;
-        let overflow = client
-            .execute(
-                "return document.documentElement.scrollWidth - window.innerWidth;",
-                vec![],
-            )
-            .await
-            .unwrap();
         if width == 390 {
             assert!(
-                overflow.as_i64().unwrap_or(0) <= 0,
+                sideways_overflow(&client).await <= 0.0,
                 "the audit log fits a phone"
             );
         }
@@ -575,15 +567,8 @@ async fn a_shopper_misspells_a_search_undoes_a_removal_and_opens_the_account_pag
         let account = wait_for_text(&client, "Your account", 10).await;
         assert!(account.contains("Change your password") && account.contains("Your orders"));
         screenshot(&client, &format!("account-{width}px")).await;
-        let overflow = client
-            .execute(
-                "return document.documentElement.scrollWidth - window.innerWidth;",
-                vec![],
-            )
-            .await
-            .unwrap();
         assert!(
-            overflow.as_i64().unwrap_or(0) <= 0,
+            sideways_overflow(&client).await <= 0.0,
             "the account page fits at {width}"
         );
         // The cart is left empty for the next width.
