@@ -89,6 +89,11 @@ pub const ENV_HELP: &[(&str, &str, &str)] = &[
         "accounts one address may create in the throttle's window",
     ),
     (
+        "BOOKSTORE_AUDIT_DAYS",
+        "400",
+        "days the audit log keeps an event; older ones are purged",
+    ),
+    (
         "BOOKSTORE_LOGIN_LOCKOUT_SECONDS",
         "900",
         "the throttle's window (failed log-ins, registrations per address)",
@@ -206,6 +211,8 @@ pub struct Config {
     pub login_max_failures: u32,
     pub login_lockout_seconds: u64,
     pub registrations_per_address: u32,
+    /// Days the audit log keeps an event.
+    pub audit_days: u64,
 }
 
 impl Default for Config {
@@ -237,6 +244,7 @@ impl Default for Config {
             login_max_failures: 5,
             login_lockout_seconds: 900,
             registrations_per_address: 10,
+            audit_days: 400,
         }
     }
 }
@@ -281,7 +289,7 @@ impl Config {
                 reason: format!("{} is not between 1 and 1000", self.pool_size),
             });
         }
-        let ranges: [(&'static str, u64, std::ops::RangeInclusive<u64>); 13] = [
+        let ranges: [(&'static str, u64, std::ops::RangeInclusive<u64>); 14] = [
             (
                 "BOOKSTORE_TASK_CONCURRENCY",
                 self.task_concurrency.into(),
@@ -319,6 +327,7 @@ impl Config {
                 self.registrations_per_address.into(),
                 1..=1_000_000,
             ),
+            ("BOOKSTORE_AUDIT_DAYS", self.audit_days, 1..=36_500),
             (
                 "BOOKSTORE_SESSION_IDLE_MINUTES",
                 self.session_idle_minutes,

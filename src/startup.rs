@@ -93,6 +93,8 @@ pub struct Application {
     pool: PgPool,
     session_policy: SessionPolicy,
     throttle_policy: ThrottlePolicy,
+    /// Days the audit log keeps an event (housekeeping purges older ones).
+    audit_days: u64,
 }
 
 /// Stops an application from outside, like SIGTERM does (tests).
@@ -156,6 +158,7 @@ impl Application {
             pool,
             session_policy: config.session_policy(),
             throttle_policy: config.throttle_policy(),
+            audit_days: config.audit_days,
         })
     }
 
@@ -184,7 +187,12 @@ impl Application {
     /// The signals are ours, not actix-server's: on a signal it would stop the whole actix
     /// System, and with it the engine's Arbiter, before the tasks could finish.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let cleanup = housekeeping::run(self.pool, self.session_policy, self.throttle_policy);
+        let cleanup = housekeeping::run(
+            self.pool,
+            self.session_policy,
+            self.throttle_policy,
+            self.audit_days,
+        );
         let stop_requested = async {
             tokio::select! {
                 () = self.termination.received() => {}

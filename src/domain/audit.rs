@@ -243,6 +243,12 @@ fn truncate(text: &str, max_chars: usize) -> String {
     text.chars().take(max_chars).collect()
 }
 
+/// Deletes events older than `days`; returns how many. The BRIN index on `at` serves it.
+pub fn purge_older_than(conn: &mut PgConnection, days: u64) -> QueryResult<usize> {
+    let cutoff = Utc::now() - chrono::Duration::days(days.min(36_500) as i64);
+    diesel::delete(audit_events::table.filter(audit_events::at.lt(cutoff))).execute(conn)
+}
+
 /// One row of the log page.
 #[derive(Debug, Clone, Queryable)]
 pub struct AuditRow {

@@ -272,3 +272,27 @@ async fn catalog_and_program_changes_are_recorded_and_bad_filters_are_explained(
     let future = app.page("/admin/audit?from=2999-01-01").await;
     assert!(future.contains("No events match these filters."));
 }
+
+#[tokio::test]
+async fn events_past_their_keeping_are_purged_and_recent_ones_stay() {
+    let app = spawn_app().await;
+    app.log_in_as(STAFF.0, STAFF.1).await; // a recent event
+    let purged = app
+        .db(|conn| {
+            diesel::sql_query(
+                "INSERT INTO audit_events (at, actor, action, subject) \
+                 VALUES (now() - interval '500 days', 'staff old', 'book.edited', 'book 1')",
+            )
+            .execute(conn)
+            .unwrap();
+            bookstore::domain::audit::purge_older_than(conn, 400).unwrap()
+        })
+        .await;
+    assert_eq!(purged, 1, "the 500-day-old event");
+    let left = events(&app).await;
+    assert!(
+        has(&left, "staff staff", "login.succeeded", "login staff"),
+        "{left:?}"
+    );
+    assert!(left.iter().all(|(actor, _, _)| actor != "staff old"));
+}
