@@ -209,7 +209,7 @@ fn reset_password(config: &Config, login: &str) -> anyhow::Result<ExitCode> {
         .get()
         .map_err(anyhow::Error::from)
         .and_then(|mut conn| {
-            let link = resets::create_link(&mut conn, &login)?;
+            let link = resets::create_link(&mut conn, &login, resets::LinkIssuer::CommandLine)?;
             let context = AuditContext::new(Actor::Cli, None);
             let subject = format!("user {}", link.user.login);
             let action = AuditAction::PasswordResetIssued;

@@ -425,7 +425,14 @@ async fn a_link_from_the_cli_sets_the_password_once_and_ends_every_session() {
 async fn of_two_simultaneous_uses_of_a_link_one_wins() {
     let app = spawn_app().await;
     let link = app
-        .db(|conn| resets::create_link(conn, &Login::parse("alice").unwrap()).unwrap())
+        .db(|conn| {
+            resets::create_link(
+                conn,
+                &Login::parse("alice").unwrap(),
+                resets::LinkIssuer::StaffPage,
+            )
+            .unwrap()
+        })
         .await;
     let path = link.path();
     let (first, second) = (app.another_browser(), app.another_browser());
@@ -492,6 +499,22 @@ async fn staff_create_links_and_a_newer_link_replaces_the_older() {
             &[("login", "no spaces!")],
         )
         .await;
+    // A staff account's link comes from the server's command line, not from a colleague.
+    let colleague = app
+        .submit(
+            "/admin/users",
+            "/admin/users/password-reset",
+            &[("login", "staff")],
+        )
+        .await;
+    assert_eq!(colleague.status(), 422);
+    assert!(
+        colleague
+            .text()
+            .await
+            .unwrap()
+            .contains("is a staff account: its reset link is made with")
+    );
 
     assert_eq!(
         app.get(&first).await.status(),
@@ -528,7 +551,14 @@ async fn staff_create_links_and_a_newer_link_replaces_the_older() {
 async fn an_expired_or_made_up_link_is_refused_with_a_reason() {
     let app = spawn_app().await;
     let link = app
-        .db(|conn| resets::create_link(conn, &Login::parse("alice").unwrap()).unwrap())
+        .db(|conn| {
+            resets::create_link(
+                conn,
+                &Login::parse("alice").unwrap(),
+                resets::LinkIssuer::StaffPage,
+            )
+            .unwrap()
+        })
         .await;
     let path = link.path();
     let form = app.page(&path).await;

@@ -304,7 +304,14 @@ async fn the_password_reset_form_takes_any_input_without_a_500() {
     use bookstore::domain::accounts::{Login, resets};
     let app = spawn_app().await;
     let path = app
-        .db(|conn| resets::create_link(conn, &Login::parse("alice").unwrap()).unwrap())
+        .db(|conn| {
+            resets::create_link(
+                conn,
+                &Login::parse("alice").unwrap(),
+                resets::LinkIssuer::StaffPage,
+            )
+            .unwrap()
+        })
         .await
         .path();
     // The two passwords never match, so the link stays usable through the whole corpus.

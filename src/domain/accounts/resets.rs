@@ -59,10 +59,24 @@ impl ResetLink {
     }
 }
 
+/// Who hands out a link: the staff pages may do it for customers only. A staff account's
+/// link comes from the command line (someone with the server in hand), so one staff member
+/// cannot take over another's account from the browser.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkIssuer {
+    StaffPage,
+    CommandLine,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum CreateLinkError {
     #[error("There is no account with the login {0:?}.")]
     UnknownLogin(String),
+    #[error(
+        "{0:?} is a staff account: its reset link is made with `bookstore reset-password {0}` \
+         on the server."
+    )]
+    StaffAccount(String),
     #[error(transparent)]
     Database(#[from] diesel::result::Error),
 }
@@ -70,10 +84,17 @@ pub enum CreateLinkError {
 /// Creates a link for the account with this login (any case). Earlier links of that account
 /// are deleted: only the newest one handed out works, so a link given to the wrong person is
 /// undone by giving out another.
-pub fn create_link(conn: &mut PgConnection, login: &Login) -> Result<ResetLink, CreateLinkError> {
+pub fn create_link(
+    conn: &mut PgConnection,
+    login: &Login,
+    issuer: LinkIssuer,
+) -> Result<ResetLink, CreateLinkError> {
     conn.transaction(|conn| {
         let (user, _) = find_by_login(conn, login.as_str())?
             .ok_or_else(|| CreateLinkError::UnknownLogin(login.as_str().to_owned()))?;
+        if user.is_staff() && issuer == LinkIssuer::StaffPage {
+            return Err(CreateLinkError::StaffAccount(user.login.to_string()));
+        }
         diesel::delete(password_resets::table.filter(password_resets::user_id.eq(user.id)))
             .execute(conn)?;
         let token = ResetToken(SessionToken::generate());

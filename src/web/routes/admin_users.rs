@@ -12,7 +12,7 @@ use serde_json::json;
 use crate::{
     domain::accounts::{
         Login,
-        resets::{self, CreateLinkError},
+        resets::{self, CreateLinkError, LinkIssuer},
     },
     domain::audit::AuditAction,
     web::{
@@ -85,7 +85,7 @@ pub async fn create_reset_link(
         }
     };
     let created = with_conn(&state, move |conn| {
-        Ok::<_, WebError>(resets::create_link(conn, &login))
+        Ok::<_, WebError>(resets::create_link(conn, &login, LinkIssuer::StaffPage))
     })
     .await?;
     match created {
@@ -105,7 +105,7 @@ pub async fn create_reset_link(
             page.login = String::new();
             Ok(html(StatusCode::CREATED, &page))
         }
-        Err(err @ CreateLinkError::UnknownLogin(_)) => {
+        Err(err @ (CreateLinkError::UnknownLogin(_) | CreateLinkError::StaffAccount(_))) => {
             page.error = Some(err.to_string());
             Ok(html(StatusCode::UNPROCESSABLE_ENTITY, &page))
         }
