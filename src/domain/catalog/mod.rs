@@ -69,7 +69,7 @@ pub fn listed_count(conn: &mut PgConnection) -> QueryResult<i64> {
 pub fn bestsellers(conn: &mut PgConnection, limit: i64) -> QueryResult<Vec<BookSummary>> {
     let rows: Vec<SummaryRow> = books::table
         .filter(books::hidden.eq(false))
-        .select(SUMMARY_COLUMNS)
+        .select(SummaryRow::as_select())
         .order((books::ratings_count.desc(), books::id))
         .limit(limit)
         .load(conn)?;
@@ -80,61 +80,47 @@ pub fn bestsellers(conn: &mut PgConnection, limit: i64) -> QueryResult<Vec<BookS
 pub fn newest(conn: &mut PgConnection, limit: i64) -> QueryResult<Vec<BookSummary>> {
     let rows: Vec<SummaryRow> = books::table
         .filter(books::hidden.eq(false))
-        .select(SUMMARY_COLUMNS)
+        .select(SummaryRow::as_select())
         .order((books::created_at.desc(), books::id.desc()))
         .limit(limit)
         .load(conn)?;
     with_authors(conn, rows)
 }
 
-/// The columns of `books` a list shows.
-pub const SUMMARY_COLUMNS: (
-    books::id,
-    books::title,
-    books::year,
-    books::price_cents,
-    books::stock,
-    books::average_rating,
-    books::ratings_count,
-    books::hidden,
-) = (
-    books::id,
-    books::title,
-    books::year,
-    books::price_cents,
-    books::stock,
-    books::average_rating,
-    books::ratings_count,
-    books::hidden,
-);
-
-/// A row of `SUMMARY_COLUMNS`.
-pub type SummaryRow = (i64, String, Option<i32>, i32, i32, Option<f32>, i32, bool);
+/// The columns of `books` a list shows (`SummaryRow::as_select()`).
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = books, check_for_backend(diesel::pg::Pg))]
+pub struct SummaryRow {
+    id: i64,
+    title: String,
+    year: Option<i32>,
+    price_cents: i32,
+    stock: i32,
+    average_rating: Option<f32>,
+    ratings_count: i32,
+    hidden: bool,
+}
 
 /// List rows completed with their authors (one query for the whole page).
 pub fn with_authors(
     conn: &mut PgConnection,
     rows: Vec<SummaryRow>,
 ) -> QueryResult<Vec<BookSummary>> {
-    let ids: Vec<i64> = rows.iter().map(|row| row.0).collect();
+    let ids: Vec<i64> = rows.iter().map(|row| row.id).collect();
     let mut authors = authors_of(conn, &ids)?;
     Ok(rows
         .into_iter()
-        .map(
-            |(id, title, year, price_cents, stock, average_rating, ratings_count, hidden)| {
-                BookSummary {
-                    id,
-                    title,
-                    authors: authors.remove(&id).unwrap_or_default(),
-                    year,
-                    price: Cents(price_cents.into()),
-                    stock,
-                    average_rating,
-                    ratings_count,
-                    hidden,
-                }
-            },
-        )
+        .map(|row| BookSummary {
+            authors: authors.remove(&row.id).unwrap_or_default(),
+            id: row.id,
+            title: row.title,
+            year: row.year,
+            price: Cents(row.price_cents.into()),
+            stock: row.stock,
+            average_rating: row.average_rating,
+            ratings_count: row.ratings_count,
+            hidden: row.hidden,
+        })
         .collect())
 }
 

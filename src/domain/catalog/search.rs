@@ -16,7 +16,7 @@ use diesel::{
 
 use crate::{
     db::schema::{authors, book_authors, books},
-    domain::catalog::{BookSummary, SUMMARY_COLUMNS, SummaryRow, isbn::Isbn, with_authors},
+    domain::catalog::{BookSummary, SummaryRow, isbn::Isbn, with_authors},
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -282,7 +282,7 @@ fn page_of(
         return Ok((0, Vec::new()));
     }
     let rows: Vec<SummaryRow> = ordered(query, text)
-        .select(SUMMARY_COLUMNS)
+        .select(SummaryRow::as_select())
         .limit(query.per_page)
         .offset((query.page - 1) * query.per_page)
         .load(conn)?;
