@@ -79,6 +79,22 @@ pub fn parse_day(text: &str) -> Option<chrono::NaiveDate> {
         .filter(|day| (1..=9999).contains(&day.year()))
 }
 
+/// A "from"/"to" pair of days as UTC instants: from the first day's midnight, until (not
+/// including) the midnight after the last day, so "to" includes its whole day.
+pub fn day_bounds(
+    from: Option<chrono::NaiveDate>,
+    to: Option<chrono::NaiveDate>,
+) -> (
+    Option<chrono::DateTime<chrono::Utc>>,
+    Option<chrono::DateTime<chrono::Utc>>,
+) {
+    let midnight = |day: chrono::NaiveDate| day.and_time(chrono::NaiveTime::MIN).and_utc();
+    (
+        from.map(midnight),
+        to.and_then(|day| day.succ_opt()).map(midnight),
+    )
+}
+
 #[cfg(test)]
 mod day_tests {
     #[test]

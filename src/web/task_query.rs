@@ -2,7 +2,6 @@
 //! search, sort and page, parsed once. Bad values are reported per field; the page shows them
 //! and ignores that filter, the API answers 400.
 
-use chrono::{NaiveDate, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::tasks::{
@@ -84,7 +83,7 @@ impl TaskListParams {
         {
             problems.push(("from", "from is after to: nothing can match".to_owned()));
         }
-        let midnight = |day: NaiveDate| Utc.from_utc_datetime(&day.and_hms_opt(0, 0, 0).unwrap());
+        let (created_from, created_until) = crate::web::forms::day_bounds(from, to);
         let sort = match self.sort.trim() {
             "" => TaskSort::default(),
             value => TaskSort::parse(value).unwrap_or_else(|| {
@@ -112,9 +111,8 @@ impl TaskListParams {
                 search: TaskSearch::parse(&self.q),
                 queued_by: text(&self.queued_by),
                 node: text(&self.node),
-                created_from: from.map(midnight),
-                // "to" is inclusive: until the next midnight.
-                created_until: to.and_then(|day| day.succ_opt()).map(midnight),
+                created_from,
+                created_until,
                 up_to_id: None,
             },
             sort,

@@ -3,7 +3,6 @@
 use actix_web::web;
 use askama::Template;
 use askama_web::WebTemplate;
-use chrono::{NaiveDate, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -45,7 +44,7 @@ impl AuditParams {
         };
         let from = date(&self.from, "From");
         let to = date(&self.to, "To");
-        let midnight = |day: NaiveDate| Utc.from_utc_datetime(&day.and_hms_opt(0, 0, 0).unwrap());
+        let (from_instant, until) = crate::web::forms::day_bounds(from, to);
         if let (Some(from), Some(to)) = (from, to)
             && from > to
         {
@@ -65,9 +64,8 @@ impl AuditParams {
         let query = AuditQuery {
             action,
             actor: (!actor.is_empty()).then_some(actor),
-            from: from.map(midnight),
-            // "To" is inclusive: until the next midnight.
-            until: to.and_then(|day| day.succ_opt()).map(midnight),
+            from: from_instant,
+            until,
             page: self.page.unwrap_or(1).clamp(1, 100_000),
             per_page: PER_PAGE,
         };
