@@ -16,6 +16,7 @@ use serde_json::Value;
 
 use crate::{
     db::schema::programs,
+    domain::audit::{self, AuditAction, AuditContext},
     tasks::{schedule::Schedule, status::TaskStatus},
 };
 
@@ -358,14 +359,41 @@ pub fn bulk(
     Ok(changed.changed as usize)
 }
 
-/// Pauses or resumes a program's queue: queued tasks wait while it is paused (its schedule
-/// still queues them). Resuming wakes the workers. Returns whether the program exists.
-pub fn set_paused(conn: &mut PgConnection, program_id: i64, paused: bool) -> QueryResult<bool> {
-    let updated = diesel::update(programs::table.find(program_id))
-        .set(programs::paused.eq(paused))
-        .execute(conn)?;
-    if updated == 1 && !paused {
-        sql_query("SELECT pg_notify('bookstore_tasks', '')").execute(conn)?;
-    }
-    Ok(updated == 1)
+/// Pauses or resumes a program's queue, and records who did it: queued tasks wait while it
+/// is paused (its schedule still queues them); resuming wakes the workers. Returns whether
+/// the program exists.
+pub fn set_paused(
+    conn: &mut PgConnection,
+    context: &AuditContext,
+    program: &str,
+    paused: bool,
+) -> QueryResult<bool> {
+    conn.transaction(|conn| {
+        let updated = diesel::update(programs::table.filter(programs::name.eq(program)))
+            .set(programs::paused.eq(paused))
+            .execute(conn)?;
+        if updated == 0 {
+            return Ok(false);
+        }
+        if !paused {
+            sql_query("SELECT pg_notify('bookstore_tasks', '')").execute(conn)?;
+        }
+        let action = if paused {
+            AuditAction::ProgramPaused
+        } else {
+            AuditAction::ProgramResumed
+        };
+        let subject = format!("program {program}");
+        audit::record(conn, context, action, &subject, serde_json::json!({}))?;
+        Ok(true)
+    })
+}
+
+/// The function a program runs, if there is such a program.
+pub fn function_of(conn: &mut PgConnection, program: &str) -> QueryResult<Option<String>> {
+    programs::table
+        .filter(programs::name.eq(program))
+        .select(programs::function_name)
+        .first(conn)
+        .optional()
 }

@@ -1,7 +1,6 @@
 //! `/api/v1` handlers.
 
 use actix_web::{HttpResponse, web};
-use diesel::prelude::*;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -92,11 +91,7 @@ pub async fn run(
     let settings = state.programs.clone();
     let id = call(&state, move |conn| {
         // Rules the schema cannot say (from after to, a missing import file): refused now.
-        let function: Option<String> = crate::db::schema::programs::table
-            .filter(crate::db::schema::programs::name.eq(&program))
-            .select(crate::db::schema::programs::function_name)
-            .first(conn)
-            .optional()?;
+        let function = ops::function_of(conn, &program)?;
         if let (Some(function), Some(params)) = (function, parameters.as_ref()) {
             ops::check_before_queueing(&function, params, &settings)?;
         }
@@ -280,24 +275,8 @@ pub async fn pause(
     let (name, verb) = path.into_inner();
     // The route admits only the two verbs.
     let paused = verb == "pause";
-    let subject = format!("program {name}");
     let found = call(&state, move |conn| {
-        Ok(conn.transaction(|conn| {
-            let id: Option<i64> = crate::db::schema::programs::table
-                .filter(crate::db::schema::programs::name.eq(&name))
-                .select(crate::db::schema::programs::id)
-                .first(conn)
-                .optional()?;
-            let Some(id) = id else { return Ok(false) };
-            ops::set_paused(conn, id, paused)?;
-            let action = if paused {
-                AuditAction::ProgramPaused
-            } else {
-                AuditAction::ProgramResumed
-            };
-            audit::record(conn, &audit, action, &subject, json!({}))?;
-            Ok::<_, diesel::result::Error>(true)
-        })?)
+        Ok(ops::set_paused(conn, &audit, &name, paused)?)
     })
     .await?;
     if !found {

@@ -305,27 +305,18 @@ pub async fn pause_or_resume(
 ) -> Result<HttpResponse, WebError> {
     let (name, verb) = path.into_inner();
     let paused = verb == "pause";
-    let program = find_program(&state, &name).await?;
-    let (id, subject) = (program.id, format!("program {}", program.name));
-    with_conn(&state, move |conn| {
-        conn.transaction(|conn| {
-            ops::set_paused(conn, id, paused)?;
-            let action = if paused {
-                AuditAction::ProgramPaused
-            } else {
-                AuditAction::ProgramResumed
-            };
-            audit::record(conn, &audit, action, &subject, json!({}))
-        })
+    let program = name.clone();
+    if !with_conn(&state, move |conn| {
+        ops::set_paused(conn, &audit, &name, paused)
     })
-    .await?;
+    .await?
+    {
+        return Err(WebError::NotFound);
+    }
     let message = if paused {
-        format!(
-            "{} is paused: its queued tasks wait (its schedule still queues them).",
-            program.name
-        )
+        format!("{program} is paused: its queued tasks wait (its schedule still queues them).")
     } else {
-        format!("{} is running its queue again.", program.name)
+        format!("{program} is running its queue again.")
     };
     flash::success(&session, message);
     Ok(see_other("/admin/programs"))
