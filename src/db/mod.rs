@@ -162,6 +162,31 @@ pub fn locate(
     Ok((cluster.conninfo(DATABASE_NAME), Some(cluster)))
 }
 
+/// The server went away (restart, crash, failover) under a connection that was in use: not
+/// the fault of the statement or of whoever sent it. Pages answer 503 for it; the engine gives
+/// a transactional task its attempt back.
+pub fn lost_connection(err: &diesel::result::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind, Error};
+    match err {
+        Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => true,
+        Error::DatabaseError(_, info) => {
+            let message = info.message();
+            [
+                "terminating connection",
+                "server closed the connection",
+                "the database system is shutting down",
+                "the database system is starting up",
+                "no connection to the server",
+            ]
+            .iter()
+            .any(|needle| message.contains(needle))
+        }
+        // COMMIT (or the ROLLBACK after it) could not be sent.
+        Error::RollbackErrorOnCommit { commit_error, .. } => lost_connection(commit_error),
+        _ => false,
+    }
+}
+
 /// `url` with libpq's `connect_timeout` (seconds), unless it sets one: a server that accepts
 /// the connection but never answers (stopped, or cut off) must not hold a thread forever.
 pub fn with_connect_timeout(url: &str, seconds: u32) -> String {

@@ -106,6 +106,7 @@ diesel::table! {
         max_attempts -> Int4,
         updated_at -> Timestamptz,
         kind -> Text,
+        transactional -> Bool,
     }
 }
 
@@ -157,6 +158,7 @@ diesel::table! {
         result_table -> Nullable<Jsonb>,
         attempts -> Jsonb,
         queued_by -> Nullable<Text>,
+        waiting -> Bool,
     }
 }
 

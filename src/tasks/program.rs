@@ -46,6 +46,11 @@ pub enum TaskError {
     Cancelled,
     #[error("{0}")]
     Failed(String),
+    /// The database went away under the program (or no connection could be had): the
+    /// infrastructure failed, not the program. A transactional attempt's work rolled back
+    /// with it, so the engine gives that attempt back.
+    #[error("{0}")]
+    ConnectionLost(String),
 }
 
 impl TaskError {
@@ -56,13 +61,17 @@ impl TaskError {
 
 impl From<diesel::result::Error> for TaskError {
     fn from(err: diesel::result::Error) -> Self {
-        TaskError::Failed(format!("database error: {err}"))
+        if crate::db::lost_connection(&err) {
+            TaskError::ConnectionLost(err.to_string())
+        } else {
+            TaskError::Failed(format!("database error: {err}"))
+        }
     }
 }
 
 impl From<diesel::r2d2::PoolError> for TaskError {
     fn from(err: diesel::r2d2::PoolError) -> Self {
-        TaskError::Failed(format!("no database connection: {err}"))
+        TaskError::ConnectionLost(format!("no database connection: {err}"))
     }
 }
 
@@ -88,6 +97,13 @@ pub struct ProgramFunction {
     /// Registered at start as a program of the same name, with this schedule.
     pub default_schedule: Option<&'static str>,
     pub run: ProgramFn,
+}
+
+impl ProgramFunction {
+    /// Whether its work commits with its outcome (so a lost attempt had no effect).
+    pub fn is_transactional(&self) -> bool {
+        matches!(self.run, ProgramFn::Transactional(_))
+    }
 }
 
 /// What the app's settings say to programs.

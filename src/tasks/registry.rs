@@ -45,6 +45,7 @@ impl Registry {
                         program_functions::timeout_seconds
                             .eq(function.timeout.as_secs().max(1) as i32),
                         program_functions::max_attempts.eq(function.max_attempts as i32),
+                        program_functions::transactional.eq(function.is_transactional()),
                     ))
                     .on_conflict(program_functions::name)
                     .do_update()
@@ -56,6 +57,8 @@ impl Registry {
                             .eq(excluded(program_functions::timeout_seconds)),
                         program_functions::max_attempts
                             .eq(excluded(program_functions::max_attempts)),
+                        program_functions::transactional
+                            .eq(excluded(program_functions::transactional)),
                         program_functions::updated_at.eq(diesel::dsl::now),
                     ))
                     .execute(conn)?;

@@ -65,7 +65,7 @@ impl From<diesel::result::Error> for WebError {
     fn from(err: diesel::result::Error) -> Self {
         match err {
             diesel::result::Error::NotFound => WebError::NotFound,
-            other if lost_the_database(&other) => WebError::unavailable(other),
+            other if crate::db::lost_connection(&other) => WebError::unavailable(other),
             other => WebError::internal(other),
         }
     }
@@ -81,28 +81,6 @@ impl From<crate::tasks::ops::OperationError> for WebError {
             }
             crate::tasks::ops::OperationError::Database(err) => err.into(),
         }
-    }
-}
-
-/// The server went away (restart, failover) under a connection that was in use: the request
-/// deserves a 503 ("try again"), not a 500.
-fn lost_the_database(err: &diesel::result::Error) -> bool {
-    use diesel::result::{DatabaseErrorKind, Error};
-    match err {
-        Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => true,
-        Error::DatabaseError(_, info) => {
-            let message = info.message();
-            [
-                "terminating connection",
-                "server closed the connection",
-                "the database system is shutting down",
-                "the database system is starting up",
-                "no connection to the server",
-            ]
-            .iter()
-            .any(|needle| message.contains(needle))
-        }
-        _ => false,
     }
 }
 

@@ -11,6 +11,7 @@ mod catalog;
 mod console;
 mod dashboard;
 mod database;
+mod engine_losses;
 mod engine_outage;
 mod helpers;
 mod imports;

@@ -19,17 +19,17 @@ const BINARY: &str = env!("CARGO_BIN_EXE_bookstore");
 
 /// A data folder under /tmp (reachable by the postgres user, short socket path), removed with
 /// any server still running on it when the test ends, pass or fail.
-struct DataDir(PathBuf);
+pub(crate) struct DataDir(pub(crate) PathBuf);
 
 impl DataDir {
-    fn new() -> DataDir {
+    pub(crate) fn new() -> DataDir {
         DataDir(PathBuf::from(format!(
             "/tmp/bookstore-proc-{}",
             Uuid::new_v4().simple()
         )))
     }
 
-    fn postmaster_pid(&self) -> Option<Pid> {
+    pub(crate) fn postmaster_pid(&self) -> Option<Pid> {
         let text = std::fs::read_to_string(self.0.join("pg/postmaster.pid")).ok()?;
         text.lines().next()?.trim().parse().ok().map(Pid::from_raw)
     }
@@ -50,7 +50,7 @@ impl Drop for DataDir {
     }
 }
 
-fn bookstore(data: &DataDir) -> Command {
+pub(crate) fn bookstore(data: &DataDir) -> Command {
     let mut command = Command::new(BINARY);
     command
         .env_remove("DATABASE_URL")
@@ -60,7 +60,7 @@ fn bookstore(data: &DataDir) -> Command {
     command
 }
 
-struct RunningApp {
+pub(crate) struct RunningApp {
     child: Child,
     address: String,
     /// What it printed before it was ready.
@@ -68,7 +68,7 @@ struct RunningApp {
 }
 
 /// Starts the app and waits for the line that says where to open it.
-fn start(data: &DataDir) -> RunningApp {
+pub(crate) fn start(data: &DataDir) -> RunningApp {
     let mut child = bookstore(data)
         .stdout(Stdio::piped())
         .spawn()
@@ -104,7 +104,7 @@ impl RunningApp {
     }
 
     /// SIGTERM, then the exit status.
-    fn terminate(mut self) -> std::process::ExitStatus {
+    pub(crate) fn terminate(mut self) -> std::process::ExitStatus {
         self.signal(Signal::SIGTERM);
         self.child.wait().unwrap()
     }

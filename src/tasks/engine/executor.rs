@@ -55,14 +55,21 @@ pub enum StopReason {
     Shutdown = 4,
 }
 
-/// An attempt's stop flag (what the program checks) and the reason it was raised.
+/// An attempt's stop flag (what the program checks) and the reason it was raised; also
+/// whether a thread has taken the attempt from the local queue (heartbeats tell the database,
+/// so that a lost worker's never-started attempts are not counted).
 #[derive(Debug, Default)]
 pub struct StopSignal {
     flag: Arc<AtomicBool>,
     reason: AtomicU8,
+    started: AtomicBool,
 }
 
 impl StopSignal {
+    pub fn has_started(&self) -> bool {
+        self.started.load(Ordering::SeqCst)
+    }
+
     pub fn stop(&self, reason: StopReason) {
         let _ = self
             .reason
@@ -102,6 +109,11 @@ pub enum Outcome {
     Cancelled,
     /// Stopped by this node's shutdown: back to the queue, no attempt spent.
     Interrupted,
+    /// A transactional attempt lost its database connection: its work rolled back, so it
+    /// goes back to the queue without spending an attempt.
+    ConnectionLost {
+        error: String,
+    },
     /// No longer held by this node: nothing to write.
     Lost,
 }
@@ -279,6 +291,7 @@ fn work(
             });
             continue;
         }
+        job.signal.started.store(true, Ordering::SeqCst);
         let timeout = Duration::from_secs(job.task.timeout_seconds.max(1) as u64);
         let started = Instant::now();
         *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(Running {
@@ -366,7 +379,14 @@ fn execute(context: &ExecutorContext, job: &Job) -> Outcome {
                 });
                 match function.run {
                     ProgramFn::Plain(run) => {
-                        let output = run(&ctx)?;
+                        // Outside a transaction whatever it did before the database went away
+                        // stays done: an ordinary failure, retried by the program's policy.
+                        let output = run(&ctx).map_err(|err| match err {
+                            TaskError::ConnectionLost(error) => TaskError::Failed(format!(
+                                "the database connection was lost: {error}"
+                            )),
+                            other => other,
+                        })?;
                         let (result, result_table) = output.into_parts();
                         Ok(Outcome::Done(Success {
                             key: task.key,
@@ -397,6 +417,14 @@ fn execute(context: &ExecutorContext, job: &Job) -> Outcome {
                     error,
                     retryable: true,
                 }
+            }
+        }
+        Ok(Err(Rollback::Program(TaskError::ConnectionLost(error)))) => {
+            Outcome::ConnectionLost { error }
+        }
+        Ok(Err(Rollback::Database(err))) if crate::db::lost_connection(&err) => {
+            Outcome::ConnectionLost {
+                error: err.to_string(),
             }
         }
         Ok(Err(Rollback::Database(err))) => Outcome::Failed {

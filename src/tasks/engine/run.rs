@@ -420,6 +420,16 @@ impl Engine {
                         },
                     )
                 }
+                Outcome::ConnectionLost { error } => {
+                    store::connection_lost(conn, &worker, key, error, retry_base_ms).map(|status| {
+                        tracing::warn!(
+                            task = key.task_id,
+                            attempt = key.attempt,
+                            status = status.map_or("not held", TaskStatus::as_str),
+                            "task attempt lost its database connection: {error}"
+                        );
+                    })
+                }
                 Outcome::Cancelled => store::cancelled(conn, &worker, key).map(drop),
                 _ => Ok(()),
             });
@@ -451,9 +461,14 @@ impl Engine {
         if self.held.is_empty() {
             return;
         }
-        let keys: Vec<AttemptKey> = self.held.keys().copied().collect();
+        let held: Vec<(AttemptKey, bool)> = self
+            .held
+            .iter()
+            .map(|(key, signal)| (*key, signal.has_started()))
+            .collect();
+        let keys: Vec<AttemptKey> = held.iter().map(|(key, _)| *key).collect();
         let worker = self.config.worker_id.clone();
-        let renewed = match self.with_conn(|conn| store::heartbeat(conn, &worker, &keys)) {
+        let renewed = match self.with_conn(|conn| store::heartbeat(conn, &worker, &held)) {
             Ok(renewed) => {
                 // The database answers again: write what waited for it at once.
                 self.write_retry.succeeded();

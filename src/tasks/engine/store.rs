@@ -185,6 +185,28 @@ pub fn fail(
     )
 }
 
+/// A transactional attempt lost its database connection (its work rolled back): back to the
+/// queue without spending an attempt (the rule, and its limit, are `task_connection_lost`'s).
+/// Returns the new status, `None` when this worker no longer holds it.
+pub fn connection_lost(
+    conn: &mut PgConnection,
+    worker: &str,
+    key: AttemptKey,
+    error: &str,
+    retry_base_ms: i64,
+) -> QueryResult<Option<TaskStatus>> {
+    Ok(
+        sql_query("SELECT task_connection_lost($1, $2, $3, $4, $5) AS status")
+            .bind::<Text, _>(worker)
+            .bind::<BigInt, _>(key.task_id)
+            .bind::<Integer, _>(key.attempt)
+            .bind::<Text, _>(error)
+            .bind::<BigInt, _>(retry_base_ms)
+            .get_result::<MaybeStatus>(conn)?
+            .status,
+    )
+}
+
 #[derive(QueryableByName)]
 struct Flag {
     #[diesel(sql_type = Nullable<Bool>)]
@@ -243,16 +265,18 @@ pub struct Renewed {
     pub cancel_requested: Vec<AttemptKey>,
 }
 
-/// Renews the leases of the attempts this worker holds.
+/// Renews the leases of the attempts this worker holds, each with whether it has started
+/// (the others wait in the local queue).
 pub fn heartbeat(
     conn: &mut PgConnection,
     worker: &str,
-    keys: &[AttemptKey],
+    held: &[(AttemptKey, bool)],
 ) -> QueryResult<Renewed> {
-    let rows: Vec<BeatRow> = sql_query("SELECT * FROM task_heartbeat($1, $2, $3)")
+    let rows: Vec<BeatRow> = sql_query("SELECT * FROM task_heartbeat($1, $2, $3, $4)")
         .bind::<Text, _>(worker)
-        .bind::<Array<BigInt>, _>(keys.iter().map(|k| k.task_id).collect::<Vec<_>>())
-        .bind::<Array<Integer>, _>(keys.iter().map(|k| k.attempt).collect::<Vec<_>>())
+        .bind::<Array<BigInt>, _>(held.iter().map(|(k, _)| k.task_id).collect::<Vec<_>>())
+        .bind::<Array<Integer>, _>(held.iter().map(|(k, _)| k.attempt).collect::<Vec<_>>())
+        .bind::<Array<Bool>, _>(held.iter().map(|(_, started)| *started).collect::<Vec<_>>())
         .load(conn)?;
     let mut renewed = Renewed::default();
     for row in rows {
