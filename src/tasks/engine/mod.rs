@@ -1,12 +1,17 @@
-//! The engine: on its own actix `Arbiter`, a loop claims due tasks in batches into a small
-//! local queue, a fixed pool of threads runs them ([`executor`]), and the loop records their
-//! outcomes in batches, renews the leases of what it holds, rescues tasks of lost workers,
-//! fires program schedules and, at shutdown, lets running tasks finish within a grace period
-//! before re-queueing the rest. A LISTEN connection ([`listener`]) wakes it when a task is
-//! queued. Its statements are in [`store`]; the rules they apply are SQL functions.
+//! The engine: on its own actix `Arbiter`, a loop ([`run`]) claims due tasks in batches into a
+//! small local queue, a fixed pool of threads runs them ([`executor`], one [`attempt`] at a
+//! time), the outcome writer ([`completer`]) records their outcomes in batches, and timed
+//! services ([`maintenance`]) renew the leases of what the node holds, rescue tasks of lost
+//! workers and fire program schedules. At shutdown the loop lets running tasks finish within
+//! a grace period before re-queueing the rest. A LISTEN connection ([`listener`]) wakes it when
+//! a task is queued. Its statements are in [`store`]; the rules they apply are SQL functions.
 
+mod attempt;
+mod completer;
+mod connection;
 mod executor;
 pub mod listener;
+mod maintenance;
 mod run;
 pub mod store;
 

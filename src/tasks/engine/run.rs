@@ -1,8 +1,8 @@
 //! The engine's loop. It owns one database connection for its bookkeeping and, for every
 //! attempt this node holds (waiting in the local queue, running, or with an outcome not yet
-//! written), the attempt's stop signal. Each turn it takes the executor's reports, writes the
-//! outcomes in as few statements as it can, and claims more tasks when the local queue runs
-//! low; timers renew leases, rescue tasks of lost workers, fire schedules and enforce timeouts.
+//! written), the attempt's stop signal. Each turn it takes the executor's reports, hands the
+//! outcomes to the [`Completer`] and claims more tasks when the local queue runs low; timers
+//! run the [`maintenance`] services (leases, rescues, schedules) and the timeout watchdog.
 
 use std::{
     collections::HashMap,
@@ -10,23 +10,23 @@ use std::{
     time::{Duration, Instant},
 };
 
-use diesel::{Connection, PgConnection, QueryResult};
 use tokio::{
     sync::{Notify, mpsc, watch},
     time::MissedTickBehavior,
 };
 
 use crate::{
-    db::{PgPool, Statements},
+    db::PgPool,
     tasks::{
         Registry,
         engine::{
             EngineConfig,
+            completer::Completer,
+            connection::{LoopConnection, Retry},
             executor::{Executor, ExecutorContext, Job, Outcome, Report, StopReason, StopSignal},
-            listener,
+            listener, maintenance,
             store::{self, AttemptKey, QueueCursor},
         },
-        status::TaskStatus,
     },
 };
 
@@ -40,9 +40,6 @@ const MAX_LOCAL_QUEUE: usize = 1000;
 const WATCHDOG_INTERVAL: Duration = Duration::from_millis(250);
 /// How often program schedules are checked.
 const SCHEDULE_INTERVAL: Duration = Duration::from_secs(1);
-/// Backoff between tries of a statement that failed because the database is away.
-const FIRST_BACKOFF: Duration = Duration::from_millis(100);
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// At shutdown, how long to keep trying to record outcomes after the grace period.
 const FINAL_WRITE_TRIES: Duration = Duration::from_secs(5);
 
@@ -50,13 +47,11 @@ pub(super) struct Engine {
     config: EngineConfig,
     executor: Executor,
     reports: mpsc::UnboundedReceiver<Report>,
-    /// The loop's own connection; dropped on any error and opened again when next needed.
-    conn: Option<PgConnection>,
+    db: LoopConnection,
     /// Every attempt this node holds, with its stop signal.
     held: HashMap<AttemptKey, Arc<StopSignal>>,
     /// Outcomes reported and not yet written (kept while the database is away).
-    unwritten: Vec<(AttemptKey, Outcome)>,
-    write_retry: Retry,
+    completer: Completer,
     claim_retry: Retry,
     /// Where the last claim stopped (`None`: the start of the queue).
     cursor: Option<QueueCursor>,
@@ -68,29 +63,6 @@ pub(super) struct Engine {
     /// Seconds a program has been taking (moving average).
     average_run: Option<f64>,
     shutting_down: bool,
-}
-
-/// Backoff for a statement that failed.
-#[derive(Default)]
-struct Retry {
-    not_before: Option<Instant>,
-    delay: Duration,
-}
-
-impl Retry {
-    fn ready(&self) -> bool {
-        self.not_before.is_none_or(|at| Instant::now() >= at)
-    }
-
-    fn failed(&mut self) -> Duration {
-        self.delay = (self.delay * 2).clamp(FIRST_BACKOFF, MAX_BACKOFF);
-        self.not_before = Some(Instant::now() + self.delay);
-        self.delay
-    }
-
-    fn succeeded(&mut self) {
-        *self = Retry::default();
-    }
 }
 
 enum Event {
@@ -123,13 +95,12 @@ impl Engine {
             report_tx,
         )?;
         Ok(Engine {
+            db: LoopConnection::new(config.database_url.clone(), config.statements, config.lease),
+            completer: Completer::new(config.worker_id.clone(), config.retry_base),
             config,
             executor,
             reports,
-            conn: None,
             held: HashMap::new(),
-            unwritten: Vec::new(),
-            write_retry: Retry::default(),
             claim_retry: Retry::default(),
             cursor: None,
             queue_may_have_work: true,
@@ -186,9 +157,17 @@ impl Engine {
                     self.cursor = None;
                     self.queue_may_have_work = true;
                 }
-                Event::Heartbeat => self.heartbeat(),
-                Event::Rescue => self.rescue(),
-                Event::Schedules => self.fire_schedules(),
+                Event::Heartbeat => self.renew_leases(),
+                Event::Rescue => {
+                    if maintenance::rescue_lost_workers(&mut self.db, config.lease) {
+                        self.queue_may_have_work = true;
+                    }
+                }
+                Event::Schedules => {
+                    if maintenance::fire_schedules(&mut self.db) {
+                        self.queue_may_have_work = true;
+                    }
+                }
                 Event::Watchdog => self.watch(),
                 // The next turn deals with whatever came due.
                 Event::Timer => {}
@@ -218,12 +197,10 @@ impl Engine {
 
     /// The earliest of: a due retry of a task, a retry of a failed statement.
     fn next_timer(&self) -> Option<Instant> {
-        let write = (!self.unwritten.is_empty())
-            .then_some(self.write_retry.not_before)
-            .flatten();
+        let write = self.completer.next_try();
         let claim = self
             .queue_may_have_work
-            .then_some(self.claim_retry.not_before)
+            .then(|| self.claim_retry.not_before())
             .flatten();
         // A time already passed was dealt with by this turn; waking for it again would spin.
         let now = Instant::now();
@@ -257,14 +234,14 @@ impl Engine {
                 );
                 self.held.remove(&report.key);
             }
-            outcome => self.unwritten.push((report.key, outcome)),
+            outcome => self.completer.push(report.key, outcome),
         }
     }
 
     /// Attempts in the local queue or running (not those only waiting for their outcome to
     /// be written).
     fn unfinished(&self) -> usize {
-        self.held.len().saturating_sub(self.unwritten.len())
+        self.held.len().saturating_sub(self.completer.len())
     }
 
     fn local_queue_capacity(&self) -> usize {
@@ -290,7 +267,9 @@ impl Engine {
     fn claim(&mut self) {
         let want = self.config.concurrency + self.local_queue_capacity() - self.unfinished();
         let (worker, cursor) = (self.config.worker_id.clone(), self.cursor);
-        let claimed = self.with_conn(|conn| store::claim(conn, &worker, want, cursor));
+        let claimed = self
+            .db
+            .with(|conn| store::claim(conn, &worker, want, cursor));
         let (tasks, last) = match claimed {
             Ok(claimed) => {
                 self.claim_retry.succeeded();
@@ -325,7 +304,7 @@ impl Engine {
 
     /// A retry waiting out its backoff: wake when it is due.
     fn find_next_due(&mut self) {
-        match self.with_conn(store::next_due_at) {
+        match self.db.with(store::next_due_at) {
             Ok(Some(due)) => {
                 // Due already but not claimable (locked by another transaction, or clocks
                 // apart): look again in a second rather than spin.
@@ -340,205 +319,48 @@ impl Engine {
         }
     }
 
-    /// Writes the outcomes that are in: every success in one statement, the rest one by one.
-    /// While the database is away they are kept and tried again with backoff; an outcome
-    /// whose attempt this node no longer holds is dropped (the database refuses it anyway).
+    /// Writes the outcomes that are in; the attempts they settle are no longer held.
     fn write_outcomes(&mut self) {
-        if self.unwritten.is_empty() || !self.write_retry.ready() {
-            return;
-        }
-        let worker = self.config.worker_id.clone();
-        let retry_base_ms = self.config.retry_base.as_millis().min(i64::MAX as u128) as i64;
-        let mut pending = std::mem::take(&mut self.unwritten);
-        let mut successes = Vec::new();
-        let mut interrupted = Vec::new();
-        let mut others = Vec::new();
-        for (key, outcome) in pending.drain(..) {
-            match outcome {
-                Outcome::Done(success) => successes.push(success),
-                Outcome::Interrupted => interrupted.push(key),
-                outcome => others.push((key, outcome)),
-            }
-        }
-        let mut failure = None;
-        if !successes.is_empty() {
-            let started = Instant::now();
-            let written = self.with_conn(|conn| store::finish(conn, &worker, &successes));
-            tracing::debug!(count = successes.len(), took = ?started.elapsed(), "recorded successes");
-            match written {
-                Ok(recorded) => {
-                    for success in &successes {
-                        if !recorded.contains(&success.key) {
-                            tracing::warn!(
-                                task = success.key.task_id,
-                                attempt = success.key.attempt,
-                                "finished, but the attempt is no longer this node's: not recorded"
-                            );
-                        }
-                        self.held.remove(&success.key);
-                    }
-                }
-                Err(err) => {
-                    failure = Some(err);
-                    self.unwritten
-                        .extend(successes.into_iter().map(|s| (s.key, Outcome::Done(s))));
-                }
-            }
-        }
-        if !interrupted.is_empty() && failure.is_none() {
-            match self.with_conn(|conn| store::requeue_interrupted(conn, &worker, &interrupted)) {
-                Ok(_) => {
-                    for key in &interrupted {
-                        self.held.remove(key);
-                    }
-                }
-                Err(err) => failure = Some(err),
-            }
-        }
-        if failure.is_some() {
-            self.unwritten.extend(
-                interrupted
-                    .into_iter()
-                    .map(|key| (key, Outcome::Interrupted)),
-            );
-        }
-        for (key, outcome) in others {
-            if failure.is_some() {
-                self.unwritten.push((key, outcome));
-                continue;
-            }
-            let written = self.with_conn(|conn| match &outcome {
-                Outcome::Failed { error, retryable } => {
-                    store::fail(conn, &worker, key, error, *retryable, retry_base_ms).map(
-                        |status| {
-                            tracing::warn!(
-                                task = key.task_id,
-                                attempt = key.attempt,
-                                status = status.map_or("not held", TaskStatus::as_str),
-                                "task attempt failed: {error}"
-                            );
-                        },
-                    )
-                }
-                Outcome::ConnectionLost { error } => {
-                    store::connection_lost(conn, &worker, key, error, retry_base_ms).map(|status| {
-                        tracing::warn!(
-                            task = key.task_id,
-                            attempt = key.attempt,
-                            status = status.map_or("not held", TaskStatus::as_str),
-                            "task attempt lost its database connection: {error}"
-                        );
-                    })
-                }
-                Outcome::Cancelled => store::cancelled(conn, &worker, key).map(drop),
-                _ => Ok(()),
-            });
-            match written {
-                Ok(()) => {
-                    self.held.remove(&key);
-                }
-                Err(err) => {
-                    failure = Some(err);
-                    self.unwritten.push((key, outcome));
-                }
-            }
-        }
-        match failure {
-            None => self.write_retry.succeeded(),
-            Some(err) => {
-                let delay = self.write_retry.failed();
-                tracing::warn!(
-                    outcomes = self.unwritten.len(),
-                    "recording task outcomes: {err:#}; keeping them and trying again in {delay:?}"
-                );
-            }
+        for key in self.completer.write(&mut self.db) {
+            self.held.remove(&key);
         }
     }
 
     /// Renews the leases of everything held; passes cancel requests on; stops attempts that
     /// were rescued meanwhile (and drops their unwritten outcomes).
-    fn heartbeat(&mut self) {
+    fn renew_leases(&mut self) {
         if self.held.is_empty() {
             return;
         }
-        let held: Vec<(AttemptKey, bool)> = self
-            .held
-            .iter()
-            .map(|(key, signal)| (*key, signal.has_started()))
-            .collect();
-        let keys: Vec<AttemptKey> = held.iter().map(|(key, _)| *key).collect();
-        let worker = self.config.worker_id.clone();
-        let renewed = match self.with_conn(|conn| store::heartbeat(conn, &worker, &held)) {
-            Ok(renewed) => {
-                // The database answers again: write what waited for it at once.
-                self.write_retry.succeeded();
-                renewed
-            }
-            Err(err) => {
-                tracing::warn!("renewing task leases: {err:#}");
-                return;
-            }
-        };
-        for key in &renewed.cancel_requested {
+        let leases =
+            match maintenance::renew_leases(&mut self.db, &self.config.worker_id, &self.held) {
+                Ok(leases) => leases,
+                Err(err) => {
+                    tracing::warn!("renewing task leases: {err:#}");
+                    return;
+                }
+            };
+        self.completer.database_is_back();
+        for key in &leases.cancel_requested {
             if let Some(signal) = self.held.get(key) {
                 signal.stop(StopReason::Cancelled);
             }
         }
-        let mut lost: Vec<AttemptKey> = keys
-            .into_iter()
-            .filter(|key| !renewed.held.contains(key))
-            .collect();
-        if lost.is_empty() {
+        if leases.lost.is_empty() {
             return;
         }
-        // Not lost: ended by this node (a transactional program recorded its own outcome and
-        // its report is on its way).
-        if let Ok(ended) = self.with_conn(|conn| store::ended_by(conn, &worker, &lost)) {
-            lost.retain(|key| !ended.contains(key));
-            if lost.is_empty() {
-                return;
-            }
-        }
         tracing::warn!(
-            count = lost.len(),
+            count = leases.lost.len(),
             "attempts lost their lease (rescued elsewhere): stopping them"
         );
-        for key in &lost {
+        for key in &leases.lost {
             if let Some(signal) = self.held.get(key) {
                 signal.stop(StopReason::Lost);
             }
         }
-        let mut reported = Vec::new();
-        self.unwritten.retain(|(key, _)| {
-            let lost_here = lost.contains(key);
-            if lost_here {
-                reported.push(*key);
-            }
-            !lost_here
-        });
-        for key in reported {
-            // Their executor has reported already: nothing more will come for them.
+        // Those whose executor has reported already: nothing more will come for them.
+        for key in self.completer.forget(&leases.lost) {
             self.held.remove(&key);
-        }
-    }
-
-    fn rescue(&mut self) {
-        let lease = self.config.lease.as_secs_f64();
-        match self.with_conn(|conn| store::rescue_lost(conn, lease)) {
-            Ok(0) => {}
-            Ok(count) => {
-                tracing::warn!(count, "rescued tasks of a lost worker");
-                self.queue_may_have_work = true;
-            }
-            Err(err) => tracing::warn!("checking leases: {err:#}"),
-        }
-    }
-
-    fn fire_schedules(&mut self) {
-        match self.with_conn(store::fire_due_schedules) {
-            Ok(queued) if !queued.is_empty() => self.queue_may_have_work = true,
-            Ok(_) => {}
-            Err(err) => tracing::warn!("firing schedules: {err:#}"),
         }
     }
 
@@ -555,7 +377,7 @@ impl Engine {
         for job in self.executor.take_queued() {
             job.signal.stop(StopReason::Shutdown);
             if self.held.contains_key(&job.task.key) {
-                self.unwritten.push((job.task.key, Outcome::Interrupted));
+                self.completer.push(job.task.key, Outcome::Interrupted);
             }
         }
         let grace_end = Instant::now() + self.config.grace;
@@ -575,25 +397,24 @@ impl Engine {
             while let Ok(report) = self.reports.try_recv() {
                 self.take(report);
             }
-            let unwritten: Vec<AttemptKey> = self.unwritten.iter().map(|(key, _)| *key).collect();
             let abandoned: Vec<AttemptKey> = self
                 .held
                 .keys()
-                .filter(|key| !unwritten.contains(key))
+                .filter(|key| !self.completer.has(key))
                 .copied()
                 .collect();
             for key in abandoned {
-                self.unwritten.push((key, Outcome::Interrupted));
+                self.completer.push(key, Outcome::Interrupted);
             }
         }
         let give_up = Instant::now() + FINAL_WRITE_TRIES;
-        while !self.unwritten.is_empty() && Instant::now() < give_up {
+        while !self.completer.is_empty() && Instant::now() < give_up {
             self.write_outcomes();
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        if !self.unwritten.is_empty() {
+        if !self.completer.is_empty() {
             tracing::error!(
-                count = self.unwritten.len(),
+                count = self.completer.len(),
                 "stopping with task outcomes not recorded: their leases will run out and they will run again"
             );
         }
@@ -609,44 +430,10 @@ impl Engine {
             }
             tokio::select! {
                 Some(report) = self.reports.recv() => self.take(report),
-                _ = heartbeat.tick() => self.heartbeat(),
+                _ = heartbeat.tick() => self.renew_leases(),
                 () = tokio::time::sleep(Duration::from_millis(50)) => self.watch(),
             }
         }
-    }
-
-    /// Runs a bookkeeping statement on the loop's connection, opening it if needed. Any error
-    /// drops the connection: it may be broken, and a new one is cheap next to an outage.
-    fn with_conn<T>(
-        &mut self,
-        work: impl FnOnce(&mut PgConnection) -> QueryResult<T>,
-    ) -> anyhow::Result<T> {
-        let conn = match &mut self.conn {
-            Some(conn) => conn,
-            None => {
-                let url = crate::db::with_connect_timeout(&self.config.database_url, 5);
-                let mut conn = PgConnection::establish(&url)?;
-                self.config.statements.apply(&mut conn);
-                if self.config.statements == Statements::Prepared {
-                    // A statement stuck behind a lock (a transaction left open in psql) or on
-                    // a hung server must not freeze the loop past a lease: its heartbeats
-                    // would stop and other nodes would rescue everything it holds. (Through a
-                    // transaction pooler a session setting would land on some other client.)
-                    let limit = (self.config.lease / 3)
-                        .max(Duration::from_secs(1))
-                        .as_millis();
-                    diesel::connection::SimpleConnection::batch_execute(
-                        &mut conn,
-                        &format!("SET statement_timeout = {limit}; SET lock_timeout = {limit}"),
-                    )?;
-                }
-                self.conn.insert(conn)
-            }
-        };
-        work(conn).map_err(|err| {
-            self.conn = None;
-            err.into()
-        })
     }
 }
 

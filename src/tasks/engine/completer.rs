@@ -1,0 +1,197 @@
+//! The outcome writer: outcomes the executor reported, written in as few statements as it
+//! can (every success in one `task_finish`, the rest one by one). While the database is away
+//! they are kept and tried again with backoff, so a task that completed is not run again.
+
+use std::time::{Duration, Instant};
+
+use crate::tasks::{
+    engine::{
+        connection::{LoopConnection, Retry},
+        executor::Outcome,
+        store::{self, AttemptKey},
+    },
+    status::TaskStatus,
+};
+
+pub(super) struct Completer {
+    worker: String,
+    retry_base_ms: i64,
+    /// Outcomes reported and not yet written.
+    unwritten: Vec<(AttemptKey, Outcome)>,
+    retry: Retry,
+}
+
+impl Completer {
+    pub(super) fn new(worker: String, retry_base: Duration) -> Completer {
+        Completer {
+            worker,
+            retry_base_ms: retry_base.as_millis().min(i64::MAX as u128) as i64,
+            unwritten: Vec::new(),
+            retry: Retry::default(),
+        }
+    }
+
+    pub(super) fn push(&mut self, key: AttemptKey, outcome: Outcome) {
+        self.unwritten.push((key, outcome));
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.unwritten.len()
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.unwritten.is_empty()
+    }
+
+    pub(super) fn has(&self, key: &AttemptKey) -> bool {
+        self.unwritten.iter().any(|(k, _)| k == key)
+    }
+
+    /// When to try again after a failed write (None when nothing waits).
+    pub(super) fn next_try(&self) -> Option<Instant> {
+        if self.unwritten.is_empty() {
+            None
+        } else {
+            self.retry.not_before()
+        }
+    }
+
+    /// The database answers again: write what waited for it at once.
+    pub(super) fn database_is_back(&mut self) {
+        self.retry.succeeded();
+    }
+
+    /// Drops the outcomes of attempts this node lost (rescued elsewhere); returns their keys.
+    pub(super) fn forget(&mut self, lost: &[AttemptKey]) -> Vec<AttemptKey> {
+        let mut forgotten = Vec::new();
+        self.unwritten.retain(|(key, _)| {
+            let lost_here = lost.contains(key);
+            if lost_here {
+                forgotten.push(*key);
+            }
+            !lost_here
+        });
+        forgotten
+    }
+
+    /// Writes the outcomes that are in, unless backing off; returns the attempts now settled
+    /// (written, or no longer this node's: the database refuses those anyway).
+    pub(super) fn write(&mut self, db: &mut LoopConnection) -> Vec<AttemptKey> {
+        let mut settled = Vec::new();
+        if self.unwritten.is_empty() || !self.retry.ready() {
+            return settled;
+        }
+        let worker = self.worker.clone();
+        let mut successes = Vec::new();
+        let mut interrupted = Vec::new();
+        let mut others = Vec::new();
+        for (key, outcome) in std::mem::take(&mut self.unwritten) {
+            match outcome {
+                Outcome::Done(success) => successes.push(success),
+                Outcome::Interrupted => interrupted.push(key),
+                outcome => others.push((key, outcome)),
+            }
+        }
+        let mut failure = None;
+        if !successes.is_empty() {
+            let started = Instant::now();
+            let written = db.with(|conn| store::finish(conn, &worker, &successes));
+            tracing::debug!(count = successes.len(), took = ?started.elapsed(), "recorded successes");
+            match written {
+                Ok(recorded) => {
+                    for success in &successes {
+                        if !recorded.contains(&success.key) {
+                            tracing::warn!(
+                                task = success.key.task_id,
+                                attempt = success.key.attempt,
+                                "finished, but the attempt is no longer this node's: not recorded"
+                            );
+                        }
+                        settled.push(success.key);
+                    }
+                }
+                Err(err) => {
+                    failure = Some(err);
+                    self.unwritten
+                        .extend(successes.into_iter().map(|s| (s.key, Outcome::Done(s))));
+                }
+            }
+        }
+        if !interrupted.is_empty() && failure.is_none() {
+            match db.with(|conn| store::requeue_interrupted(conn, &worker, &interrupted)) {
+                Ok(_) => settled.append(&mut interrupted),
+                Err(err) => failure = Some(err),
+            }
+        }
+        self.unwritten.extend(
+            interrupted
+                .into_iter()
+                .map(|key| (key, Outcome::Interrupted)),
+        );
+        for (key, outcome) in others {
+            if failure.is_some() {
+                self.unwritten.push((key, outcome));
+                continue;
+            }
+            match db.with(|conn| self.write_one(conn, key, &outcome)) {
+                Ok(()) => settled.push(key),
+                Err(err) => {
+                    failure = Some(err);
+                    self.unwritten.push((key, outcome));
+                }
+            }
+        }
+        match failure {
+            None => self.retry.succeeded(),
+            Some(err) => {
+                let delay = self.retry.failed();
+                tracing::warn!(
+                    outcomes = self.unwritten.len(),
+                    "recording task outcomes: {err:#}; keeping them and trying again in {delay:?}"
+                );
+            }
+        }
+        settled
+    }
+
+    /// A failure, a lost connection or a cancellation (successes and interruptions go in
+    /// batches).
+    fn write_one(
+        &self,
+        conn: &mut diesel::PgConnection,
+        key: AttemptKey,
+        outcome: &Outcome,
+    ) -> diesel::QueryResult<()> {
+        let (worker, retry_base_ms) = (self.worker.as_str(), self.retry_base_ms);
+        match outcome {
+            Outcome::Failed { error, retryable } => {
+                let status = store::fail(conn, worker, key, error, *retryable, retry_base_ms)?;
+                log_ended(key, status, "task attempt failed", error);
+            }
+            Outcome::ConnectionLost { error } => {
+                let status = store::connection_lost(conn, worker, key, error, retry_base_ms)?;
+                log_ended(
+                    key,
+                    status,
+                    "task attempt lost its database connection",
+                    error,
+                );
+            }
+            Outcome::Cancelled => {
+                store::cancelled(conn, worker, key)?;
+            }
+            // Written in batches, or nothing to write.
+            Outcome::Done(_) | Outcome::Recorded | Outcome::Interrupted | Outcome::Lost => {}
+        }
+        Ok(())
+    }
+}
+
+fn log_ended(key: AttemptKey, status: Option<TaskStatus>, what: &str, error: &str) {
+    tracing::warn!(
+        task = key.task_id,
+        attempt = key.attempt,
+        status = status.map_or("not held", TaskStatus::as_str),
+        "{what}: {error}"
+    );
+}
