@@ -23,6 +23,11 @@ impl Registry {
         }
     }
 
+    /// A registry of the given functions (an app embedding the engine, or a test).
+    pub fn new(functions: Vec<ProgramFunction>) -> Registry {
+        Registry { functions }
+    }
+
     pub fn get(&self, name: &str) -> Option<&ProgramFunction> {
         self.functions.iter().find(|function| function.name == name)
     }

@@ -13,6 +13,7 @@ mod dashboard;
 mod database;
 mod engine_losses;
 mod engine_outage;
+mod engine_store;
 mod helpers;
 mod imports;
 mod looks;

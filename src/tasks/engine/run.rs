@@ -245,23 +245,18 @@ impl Engine {
     }
 
     fn local_queue_capacity(&self) -> usize {
-        let concurrency = self.config.concurrency;
-        match self.average_run {
-            None => concurrency,
-            Some(seconds) => {
-                let fits = LOCAL_QUEUE_WORK.as_secs_f64() * concurrency as f64 / seconds.max(1e-7);
-                (fits as usize).clamp(1, MAX_LOCAL_QUEUE)
-            }
-        }
+        local_queue_capacity(self.config.concurrency, self.average_run)
     }
 
     fn should_claim(&self) -> bool {
-        let target = self.config.concurrency + self.local_queue_capacity();
         !self.shutting_down
             && self.queue_may_have_work
             && self.claim_retry.ready()
-            // Never leave a thread idle; beyond that, refill the local queue in batches.
-            && (self.unfinished() < self.config.concurrency || self.unfinished() * 2 <= target)
+            && wants_more(
+                self.unfinished(),
+                self.config.concurrency,
+                self.local_queue_capacity(),
+            )
     }
 
     fn claim(&mut self) {
@@ -437,9 +432,64 @@ impl Engine {
     }
 }
 
+/// How many claimed tasks may wait in the local queue: about `LOCAL_QUEUE_WORK` of work per
+/// thread at the average run time seen so far (one per thread before anything ran).
+fn local_queue_capacity(concurrency: usize, average_run_seconds: Option<f64>) -> usize {
+    match average_run_seconds {
+        None => concurrency,
+        Some(seconds) => {
+            let fits = LOCAL_QUEUE_WORK.as_secs_f64() * concurrency as f64 / seconds.max(1e-7);
+            (fits as usize).clamp(1, MAX_LOCAL_QUEUE)
+        }
+    }
+}
+
+/// Whether to claim now, holding `unfinished` attempts: never leave a thread idle; beyond
+/// that, refill the local queue in batches (once it is half empty).
+fn wants_more(unfinished: usize, concurrency: usize, capacity: usize) -> bool {
+    unfinished < concurrency || unfinished * 2 <= concurrency + capacity
+}
+
 async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at.into()).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_local_queue_holds_about_20_ms_of_work_per_thread() {
+        assert_eq!(
+            local_queue_capacity(4, None),
+            4,
+            "one per thread before any run"
+        );
+        assert_eq!(
+            local_queue_capacity(4, Some(0.0001)),
+            800,
+            "quick tasks: hundreds"
+        );
+        assert_eq!(local_queue_capacity(4, Some(0.0)), MAX_LOCAL_QUEUE);
+        assert_eq!(local_queue_capacity(4, Some(0.02)), 4);
+        assert_eq!(
+            local_queue_capacity(4, Some(30.0)),
+            1,
+            "slow tasks: one, the rest for others"
+        );
+    }
+
+    #[test]
+    fn claims_keep_every_thread_busy_and_refill_in_batches() {
+        // 4 threads, room for 800 more.
+        assert!(wants_more(3, 4, 800), "a thread would be idle");
+        assert!(wants_more(402, 4, 800), "half empty");
+        assert!(!wants_more(403, 4, 800), "still more than half full");
+        // Slow tasks: 4 threads, 1 waiting.
+        assert!(!wants_more(4, 4, 1));
+        assert!(wants_more(2, 4, 1));
     }
 }
