@@ -30,6 +30,8 @@ use crate::{
     },
 };
 
+mod shutdown;
+
 /// The local queue holds about this much work per executor thread, judged by how long
 /// programs have been taking: a backlog of quick tasks is claimed hundreds at a time, while
 /// slow tasks are claimed a few at a time, leaving the rest to other nodes.
@@ -364,72 +366,6 @@ impl Engine {
             self.take(report);
         }
     }
-
-    /// Stops claiming; puts back what never started; lets running programs finish within the
-    /// grace period, then stops them and re-queues what is left; records what it can.
-    async fn shut_down(&mut self, heartbeat: &mut tokio::time::Interval) {
-        self.shutting_down = true;
-        for job in self.executor.take_queued() {
-            job.signal.stop(StopReason::Shutdown);
-            if self.held.contains_key(&job.task.key) {
-                self.completer.push(job.task.key, Outcome::Interrupted);
-            }
-        }
-        let grace_end = Instant::now() + self.config.grace;
-        self.drain(heartbeat, grace_end).await;
-        if self.unfinished() > 0 {
-            tracing::warn!(
-                count = self.unfinished(),
-                "grace period over: stopping and re-queueing running tasks"
-            );
-            for signal in self.held.values() {
-                signal.stop(StopReason::Shutdown);
-            }
-            // Cooperative programs notice within a moment and report in as interrupted.
-            self.drain(heartbeat, Instant::now() + Duration::from_secs(1))
-                .await;
-            // Reports that came in at the last moment are outcomes, not interruptions.
-            while let Ok(report) = self.reports.try_recv() {
-                self.take(report);
-            }
-            let abandoned: Vec<AttemptKey> = self
-                .held
-                .keys()
-                .filter(|key| !self.completer.has(key))
-                .copied()
-                .collect();
-            for key in abandoned {
-                self.completer.push(key, Outcome::Interrupted);
-            }
-        }
-        let give_up = Instant::now() + FINAL_WRITE_TRIES;
-        while !self.completer.is_empty() && Instant::now() < give_up {
-            self.write_outcomes();
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        if !self.completer.is_empty() {
-            tracing::error!(
-                count = self.completer.len(),
-                "stopping with task outcomes not recorded: their leases will run out and they will run again"
-            );
-        }
-        self.executor.close();
-    }
-
-    /// Takes reports and writes outcomes until nothing runs or `until`.
-    async fn drain(&mut self, heartbeat: &mut tokio::time::Interval, until: Instant) {
-        loop {
-            self.turn();
-            if self.unfinished() == 0 || Instant::now() >= until {
-                return;
-            }
-            tokio::select! {
-                Some(report) = self.reports.recv() => self.take(report),
-                _ = heartbeat.tick() => self.renew_leases(),
-                () = tokio::time::sleep(Duration::from_millis(50)) => self.watch(),
-            }
-        }
-    }
 }
 
 /// How many claimed tasks may wait in the local queue: about `LOCAL_QUEUE_WORK` of work per
@@ -458,38 +394,4 @@ async fn sleep_until(at: Option<Instant>) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_local_queue_holds_about_20_ms_of_work_per_thread() {
-        assert_eq!(
-            local_queue_capacity(4, None),
-            4,
-            "one per thread before any run"
-        );
-        assert_eq!(
-            local_queue_capacity(4, Some(0.0001)),
-            800,
-            "quick tasks: hundreds"
-        );
-        assert_eq!(local_queue_capacity(4, Some(0.0)), MAX_LOCAL_QUEUE);
-        assert_eq!(local_queue_capacity(4, Some(0.02)), 4);
-        assert_eq!(
-            local_queue_capacity(4, Some(30.0)),
-            1,
-            "slow tasks: one, the rest for others"
-        );
-    }
-
-    #[test]
-    fn claims_keep_every_thread_busy_and_refill_in_batches() {
-        // 4 threads, room for 800 more.
-        assert!(wants_more(3, 4, 800), "a thread would be idle");
-        assert!(wants_more(402, 4, 800), "half empty");
-        assert!(!wants_more(403, 4, 800), "still more than half full");
-        // Slow tasks: 4 threads, 1 waiting.
-        assert!(!wants_more(4, 4, 1));
-        assert!(wants_more(2, 4, 1));
-    }
-}
+mod tests;

@@ -1,0 +1,164 @@
+//! The pool of threads on its own: programs that need no database, and a pool whose
+//! database cannot be reached (r2d2 opens connections only when asked).
+
+use std::path::PathBuf;
+
+use diesel::r2d2::{ConnectionManager, Pool};
+use serde_json::json;
+
+use super::*;
+use crate::tasks::{
+    engine::store::FunctionKind,
+    program::{ProgramFn, ProgramFunction, TaskOutput},
+};
+
+fn function(name: &'static str, run: ProgramFn) -> ProgramFunction {
+    ProgramFunction {
+        name,
+        description: "",
+        params: Vec::new(),
+        timeout: Duration::from_secs(30),
+        max_attempts: 1,
+        default_schedule: None,
+        run,
+    }
+}
+
+fn executor(threads: usize) -> (Executor, mpsc::UnboundedReceiver<Report>) {
+    let unreachable = ConnectionManager::new("host=/nonexistent dbname=none connect_timeout=1");
+    let pool = Pool::builder()
+        .max_size(1)
+        .connection_timeout(Duration::from_millis(200))
+        .build_unchecked(unreachable);
+    let registry = Registry::new(vec![
+        function(
+            "greet",
+            ProgramFn::Plain(|ctx| {
+                Ok(TaskOutput::Text(format!(
+                    "hello from attempt {}",
+                    ctx.attempt()
+                )))
+            }),
+        ),
+        function("explode", ProgramFn::Plain(|_| panic!("on purpose"))),
+        function(
+            "plain_db",
+            ProgramFn::Plain(|ctx| {
+                ctx.conn()?;
+                Ok(TaskOutput::Text("unreachable".into()))
+            }),
+        ),
+        function(
+            "transactional_db",
+            ProgramFn::Transactional(|_, _| Ok(TaskOutput::Text("unreachable".into()))),
+        ),
+    ]);
+    let context = Arc::new(ExecutorContext {
+        pool,
+        registry: Arc::new(registry),
+        worker_id: "test-worker".into(),
+        settings: Arc::new(ProgramSettings {
+            import_dir: PathBuf::from("/nonexistent"),
+            import_max_bytes: 0,
+        }),
+    });
+    let (reports_tx, reports) = mpsc::unbounded_channel();
+    (
+        Executor::start(threads, context, reports_tx).unwrap(),
+        reports,
+    )
+}
+
+fn job(id: i64, function_name: &str) -> (Job, Arc<StopSignal>) {
+    let signal = Arc::new(StopSignal::default());
+    let job = Job {
+        task: ClaimedTask {
+            key: AttemptKey {
+                task_id: id,
+                attempt: 1,
+            },
+            function_name: function_name.into(),
+            function_kind: FunctionKind::Rust,
+            parameters: Some(json!({})),
+            timeout_seconds: 30,
+        },
+        signal: signal.clone(),
+    };
+    (job, signal)
+}
+
+fn next(reports: &mut mpsc::UnboundedReceiver<Report>) -> Report {
+    reports.blocking_recv().expect("a report")
+}
+
+#[test]
+fn a_plain_program_succeeds_and_a_panic_is_a_retryable_failure() {
+    let (executor, mut reports) = executor(1);
+    let (greet, greet_signal) = job(1, "greet");
+    executor.submit(greet);
+    executor.submit(job(2, "explode").0);
+
+    let report = next(&mut reports);
+    assert_eq!(report.key.task_id, 1);
+    assert!(greet_signal.has_started());
+    match report.outcome {
+        Outcome::Done(success) => assert_eq!(success.result, "hello from attempt 1"),
+        other => panic!("{other:?}"),
+    }
+    match next(&mut reports).outcome {
+        Outcome::Failed { error, retryable } => {
+            assert_eq!(error, "the program panicked: on purpose");
+            assert!(retryable);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn an_attempt_stopped_while_it_waited_never_starts() {
+    let (executor, mut reports) = executor(1);
+    let mut signals = Vec::new();
+    for (id, reason) in [
+        (1, StopReason::Cancelled),
+        (2, StopReason::Shutdown),
+        (3, StopReason::Lost),
+    ] {
+        let (job, signal) = job(id, "greet");
+        signal.stop(reason);
+        signals.push(signal);
+        executor.submit(job);
+    }
+    let outcomes: Vec<String> = (0..3)
+        .map(|_| {
+            let report = next(&mut reports);
+            assert!(report.ran_for.is_none(), "it never ran");
+            format!("{:?}", report.outcome)
+        })
+        .collect();
+    assert_eq!(outcomes, ["Cancelled", "Interrupted", "Lost"]);
+    assert!(signals.iter().all(|signal| !signal.has_started()));
+}
+
+#[test]
+fn a_lost_database_is_the_infrastructures_failure_given_back_only_when_transactional() {
+    let (executor, mut reports) = executor(1);
+    executor.submit(job(1, "plain_db").0);
+    executor.submit(job(2, "transactional_db").0);
+
+    match next(&mut reports).outcome {
+        Outcome::Failed { error, retryable } => {
+            assert!(
+                error.starts_with("the database connection was lost: "),
+                "{error}"
+            );
+            assert!(retryable, "a plain program is retried by its policy");
+        }
+        other => panic!("{other:?}"),
+    }
+    match next(&mut reports).outcome {
+        Outcome::ConnectionLost { error } => {
+            assert!(error.contains("no database connection"), "{error}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
