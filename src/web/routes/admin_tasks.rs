@@ -266,7 +266,9 @@ pub async fn settings(
         Ok::<_, WebError>(conn.transaction(|conn| {
             ops::configure_program(conn, id, Some(&schedule), enabled)?;
             let subject = format!("program {}", before.name);
-            if before.schedule.as_deref().unwrap_or("") != schedule {
+            // The page shows "0 3 * * *" as "daily at 03:00": saving that is no change.
+            let in_words = crate::tasks::schedule::in_words;
+            if in_words(before.schedule.as_deref().unwrap_or("")) != in_words(&schedule) {
                 let details = json!({ "schedule": schedule });
                 audit::record(
                     conn,
