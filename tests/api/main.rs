@@ -20,6 +20,7 @@ mod pages;
 mod pgbouncer;
 mod process;
 mod search;
+mod staff_browser;
 mod staff_console;
 mod sql_programs;
 mod tasks;

@@ -416,7 +416,7 @@ pub async fn run(
     .await?;
     match outcome {
         Ok(task_id) => {
-            flash::success(&session, format!("Task #{task_id} queued."));
+            flash::task_queued(&session, format!("Task #{task_id} queued."), task_id);
             Ok(see_other(&format!("/admin/tasks/{task_id}")))
         }
         Err(OperationError::Refused {
@@ -657,9 +657,10 @@ pub async fn rerun(
     .await?;
     match outcome {
         Ok(new_id) => {
-            flash::success(
+            flash::task_queued(
                 &session,
                 format!("Task #{new_id} queued: a new run of task #{}.", task.row.id),
+                new_id,
             );
             Ok(see_other(&format!("/admin/tasks/{new_id}")))
         }
