@@ -86,11 +86,12 @@
     }
   }
 
-  // While someone is using a region (boxes ticked, focus inside), it is left alone.
+  // While someone is using a region (boxes ticked, focus inside), it is left alone. Focus on
+  // the region itself (after its skip link) is not inside what a refresh replaces.
   function inUse(region) {
     var focused = document.activeElement;
     return region.querySelector("input[type=checkbox]:checked") !== null ||
-      (focused && focused !== document.body && region.contains(focused));
+      (focused && focused !== document.body && focused !== region && region.contains(focused));
   }
 
   function refreshRegions() {
