@@ -73,7 +73,11 @@ fn words_as_cron(words: &[&str]) -> Option<String> {
         }
         ["daily", "at", time] => {
             let (hour, minute) = time.split_once(':')?;
-            Some(format!("{} {} * * *", number(minute, 59)?, number(hour, 23)?))
+            Some(format!(
+                "{} {} * * *",
+                number(minute, 59)?,
+                number(hour, 23)?
+            ))
         }
         _ => None,
     }

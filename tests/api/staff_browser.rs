@@ -86,11 +86,18 @@ async fn the_task_list_fits_a_phone_with_big_tick_boxes_and_a_skip_link() {
         .await
         .unwrap();
     css(&client, "tr[data-task-id]").await;
-    run_script(&client, "document.querySelector('tr[data-task-id]').scrollIntoView();").await;
+    run_script(
+        &client,
+        "document.querySelector('tr[data-task-id]').scrollIntoView();",
+    )
+    .await;
     screenshot(&client, "console-tasks-cards-390px").await;
 
     let overflow = sideways_overflow(&client).await;
-    assert!(overflow <= 0.0, "the task list scrolls sideways by {overflow} px");
+    assert!(
+        overflow <= 0.0,
+        "the task list scrolls sideways by {overflow} px"
+    );
     let status = run_script(
         &client,
         "var r = document.querySelector('tr[data-task-id] .task-status .status').getBoundingClientRect(); \

@@ -120,7 +120,8 @@ async fn bulk_confirmations_say_plainly_what_happens_to_how_many() {
     let (ended, queued) = (&ids[..3], &ids[3..]);
     for id in ended {
         let id = *id;
-        app.db(move |conn| ops::cancel_task(conn, id).unwrap()).await;
+        app.db(move |conn| ops::cancel_task(conn, id).unwrap())
+            .await;
     }
     let retry = |picked: &[i64]| {
         let mut query = "action=retry".to_owned();
@@ -244,10 +245,7 @@ async fn hiding_a_book_keeps_the_search_and_the_page() {
     for (list, back) in [
         ("/admin/books?q=harry+potter", "/admin/books?q=harry+potter"),
         ("/admin/books?page=2", "/admin/books?page=2"),
-        (
-            "/admin/books?q=the&page=2",
-            "/admin/books?q=the&page=2",
-        ),
+        ("/admin/books?q=the&page=2", "/admin/books?q=the&page=2"),
     ] {
         let page = app.page(list).await;
         let (id, fields) = hide_form_fields(&page);
@@ -272,7 +270,11 @@ async fn hiding_a_book_keeps_the_search_and_the_page() {
     let id: i64 = app
         .db(|conn| books::table.select(books::id).first(conn).unwrap())
         .await;
-    for (q, page) in [("//evil.example", "2"), ("x", "https://evil.example"), ("", "-3")] {
+    for (q, page) in [
+        ("//evil.example", "2"),
+        ("x", "https://evil.example"),
+        ("", "-3"),
+    ] {
         let hidden = app
             .submit(
                 "/admin/books",

@@ -281,7 +281,9 @@ impl BulkConfirmPage {
         };
         match (named, applicable) {
             (1, 0) => format!("The task {chosen} is not {which}: nothing would change."),
-            (_, 0) => format!("None of the {named} tasks {chosen} is {which}: nothing would change."),
+            (_, 0) => {
+                format!("None of the {named} tasks {chosen} is {which}: nothing would change.")
+            }
             (1, _) => format!("The task {chosen} is {which}: it will be {done}."),
             _ if applicable >= named => {
                 format!("All {named} tasks {chosen} are {which}: they will be {done}.")
