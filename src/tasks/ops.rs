@@ -86,7 +86,11 @@ pub fn check_before_queueing(
     crate::tasks::programs::check_before_queueing(function_name, params, settings).map_err(
         |(field, message)| OperationError::Refused {
             code: "invalid_parameters".into(),
-            message: format!("invalid parameters: {field} {message}"),
+            message: if crate::tasks::programs::is_sentence(&message) {
+                message.clone()
+            } else {
+                format!("invalid parameters: {field} {message}")
+            },
             fields: BTreeMap::from([(field.to_owned(), message)]),
         },
     )

@@ -2,6 +2,9 @@
 //! place where their names, types, help (doc comments), defaults (`#[serde(default)]`) and
 //! limits (`#[schemars(range(..))]`, `#[schemars(length(..))]`) are written. The parameter list
 //! that the run form, the API and `task_parameters_check` in SQL use is derived from it here.
+//! A date the run form should start at "today minus N days" (UTC) says so with
+//! `#[schemars(extend("x-default-days-ago" = N))]`: a default that moves with the calendar,
+//! for forms only (the API and psql still give the date).
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -35,7 +38,13 @@ pub struct ParamSpec {
     pub max: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_length: Option<u64>,
+    /// For a date: the run form starts at today (UTC) minus this many days.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_days_ago: Option<i64>,
 }
+
+/// The schema keyword for [`ParamSpec::default_days_ago`].
+const DEFAULT_DAYS_AGO: &str = "x-default-days-ago";
 
 /// The parameters of `T`, in the order its fields are declared.
 ///
@@ -115,6 +124,9 @@ fn spec(name: &str, property: &Value, root: &Value, required: bool) -> ParamSpec
         min: get("minimum").and_then(Value::as_i64),
         max: get("maximum").and_then(Value::as_i64),
         max_length: get("maxLength").and_then(Value::as_u64),
+        default_days_ago: (kind == ParamKind::Date)
+            .then(|| property.get(DEFAULT_DAYS_AGO).and_then(Value::as_i64))
+            .flatten(),
     }
 }
 
@@ -136,6 +148,7 @@ mod tests {
     #[allow(dead_code)]
     struct Example {
         /// First day.
+        #[schemars(extend("x-default-days-ago" = 7))]
         from: chrono::NaiveDate,
         /// Group by book or by author.
         #[serde(default)]
@@ -164,7 +177,8 @@ mod tests {
         assert_eq!(
             specs,
             json!([
-                {"name": "from", "type": "date", "required": true, "help": "First day."},
+                {"name": "from", "type": "date", "required": true, "help": "First day.",
+                 "default_days_ago": 7},
                 {"name": "per", "type": "enum", "required": false, "default": "book",
                  "help": "Group by book or by author.", "choices": ["book", "author"]},
                 {"name": "seconds", "type": "int", "required": false, "default": 30,

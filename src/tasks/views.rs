@@ -132,7 +132,8 @@ pub enum TaskSearch {
     Id(i64),
     /// `{"author": "Tolkien"}`: tasks whose parameters contain it (jsonb `@>`).
     Contains(Value),
-    /// Text in the parameters or the result.
+    /// Text in the program's name, the parameters or the result ("sales" finds every
+    /// `sales_report` task).
     Text(String),
 }
 
@@ -226,7 +227,9 @@ fn filtered(filter: &TaskFilter) -> BoxedTasks<'static> {
         Some(TaskSearch::Text(text)) => {
             let pattern = contains_pattern(text);
             query = query.filter(
-                sql::<Bool>("(tasks.parameters::text ILIKE ")
+                sql::<Bool>("(programs.name ILIKE ")
+                    .bind::<Text, _>(pattern.clone())
+                    .sql(" OR tasks.parameters::text ILIKE ")
                     .bind::<Text, _>(pattern.clone())
                     .sql(" OR tasks.result ILIKE ")
                     .bind::<Text, _>(pattern)

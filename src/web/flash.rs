@@ -5,7 +5,7 @@
 use actix_session::Session;
 use serde::{Deserialize, Serialize};
 
-use crate::web::layout::Flash;
+use crate::{tasks::status::TaskStatus, web::layout::Flash};
 
 const SESSION_KEY: &str = "flash";
 
@@ -25,21 +25,55 @@ pub enum FlashAction {
     },
 }
 
+/// A message about one task in one status ("Task #6 queued."): the task page's live updates
+/// replace it once the task has moved on, so it never contradicts the status shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AboutTask {
+    pub id: i64,
+    pub status: TaskStatus,
+}
+
 #[derive(Serialize, Deserialize)]
 struct Stored {
     level: String,
     text: String,
     action: Option<FlashAction>,
+    #[serde(default)]
+    about: Option<AboutTask>,
 }
 
 fn push(session: &Session, level: &'static str, text: String, action: Option<FlashAction>) {
+    push_stored(
+        session,
+        Stored {
+            level: level.to_owned(),
+            text,
+            action,
+            about: None,
+        },
+    );
+}
+
+fn push_stored(session: &Session, stored: Stored) {
     let mut flashes: Vec<Stored> = session.get(SESSION_KEY).ok().flatten().unwrap_or_default();
-    flashes.push(Stored {
-        level: level.to_owned(),
-        text,
-        action,
-    });
+    flashes.push(stored);
     let _ = session.insert(SESSION_KEY, flashes);
+}
+
+/// "Task #6 queued.": a success message that stands while the task is queued.
+pub fn task_queued(session: &Session, text: impl Into<String>, id: i64) {
+    push_stored(
+        session,
+        Stored {
+            level: "success".to_owned(),
+            text: text.into(),
+            action: None,
+            about: Some(AboutTask {
+                id,
+                status: TaskStatus::Scheduled,
+            }),
+        },
+    );
 }
 
 pub fn success(session: &Session, text: impl Into<String>) {
@@ -75,6 +109,7 @@ pub fn take(session: &Session) -> Vec<Flash> {
             },
             text: stored.text,
             action: stored.action,
+            about: stored.about,
         })
         .collect()
 }

@@ -51,6 +51,8 @@ pub struct Flash {
     pub level: &'static str,
     pub text: String,
     pub action: Option<flash::FlashAction>,
+    /// The task (and status) the message is about, for the live updates.
+    pub about: Option<flash::AboutTask>,
 }
 
 /// A flash message's button: (label, form action, hidden fields).

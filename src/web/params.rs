@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use chrono::{Days, NaiveDate, Utc};
 use serde_json::{Map, Value};
 
 /// One input of a run form.
@@ -43,6 +44,12 @@ impl ParamField {
         self.value == choice
     }
 
+    /// The error as a sentence: "Seconds must be a whole number.", or a rule's own sentence.
+    pub fn error_sentence(&self) -> Option<String> {
+        let error = self.error.as_deref()?;
+        Some(crate::tasks::programs::sentence_about(&self.label(), error))
+    }
+
     /// The ids of the input's help and error (`aria-describedby`), when it has either.
     pub fn described_by(&self) -> Option<String> {
         crate::web::forms::described_by(
@@ -58,6 +65,17 @@ fn text_of(value: &Value) -> String {
         Value::Null => String::new(),
         Value::String(text) => text.clone(),
         other => other.to_string(),
+    }
+}
+
+/// What an empty form shows: the default, or for a date `today - default_days_ago`.
+fn default_of(spec: &Value, today: NaiveDate) -> String {
+    match spec["default_days_ago"].as_i64() {
+        Some(days) if spec["type"] == "date" => today
+            .checked_sub_days(Days::new(days.max(0).unsigned_abs()))
+            .map(|day| day.to_string())
+            .unwrap_or_default(),
+        _ => text_of(&spec["default"]),
     }
 }
 
@@ -88,7 +106,7 @@ pub fn fields(
                 }
             });
             ParamField {
-                value: submitted.unwrap_or_else(|| text_of(&spec["default"])),
+                value: submitted.unwrap_or_else(|| default_of(spec, Utc::now().date_naive())),
                 error: errors.get(&name).cloned(),
                 required: spec["required"].as_bool().unwrap_or(false),
                 help: spec["help"].as_str().unwrap_or_default().to_owned(),
@@ -138,6 +156,9 @@ mod tests {
         let blank = fields(Some(&schema), None, &BTreeMap::new());
         assert_eq!(blank[0].value, "30");
         assert_eq!(blank[2].choices, ["book", "author"]);
+        let today = NaiveDate::from_ymd_opt(2026, 3, 1).unwrap();
+        let since = json!({"name": "from", "type": "date", "default_days_ago": 30});
+        assert_eq!(default_of(&since, today), "2026-01-30");
         let input = HashMap::from([
             ("param_seconds".to_owned(), "5".to_owned()),
             ("param_per".to_owned(), "author".to_owned()),

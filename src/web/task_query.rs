@@ -16,7 +16,8 @@ pub struct TaskListParams {
     pub status: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub program: String,
-    /// A task id, a JSON object the parameters contain, or text in parameters or result.
+    /// A task id, a JSON object the parameters contain, or text in the program's name, the
+    /// parameters or the result.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub q: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]

@@ -39,7 +39,31 @@
     }
   }
 
+  // What a message about a task says once the task has moved on from the status it was
+  // about ("Task #6 queued." while the task runs would contradict the page).
+  var NOW = {
+    scheduled: "is queued", running: "is running", finished: "has finished",
+    error: "has failed", cancelled: "is cancelled"
+  };
+
+  function syncFlash(id, status) {
+    var flash = document.querySelector("[data-flash-task='" + id + "']");
+    if (!flash || !NOW[status] || flash.getAttribute("data-flash-status") === status) { return; }
+    flash.setAttribute("data-flash-status", status);
+    text(flash, ".flash-text", "Task #" + id + " " + NOW[status] + ".");
+  }
+
+  // On load: the task may have moved on between the redirect and this page.
+  function syncFlashesWithPage() {
+    Array.prototype.forEach.call(document.querySelectorAll("[data-flash-task]"), function (flash) {
+      var id = flash.getAttribute("data-flash-task");
+      var badge = document.querySelector(".task-summary[data-task-id='" + id + "'] .status");
+      if (badge) { syncFlash(id, badge.textContent.trim()); }
+    });
+  }
+
   function update(el, task) {
+    syncFlash(el.getAttribute("data-task-id"), task.status);
     var badge = el.querySelector(".status");
     if (badge) {
       badge.className = "status status-" + task.status + (badge.classList.contains("task-status-badge") ? " task-status-badge" : "");
@@ -62,11 +86,12 @@
     }
   }
 
-  // While someone is using a region (boxes ticked, focus inside), it is left alone.
+  // While someone is using a region (boxes ticked, focus inside), it is left alone. Focus on
+  // the region itself (after its skip link) is not inside what a refresh replaces.
   function inUse(region) {
     var focused = document.activeElement;
     return region.querySelector("input[type=checkbox]:checked") !== null ||
-      (focused && focused !== document.body && region.contains(focused));
+      (focused && focused !== document.body && focused !== region && region.contains(focused));
   }
 
   function refreshRegions() {
@@ -103,6 +128,7 @@
   }
 
   document.addEventListener("DOMContentLoaded", function () {
+    syncFlashesWithPage();
     window.setTimeout(poll, POLL_MS);
     if (document.querySelector("[data-live-src]")) { window.setTimeout(refreshRegions, LIVE_MS); }
   });

@@ -47,7 +47,7 @@ fn chromedriver() -> &'static str {
 }
 
 /// A new headless Chromium with a fresh profile, at `width` pixels.
-async fn browser(width: u32) -> Client {
+pub(crate) async fn browser(width: u32) -> Client {
     let profile = std::env::temp_dir().join(format!(
         "bookstore-chrome-{}",
         uuid::Uuid::new_v4().simple()
@@ -79,12 +79,12 @@ fn screenshots_dir() -> PathBuf {
     dir
 }
 
-async fn screenshot(client: &Client, name: &str) {
+pub(crate) async fn screenshot(client: &Client, name: &str) {
     let png = client.screenshot().await.unwrap();
     std::fs::write(screenshots_dir().join(format!("{name}.png")), png).unwrap();
 }
 
-async fn css(client: &Client, selector: &str) -> Element {
+pub(crate) async fn css(client: &Client, selector: &str) -> Element {
     client
         .wait()
         .at_most(Duration::from_secs(10))
@@ -94,7 +94,7 @@ async fn css(client: &Client, selector: &str) -> Element {
 }
 
 /// The visible text of the page; retried while a navigation replaces the document.
-async fn body_text(client: &Client) -> String {
+pub(crate) async fn body_text(client: &Client) -> String {
     let mut last_error = None;
     for _ in 0..50 {
         match client.find(Locator::Css("body")).await {
@@ -110,7 +110,7 @@ async fn body_text(client: &Client) -> String {
 }
 
 /// Waits until the page text contains `needle`.
-async fn wait_for_text(client: &Client, needle: &str, seconds: u64) -> String {
+pub(crate) async fn wait_for_text(client: &Client, needle: &str, seconds: u64) -> String {
     let deadline = std::time::Instant::now() + Duration::from_secs(seconds);
     loop {
         let text = body_text(client).await;
@@ -126,7 +126,7 @@ async fn wait_for_text(client: &Client, needle: &str, seconds: u64) -> String {
 }
 
 /// How many pixels the page is wider than the window (0 or less: no sideways scrolling).
-async fn sideways_overflow(client: &Client) -> f64 {
+pub(crate) async fn sideways_overflow(client: &Client) -> f64 {
     client
         .execute(
             "return document.documentElement.scrollWidth - window.innerWidth;",
@@ -138,17 +138,17 @@ async fn sideways_overflow(client: &Client) -> f64 {
         .unwrap_or(1.0)
 }
 
-async fn fill(client: &Client, selector: &str, value: &str) {
+pub(crate) async fn fill(client: &Client, selector: &str, value: &str) {
     let field = css(client, selector).await;
     field.clear().await.unwrap();
     field.send_keys(value).await.unwrap();
 }
 
-async fn click(client: &Client, selector: &str) {
+pub(crate) async fn click(client: &Client, selector: &str) {
     css(client, selector).await.click().await.unwrap();
 }
 
-async fn log_in(client: &Client, app: &TestApp, login: &str, password: &str) {
+pub(crate) async fn log_in(client: &Client, app: &TestApp, login: &str, password: &str) {
     client
         .goto(&format!("{}/login", app.address))
         .await

@@ -369,7 +369,10 @@ async fn rules_the_schema_cannot_say_are_checked_before_queueing() {
         .await;
     assert_eq!(backwards.status(), 422);
     let page = backwards.text().await.unwrap();
-    assert!(page.contains("From is after to (2026-02-01)"), "{page}");
+    assert!(
+        page.contains("The start date 2026-02-10 is after the end date 2026-02-01."),
+        "{page}"
+    );
 
     let missing = app
         .submit(
@@ -403,7 +406,7 @@ async fn rules_the_schema_cannot_say_are_checked_before_queueing() {
         body["error"]["fields"]["from"]
             .as_str()
             .unwrap()
-            .contains("is after to")
+            .contains("is after the end date")
     );
     assert_eq!(count().await, 0);
 }

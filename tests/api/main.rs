@@ -23,5 +23,7 @@ mod pgbouncer;
 mod process;
 mod search;
 mod sql_programs;
+mod staff_browser;
+mod staff_console;
 mod tasks;
 mod tokens;

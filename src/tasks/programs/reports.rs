@@ -46,16 +46,19 @@ enum Per {
 #[serde(deny_unknown_fields)]
 struct SalesReportParams {
     /// First day.
+    #[schemars(extend("x-default-days-ago" = 30))]
     from: NaiveDate,
     /// Last day.
+    #[schemars(extend("x-default-days-ago" = 0))]
     to: NaiveDate,
     /// Group by book or by author.
     #[serde(default)]
     per: Per,
 }
 
+/// A rule across two parameters: a sentence of its own (see [`super::Refusal`]).
 fn from_after_to(from: NaiveDate, to: NaiveDate) -> String {
-    format!("is after to ({to}); the range would be empty (from {from})")
+    format!("The start date {from} is after the end date {to}.")
 }
 
 /// `from` must not be after `to`.

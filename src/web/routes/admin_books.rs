@@ -201,12 +201,48 @@ pub struct BookListPage {
     next: Option<String>,
 }
 
+/// The list's search and page: its query string, and the hidden fields of its hide and
+/// unhide forms (so staff land back where they were).
 #[derive(Deserialize)]
 pub struct BookListParams {
     #[serde(default)]
     q: Option<String>,
     #[serde(default)]
     page: Option<String>,
+}
+
+impl BookListParams {
+    /// As in the catalog: the first 200 characters (each word costs a dictionary scan).
+    fn text(&self) -> Option<String> {
+        self.q
+            .as_deref()
+            .map(crate::domain::collapse_spaces)
+            .map(|q| q.chars().take(200).collect::<String>())
+            .filter(|q| !q.is_empty())
+    }
+
+    fn page(&self) -> i64 {
+        self.page
+            .as_deref()
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or(1)
+            .clamp(1, 10_000)
+    }
+}
+
+/// The list at a search and page: always a path of this site, whatever was typed.
+fn list_location(text: Option<&str>, page: i64) -> String {
+    let mut query = Vec::new();
+    if let Some(text) = text {
+        query.push(("q", text.to_owned()));
+    }
+    if page > 1 {
+        query.push(("page", page.to_string()));
+    }
+    match serde_urlencoded::to_string(&query).unwrap_or_default() {
+        encoded if encoded.is_empty() => "/admin/books".to_owned(),
+        encoded => format!("/admin/books?{encoded}"),
+    }
 }
 
 /// Books per page of the staff list.
@@ -220,35 +256,19 @@ pub async fn list(
     session: Session,
     params: web::Query<BookListParams>,
 ) -> Result<BookListPage, WebError> {
-    // As in the catalog: the first 200 characters (each word costs a dictionary scan).
-    let text = params
-        .q
-        .as_deref()
-        .map(crate::domain::collapse_spaces)
-        .map(|q| q.chars().take(200).collect::<String>())
-        .filter(|q| !q.is_empty());
+    let text = params.text();
     let query = CatalogQuery {
         text: text.clone(),
         include_hidden: true,
         sort: Sort::LowStock,
-        page: params
-            .page
-            .as_deref()
-            .and_then(|p| p.trim().parse().ok())
-            .unwrap_or(1)
-            .clamp(1, 10_000),
+        page: params.page(),
         per_page: STAFF_PAGE_SIZE,
         ..CatalogQuery::default()
     };
     let lookup = query.clone();
     let results = with_conn(&state, move |conn| search::search(conn, &lookup)).await?;
     let page_count = results.page_count();
-    let link = |page: i64| {
-        let q = text.as_deref().unwrap_or("");
-        let encoded = serde_urlencoded::to_string([("q", q), ("page", &page.to_string())])
-            .unwrap_or_default();
-        format!("/admin/books?{encoded}")
-    };
+    let link = |page: i64| list_location(text.as_deref(), page);
     Ok(BookListPage {
         layout,
         csrf_token: csrf::token(&session),
@@ -262,9 +282,6 @@ pub async fn list(
     })
 }
 
-#[derive(Deserialize)]
-pub struct NoFields {}
-
 /// `POST /admin/books/{id}/hide` (out of the catalog, kept with its order history) and
 /// `.../unhide` (back in).
 pub async fn hide_or_unhide(
@@ -272,8 +289,10 @@ pub async fn hide_or_unhide(
     Staff(_, audit): Staff,
     session: Session,
     path: web::Path<(String, String)>,
-    _form: CsrfForm<NoFields>,
+    CsrfForm(list): CsrfForm<BookListParams>,
 ) -> Result<HttpResponse, WebError> {
+    let (search, page) = (list.text(), list.page());
+    let back = list_location(search.as_deref(), page);
     let (id, verb) = path.into_inner();
     let id: i64 = id.parse().map_err(|_| WebError::NotFound)?;
     let hidden = verb == "hide";
@@ -308,8 +327,12 @@ pub async fn hide_or_unhide(
         FlashAction::Post {
             label: "Undo".into(),
             action: format!("/admin/books/{id}/{undo}"),
-            fields: Vec::new(),
+            fields: search
+                .map(|q| ("q".to_owned(), q))
+                .into_iter()
+                .chain((page > 1).then(|| ("page".to_owned(), page.to_string())))
+                .collect(),
         },
     );
-    Ok(see_other("/admin/books"))
+    Ok(see_other(&back))
 }

@@ -257,7 +257,49 @@ pub struct BulkConfirmPage {
     fields: Vec<(String, String)>,
     named: usize,
     applicable: i64,
+    /// "everything matching the filters" rather than ticked tasks.
+    matching: bool,
     back: String,
+}
+
+impl BulkConfirmPage {
+    /// What the "yes" does, in a sentence or two: "1 of the 3 tasks you chose is failed or
+    /// cancelled: it will be queued again. The other 2 are left as they are."
+    fn summary(&self) -> String {
+        let (named, applicable) = (self.named as i64, self.applicable);
+        let chosen = if self.matching {
+            "matching the filters"
+        } else {
+            "you chose"
+        };
+        let which = self.action.applies_to_text();
+        let done = self.action.done();
+        let (is, it) = if applicable == 1 {
+            ("is", "it")
+        } else {
+            ("are", "they")
+        };
+        match (named, applicable) {
+            (1, 0) => format!("The task {chosen} is not {which}: nothing would change."),
+            (_, 0) => {
+                format!("None of the {named} tasks {chosen} is {which}: nothing would change.")
+            }
+            (1, _) => format!("The task {chosen} is {which}: it will be {done}."),
+            _ if applicable >= named => {
+                format!("All {named} tasks {chosen} are {which}: they will be {done}.")
+            }
+            _ => {
+                let others = match named - applicable {
+                    1 => "The other one is left as it is.".to_owned(),
+                    n => format!("The other {n} are left as they are."),
+                };
+                format!(
+                    "{applicable} of the {named} tasks {chosen} {is} {which}: {it} will be \
+                     {done}. {others}"
+                )
+            }
+        }
+    }
 }
 
 /// `GET /admin/tasks/bulk`: "Cancel 3 tasks?"
@@ -294,6 +336,7 @@ pub async fn confirm(
         fields,
         named,
         applicable,
+        matching,
         back,
     })
 }

@@ -266,7 +266,9 @@ pub async fn settings(
         Ok::<_, WebError>(conn.transaction(|conn| {
             ops::configure_program(conn, id, Some(&schedule), enabled)?;
             let subject = format!("program {}", before.name);
-            if before.schedule.as_deref().unwrap_or("") != schedule {
+            // The page shows "0 3 * * *" as "daily at 03:00": saving that is no change.
+            let in_words = crate::tasks::schedule::in_words;
+            if in_words(before.schedule.as_deref().unwrap_or("")) != in_words(&schedule) {
                 let details = json!({ "schedule": schedule });
                 audit::record(
                     conn,
@@ -414,7 +416,7 @@ pub async fn run(
     .await?;
     match outcome {
         Ok(task_id) => {
-            flash::success(&session, format!("Task #{task_id} queued."));
+            flash::task_queued(&session, format!("Task #{task_id} queued."), task_id);
             Ok(see_other(&format!("/admin/tasks/{task_id}")))
         }
         Err(OperationError::Refused {
@@ -655,9 +657,10 @@ pub async fn rerun(
     .await?;
     match outcome {
         Ok(new_id) => {
-            flash::success(
+            flash::task_queued(
                 &session,
                 format!("Task #{new_id} queued: a new run of task #{}.", task.row.id),
+                new_id,
             );
             Ok(see_other(&format!("/admin/tasks/{new_id}")))
         }

@@ -386,6 +386,7 @@ pub async fn checkout(
                        cart is unchanged. Lower the quantities and check out again."
                     .into(),
                 action: None,
+                about: None,
             });
             let page = cart_page(&state, user_id, layout, &session, shortages).await?;
             Ok(html(StatusCode::CONFLICT, &page))
