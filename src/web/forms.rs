@@ -1,4 +1,9 @@
-//! Per-field validation messages for re-rendering a form with the user's input kept.
+//! Per-field validation messages for re-rendering a form with the user's input kept, and the
+//! form of a button that sends nothing but its CSRF token.
+
+/// A form with no fields of its own (a button: cancel, log out, revoke).
+#[derive(Debug, serde::Deserialize)]
+pub struct NoFields {}
 
 #[derive(Debug, Default)]
 pub struct FieldErrors(Vec<(&'static str, String)>);

@@ -21,7 +21,7 @@ use crate::{
         error::{WebError, see_other},
         flash,
         layout::Layout,
-        routes::admin_tasks::LiveParam,
+        routes::admin_overview::LiveParam,
         task_query::TaskListParams,
         with_conn,
     },

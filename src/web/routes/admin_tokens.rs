@@ -10,6 +10,7 @@ use diesel::Connection;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::web::forms::NoFields;
 use crate::{
     domain::{
         accounts::tokens::{self, CreateError, MAX_LIFETIME_DAYS, TokenInfo},
@@ -248,9 +249,6 @@ pub async fn confirm_revoke(
         back: "/admin/tokens",
     })
 }
-
-#[derive(Deserialize)]
-pub struct NoFields {}
 
 /// `POST /admin/tokens/{id}/revoke`: only the owner's own tokens.
 pub async fn revoke(

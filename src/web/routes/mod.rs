@@ -3,6 +3,8 @@ mod account_page;
 mod admin_audit;
 mod admin_books;
 mod admin_imports;
+mod admin_overview;
+mod admin_programs;
 mod admin_task_list;
 mod admin_tasks;
 mod admin_tokens;
@@ -57,24 +59,24 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/checkout", web::post().to(cart::checkout))
         .route("/orders", web::get().to(orders::list))
         .route("/orders/{id}", web::get().to(orders::show))
-        .route("/admin", web::get().to(admin_tasks::overview))
-        .route("/admin/programs", web::get().to(admin_tasks::programs))
-        .route("/admin/programs", web::post().to(admin_tasks::register))
+        .route("/admin", web::get().to(admin_overview::overview))
+        .route("/admin/programs", web::get().to(admin_programs::programs))
+        .route("/admin/programs", web::post().to(admin_programs::register))
         .route(
             "/admin/programs/{name}/run",
-            web::get().to(admin_tasks::run_form),
+            web::get().to(admin_programs::run_form),
         )
         .route(
             "/admin/programs/{name}/run",
-            web::post().to(admin_tasks::run),
+            web::post().to(admin_programs::run),
         )
         .route(
             "/admin/programs/{name}/settings",
-            web::post().to(admin_tasks::settings),
+            web::post().to(admin_programs::settings),
         )
         .route(
             "/admin/programs/{name}/{verb:pause|resume}",
-            web::post().to(admin_tasks::pause_or_resume),
+            web::post().to(admin_programs::pause_or_resume),
         )
         .route("/admin/tasks", web::get().to(admin_task_list::list))
         .route("/admin/tasks/bulk", web::get().to(admin_task_list::confirm))

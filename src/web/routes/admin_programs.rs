@@ -1,0 +1,358 @@
+//! Programs for staff: the list, registering one, its settings (schedule, enabled, paused),
+//! and running it through a form generated from its parameters.
+
+use std::collections::{BTreeMap, HashMap};
+
+use actix_session::Session;
+use actix_web::{FromRequest, HttpRequest, HttpResponse, http::StatusCode, web};
+use askama::Template;
+use askama_web::WebTemplate;
+use diesel::Connection;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::web::forms::NoFields;
+use crate::{
+    domain::audit::{self, AuditAction},
+    tasks::{
+        ops::{self, OperationError, ProgramInfo},
+        views::{self},
+    },
+    web::{
+        AppState,
+        auth::Staff,
+        csrf::{self, CsrfForm},
+        error::{WebError, html, see_other},
+        flash,
+        layout::Layout,
+        params::{self, ParamField},
+        with_conn,
+    },
+};
+
+#[derive(Template, WebTemplate)]
+#[template(path = "admin/programs.html")]
+pub struct ProgramsPage {
+    layout: Layout,
+    csrf_token: String,
+    programs: Vec<ProgramInfo>,
+    functions: Vec<String>,
+    new_name: String,
+    new_function: String,
+    errors: BTreeMap<String, String>,
+}
+
+impl ProgramsPage {
+    fn error(&self, field: &str) -> Option<&String> {
+        self.errors.get(field)
+    }
+
+    fn param_names(program: &ProgramInfo) -> String {
+        program
+            .parameters
+            .as_ref()
+            .and_then(|p| p.as_array())
+            .map(|specs| {
+                specs
+                    .iter()
+                    .map(|s| {
+                        format!(
+                            "{} ({})",
+                            s["name"].as_str().unwrap_or("?"),
+                            s["type"].as_str().unwrap_or("?")
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .filter(|text| !text.is_empty())
+            .unwrap_or_else(|| "none".to_owned())
+    }
+}
+
+async fn programs_page(
+    state: &AppState,
+    layout: Layout,
+    session: &Session,
+    input: (String, String),
+    errors: BTreeMap<String, String>,
+) -> Result<ProgramsPage, WebError> {
+    let (programs, functions) = with_conn(state, |conn| {
+        Ok::<_, diesel::result::Error>((ops::get_programs(conn)?, views::function_names(conn)?))
+    })
+    .await?;
+    Ok(ProgramsPage {
+        layout,
+        csrf_token: csrf::token(session),
+        programs,
+        functions,
+        new_name: input.0,
+        new_function: input.1,
+        errors,
+    })
+}
+
+/// `GET /admin/programs`: get_programs.
+pub async fn programs(
+    state: web::Data<AppState>,
+    _staff: Staff,
+    layout: Layout,
+    session: Session,
+) -> Result<ProgramsPage, WebError> {
+    programs_page(
+        &state,
+        layout,
+        &session,
+        Default::default(),
+        BTreeMap::new(),
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+pub struct RegisterForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    function_name: String,
+}
+
+/// `POST /admin/programs`: register_program.
+pub async fn register(
+    state: web::Data<AppState>,
+    Staff(_, audit): Staff,
+    req: HttpRequest,
+    session: Session,
+    CsrfForm(form): CsrfForm<RegisterForm>,
+) -> Result<HttpResponse, WebError> {
+    let (name, function) = (
+        form.name.trim().to_owned(),
+        form.function_name.trim().to_owned(),
+    );
+    let (n, f) = (name.clone(), function.clone());
+    let outcome = with_conn(&state, move |conn| {
+        Ok::<_, WebError>(audit::within(
+            conn,
+            &audit,
+            AuditAction::ProgramRegistered,
+            |_| format!("program {n}"),
+            |conn| ops::register_program(conn, &n, &f),
+        ))
+    })
+    .await?;
+    match outcome {
+        Ok(_) => {
+            flash::success(
+                &session,
+                format!("Program {name} registered; it runs {function}."),
+            );
+            Ok(see_other("/admin/programs"))
+        }
+        Err(OperationError::Refused { fields, .. }) => {
+            let page = programs_page(
+                &state,
+                Layout::extract(&req).await?,
+                &session,
+                (name, function),
+                fields,
+            )
+            .await?;
+            Ok(html(StatusCode::UNPROCESSABLE_ENTITY, &page))
+        }
+        Err(OperationError::Database(err)) => Err(err.into()),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct SettingsForm {
+    #[serde(default)]
+    schedule: String,
+    #[serde(default)]
+    enabled: Option<String>,
+}
+
+/// `POST /admin/programs/{name}/settings`: schedule and enabled.
+pub async fn settings(
+    state: web::Data<AppState>,
+    Staff(_, audit): Staff,
+    session: Session,
+    path: web::Path<String>,
+    CsrfForm(form): CsrfForm<SettingsForm>,
+) -> Result<HttpResponse, WebError> {
+    let program = find_program(&state, &path).await?;
+    let enabled = form.enabled.is_some();
+    let schedule = form.schedule.trim().to_owned();
+    let id = program.id;
+    let before = program.clone();
+    let outcome = with_conn(&state, move |conn| {
+        Ok::<_, WebError>(conn.transaction(|conn| {
+            ops::configure_program(conn, id, Some(&schedule), enabled)?;
+            let subject = format!("program {}", before.name);
+            // The page shows "0 3 * * *" as "daily at 03:00": saving that is no change.
+            let in_words = crate::tasks::schedule::in_words;
+            if in_words(before.schedule.as_deref().unwrap_or("")) != in_words(&schedule) {
+                let details = json!({ "schedule": schedule });
+                audit::record(
+                    conn,
+                    &audit,
+                    AuditAction::ProgramScheduled,
+                    &subject,
+                    details,
+                )?;
+            }
+            if before.enabled != enabled {
+                let action = if enabled {
+                    AuditAction::ProgramEnabled
+                } else {
+                    AuditAction::ProgramDisabled
+                };
+                audit::record(conn, &audit, action, &subject, json!({}))?;
+            }
+            Ok::<_, OperationError>(())
+        }))
+    })
+    .await?;
+    match outcome {
+        Ok(()) => flash::success(&session, format!("Settings of {} saved.", program.name)),
+        Err(err) => flash::error(&session, format!("Nothing was saved: {err}")),
+    }
+    Ok(see_other("/admin/programs"))
+}
+
+/// `POST /admin/programs/{name}/pause` and `.../resume`
+pub async fn pause_or_resume(
+    state: web::Data<AppState>,
+    Staff(_, audit): Staff,
+    session: Session,
+    path: web::Path<(String, String)>,
+    _form: CsrfForm<NoFields>,
+) -> Result<HttpResponse, WebError> {
+    let (name, verb) = path.into_inner();
+    let paused = verb == "pause";
+    let program = name.clone();
+    if !with_conn(&state, move |conn| {
+        ops::set_paused(conn, &audit, &name, paused)
+    })
+    .await?
+    {
+        return Err(WebError::NotFound);
+    }
+    let message = if paused {
+        format!("{program} is paused: its queued tasks wait (its schedule still queues them).")
+    } else {
+        format!("{program} is running its queue again.")
+    };
+    flash::success(&session, message);
+    Ok(see_other("/admin/programs"))
+}
+
+async fn find_program(state: &AppState, name: &str) -> Result<ProgramInfo, WebError> {
+    let name = name.to_owned();
+    with_conn(state, ops::get_programs)
+        .await?
+        .into_iter()
+        .find(|program| program.name == name)
+        .ok_or(WebError::NotFound)
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "admin/run.html")]
+pub struct RunPage {
+    layout: Layout,
+    csrf_token: String,
+    program: ProgramInfo,
+    fields: Vec<ParamField>,
+    error: Option<String>,
+}
+
+/// `GET /admin/programs/{name}/run`: the form generated from the parameter schema.
+pub async fn run_form(
+    state: web::Data<AppState>,
+    _staff: Staff,
+    layout: Layout,
+    session: Session,
+    path: web::Path<String>,
+    prefill: web::Query<HashMap<String, String>>,
+) -> Result<RunPage, WebError> {
+    let program = find_program(&state, &path).await?;
+    // `?param_path=books.csv` (after an upload) fills in that field; `?from_task=42` ("run
+    // again with changes") fills in that task's parameters; the rest keep defaults.
+    let mut prefill = prefill.into_inner();
+    if let Some(id) = prefill
+        .get("from_task")
+        .and_then(|id| id.parse::<i64>().ok())
+    {
+        let earlier = with_conn(&state, move |conn| views::task_detail(conn, id)).await?;
+        if let Some(serde_json::Value::Object(values)) =
+            earlier.and_then(|task| task.row.parameters)
+        {
+            for (name, value) in values {
+                let text = match value {
+                    serde_json::Value::String(text) => text,
+                    other => other.to_string(),
+                };
+                prefill.entry(format!("param_{name}")).or_insert(text);
+            }
+        }
+    }
+    let mut fields = params::fields(program.parameters.as_ref(), None, &BTreeMap::new());
+    for field in &mut fields {
+        if let Some(value) = prefill.get(&field.input_name()) {
+            field.value = value.clone();
+        }
+    }
+    Ok(RunPage {
+        layout,
+        csrf_token: csrf::token(&session),
+        fields,
+        program,
+        error: None,
+    })
+}
+
+/// `POST /admin/programs/{name}/run`: run_program; then the new task's page.
+pub async fn run(
+    state: web::Data<AppState>,
+    Staff(_, audit): Staff,
+    req: HttpRequest,
+    session: Session,
+    path: web::Path<String>,
+    CsrfForm(input): CsrfForm<HashMap<String, String>>,
+) -> Result<HttpResponse, WebError> {
+    let program = find_program(&state, &path).await?;
+    let parameters = params::parameters(program.parameters.as_ref(), &input);
+    let name = program.name.clone();
+    let checked = ops::check_before_queueing(&program.function_name, &parameters, &state.programs);
+    let outcome = with_conn(&state, move |conn| {
+        if let Err(refused) = checked {
+            return Ok::<_, WebError>(Err(refused));
+        }
+        Ok::<_, WebError>(audit::within(
+            conn,
+            &audit,
+            AuditAction::TaskQueued,
+            |id| format!("task {id}"),
+            |conn| ops::run_program(conn, &name, Some(&parameters)),
+        ))
+    })
+    .await?;
+    match outcome {
+        Ok(task_id) => {
+            flash::task_queued(&session, format!("Task #{task_id} queued."), task_id);
+            Ok(see_other(&format!("/admin/tasks/{task_id}")))
+        }
+        Err(OperationError::Refused {
+            fields, message, ..
+        }) => {
+            let page = RunPage {
+                layout: Layout::extract(&req).await?,
+                csrf_token: csrf::token(&session),
+                fields: params::fields(program.parameters.as_ref(), Some(&input), &fields),
+                program,
+                error: Some(message),
+            };
+            Ok(html(StatusCode::UNPROCESSABLE_ENTITY, &page))
+        }
+        Err(OperationError::Database(err)) => Err(err.into()),
+    }
+}
