@@ -126,6 +126,16 @@ impl Application {
     /// the task engine when it runs tasks. `config.database_url` must name the pool's database
     /// (the engine LISTENs on a connection of its own).
     pub fn build(config: &Config, pool: PgPool) -> anyhow::Result<Application> {
+        // Made now, so an import asked for before the first upload is told to upload a file,
+        // and no message needs to mention the folder.
+        let imports = config.program_settings().import_dir;
+        if let Err(err) = std::fs::create_dir_all(&imports) {
+            tracing::warn!(
+                "cannot create the import folder {} (BOOKSTORE_IMPORT_DIR): {err}; imports and \
+                 uploads will be refused",
+                imports.display()
+            );
+        }
         let engine = if config.role.runs_tasks() {
             let url = config
                 .database_url

@@ -201,3 +201,45 @@ async fn a_named_pipe_in_the_import_folder_is_refused_while_the_server_keeps_ans
     assert_eq!(answered, [true; 6], "/healthz answered every time");
     std::fs::remove_dir_all(folder).unwrap();
 }
+
+#[actix_web::test]
+async fn before_the_first_upload_staff_are_told_to_upload_a_file_and_not_where_the_folder_is() {
+    // Arrange: a new app whose import folder did not exist before it started.
+    let (app, folder) = app_with_import_folder().await;
+    assert!(folder.is_dir(), "the import folder is made at start");
+
+    // Act: the import is asked for a file that was never uploaded, from the page and the API.
+    let page = app
+        .submit(
+            "/admin/programs/import_catalog/run",
+            "/admin/programs/import_catalog/run",
+            &[("param_path", "books.csv")],
+        )
+        .await;
+    assert_eq!(page.status(), 422);
+    let page = page.text().await.unwrap();
+    let token = csrf_token_in(&page);
+    let api = app
+        .client
+        .post(format!("{}/api/v1/tasks", app.address))
+        .header("Origin", app.address.clone())
+        .header("X-CSRF-Token", token)
+        .json(
+            &serde_json::json!({"program": "import_catalog", "parameters": {"path": "books.csv"}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status(), 422);
+    let api = api.text().await.unwrap();
+
+    // Assert: plain words, and nothing of the server's folders or its errors.
+    for said in [&page, &api] {
+        assert!(said.contains("upload a file first"), "{said}");
+        assert!(
+            !said.contains("/tmp") && !said.contains("No such file") && !said.contains("os error"),
+            "{said}"
+        );
+    }
+    std::fs::remove_dir_all(folder).unwrap();
+}
