@@ -113,9 +113,16 @@ async fn session_store_unavailable(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    next.call(req)
-        .await
-        .map_err(|err| WebError::unavailable(anyhow::anyhow!("session store: {err}")).into())
+    let api = req.path().starts_with("/api/");
+    next.call(req).await.map_err(|err| {
+        let unavailable = WebError::unavailable(anyhow::anyhow!("session store: {err}"));
+        // The API answers in its own shape (JSON), whatever refuses the call.
+        if api {
+            api::ApiError::from(unavailable).into()
+        } else {
+            unavailable.into()
+        }
+    })
 }
 
 /// The session cookie's name. Served over https (`BOOKSTORE_SECURE_COOKIES`), the `__Host-`
