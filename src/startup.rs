@@ -163,6 +163,7 @@ impl Application {
                 page_size: config.page_size.into(),
                 programs: config.program_settings(),
                 secure_cookies: config.secure_cookies,
+                cookie_key: cookie_key.clone(),
             };
             (
                 Some(addr),

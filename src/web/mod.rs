@@ -56,6 +56,8 @@ pub struct AppState {
     pub programs: ProgramSettings,
     /// Served over https: cookies are Secure and `__Host-` prefixed.
     pub secure_cookies: bool,
+    /// Signs the cookies (the session's, the known device's); the same on every node.
+    pub cookie_key: Key,
 }
 
 /// Binds the routes to an already-bound listener (port 0 in tests). `cookie_key` signs the

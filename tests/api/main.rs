@@ -14,6 +14,7 @@ mod database;
 mod engine_outage;
 mod helpers;
 mod imports;
+mod login_throttle;
 mod looks;
 mod outage;
 mod pages;

@@ -16,7 +16,10 @@ use crate::{
     web::routes::cart,
     web::{
         AppState,
-        auth::{actor_of, client_address, end_session, safe_next, start_session},
+        auth::{
+            actor_of, client_address, end_session, known_device, remember_device, safe_next,
+            start_session,
+        },
         csrf::{CsrfForm, FormToken},
         error::{WebError, html, see_other},
         flash,
@@ -190,10 +193,12 @@ pub async fn login(
     let address = client_address(&req);
     let policy = state.throttle;
     let (login, password) = (form.login.clone(), form.password.clone());
+    let device = known_device(&req);
     let outcome = with_conn(&state, move |conn| {
-        let outcome = accounts::authenticate(conn, &policy, &login, &password, &address);
+        let outcome =
+            accounts::authenticate(conn, &policy, &login, &password, &address, device.as_ref());
         let (action, actor) = match &outcome {
-            Ok(user) => (AuditAction::LoginSucceeded, actor_of(user)),
+            Ok((user, _)) => (AuditAction::LoginSucceeded, actor_of(user)),
             Err(LoginError::WrongCredentials) => (AuditAction::LoginFailed, Actor::Visitor),
             Err(LoginError::Throttled { .. }) => (AuditAction::LoginThrottled, Actor::Visitor),
             Err(LoginError::Database(_)) => return Ok::<_, WebError>(outcome),
@@ -205,13 +210,13 @@ pub async fn login(
     })
     .await?;
     let (status, error) = match outcome {
-        Ok(user) => {
+        Ok((user, device)) => {
             start_session(&session, &user)?;
             flash::success(&session, format!("Welcome back, {}!", user.display_name));
             let then = cart::finish_pending_add(&state, &session, user.id).await?;
-            return Ok(see_other(
-                &then.unwrap_or_else(|| safe_next(Some(&form.next))),
-            ));
+            let mut response = see_other(&then.unwrap_or_else(|| safe_next(Some(&form.next))));
+            remember_device(&state, &mut response, &device);
+            return Ok(response);
         }
         Err(LoginError::WrongCredentials) => (
             StatusCode::UNAUTHORIZED,
