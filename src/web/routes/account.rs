@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::{
     domain::{
-        accounts::{self, DisplayName, Login, LoginError, NewPassword, RegisterError},
+        accounts::{self, DisplayName, Login, LoginError, RegisterError},
         audit::{self, Actor, AuditAction, AuditContext},
     },
     web::routes::cart,
@@ -23,7 +23,7 @@ use crate::{
         csrf::{CsrfForm, FormToken},
         error::{WebError, html, see_other},
         flash,
-        forms::FieldErrors,
+        forms::{FieldErrors, judge_new_password},
         layout::Layout,
         with_conn,
     },
@@ -72,7 +72,7 @@ pub async fn register(
     let name = errors.check("display_name", DisplayName::parse(&form.display_name));
     let password = errors.check(
         "password",
-        NewPassword::parse(&form.password, &[&form.login, &form.display_name]),
+        judge_new_password(&form.password, &[&form.login, &form.display_name]).await?,
     );
     if password.is_some() && form.password != form.password_confirmation {
         errors.add("password_confirmation", "The two passwords do not match.");

@@ -12,7 +12,7 @@ use crate::{
     domain::audit::{AuditAction, AuditContext},
     domain::{
         accounts::{
-            self, DisplayName, NewPassword, PasswordChangeError, User,
+            self, DisplayName, PasswordChangeError, User,
             sessions::{self, SessionInfo},
         },
         orders::{self, OrderSummary},
@@ -25,7 +25,7 @@ use crate::{
         csrf::{self, CsrfForm},
         error::{WebError, html, see_other},
         flash,
-        forms::FieldErrors,
+        forms::{FieldErrors, judge_new_password},
         layout::Layout,
         routes::account::try_again_in,
         with_conn,
@@ -162,7 +162,7 @@ pub async fn change_password(
     }
     let new = errors.check(
         "new_password",
-        NewPassword::parse(&form.new_password, &[&user.login, &user.display_name]),
+        judge_new_password(&form.new_password, &[&user.login, &user.display_name]).await?,
     );
     if new.is_some() && form.new_password != form.new_password_confirmation {
         errors.add(
