@@ -81,7 +81,7 @@ pub const ENV_HELP: &[(&str, &str, &str)] = &[
     (
         "BOOKSTORE_LOGIN_MAX_FAILURES",
         "5",
-        "guesses per login in the window (x4 per address) before addresses that guessed wait",
+        "guesses per login in the window (x4 per address) before every address waits a doubling delay on it",
     ),
     (
         "BOOKSTORE_REGISTRATIONS_PER_ADDRESS",

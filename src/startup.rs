@@ -47,10 +47,11 @@ pub fn prepare(
     })
 }
 
-/// Shows the demo accounts' passwords once: on standard output, and in a file only its owner
-/// may read (`<data dir>/demo-accounts.txt`), since the output may scroll away.
+/// Writes the demo accounts' passwords to a file only its owner may read
+/// (`<data dir>/demo-accounts.txt`) and says where it is. The passwords themselves are never
+/// printed: standard output and standard error end up in log files that others may read.
 pub fn announce_demo_accounts(accounts: &[seed::DemoAccount], data_dir: &std::path::Path) {
-    use std::{io::Write, os::unix::fs::OpenOptionsExt};
+    use std::{io::Write, os::unix::fs::OpenOptionsExt, os::unix::fs::PermissionsExt};
     if accounts.is_empty() {
         return;
     }
@@ -64,23 +65,34 @@ pub fn announce_demo_accounts(accounts: &[seed::DemoAccount], data_dir: &std::pa
             account.password
         ));
     }
-    print!("{text}");
+    let logins = accounts
+        .iter()
+        .map(|account| format!("{} ({})", account.login, account.role.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ");
     let path = data_dir.join("demo-accounts.txt");
     let written = std::fs::create_dir_all(data_dir).and_then(|()| {
-        std::fs::OpenOptions::new()
+        let mut file = std::fs::OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
             .mode(0o600)
-            .open(&path)
-            .and_then(|mut file| file.write_all(text.as_bytes()))
+            .open(&path)?;
+        // `mode` applies only to a new file: an older one keeps its own unless set here.
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        file.write_all(text.as_bytes())
     });
     match written {
         Ok(()) => println!(
-            "(also written to {}, readable by its owner only)",
+            "Demo accounts created: {logins}. Their passwords are in {} (readable by its owner \
+             only).",
             path.display()
         ),
-        Err(err) => tracing::warn!("writing {}: {err}", path.display()),
+        Err(err) => tracing::warn!(
+            "writing {}: {err}; the demo accounts {logins} have passwords nobody knows: give \
+             them new ones with `bookstore reset-password <login>`",
+            path.display()
+        ),
     }
 }
 
@@ -114,6 +126,16 @@ impl Application {
     /// the task engine when it runs tasks. `config.database_url` must name the pool's database
     /// (the engine LISTENs on a connection of its own).
     pub fn build(config: &Config, pool: PgPool) -> anyhow::Result<Application> {
+        // Made now, so an import asked for before the first upload is told to upload a file,
+        // and no message needs to mention the folder.
+        let imports = config.program_settings().import_dir;
+        if let Err(err) = std::fs::create_dir_all(&imports) {
+            tracing::warn!(
+                "cannot create the import folder {} (BOOKSTORE_IMPORT_DIR): {err}; imports and \
+                 uploads will be refused",
+                imports.display()
+            );
+        }
         let engine = if config.role.runs_tasks() {
             let url = config
                 .database_url
@@ -141,6 +163,7 @@ impl Application {
                 page_size: config.page_size.into(),
                 programs: config.program_settings(),
                 secure_cookies: config.secure_cookies,
+                cookie_key: cookie_key.clone(),
             };
             (
                 Some(addr),

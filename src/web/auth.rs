@@ -4,12 +4,17 @@
 //! - [`Staff`]: a staff user; customers get 403, anonymous visitors the log-in page.
 
 use actix_session::{Session, SessionExt};
-use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, web};
+use actix_web::{
+    FromRequest, HttpMessage, HttpRequest, HttpResponse,
+    cookie::{Cookie, CookieJar, SameSite, time::Duration as CookieDuration},
+    dev::Payload,
+    web,
+};
 use futures_util::future::LocalBoxFuture;
 
 use crate::{
     domain::{
-        accounts::{self, User, sessions::USER_ID_KEY},
+        accounts::{self, User, devices::KnownDevice, sessions::USER_ID_KEY},
         audit::{Actor, AuditContext},
     },
     web::{AppState, csrf, error::WebError, with_conn},
@@ -159,6 +164,44 @@ pub fn start_session(session: &Session, user: &User) -> Result<(), WebError> {
 pub fn end_session(session: &Session) {
     session.clear();
     session.renew();
+}
+
+/// The known-device cookie's name; over https `__Host-` prefixed like the session's.
+fn device_cookie_name(secure: bool) -> &'static str {
+    if secure {
+        "__Host-bookstore_device"
+    } else {
+        "bookstore_device"
+    }
+}
+
+/// The account this browser has logged in to before, if its signed cookie says so.
+pub fn known_device(req: &HttpRequest) -> Option<KnownDevice> {
+    let state = req.app_data::<web::Data<AppState>>()?;
+    let name = device_cookie_name(state.secure_cookies);
+    let mut jar = CookieJar::new();
+    jar.add_original(req.cookie(name)?);
+    let verified = jar.signed(&state.cookie_key).get(name)?;
+    KnownDevice::parse(verified.value())
+}
+
+/// Marks this browser as one that logged in to the account (for a year): the throttle's
+/// per-account ceiling will not slow it.
+pub fn remember_device(state: &AppState, response: &mut HttpResponse, device: &KnownDevice) {
+    let name = device_cookie_name(state.secure_cookies);
+    let mut jar = CookieJar::new();
+    jar.signed_mut(&state.cookie_key).add(
+        Cookie::build(name, device.to_text())
+            .path("/")
+            .http_only(true)
+            .same_site(SameSite::Lax)
+            .secure(state.secure_cookies)
+            .max_age(CookieDuration::days(365))
+            .finish(),
+    );
+    if let Some(cookie) = jar.get(name) {
+        let _ = response.add_cookie(cookie);
+    }
 }
 
 #[cfg(test)]

@@ -171,6 +171,13 @@ pub async fn reject_cross_site(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     if !req.method().is_safe() && is_cross_site(req.request()) {
+        // The API answers in its own shape (JSON), whatever refuses the call.
+        if req.path().starts_with("/api/") {
+            return Err(crate::web::api::ApiError::csrf_rejected(
+                "A cross-site call cannot change anything here.",
+            )
+            .into());
+        }
         return Err(WebError::CsrfRejected.into());
     }
     next.call(req).await

@@ -5,6 +5,29 @@
 #[derive(Debug, serde::Deserialize)]
 pub struct NoFields {}
 
+use actix_web::web;
+
+use crate::{domain::accounts::NewPassword, web::error::WebError};
+
+/// Judges a new password (zxcvbn: milliseconds of CPU) on the blocking pool, never on a web
+/// worker. The inner result is the parse's, for [`FieldErrors::check`].
+pub async fn judge_new_password(
+    password: &str,
+    user_inputs: &[&str],
+) -> Result<Result<NewPassword, String>, WebError> {
+    let password = password.to_owned();
+    let inputs: Vec<String> = user_inputs
+        .iter()
+        .map(|input| (*input).to_owned())
+        .collect();
+    web::block(move || {
+        let inputs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+        NewPassword::parse(&password, &inputs)
+    })
+    .await
+    .map_err(WebError::internal)
+}
+
 #[derive(Debug, Default)]
 pub struct FieldErrors(Vec<(&'static str, String)>);
 

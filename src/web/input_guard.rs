@@ -1,7 +1,10 @@
 //! One guard in front of every route: text that no field of ours may carry (a NUL, which
 //! PostgreSQL cannot store, other control characters, invalid UTF-8) in the path, the query
 //! string, a form body or a JSON body is refused with a 400 that says so, before any handler
-//! or the database sees it. Lengths and formats are the parsed types' business (`domain`).
+//! or the database sees it. JSON is judged as the text it decodes to, wherever it comes in: a
+//! JSON body (any type actix's `Json` accepts), or a query or form value that is a JSON object
+//! or array (the task search reads one), so an escaped `\u0000` never reaches jsonb either.
+//! Lengths and formats are the parsed types' business (`domain`).
 
 use actix_web::{
     HttpMessage, ResponseError,
@@ -29,7 +32,8 @@ fn unsafe_text(text: &[u8]) -> Option<&'static str> {
         .then_some("a control character")
 }
 
-/// `a=b&c=d` as a form or a query string encodes it ('+' is a space).
+/// `a=b&c=d` as a form or a query string encodes it ('+' is a space). A value that is a JSON
+/// object or array is also judged by what its strings decode to.
 fn unsafe_urlencoded(encoded: &[u8]) -> Option<&'static str> {
     encoded
         .split(|b| *b == b'&')
@@ -39,7 +43,15 @@ fn unsafe_urlencoded(encoded: &[u8]) -> Option<&'static str> {
                 .iter()
                 .map(|b| if *b == b'+' { b' ' } else { *b })
                 .collect();
-            unsafe_text(&percent_decode(&spaced).collect::<Vec<u8>>())
+            let decoded: Vec<u8> = percent_decode(&spaced).collect();
+            unsafe_text(&decoded).or_else(|| {
+                let start = decoded.trim_ascii_start();
+                if start.starts_with(b"{") || start.starts_with(b"[") {
+                    unsafe_json(&decoded)
+                } else {
+                    None
+                }
+            })
         })
 }
 
@@ -60,6 +72,31 @@ fn unsafe_json(body: &[u8]) -> Option<&'static str> {
         .and_then(|value| walk(&value))
 }
 
+enum BodyKind {
+    Json,
+    Form,
+}
+
+/// Which bodies the extractors would read, judged as they judge them: actix's `Form` compares
+/// the type case-insensitively, its `Json` takes any `*/json` and `*/*+json`.
+fn body_kind(req: &ServiceRequest) -> Option<BodyKind> {
+    if req
+        .content_type()
+        .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+    {
+        return Some(BodyKind::Form);
+    }
+    match req.mime_type() {
+        Ok(Some(mime))
+            if mime.subtype() == actix_web::mime::JSON
+                || mime.suffix() == Some(actix_web::mime::JSON) =>
+        {
+            Some(BodyKind::Json)
+        }
+        _ => None,
+    }
+}
+
 /// The middleware. Its refusal is a response (not an error), so the outer middleware still
 /// adds the security headers to it.
 pub async fn reject_unsafe_input<B: MessageBody>(
@@ -72,15 +109,14 @@ pub async fn reject_unsafe_input<B: MessageBody>(
             uri.query()
                 .and_then(|query| unsafe_urlencoded(query.as_bytes()))
         });
-    let content_type = req.content_type().to_owned();
-    let checks_body =
-        content_type == "application/x-www-form-urlencoded" || content_type == "application/json";
-    if problem.is_none() && checks_body {
+    let body_kind = body_kind(&req);
+    if problem.is_none()
+        && let Some(kind) = body_kind
+    {
         let body = req.extract::<Bytes>().await?;
-        problem = if content_type == "application/json" {
-            unsafe_json(&body)
-        } else {
-            unsafe_urlencoded(&body)
+        problem = match kind {
+            BodyKind::Json => unsafe_json(&body),
+            BodyKind::Form => unsafe_urlencoded(&body),
         };
         req.set_payload(Payload::from(body));
     }
@@ -128,5 +164,14 @@ mod tests {
             Some("a control character")
         );
         assert_eq!(unsafe_json(b"not json"), None);
+        assert_eq!(
+            unsafe_urlencoded(br#"q={"a":"\u0000"}"#),
+            Some("a NUL character")
+        );
+        assert_eq!(
+            unsafe_urlencoded(b"q=%5B%7B%22a%5Cu0000%22%3A1%7D%5D"),
+            Some("a NUL character")
+        );
+        assert_eq!(unsafe_urlencoded(br#"q=say+\u0000"#), None);
     }
 }

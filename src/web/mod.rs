@@ -56,6 +56,8 @@ pub struct AppState {
     pub programs: ProgramSettings,
     /// Served over https: cookies are Secure and `__Host-` prefixed.
     pub secure_cookies: bool,
+    /// Signs the cookies (the session's, the known device's); the same on every node.
+    pub cookie_key: Key,
 }
 
 /// Binds the routes to an already-bound listener (port 0 in tests). `cookie_key` signs the
@@ -113,9 +115,16 @@ async fn session_store_unavailable(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    next.call(req)
-        .await
-        .map_err(|err| WebError::unavailable(anyhow::anyhow!("session store: {err}")).into())
+    let api = req.path().starts_with("/api/");
+    next.call(req).await.map_err(|err| {
+        let unavailable = WebError::unavailable(anyhow::anyhow!("session store: {err}"));
+        // The API answers in its own shape (JSON), whatever refuses the call.
+        if api {
+            api::ApiError::from(unavailable).into()
+        } else {
+            unavailable.into()
+        }
+    })
 }
 
 /// The session cookie's name. Served over https (`BOOKSTORE_SECURE_COOKIES`), the `__Host-`

@@ -404,7 +404,7 @@ async fn log_in_returns_to_next_but_never_to_another_site() {
 }
 
 /// Lets the delays that the last failures imposed pass (the counts stay).
-async fn let_the_delays_pass(app: &TestApp) {
+pub(crate) async fn let_the_delays_pass(app: &TestApp) {
     app.db(|conn| {
         diesel::sql_query(
             "UPDATE login_throttle SET last_failure_at = last_failure_at - interval '1 hour'",
@@ -448,7 +448,9 @@ async fn guessing_slows_the_guesser_down_but_never_locks_the_owner_out() {
     );
     assert!(locked.text().await.unwrap().contains("minutes"));
 
-    // The owner, from a clean address, is not locked out.
+    // The owner, from a clean address, is not locked out: the account's ceiling slows every
+    // address (see login_throttle.rs), but once its delay has passed (as it has here) the
+    // owner's right password gets in.
     owner.log_in_as(ALICE.0, ALICE.1).await;
     assert!(is_logged_in_as(&owner.page("/").await, "Alice Reader"));
 }

@@ -31,6 +31,10 @@ fn corpus() -> Vec<Vec<u8>> {
         "'; DROP TABLE books; --",
         "\u{202e}gnp.exe",
         "ü",
+        // JSON whose strings decode to a NUL: jsonb (and text) refuse it.
+        r#"{"a":"\u0000"}"#,
+        r#"{"a\u0000":1}"#,
+        r#"[{"a":["\u0000"]}]"#,
     ]
     .iter()
     .map(|text| text.as_bytes().to_vec())
@@ -53,7 +57,9 @@ fn corpus() -> Vec<Vec<u8>> {
 }
 
 fn must_refuse(value: &[u8]) -> bool {
-    value.contains(&0) || std::str::from_utf8(value).is_err()
+    value.contains(&0)
+        || std::str::from_utf8(value).is_err()
+        || serde_json::from_slice::<Value>(value).is_ok_and(|v| v.to_string().contains("\\u0000"))
 }
 
 /// `application/x-www-form-urlencoded` from raw bytes.
@@ -222,7 +228,7 @@ async fn no_form_field_and_no_query_gives_a_500() {
 
     let queries = [
         ("/books", vec!["q", "author", "in_stock", "sort", "page"]),
-        ("/admin/tasks", vec!["status", "program", "page"]),
+        ("/admin/tasks", vec!["status", "program", "q", "page"]),
         ("/login", vec!["next"]),
         ("/admin/programs/hello_world/run", vec!["x"]),
     ];
@@ -414,6 +420,39 @@ async fn no_api_field_gives_a_500() {
             response.status().as_u16() < 500,
             "GET /api/v1/tasks?{query}"
         );
+    }
+    for search in [
+        r#"{"a":"\u0000"}"#,
+        r#"{"a\u0000":1}"#,
+        r#"{"a":["x\u0000"]}"#,
+    ] {
+        let query = encode(&[("q", search.as_bytes().to_vec())]);
+        let response = app.get(&format!("/api/v1/tasks?{query}")).await;
+        assert_eq!(
+            response.status().as_u16(),
+            400,
+            "GET /api/v1/tasks?q={search}"
+        );
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(error["error"]["code"], "invalid_input", "{error}");
+    }
+    // Every type actix's Json extractor reads is judged like application/json.
+    for content_type in [
+        "text/json",
+        "application/merge-patch+json",
+        "Application/JSON",
+    ] {
+        let response = app
+            .client
+            .post(format!("{}/api/v1/tasks", app.address))
+            .header("Origin", app.address.clone())
+            .header("X-CSRF-Token", token.clone())
+            .header("Content-Type", content_type)
+            .body(r#"{"program": "hello_world", "parameters": {"name": "a\u0000b"}}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 400, "POST as {content_type}");
     }
     for path in ["/api/v1/tasks/%00", "/api/v1/tasks/-1", "/api/v1/tasks/abc"] {
         let response = app.get(path).await;

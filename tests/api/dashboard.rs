@@ -673,18 +673,35 @@ async fn a_session_api_call_that_changes_something_needs_the_csrf_header_and_an_
     let cross_site = call(Some("https://evil.example"), Some(&token))
         .await
         .unwrap();
+    let marked_cross_site = app
+        .client
+        .post(format!("{}/api/v1/tasks", app.address))
+        .header("Sec-Fetch-Site", "cross-site")
+        .header("X-CSRF-Token", token.clone())
+        .json(&serde_json::json!({"program": "hello_world"}))
+        .send()
+        .await
+        .unwrap();
     let proper = call(Some(&app.address), Some(&token)).await.unwrap();
 
+    // Every refusal, the cross-site ones included, answers in the API's JSON shape.
     for (what, response) in [
         ("no origin", no_origin),
         ("no token", no_token),
         ("wrong token", wrong_token),
+        ("a cross-site Origin", cross_site),
+        ("Sec-Fetch-Site: cross-site", marked_cross_site),
     ] {
         assert_eq!(response.status(), 403, "{what}");
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/json",
+            "{what}"
+        );
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["error"]["code"], "csrf_rejected", "{what}");
+        assert!(body["error"]["message"].is_string(), "{what}: {body}");
     }
-    assert_eq!(cross_site.status(), 403, "a cross-site call");
     assert_eq!(proper.status(), 201, "the same call from our page");
     let count: i64 = app
         .db(|conn| tasks::table.count().get_result(conn).unwrap())

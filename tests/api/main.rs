@@ -16,6 +16,7 @@ mod engine_outage;
 mod engine_store;
 mod helpers;
 mod imports;
+mod login_throttle;
 mod looks;
 mod outage;
 mod pages;

@@ -69,7 +69,11 @@ pub(crate) struct RunningApp {
 
 /// Starts the app and waits for the line that says where to open it.
 pub(crate) fn start(data: &DataDir) -> RunningApp {
-    let mut child = bookstore(data)
+    start_with(bookstore(data))
+}
+
+fn start_with(mut command: Command) -> RunningApp {
+    let mut child = command
         .stdout(Stdio::piped())
         .spawn()
         .expect("starting bookstore");
@@ -308,27 +312,37 @@ async fn logs_in(app: &RunningApp, login: &str, password: &str) -> bool {
 }
 
 #[tokio::test]
-async fn demo_accounts_get_random_passwords_shown_once() {
+async fn demo_accounts_get_random_passwords_kept_in_a_private_file_and_never_logged() {
     use std::os::unix::fs::PermissionsExt;
     let data = DataDir::new();
-    let app = start(&data);
-    let password_of = |login: &str| {
-        app.said
-            .iter()
-            .find(|line| line.trim_start().starts_with(login))
-            .and_then(|line| line.split("password: ").nth(1))
-            .map(str::to_owned)
-            .unwrap_or_else(|| panic!("no password shown for {login}: {:?}", app.said))
-    };
-    let (alice, staff) = (password_of("alice"), password_of("staff"));
-    assert_ne!(alice, staff);
-    assert!(alice.len() >= 20, "a long random password: {alice}");
+    let log_dir = tempdir();
+    let stderr_path = log_dir.join("stderr.log");
+    let mut command = bookstore(&data);
+    command
+        .env("BOOKSTORE_LOG", "debug")
+        .stderr(std::fs::File::create(&stderr_path).unwrap());
+    let app = start_with(command);
 
     let file = data.0.join("demo-accounts.txt");
     let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "only its owner may read the file");
     let written = std::fs::read_to_string(&file).unwrap();
-    assert!(written.contains(&alice) && written.contains(&staff));
+    let password_of = |login: &str| {
+        written
+            .lines()
+            .find(|line| line.trim_start().starts_with(login))
+            .and_then(|line| line.split("password: ").nth(1))
+            .map(str::to_owned)
+            .unwrap_or_else(|| panic!("no password for {login} in the file: {written}"))
+    };
+    let (alice, staff) = (password_of("alice"), password_of("staff"));
+    assert_ne!(alice, staff);
+    assert!(alice.len() >= 20, "a long random password: {alice}");
+    let said = app.said.join("\n");
+    assert!(
+        said.contains(&file.display().to_string()),
+        "the output says where the passwords are: {said}"
+    );
 
     assert!(logs_in(&app, "alice", &alice).await);
     assert!(
@@ -343,10 +357,24 @@ async fn demo_accounts_get_random_passwords_shown_once() {
 
     let again = start(&data);
     assert!(
-        !again.said.iter().any(|line| line.contains("password:")),
-        "shown once: {:?}",
+        !again
+            .said
+            .iter()
+            .any(|line| line.contains("demo-accounts.txt")),
+        "told once, when the accounts are made: {:?}",
         again.said
     );
     let status = again.terminate();
     assert!(status.success(), "{status:?}");
+
+    let logged = std::fs::read_to_string(&stderr_path).unwrap();
+    for (what, text) in [("stdout", &said), ("stderr", &logged)] {
+        for password in [&alice, &staff] {
+            assert!(
+                !text.contains(password.as_str()),
+                "a password on {what}: {text}"
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&log_dir);
 }

@@ -703,6 +703,9 @@ async fn an_import_reads_only_regular_files_inside_the_import_folder() {
     std::fs::write(folder.join("big.csv"), "x".repeat(1_100_000)).unwrap();
     std::os::unix::fs::symlink("/etc/passwd", folder.join("passwords.csv")).unwrap();
     std::os::unix::fs::symlink("/dev/zero", folder.join("zero.csv")).unwrap();
+    std::os::unix::fs::symlink(folder.join("two.csv"), folder.join("inside.csv")).unwrap();
+    std::os::unix::fs::symlink("two.csv", folder.join("relative.csv")).unwrap();
+    std::os::unix::fs::symlink(folder.join("nowhere.csv"), folder.join("dangling.csv")).unwrap();
     let imports = folder.clone();
     let app = spawn_app_with(move |config| {
         fast(config);
@@ -727,11 +730,22 @@ async fn an_import_reads_only_regular_files_inside_the_import_folder() {
     for (path, why) in [
         ("/etc/passwd", "no absolute path"),
         ("../../../etc/passwd", "no absolute path, no .."),
-        ("passwords.csv", "leads outside the import folder"),
-        ("zero.csv", "leads outside the import folder"),
-        ("folder", "is not a regular file"),
+        // A link is refused alike wherever it points: the message tells nothing of its target.
+        (
+            "passwords.csv",
+            "is not a regular file in the import folder",
+        ),
+        ("zero.csv", "is not a regular file in the import folder"),
+        ("inside.csv", "is not a regular file in the import folder"),
+        ("relative.csv", "is not a regular file in the import folder"),
+        ("dangling.csv", "is not a regular file in the import folder"),
+        ("folder", "is not a regular file in the import folder"),
+        ("folder/../two.csv", "no absolute path, no .."),
         ("big.csv", "more than the limit"),
-        ("missing.csv", "there is no file"),
+        (
+            "missing.csv",
+            "there is no file \"missing.csv\" in the import folder: upload a file first",
+        ),
     ] {
         let id = run(&app, "import_catalog", json!({ "path": path })).await;
         wait_while_it_progresses(&app, id).await;
@@ -744,6 +758,10 @@ async fn an_import_reads_only_regular_files_inside_the_import_folder() {
         assert!(
             !text.contains("root:"),
             "{path} shows nothing of the file: {text}"
+        );
+        assert!(
+            !text.contains("outside") && !text.contains("/tmp") && !text.contains("/dev"),
+            "{path} tells nothing of where a link points, nor the server's folders: {text}"
         );
     }
     std::fs::remove_dir_all(folder).unwrap();

@@ -1,5 +1,6 @@
 //! Accounts: registration, log-in checks with throttling, roles, staff bootstrap.
 
+pub mod devices;
 pub mod password;
 pub mod resets;
 pub mod sessions;
@@ -11,7 +12,7 @@ use diesel::{prelude::*, result::DatabaseErrorKind};
 
 use crate::db::schema::users;
 
-use self::{password::verify_against_dummy, throttle::ThrottlePolicy};
+use self::{devices::KnownDevice, password::verify_against_dummy, throttle::ThrottlePolicy};
 
 pub use self::password::{hash_password, verify_password};
 
@@ -250,19 +251,29 @@ pub enum LoginError {
 }
 
 /// Checks a log-in attempt. Unknown logins cost the same hashing time as known ones, and every
-/// failure counts against the login and the address (see [`throttle`]).
+/// failure counts against the login and the address (see [`throttle`]). `device` is what the
+/// browser showed of an earlier log-in; on success the mark for this one is returned.
 pub fn authenticate(
     conn: &mut PgConnection,
     policy: &ThrottlePolicy,
     login: &str,
     password: &str,
     address: &str,
-) -> Result<User, LoginError> {
-    if let Some(until) = throttle::locked_until(conn, policy, login, address)? {
+    device: Option<&KnownDevice>,
+) -> Result<(User, KnownDevice), LoginError> {
+    let account = find_by_login(conn, login.trim())?;
+    let known_device = match (&account, device) {
+        (Some((user, hash)), Some(device)) => device.vouches_for(user.id, hash),
+        _ => false,
+    };
+    if let Err(until) = throttle::admit(conn, policy, login, address, known_device)? {
         return Err(LoginError::Throttled { until });
     }
-    let verified = match find_by_login(conn, login.trim())? {
-        Some((user, hash)) => verify_password(password, &hash).then_some(user),
+    let verified = match account {
+        Some((user, hash)) => verify_password(password, &hash).then(|| {
+            let device = KnownDevice::of(user.id, &hash);
+            (user, device)
+        }),
         None => {
             verify_against_dummy(password);
             None
@@ -315,9 +326,10 @@ pub fn change_password(
     current: &str,
     new: &NewPassword,
     address: &str,
-) -> Result<(), PasswordChangeError> {
-    match authenticate(conn, policy, &user.login, current, address) {
-        Ok(checked) if checked.id == user.id => {}
+    device: Option<&KnownDevice>,
+) -> Result<KnownDevice, PasswordChangeError> {
+    match authenticate(conn, policy, &user.login, current, address, device) {
+        Ok((checked, _)) if checked.id == user.id => {}
         Ok(_) | Err(LoginError::WrongCredentials) => {
             return Err(PasswordChangeError::WrongPassword);
         }
@@ -328,7 +340,7 @@ pub fn change_password(
     }
     let hash = hash_password(new.as_str())?;
     conn.transaction(|conn| set_password_and_end_sessions(conn, user.id, &hash))?;
-    Ok(())
+    Ok(KnownDevice::of(user.id, &hash))
 }
 
 /// Stores a new password hash and deletes every session of the user. Run it inside a

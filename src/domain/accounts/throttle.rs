@@ -1,15 +1,22 @@
 //! Log-in throttling by growing delays, not a hard lock (which would let anyone lock any
 //! customer out by guessing wrong five times). Counters live in PostgreSQL so every node sees
-//! the same ones; each has a window (an hour by default) and remembers its last failure.
+//! the same ones; each has a window (15 minutes by default) and remembers its last failure.
 //!
-//! - Per login *and* address: after n failures, the next try from that address waits
-//!   2^(n-1) s (1, 2, 4, 8 ... capped at the window). The owner elsewhere is not slowed down.
-//! - Per login: after `max_failures_per_login` failures in the window (the guesses an hour),
-//!   addresses that already failed on it wait until the window ends; an address that never
-//!   failed on it (the owner at home) may still try with the right password.
+//! - Per login *and* address: the first [`FAILURES_WITHOUT_DELAY`] failures cost nothing (a
+//!   password manager's stale entry, then the right one at once, must work); after n failures
+//!   the next try from that address waits 2^(n-3) s (1, 2, 4 ... capped at the window).
+//! - Per login, the account's ceiling: after `max_failures_per_login` failures in the window,
+//!   addresses that already failed on it wait until the window ends, and every other address
+//!   too waits a delay that doubles with each further failure on the account (1, 2, 4 ... s
+//!   after the last one), one try per delay however many addresses ask at once: many
+//!   addresses buy no more guesses than one. The owner keeps two ways in that the ceiling does
+//!   not slow: a browser that has logged in to the account before ([`KnownDevice`]), and a
+//!   password reset link (setting a new password clears the account's counters).
 //! - Per address: after `max_failures_per_address` failures on any logins, it waits until the
 //!   window ends (several people may share one address, behind a NAT).
 //! - Registrations: at most `max_registrations_per_address` an address per window.
+//!
+//! [`KnownDevice`]: super::devices::KnownDevice
 
 use std::time::Duration;
 
@@ -42,13 +49,32 @@ impl ThrottlePolicy {
         }
     }
 
-    /// The wait after `failures` failures of one login from one address.
+    /// The wait after `failures` failures of one login from one address: none for the first
+    /// few, then 1 s, doubling.
     fn delay_after(&self, failures: i32) -> chrono::Duration {
-        let seconds = 1i64 << (failures.clamp(1, 30) - 1);
-        chrono::Duration::seconds(seconds)
+        if failures <= FAILURES_WITHOUT_DELAY {
+            return chrono::Duration::zero();
+        }
+        self.doubling(failures - FAILURES_WITHOUT_DELAY)
+    }
+
+    /// The account's wait for every address without a known device, after `failures`
+    /// failures on the login: none below the ceiling, then 1 s at it, doubling.
+    fn ceiling_delay(&self, failures: i32) -> Option<chrono::Duration> {
+        let over = failures - self.max_failures_per_login as i32;
+        (over >= 0).then(|| self.doubling(over + 1))
+    }
+
+    /// 1 s for the first step, doubling, capped at the window.
+    fn doubling(&self, step: i32) -> chrono::Duration {
+        chrono::Duration::seconds(1i64 << (step.clamp(1, 30) - 1))
             .min(chrono::Duration::from_std(self.window).unwrap_or_default())
     }
 }
+
+/// Failures of one login from one address that delay nothing: a wrong password and then the
+/// right one at once (a password manager's old entry) just works.
+pub const FAILURES_WITHOUT_DELAY: i32 = 2;
 
 /// A digest of the login as typed (trimmed, lower-cased): any input, however long, makes a
 /// key of one size (a raw 4 kB login was larger than an index row may be), and the table
@@ -95,13 +121,18 @@ fn counters(
         .load(conn)
 }
 
-/// When this address may try this login again, if it must wait now.
-pub fn locked_until(
+/// Whether this address may try this login now: `Err(until)` when it must wait. A browser
+/// that has logged in to the account before (`known_device`) is not paced by the account's
+/// ceiling. When the ceiling is what paces the try, the try takes the account's one slot for
+/// this delay (a compare-and-set on the counter), so many addresses asking at once still get
+/// one try between them.
+pub fn admit(
     conn: &mut PgConnection,
     policy: &ThrottlePolicy,
     login: &str,
     address: &str,
-) -> QueryResult<Option<DateTime<Utc>>> {
+    known_device: bool,
+) -> QueryResult<Result<(), DateTime<Utc>>> {
     let (pair, login_wide, by_address) = (
         pair_key(login, address),
         login_key(login),
@@ -114,6 +145,14 @@ pub fn locked_until(
     )?;
     let find = |key: &str| rows.iter().find(|row| row.0 == key);
     let window = chrono::Duration::from_std(policy.window).unwrap_or_default();
+    let ceiling =
+        find(&login_wide)
+            .filter(|_| !known_device)
+            .and_then(|(_, failures, started, last)| {
+                policy
+                    .ceiling_delay(*failures)
+                    .map(|delay| (*failures, *started, *last, delay))
+            });
     let mut until: Vec<DateTime<Utc>> = Vec::new();
     if let Some((_, failures, started, _)) = find(&by_address)
         && *failures as u32 >= policy.max_failures_per_address
@@ -122,13 +161,31 @@ pub fn locked_until(
     }
     if let Some((_, failures, _, last)) = find(&pair) {
         until.push(*last + policy.delay_after(*failures));
-        if let Some((_, login_failures, started, _)) = find(&login_wide)
-            && *login_failures as u32 >= policy.max_failures_per_login
-        {
-            until.push(*started + window);
+        if let Some((_, started, _, _)) = ceiling {
+            until.push(started + window);
         }
     }
-    Ok(until.into_iter().max().filter(|at| *at > Utc::now()))
+    if let Some((_, _, last, delay)) = ceiling {
+        until.push(last + delay);
+    }
+    let now = Utc::now();
+    if let Some(at) = until.into_iter().max().filter(|at| *at > now) {
+        return Ok(Err(at));
+    }
+    if let Some((failures, _, last, delay)) = ceiling {
+        let taken = diesel::update(
+            login_throttle::table
+                .filter(login_throttle::key.eq(&login_wide))
+                .filter(login_throttle::failures.eq(failures))
+                .filter(login_throttle::last_failure_at.eq(last)),
+        )
+        .set(login_throttle::last_failure_at.eq(now))
+        .execute(conn)?;
+        if taken == 0 {
+            return Ok(Err(now + delay));
+        }
+    }
+    Ok(Ok(()))
 }
 
 /// Counts one more event under `key`; a counter whose window has passed starts over. One
@@ -178,6 +235,21 @@ pub fn record_success(conn: &mut PgConnection, login: &str, address: &str) -> Qu
     Ok(())
 }
 
+/// A new password (a reset link used): the account's counters start over, so its owner can
+/// log in at once from anywhere, whatever guessers did before.
+pub fn forget_login(conn: &mut PgConnection, login: &str) -> QueryResult<()> {
+    let digest = login_digest(login);
+    diesel::delete(
+        login_throttle::table.filter(
+            login_throttle::key
+                .eq(login_key(login))
+                .or(login_throttle::key.like(format!("pair:{digest}:%"))),
+        ),
+    )
+    .execute(conn)?;
+    Ok(())
+}
+
 /// When this address may register again, if it has registered too many accounts lately.
 pub fn registration_locked_until(
     conn: &mut PgConnection,
@@ -219,9 +291,29 @@ mod tests {
     #[test]
     fn delays_double_up_to_the_window() {
         let policy = ThrottlePolicy::new(5, Duration::from_secs(3600));
-        let delays: Vec<i64> = [1, 2, 3, 4, 12, 40]
+        let delays: Vec<i64> = [1, 2, 3, 4, 5, 14, 40]
             .map(|n| policy.delay_after(n).num_seconds())
             .to_vec();
-        assert_eq!(delays, [1, 2, 4, 8, 2048, 3600]);
+        assert_eq!(delays, [0, 0, 1, 2, 4, 2048, 3600]);
+    }
+
+    #[test]
+    fn the_account_ceiling_starts_at_the_limit_and_doubles() {
+        let policy = ThrottlePolicy::new(5, Duration::from_secs(900));
+        let delays: Vec<Option<i64>> = [4, 5, 6, 7, 13, 14, 30]
+            .map(|n| policy.ceiling_delay(n).map(|d| d.num_seconds()))
+            .to_vec();
+        assert_eq!(
+            delays,
+            [
+                None,
+                Some(1),
+                Some(2),
+                Some(4),
+                Some(256),
+                Some(512),
+                Some(900)
+            ]
+        );
     }
 }

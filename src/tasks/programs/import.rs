@@ -105,10 +105,14 @@ fn run_import(ctx: &TaskContext) -> Result<TaskOutput, TaskError> {
     Ok(TaskOutput::Text(report.summary()))
 }
 
-/// Opens `path` if it names a regular file inside `dir` (after following any symbolic links)
-/// no larger than `max_bytes`; returns it with its size. The messages never show anything of
-/// a file outside the folder.
+/// Opens `path` if it names a regular file inside `dir`, reached without any symbolic link,
+/// no larger than `max_bytes`; returns it with its size. The type of every step is checked on
+/// the path first (`symlink_metadata`, which follows no link), so a named pipe or a device is
+/// refused without being opened, and the open itself neither follows a link nor waits
+/// (`O_NOFOLLOW | O_NONBLOCK`). The messages say the same of every link, wherever it points,
+/// and never show the server's folders.
 fn open_in_import_dir(dir: &Path, max_bytes: u64, path: &str) -> Result<(File, u64), TaskError> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
     let relative = Path::new(path.trim());
     if relative.as_os_str().is_empty()
         || !relative
@@ -119,28 +123,51 @@ fn open_in_import_dir(dir: &Path, max_bytes: u64, path: &str) -> Result<(File, u
             "{path:?}: give the name of a file in the import folder (no absolute path, no ..)"
         )));
     }
-    let folder = dir.canonicalize().map_err(|err| {
+    let missing = || {
         TaskError::failed(format!(
-            "the import folder {} is not there: {err}",
-            dir.display()
+            "there is no file {path:?} in the import folder: upload a file first"
         ))
+    };
+    let not_regular = || {
+        TaskError::failed(format!(
+            "{path:?} is not a regular file in the import folder: upload a file and give its name"
+        ))
+    };
+    let unreadable =
+        |err: std::io::Error| TaskError::failed(format!("cannot read {path:?}: {err}"));
+    // The folder itself may be a link the operator made; nothing inside it may be.
+    let mut full = dir.canonicalize().map_err(|err| match err.kind() {
+        std::io::ErrorKind::NotFound => missing(),
+        _ => unreadable(err),
     })?;
-    let full = folder.join(relative).canonicalize().map_err(|_| {
-        TaskError::failed(format!("there is no file {path:?} in the import folder"))
-    })?;
-    if !full.starts_with(&folder) {
-        return Err(TaskError::failed(format!(
-            "{path:?} leads outside the import folder: refused"
-        )));
+    let steps: Vec<Component> = relative.components().collect();
+    let mut checked = None;
+    for (index, step) in steps.iter().enumerate() {
+        full.push(step);
+        let metadata = std::fs::symlink_metadata(&full).map_err(|err| match err.kind() {
+            std::io::ErrorKind::NotFound => missing(),
+            _ => unreadable(err),
+        })?;
+        let last = index + 1 == steps.len();
+        let kind = metadata.file_type();
+        if (last && !kind.is_file()) || (!last && !kind.is_dir()) {
+            return Err(not_regular());
+        }
+        checked = Some(metadata);
     }
-    let file = File::open(&full)
-        .map_err(|err| TaskError::failed(format!("cannot open {path:?}: {err}")))?;
-    // The opened file's own metadata: what is read is what was checked.
-    let metadata = file
-        .metadata()
-        .map_err(|err| TaskError::failed(format!("cannot read {path:?}: {err}")))?;
-    if !metadata.is_file() {
-        return Err(TaskError::failed(format!("{path:?} is not a regular file")));
+    let checked = checked.ok_or_else(missing)?;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
+        .open(&full)
+        .map_err(|err| match err.raw_os_error() {
+            Some(nix::libc::ELOOP) => not_regular(),
+            _ => TaskError::failed(format!("cannot open {path:?}: {err}")),
+        })?;
+    // The opened file's own metadata: what is read is the very file that was checked.
+    let metadata = file.metadata().map_err(unreadable)?;
+    if !metadata.is_file() || (metadata.dev(), metadata.ino()) != (checked.dev(), checked.ino()) {
+        return Err(not_regular());
     }
     if metadata.len() > max_bytes {
         return Err(TaskError::failed(format!(

@@ -10,17 +10,20 @@ use serde_json::json;
 
 use crate::{
     domain::{
-        accounts::{self, DisplayName, Login, LoginError, NewPassword, RegisterError},
+        accounts::{self, DisplayName, Login, LoginError, RegisterError},
         audit::{self, Actor, AuditAction, AuditContext},
     },
     web::routes::cart,
     web::{
         AppState,
-        auth::{actor_of, client_address, end_session, safe_next, start_session},
+        auth::{
+            actor_of, client_address, end_session, known_device, remember_device, safe_next,
+            start_session,
+        },
         csrf::{CsrfForm, FormToken},
         error::{WebError, html, see_other},
         flash,
-        forms::FieldErrors,
+        forms::{FieldErrors, judge_new_password},
         layout::Layout,
         with_conn,
     },
@@ -69,7 +72,7 @@ pub async fn register(
     let name = errors.check("display_name", DisplayName::parse(&form.display_name));
     let password = errors.check(
         "password",
-        NewPassword::parse(&form.password, &[&form.login, &form.display_name]),
+        judge_new_password(&form.password, &[&form.login, &form.display_name]).await?,
     );
     if password.is_some() && form.password != form.password_confirmation {
         errors.add("password_confirmation", "The two passwords do not match.");
@@ -190,10 +193,12 @@ pub async fn login(
     let address = client_address(&req);
     let policy = state.throttle;
     let (login, password) = (form.login.clone(), form.password.clone());
+    let device = known_device(&req);
     let outcome = with_conn(&state, move |conn| {
-        let outcome = accounts::authenticate(conn, &policy, &login, &password, &address);
+        let outcome =
+            accounts::authenticate(conn, &policy, &login, &password, &address, device.as_ref());
         let (action, actor) = match &outcome {
-            Ok(user) => (AuditAction::LoginSucceeded, actor_of(user)),
+            Ok((user, _)) => (AuditAction::LoginSucceeded, actor_of(user)),
             Err(LoginError::WrongCredentials) => (AuditAction::LoginFailed, Actor::Visitor),
             Err(LoginError::Throttled { .. }) => (AuditAction::LoginThrottled, Actor::Visitor),
             Err(LoginError::Database(_)) => return Ok::<_, WebError>(outcome),
@@ -205,13 +210,13 @@ pub async fn login(
     })
     .await?;
     let (status, error) = match outcome {
-        Ok(user) => {
+        Ok((user, device)) => {
             start_session(&session, &user)?;
             flash::success(&session, format!("Welcome back, {}!", user.display_name));
             let then = cart::finish_pending_add(&state, &session, user.id).await?;
-            return Ok(see_other(
-                &then.unwrap_or_else(|| safe_next(Some(&form.next))),
-            ));
+            let mut response = see_other(&then.unwrap_or_else(|| safe_next(Some(&form.next))));
+            remember_device(&state, &mut response, &device);
+            return Ok(response);
         }
         Err(LoginError::WrongCredentials) => (
             StatusCode::UNAUTHORIZED,

@@ -12,18 +12,20 @@ use crate::{
     domain::audit::{AuditAction, AuditContext},
     domain::{
         accounts::{
-            self, DisplayName, NewPassword, PasswordChangeError, User,
+            self, DisplayName, PasswordChangeError, User,
             sessions::{self, SessionInfo},
         },
         orders::{self, OrderSummary},
     },
     web::{
         AppState, audit,
-        auth::{CurrentUser, actor_of, client_address, start_session},
+        auth::{
+            CurrentUser, actor_of, client_address, known_device, remember_device, start_session,
+        },
         csrf::{self, CsrfForm},
         error::{WebError, html, see_other},
         flash,
-        forms::FieldErrors,
+        forms::{FieldErrors, judge_new_password},
         layout::Layout,
         routes::account::try_again_in,
         with_conn,
@@ -160,7 +162,7 @@ pub async fn change_password(
     }
     let new = errors.check(
         "new_password",
-        NewPassword::parse(&form.new_password, &[&user.login, &user.display_name]),
+        judge_new_password(&form.new_password, &[&user.login, &user.display_name]).await?,
     );
     if new.is_some() && form.new_password != form.new_password_confirmation {
         errors.add(
@@ -179,14 +181,21 @@ pub async fn change_password(
     let (policy, address) = (state.throttle, client_address(&req));
     let context = AuditContext::new(actor_of(&user), Some(address.clone()));
     let (checked, current) = (user.clone(), form.current_password);
+    let device = known_device(&req);
     let changed = with_conn(&state, move |conn| {
         Ok::<_, WebError>(accounts::change_password(
-            conn, &policy, &checked, &current, &new, &address,
+            conn,
+            &policy,
+            &checked,
+            &current,
+            &new,
+            &address,
+            device.as_ref(),
         ))
     })
     .await?;
     let status = match changed {
-        Ok(()) => {
+        Ok(device) => {
             let subject = format!("user {}", user.login);
             audit::record(
                 &state,
@@ -204,7 +213,10 @@ pub async fn change_password(
                 "Your password is changed. Every other session of your account has ended; \
                  this one goes on.",
             );
-            return Ok(see_other("/account"));
+            // This browser knows the new password: it stays a known device.
+            let mut response = see_other("/account");
+            remember_device(&state, &mut response, &device);
+            return Ok(response);
         }
         Err(PasswordChangeError::WrongPassword) => {
             errors.add(

@@ -61,6 +61,16 @@ async fn small_text(field: &mut Field) -> Result<String, WebError> {
     String::from_utf8(bytes).map_err(|_| WebError::BadRequest("A form field is not text.".into()))
 }
 
+/// File work on the blocking pool, never on a web worker.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> Result<T, WebError> {
+    web::block(work)
+        .await
+        .map_err(WebError::internal)?
+        .map_err(WebError::internal)
+}
+
 /// Streams the file to a temporary name in the folder, then renames it into place: a
 /// half-uploaded or oversized file is never seen under its name.
 async fn save(
@@ -69,10 +79,14 @@ async fn save(
     name: &str,
     max_bytes: u64,
 ) -> Result<u64, WebError> {
-    std::fs::create_dir_all(folder).map_err(WebError::internal)?;
     let partial = folder.join(format!(".{name}.{}.part", uuid::Uuid::new_v4().simple()));
+    let (dir, target) = (folder.to_owned(), partial.clone());
+    let mut file = blocking(move || {
+        std::fs::create_dir_all(&dir)?;
+        File::create(&target)
+    })
+    .await?;
     let written = async {
-        let mut file = File::create(&partial).map_err(WebError::internal)?;
         let mut size = 0u64;
         while let Some(chunk) = field.next().await {
             let chunk = chunk.map_err(|err| WebError::BadRequest(err.to_string()))?;
@@ -83,15 +97,20 @@ async fn save(
                     max_bytes / (1024 * 1024)
                 )));
             }
-            file.write_all(&chunk).map_err(WebError::internal)?;
+            file = blocking(move || file.write_all(&chunk).map(|()| file)).await?;
         }
-        file.sync_all().map_err(WebError::internal)?;
-        std::fs::rename(&partial, folder.join(name)).map_err(WebError::internal)?;
+        let (from, to) = (partial.clone(), folder.join(name));
+        blocking(move || {
+            file.sync_all()?;
+            std::fs::rename(&from, &to)
+        })
+        .await?;
         Ok(size)
     }
     .await;
     if written.is_err() {
-        let _ = std::fs::remove_file(&partial);
+        let partial = partial.clone();
+        let _ = web::block(move || std::fs::remove_file(partial)).await;
     }
     written
 }

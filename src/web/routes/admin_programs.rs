@@ -322,9 +322,10 @@ pub async fn run(
     let program = find_program(&state, &path).await?;
     let parameters = params::parameters(program.parameters.as_ref(), &input);
     let name = program.name.clone();
-    let checked = ops::check_before_queueing(&program.function_name, &parameters, &state.programs);
+    let (function, settings) = (program.function_name.clone(), state.programs.clone());
     let outcome = with_conn(&state, move |conn| {
-        if let Err(refused) = checked {
+        // On the blocking pool: the import's check looks at files.
+        if let Err(refused) = ops::check_before_queueing(&function, &parameters, &settings) {
             return Ok::<_, WebError>(Err(refused));
         }
         Ok::<_, WebError>(audit::within(

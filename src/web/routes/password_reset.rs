@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::{
     domain::accounts::{
-        NewPassword, User,
+        User,
         resets::{self, LinkState, ResetError, ResetToken},
         sessions::USER_ID_KEY,
     },
@@ -22,7 +22,7 @@ use crate::{
         csrf::{CsrfForm, FormToken},
         error::{WebError, html, see_other},
         flash,
-        forms::FieldErrors,
+        forms::{FieldErrors, judge_new_password},
         layout::Layout,
         with_conn,
     },
@@ -125,7 +125,7 @@ pub async fn reset(
     let mut errors = FieldErrors::default();
     let password = errors.check(
         "password",
-        NewPassword::parse(&form.password, &[&user.login, &user.display_name]),
+        judge_new_password(&form.password, &[&user.login, &user.display_name]).await?,
     );
     if password.is_some() && form.password != form.password_confirmation {
         errors.add("password_confirmation", "The two passwords do not match.");
