@@ -101,8 +101,8 @@ mod tests {
         assert_eq!(
             schema("sales_report"),
             json!([
-                {"name": "from", "type": "date", "required": true, "help": "First day."},
-                {"name": "to", "type": "date", "required": true, "help": "Last day."},
+                {"name": "from", "type": "date", "required": true, "help": "First day.", "default_days_ago": 30},
+                {"name": "to", "type": "date", "required": true, "help": "Last day.", "default_days_ago": 0},
                 {"name": "per", "type": "enum", "required": false, "default": "book",
                  "help": "Group by book or by author.", "choices": ["book", "author"]},
             ])
