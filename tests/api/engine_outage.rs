@@ -18,6 +18,11 @@ use serde_json::json;
 
 use crate::helpers::{private_cluster, spawn_worker, wait_until};
 
+/// How long the database is away: the fault itself, not a wait for something to happen. Longer
+/// than the lease (3 s) and than the long programs still running (2 s), so they complete while
+/// their outcomes cannot be written.
+const OUTAGE: Duration = Duration::from_secs(8);
+
 fn worker_settings(config: &mut Config) {
     config.role = Role::Worker;
     config.task_concurrency = 4;
@@ -41,7 +46,7 @@ fn task_rows(url: &str) -> Vec<(i64, String, String, i32)> {
 
 #[actix_web::test]
 async fn an_outage_longer_than_the_lease_loses_nothing_and_reruns_nothing_that_completed() {
-    bookstore::telemetry::init(&std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".into()));
+    bookstore::telemetry::init_for_tests();
     let (options, mut cluster, url) = private_cluster("engine_outage", false);
     // Quick tasks that end before the outage, and long ones that are running when it starts
     // and complete while the database is away.
@@ -93,7 +98,7 @@ async fn an_outage_longer_than_the_lease_loses_nothing_and_reruns_nothing_that_c
     // Act: PostgreSQL goes away for longer than the lease; the running programs complete
     // meanwhile (their outcomes cannot be written). Then it comes back.
     cluster.stop().unwrap();
-    tokio::time::sleep(Duration::from_secs(8)).await;
+    tokio::time::sleep(OUTAGE).await;
     let _restarted = EmbeddedCluster::start(&options).unwrap();
 
     // Assert: every task ends, each finished, none more than twice, and those that completed

@@ -33,7 +33,7 @@ static CLUSTER: OnceLock<TestCluster> = OnceLock::new();
 /// however it exits.
 fn test_cluster() -> &'static TestCluster {
     CLUSTER.get_or_init(|| {
-        bookstore::telemetry::init(&std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".into()));
+        bookstore::telemetry::init_for_tests();
         // Under /tmp: short socket paths, and reachable by the postgres user when run as root.
         let root = PathBuf::from(format!("/tmp/bookstore-test-{}", Uuid::new_v4().simple()));
         let cluster = EmbeddedCluster::start(&ClusterOptions {

@@ -4,7 +4,7 @@
 use std::{
     sync::{
         Arc,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -12,18 +12,22 @@ use std::{
 use bookstore::db::cluster::EmbeddedCluster;
 use diesel::{Connection, PgConnection};
 
-use crate::helpers::{private_cluster, spawn_node_on};
+use crate::helpers::{private_cluster, spawn_node_on, wait_until};
 
 #[tokio::test]
 async fn the_app_answers_503_while_postgres_restarts_and_recovers_by_itself() {
     let (options, mut cluster, url) = private_cluster("outage", true);
     let base = spawn_node_on(&url).await;
 
-    // Load: four clients on the health check and a search page, the whole time.
+    // Load: four clients on the health check and a search page, the whole time, counting the
+    // answers they get so the story can wait on them.
     let stop = Arc::new(AtomicBool::new(false));
+    let answered_ok = Arc::new(AtomicUsize::new(0));
+    let answered_unavailable = Arc::new(AtomicUsize::new(0));
     let mut clients = Vec::new();
     for i in 0..4 {
         let (base, stop) = (base.clone(), stop.clone());
+        let (ok, unavailable) = (answered_ok.clone(), answered_unavailable.clone());
         clients.push(tokio::spawn(async move {
             let client = reqwest::Client::new();
             let path = if i % 2 == 0 {
@@ -40,6 +44,11 @@ async fn the_app_answers_503_while_postgres_restarts_and_recovers_by_itself() {
                     .send()
                     .await;
                 let status = response.as_ref().map(|r| r.status().as_u16()).unwrap_or(0);
+                match status {
+                    200 => ok.fetch_add(1, Ordering::Relaxed),
+                    503 => unavailable.fetch_add(1, Ordering::Relaxed),
+                    _ => 0,
+                };
                 let body = match response {
                     Ok(r) => r.text().await.unwrap_or_default(),
                     Err(_) => String::new(),
@@ -76,7 +85,13 @@ async fn the_app_answers_503_while_postgres_restarts_and_recovers_by_itself() {
         .await
         .unwrap();
     assert_eq!(logged_in.status(), 303);
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    let count = |counter: &Arc<AtomicUsize>| counter.load(Ordering::Relaxed);
+    wait_until(
+        30,
+        "the clients to be answered before the outage",
+        || async { count(&answered_ok) >= 8 },
+    )
+    .await;
 
     cluster.stop().unwrap();
     let with_session = customer.get(format!("{base}/cart")).send().await.unwrap();
@@ -101,7 +116,11 @@ async fn the_app_answers_503_while_postgres_restarts_and_recovers_by_itself() {
     );
     let health = reqwest::get(format!("{base}/healthz")).await.unwrap();
     assert_eq!(health.status(), 503);
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = count(&answered_unavailable);
+    wait_until(30, "the clients to meet the outage", || async {
+        count(&answered_unavailable) >= before + 8
+    })
+    .await;
 
     let _restarted = EmbeddedCluster::start(&options).unwrap();
     let back = Instant::now();
@@ -119,7 +138,11 @@ async fn the_app_answers_503_while_postgres_restarts_and_recovers_by_itself() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    let recovered = count(&answered_ok);
+    wait_until(30, "the clients to be answered again", || async {
+        count(&answered_ok) >= recovered + 8
+    })
+    .await;
     stop.store(true, Ordering::Relaxed);
 
     let mut seen = Vec::new();

@@ -114,7 +114,7 @@ fn through_bouncer(bouncer: String, direct: String) -> impl FnOnce(&mut Config) 
 
 #[actix_web::test]
 async fn eight_nodes_through_pgbouncer_run_every_task_once_while_pages_answer() {
-    bookstore::telemetry::init(&std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".into()));
+    bookstore::telemetry::init_for_tests();
     let (_options, cluster, direct) = private_cluster("bouncer", true);
     let bouncer = PgBouncer::start(cluster.socket_dir());
     let pooled = bouncer.url("bouncer");

@@ -237,8 +237,9 @@ async fn a_task_queued_from_sql_wakes_the_engine() {
                 == 0
         })
     };
+    // Whether the engine is asleep yet or still finishing its last claim, the notification
+    // must reach it (a wake-up with nobody waiting is kept): the poll is an hour away.
     wait_until(60, "the engine to be idle", || async { idle().await }).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
 
     let id: i64 = app
         .db(|conn| {
