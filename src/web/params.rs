@@ -5,12 +5,13 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{Days, NaiveDate, Utc};
 use serde_json::{Map, Value};
 
+use crate::tasks::params::{ParamKind, ParamSpec};
+
 /// One input of a run form.
 #[derive(Debug, Clone)]
 pub struct ParamField {
     pub name: String,
-    /// text, int, bool, date, enum
-    pub kind: String,
+    pub kind: ParamKind,
     pub required: bool,
     pub help: String,
     pub choices: Vec<String>,
@@ -34,6 +35,24 @@ impl ParamField {
 
     pub fn input_name(&self) -> String {
         format!("param_{}", self.name)
+    }
+
+    /// For the template: which input to draw.
+    pub fn is_bool(&self) -> bool {
+        self.kind == ParamKind::Bool
+    }
+
+    pub fn is_enum(&self) -> bool {
+        self.kind == ParamKind::Enum
+    }
+
+    /// The `type` of a plain input.
+    pub fn input_type(&self) -> &'static str {
+        match self.kind {
+            ParamKind::Int => "number",
+            ParamKind::Date => "date",
+            ParamKind::Text | ParamKind::Bool | ParamKind::Enum => "text",
+        }
     }
 
     pub fn checked(&self) -> bool {
@@ -69,60 +88,51 @@ fn text_of(value: &Value) -> String {
 }
 
 /// What an empty form shows: the default, or for a date `today - default_days_ago`.
-fn default_of(spec: &Value, today: NaiveDate) -> String {
-    match spec["default_days_ago"].as_i64() {
-        Some(days) if spec["type"] == "date" => today
+fn default_of(spec: &ParamSpec, today: NaiveDate) -> String {
+    match spec.default_days_ago {
+        Some(days) if spec.kind == ParamKind::Date => today
             .checked_sub_days(Days::new(days.max(0).unsigned_abs()))
             .map(|day| day.to_string())
             .unwrap_or_default(),
-        _ => text_of(&spec["default"]),
+        _ => spec.default.as_ref().map(text_of).unwrap_or_default(),
     }
 }
 
-/// The form's fields, with the submitted input (if any) and per-field errors.
+/// The form's fields, with the submitted input (if any) and per-field errors. `schema` is
+/// `program_functions.parameters` (a list of [`ParamSpec`]); anything else gives no fields.
 pub fn fields(
     schema: Option<&Value>,
     input: Option<&HashMap<String, String>>,
     errors: &BTreeMap<String, String>,
 ) -> Vec<ParamField> {
-    let specs = schema
-        .and_then(Value::as_array)
-        .cloned()
+    let specs: Vec<ParamSpec> = schema
+        .and_then(|schema| serde_json::from_value(schema.clone()).ok())
         .unwrap_or_default();
+    let today = Utc::now().date_naive();
     specs
-        .iter()
+        .into_iter()
         .map(|spec| {
-            let name = spec["name"].as_str().unwrap_or_default().to_owned();
-            let kind = spec["type"].as_str().unwrap_or("text").to_owned();
             let submitted = input.map(|input| {
                 let value = input
-                    .get(&format!("param_{name}"))
+                    .get(&format!("param_{}", spec.name))
                     .cloned()
                     .unwrap_or_default();
-                if kind == "bool" && value.is_empty() {
+                if spec.kind == ParamKind::Bool && value.is_empty() {
                     "false".to_owned()
                 } else {
                     value
                 }
             });
             ParamField {
-                value: submitted.unwrap_or_else(|| default_of(spec, Utc::now().date_naive())),
-                error: errors.get(&name).cloned(),
-                required: spec["required"].as_bool().unwrap_or(false),
-                help: spec["help"].as_str().unwrap_or_default().to_owned(),
-                choices: spec["choices"]
-                    .as_array()
-                    .map(|c| {
-                        c.iter()
-                            .filter_map(Value::as_str)
-                            .map(str::to_owned)
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-                min: spec["min"].as_i64(),
-                max: spec["max"].as_i64(),
-                name,
-                kind,
+                value: submitted.unwrap_or_else(|| default_of(&spec, today)),
+                error: errors.get(&spec.name).cloned(),
+                required: spec.required,
+                help: spec.help,
+                choices: spec.choices,
+                min: spec.min,
+                max: spec.max,
+                name: spec.name,
+                kind: spec.kind,
             }
         })
         .collect()
@@ -157,7 +167,10 @@ mod tests {
         assert_eq!(blank[0].value, "30");
         assert_eq!(blank[2].choices, ["book", "author"]);
         let today = NaiveDate::from_ymd_opt(2026, 3, 1).unwrap();
-        let since = json!({"name": "from", "type": "date", "default_days_ago": 30});
+        let since: ParamSpec = serde_json::from_value(
+            json!({"name": "from", "type": "date", "default_days_ago": 30}),
+        )
+        .unwrap();
         assert_eq!(default_of(&since, today), "2026-01-30");
         let input = HashMap::from([
             ("param_seconds".to_owned(), "5".to_owned()),
