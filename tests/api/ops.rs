@@ -148,6 +148,15 @@ fn a_registered_program_runs_and_both_are_recorded_under_the_actor() {
         format!(r#"staff boss: task.queued task {task} {{"program":"greet_ann"}}"#),
     ];
     assert_eq!(events(&mut conn, 0), expected);
+
+    // The record is part of the change: a rolled-back registration leaves neither.
+    let undone = conn.transaction(|conn| {
+        ops::register_program(conn, "greet_bo", "hello_world").unwrap();
+        diesel::QueryResult::<()>::Err(diesel::result::Error::RollbackTransaction)
+    });
+    assert!(undone.is_err());
+    assert_eq!(ops::function_of(&mut conn, "greet_bo").unwrap(), None);
+    assert_eq!(events(&mut conn, 0), expected);
 }
 
 #[test]
