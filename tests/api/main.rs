@@ -18,6 +18,8 @@ mod helpers;
 mod imports;
 mod login_throttle;
 mod looks;
+mod ops;
+mod orders;
 mod outage;
 mod pages;
 mod pgbouncer;
