@@ -9,7 +9,7 @@ use crate::{
     domain::{
         accounts::{self, DisplayName, Login, NewPassword, Role},
         catalog::{
-            edit::insert_new_entries,
+            bulk::insert_new_entries,
             goodbooks::{CatalogEntry, GoodbooksRecord},
         },
     },

@@ -167,10 +167,9 @@ mod tests {
         assert_eq!(blank[0].value, "30");
         assert_eq!(blank[2].choices, ["book", "author"]);
         let today = NaiveDate::from_ymd_opt(2026, 3, 1).unwrap();
-        let since: ParamSpec = serde_json::from_value(
-            json!({"name": "from", "type": "date", "default_days_ago": 30}),
-        )
-        .unwrap();
+        let since: ParamSpec =
+            serde_json::from_value(json!({"name": "from", "type": "date", "default_days_ago": 30}))
+                .unwrap();
         assert_eq!(default_of(&since, today), "2026-01-30");
         let input = HashMap::from([
             ("param_seconds".to_owned(), "5".to_owned()),

@@ -1,5 +1,7 @@
 //! The catalog: books and their authors.
 
+pub mod book_form;
+pub mod bulk;
 pub mod edit;
 pub mod goodbooks;
 pub mod isbn;

@@ -24,7 +24,7 @@ use serde::Deserialize;
 use crate::{
     db::schema::{book_authors, books},
     domain::catalog::{
-        edit::{AuthorLink, NewBook, author_links, ensure_authors},
+        bulk::{AuthorLink, NewBook, author_links, ensure_authors},
         goodbooks::{CatalogEntry, GoodbooksRecord},
     },
     tasks::{

@@ -15,7 +15,8 @@ use crate::{
         audit::{self, AuditAction},
         catalog::{
             self, BookSummary,
-            edit::{self, BookFields, EditError},
+            book_form::BookFields,
+            edit::{self, EditError},
             search::{self, CatalogQuery, Sort},
         },
     },

@@ -1,0 +1,136 @@
+//! Writing many books at once: seeding the demo catalog and `import_catalog` insert entries
+//! of the goodbooks format, with their authors, in a few statements.
+
+use std::collections::HashMap;
+
+use diesel::{prelude::*, upsert::excluded};
+
+use crate::{
+    db::schema::{authors, book_authors, books},
+    domain::catalog::goodbooks::CatalogEntry,
+};
+
+/// A `books` row made from an imported entry (seeding and `import_catalog` write the same).
+#[derive(Insertable)]
+#[diesel(table_name = books)]
+pub struct NewBook<'a> {
+    title: &'a str,
+    year: Option<i32>,
+    isbn: Option<&'a str>,
+    language: Option<&'a str>,
+    description: &'a str,
+    price_cents: i32,
+    stock: i32,
+    goodreads_id: Option<i64>,
+    ratings_count: i32,
+    average_rating: Option<f32>,
+}
+
+impl<'a> From<&'a CatalogEntry> for NewBook<'a> {
+    fn from(entry: &'a CatalogEntry) -> Self {
+        NewBook {
+            title: &entry.title,
+            year: entry.year,
+            isbn: entry.isbn.as_deref(),
+            language: entry.language.as_deref(),
+            description: &entry.description,
+            price_cents: entry.price_cents,
+            stock: entry.stock,
+            goodreads_id: Some(entry.goodreads_id),
+            ratings_count: entry.ratings_count,
+            average_rating: entry.average_rating,
+        }
+    }
+}
+
+/// A `book_authors` row.
+#[derive(Insertable)]
+#[diesel(table_name = book_authors)]
+pub struct AuthorLink {
+    book_id: i64,
+    author_id: i64,
+    position: i16,
+}
+
+/// The links of one book to its authors, in cover order (`ids` must hold every name).
+pub fn author_links(book_id: i64, names: &[String], ids: &HashMap<String, i64>) -> Vec<AuthorLink> {
+    names
+        .iter()
+        .enumerate()
+        .map(|(position, name)| AuthorLink {
+            book_id,
+            author_id: ids[name],
+            position: position as i16,
+        })
+        .collect()
+}
+
+/// Inserts the entries whose goodreads id is not in the catalog yet; returns how many.
+/// Idempotent: running it again inserts nothing.
+pub fn insert_new_entries(conn: &mut PgConnection, entries: &[CatalogEntry]) -> QueryResult<usize> {
+    let author_ids = ensure_entry_authors(conn, entries)?;
+    let mut inserted = 0;
+    // Bound parameters per statement stay far below PostgreSQL's limit of 65,535.
+    for chunk in entries.chunks(500) {
+        let new_books: Vec<NewBook> = chunk.iter().map(NewBook::from).collect();
+        let created: Vec<(i64, Option<i64>)> = diesel::insert_into(books::table)
+            .values(&new_books)
+            .on_conflict_do_nothing()
+            .returning((books::id, books::goodreads_id))
+            .get_results(conn)?;
+        inserted += created.len();
+        let by_goodreads: HashMap<i64, &CatalogEntry> = chunk
+            .iter()
+            .map(|entry| (entry.goodreads_id, entry))
+            .collect();
+        let links: Vec<AuthorLink> = created
+            .iter()
+            .filter_map(|(book_id, goodreads_id)| {
+                let entry = by_goodreads.get(&(*goodreads_id)?)?;
+                Some(author_links(*book_id, &entry.authors, &author_ids))
+            })
+            .flatten()
+            .collect();
+        diesel::insert_into(book_authors::table)
+            .values(&links)
+            .on_conflict_do_nothing()
+            .execute(conn)?;
+    }
+    Ok(inserted)
+}
+
+/// Inserts missing authors; returns the id of every author the entries name.
+fn ensure_entry_authors(
+    conn: &mut PgConnection,
+    entries: &[CatalogEntry],
+) -> QueryResult<HashMap<String, i64>> {
+    let names: Vec<&str> = entries
+        .iter()
+        .flat_map(|entry| entry.authors.iter().map(String::as_str))
+        .collect();
+    ensure_authors(conn, &names)
+}
+
+/// Inserts the authors that do not exist yet; returns the id of each name.
+pub fn ensure_authors(
+    conn: &mut PgConnection,
+    names: &[&str],
+) -> QueryResult<HashMap<String, i64>> {
+    let mut names = names.to_vec();
+    names.sort_unstable();
+    names.dedup();
+    let mut ids = HashMap::with_capacity(names.len());
+    for chunk in names.chunks(5000) {
+        let rows: Vec<_> = chunk.iter().map(|name| authors::name.eq(*name)).collect();
+        // DO UPDATE (a no-op) rather than DO NOTHING so RETURNING also yields existing rows.
+        let found: Vec<(i64, String)> = diesel::insert_into(authors::table)
+            .values(&rows)
+            .on_conflict(authors::name)
+            .do_update()
+            .set(authors::name.eq(excluded(authors::name)))
+            .returning((authors::id, authors::name))
+            .get_results(conn)?;
+        ids.extend(found.into_iter().map(|(id, name)| (name, id)));
+    }
+    Ok(ids)
+}
