@@ -188,12 +188,13 @@ async fn a_query_ranks_by_relevance_and_offers_every_sort() {
             "{choice}"
         );
     }
-    // Without a query there is nothing to be relevant to: title order, no "Best match".
+    // Without a query there is nothing to be relevant to: most popular first, no "Best match".
     let browse = app.page("/books").await;
     assert!(!browse.contains("Best match"));
     // The default is sent as no order: a search typed on this page gets its own default.
-    assert!(browse.contains("<option value=\"\" selected>Title (A-Z)</option>"));
-    assert!(!browse.contains("<option value=\"title\""));
+    assert!(browse.contains("<option value=\"\" selected>Most popular</option>"));
+    assert!(!browse.contains("<option value=\"popularity\""));
+    assert!(browse.contains("<option value=\"title\">Title (A-Z)</option>"));
 
     // Every sort keeps the same books, only the order changes.
     let mut by_relevance = titles(&page);

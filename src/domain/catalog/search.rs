@@ -79,12 +79,13 @@ impl Sort {
         }
     }
 
-    /// The order of a list with or without a query.
+    /// The order of a list with or without a query: the best matches of a search, and the
+    /// books most people read when browsing (not "11/22/63" and other titles that sort first).
     pub fn default_for(has_text: bool) -> Sort {
         if has_text {
             Sort::Relevance
         } else {
-            Sort::Title
+            Sort::Popularity
         }
     }
 
@@ -131,7 +132,7 @@ impl Default for CatalogQuery {
             author_id: None,
             in_stock_only: false,
             include_hidden: false,
-            sort: Sort::Title,
+            sort: Sort::Popularity,
             page: 1,
             per_page: 24,
         }
@@ -372,10 +373,10 @@ mod tests {
         for sort in Sort::ALL {
             assert_eq!(Sort::resolve(Some(sort.key()), true), sort);
         }
-        assert_eq!(Sort::resolve(Some("bogus"), false), Sort::Title);
+        assert_eq!(Sort::resolve(Some("bogus"), false), Sort::Popularity);
         assert_eq!(Sort::resolve(None, true), Sort::Relevance);
         // Relevance needs a query to be relevant to.
-        assert_eq!(Sort::resolve(Some("relevance"), false), Sort::Title);
+        assert_eq!(Sort::resolve(Some("relevance"), false), Sort::Popularity);
         assert!(Sort::choices(false).all(|sort| sort != Sort::Relevance));
     }
 }
