@@ -280,9 +280,13 @@ async fn a_new_password_ends_the_other_sessions_and_renews_this_one() {
     assert!(is_logged_in(&page), "this session goes on");
     assert!(page.contains("Every other session of your account has ended"));
     assert!(page.contains("logging in on another browser or device ends this one"));
+    let ended = elsewhere.page("/").await;
+    assert!(!is_logged_in(&ended), "the other one ended");
     assert!(
-        !is_logged_in(&elsewhere.page("/").await),
-        "the other one ended"
+        ended.contains("You were logged out because this account&#39;s password was changed at ")
+            || ended
+                .contains("You were logged out because this account's password was changed at "),
+        "and is told why: {ended}"
     );
     assert_eq!(sessions_of(&app, "alice").await, 1);
     // This browser got a new token: its old cookie opens nothing.

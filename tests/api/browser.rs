@@ -600,7 +600,14 @@ async fn choosing_a_sort_applies_it_without_the_show_button() {
     // The page reloads in title order by itself: "11/22/63" sorts first.
     let by_title = wait_for_text(&client, "11/22/63", 10).await;
     assert!(by_title.contains("Showing 1–24"), "{by_title}");
-    assert!(client.current_url().await.unwrap().as_str().contains("sort=title"));
+    assert!(
+        client
+            .current_url()
+            .await
+            .unwrap()
+            .as_str()
+            .contains("sort=title")
+    );
     client.close().await.unwrap();
 }
 

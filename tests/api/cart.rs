@@ -198,8 +198,14 @@ async fn setting_more_than_the_stock_offers_the_most_there_is() {
 
     assert_is_redirect_to(&set("999").await, "/cart");
     let cart = app.page("/cart").await;
-    assert!(cart.contains("You can have at most 12 copies of “"), "{cart}");
-    assert!(!cart.contains("already in your cart"), "not worded as an add");
+    assert!(
+        cart.contains("You can have at most 12 copies of “"),
+        "{cart}"
+    );
+    assert!(
+        !cart.contains("already in your cart"),
+        "not worded as an add"
+    );
     assert!(cart.contains(&format!(
         "<form class=\"flash-action\" method=\"post\" action=\"/cart/items/{line}/quantity\">"
     )));
@@ -213,8 +219,14 @@ async fn setting_more_than_the_stock_offers_the_most_there_is() {
 
     // Typed past the browser's checks, a negative or a word gets the server's own message.
     for (typed, message) in [
-        ("-1", "A cart line holds at least 1 copy; 0 or Remove takes it out."),
-        ("abc", "Type a number of copies from 0 (takes the line out) to 999."),
+        (
+            "-1",
+            "A cart line holds at least 1 copy; 0 or Remove takes it out.",
+        ),
+        (
+            "abc",
+            "Type a number of copies from 0 (takes the line out) to 999.",
+        ),
     ] {
         assert_is_redirect_to(&set(typed).await, "/cart");
         let cart = app.page("/cart").await;

@@ -31,7 +31,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/logout", web::post().to(account::logout))
         .route("/account", web::get().to(account_page::show))
         .route("/account/name", web::post().to(account_page::change_name))
-        .route("/account/name", web::get().to(account_page::back_to_account))
+        .route(
+            "/account/name",
+            web::get().to(account_page::back_to_account),
+        )
         .route(
             "/account/password",
             web::post().to(account_page::change_password),
