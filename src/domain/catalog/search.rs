@@ -1,9 +1,10 @@
 //! Browsing the catalog: search, filters, sort and pages.
 //!
-//! Search forgives: word order does not matter, title and author words mix, a typo of one or
-//! two letters per word still finds the book, and the results rank by relevance (a title equal
-//! to the query first, then books with every word as typed, then popularity). The rule lives in
-//! SQL (`search_queries`, `search_suggestion`, migration 000012); this module asks in two
+//! Search forgives: word order does not matter, title and author words mix, words split or
+//! joined differently ("mocking bird", "halfblood") are the same words, a typo of one or two
+//! letters per word still finds the book, and the results rank by relevance (a title equal to
+//! the query first, then books with every word as typed, then popularity). The rule lives in
+//! SQL (`search_queries`, `search_suggestion`, migrations 000012 and 000018); this module asks in two
 //! passes: words the catalog knows taken as typed (unknown ones widened), and only if that
 //! finds nothing, every word widened. Hidden books are never listed.
 
