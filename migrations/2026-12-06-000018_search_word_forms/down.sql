@@ -20,3 +20,4 @@ CREATE OR REPLACE FUNCTION search_queries(query TEXT, forgive_known_words BOOLEA
           FROM widened
         HAVING count(*) > 0
     $$;
+DROP FUNCTION search_word_known(TEXT);
