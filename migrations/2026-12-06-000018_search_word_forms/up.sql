@@ -8,6 +8,14 @@ CREATE TABLE ended_sessions (
 );
 CREATE INDEX ended_sessions_ended_at_idx ON ended_sessions (ended_at);
 
+-- Whether the catalog has the word. A function of its own, so that each look-up is one probe
+-- of the primary key (written inline, the planner, guessing 100 query words, hashed the whole
+-- dictionary instead), with a cost that says so: the plan's estimate stays near the old one's,
+-- far below jit_above_cost (compiling a plan takes far longer than this search).
+CREATE FUNCTION search_word_known(candidate TEXT) RETURNS BOOLEAN
+    LANGUAGE sql STABLE PARALLEL SAFE STRICT COST 5
+    AS $$ SELECT EXISTS (SELECT 1 FROM search_words WHERE word = candidate) $$;
+
 -- Words split or joined differently from the catalog are the same words: "mocking bird" finds
 -- "Mockingbird", "halfblood" and "spiderman" find "Half-Blood" and "Spider-Man" (which fold
 -- to two words), "handmaids" finds "Handmaid's" ("handmaid s"). These other forms count as
@@ -19,14 +27,6 @@ CREATE INDEX ended_sessions_ended_at_idx ON ended_sessions (ended_at);
 --     catalog also knows whole ("halfblood" is in "Halfblood Chronicles") finds the split form
 --     too, while a chance cut ("stephen": "step" "hen") matches only where those words stand
 --     together.
--- Whether the catalog has the word. A function of its own, so that each look-up is one probe
--- of the primary key (written inline, the planner, guessing 100 query words, hashed the whole
--- dictionary instead); its cost says so, so that the plan's estimate stays far below
--- jit_above_cost (compiling a search's plan took over a second).
-CREATE FUNCTION search_word_known(candidate TEXT) RETURNS BOOLEAN
-    LANGUAGE sql STABLE PARALLEL SAFE STRICT COST 5
-    AS $$ SELECT EXISTS (SELECT 1 FROM search_words WHERE word = candidate) $$;
-
 CREATE OR REPLACE FUNCTION search_queries(query TEXT, forgive_known_words BOOLEAN)
     RETURNS TABLE (matching tsquery, exact tsquery, title_key TEXT)
     LANGUAGE sql STABLE PARALLEL SAFE
