@@ -619,6 +619,34 @@ async fn the_clean_up_purges_only_dead_sessions() {
 }
 
 #[tokio::test]
+async fn why_a_session_ended_is_kept_no_longer_than_a_session_lives() {
+    use bookstore::{db::schema::ended_sessions, domain::accounts::sessions as store};
+    let app = spawn_app().await;
+    // Two ended sessions (alice logged in three times): one ended long ago, one just now.
+    for _ in 0..3 {
+        app.another_browser().log_in_as(ALICE.0, ALICE.1).await;
+    }
+    let policy = bookstore::config::Config::default().session_policy();
+    let (purged, left) = app
+        .db(move |conn| {
+            let oldest: Vec<u8> = ended_sessions::table
+                .order(ended_sessions::ended_at)
+                .select(ended_sessions::token_hash)
+                .first(conn)
+                .unwrap();
+            diesel::update(ended_sessions::table.find(oldest))
+                .set(ended_sessions::ended_at.eq(chrono::Utc::now() - policy.lifetime * 2))
+                .execute(conn)
+                .unwrap();
+            let purged = store::purge_session_ends(conn, &policy).unwrap();
+            let left: i64 = ended_sessions::table.count().get_result(conn).unwrap();
+            (purged, left)
+        })
+        .await;
+    assert_eq!((purged, left), (1, 1));
+}
+
+#[tokio::test]
 async fn any_node_serves_a_session_started_on_another() {
     let node_a = spawn_app().await;
     // A second app process on the same database: same cookie key (kept in the database),
