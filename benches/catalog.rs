@@ -13,7 +13,7 @@ mod support;
 use std::time::Duration;
 
 use bookstore::domain::catalog::{
-    edit::insert_new_entries,
+    bulk::insert_new_entries,
     goodbooks::{CatalogEntry, GoodbooksRecord},
     search::{self, CatalogQuery, Sort},
 };

@@ -32,10 +32,11 @@ pub async fn run(
     loop {
         ticks.tick().await;
         let pool = pool.clone();
-        let purged = web::block(move || -> anyhow::Result<[usize; 5]> {
+        let purged = web::block(move || -> anyhow::Result<[usize; 6]> {
             let mut conn = pool.get()?;
             Ok([
                 sessions::purge_expired(&mut conn, &sessions_policy)?,
+                sessions::purge_session_ends(&mut conn, &sessions_policy)?,
                 throttle::purge_stale(&mut conn, &throttle_policy)?,
                 resets::purge_expired(&mut conn)?,
                 tokens::purge_dead(&mut conn)?,
@@ -44,10 +45,20 @@ pub async fn run(
         })
         .await;
         match purged {
-            Ok(Ok([0, 0, 0, 0, 0])) => {}
-            Ok(Ok([sessions, counters, reset_links, api_tokens, audit_events])) => {
+            Ok(Ok([0, 0, 0, 0, 0, 0])) => {}
+            Ok(Ok(
+                [
+                    sessions,
+                    session_ends,
+                    counters,
+                    reset_links,
+                    api_tokens,
+                    audit_events,
+                ],
+            )) => {
                 tracing::info!(
                     sessions,
+                    session_ends,
                     counters,
                     reset_links,
                     api_tokens,

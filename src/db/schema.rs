@@ -194,6 +194,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     book_authors,
     books,
     cart_items,
+    ended_sessions,
     login_throttle,
     order_lines,
     orders,
@@ -204,6 +205,14 @@ diesel::allow_tables_to_appear_in_same_query!(
     tasks,
     users,
 );
+
+diesel::table! {
+    ended_sessions (token_hash) {
+        token_hash -> Bytea,
+        reason -> Text,
+        ended_at -> Timestamptz,
+    }
+}
 
 diesel::table! {
     login_throttle (key) {

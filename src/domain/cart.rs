@@ -43,10 +43,13 @@ pub enum LineQuantity {
 
 impl LineQuantity {
     pub fn parse(input: &str) -> Result<LineQuantity, String> {
-        if input.trim().parse::<i32>() == Ok(0) {
-            return Ok(LineQuantity::Remove);
+        match input.trim().parse::<i32>() {
+            Ok(0) => Ok(LineQuantity::Remove),
+            Ok(_) => Quantity::parse(input).map(LineQuantity::Set),
+            Err(_) => Err(format!(
+                "Type a number of copies from 0 (takes the line out) to {MAX_CHANGE}."
+            )),
         }
-        Quantity::parse(input).map(LineQuantity::Set)
     }
 }
 
@@ -123,8 +126,24 @@ pub enum CartError {
     NoLongerSold,
     #[error("Only {available} {} available{}. Nothing was changed.", if *.available == 1 { "copy is" } else { "copies are" }, if *.in_cart > 0 { format!(" and {} already in your cart", .in_cart) } else { String::new() })]
     NotEnoughStock { available: i32, in_cart: i32 },
+    /// Setting a line's quantity (not adding to it) above the stock: the answer is the most
+    /// the line can be set to, which the page offers to set.
+    #[error("{}", at_most_message(.title, *.most))]
+    AtMost { title: String, most: i32 },
     #[error(transparent)]
     Database(diesel::result::Error),
+}
+
+fn at_most_message(title: &str, most: i32) -> String {
+    match most {
+        0 => format!("“{title}” is sold out: no copies are left. Nothing was changed."),
+        1 => format!(
+            "You can have at most 1 copy of “{title}”: that is all we have. Nothing was changed."
+        ),
+        _ => format!(
+            "You can have at most {most} copies of “{title}”: that is all we have. Nothing was changed."
+        ),
+    }
 }
 
 impl From<diesel::result::Error> for CartError {
@@ -328,6 +347,9 @@ pub fn set_line_quantity(
         if hidden && quantity.get() > current {
             return Err(CartError::NoLongerSold);
         }
+        if quantity.get() > stock {
+            return Err(CartError::AtMost { title, most: stock });
+        }
         check_quantity(current, quantity.get(), stock)?;
         diesel::update(cart_items::table.find(line_id))
             .set(cart_items::quantity.eq(quantity.get()))
@@ -413,6 +435,14 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "Only 1 copy is available. Nothing was changed."
+        );
+        let err = CartError::AtMost {
+            title: "Dune".into(),
+            most: 12,
+        };
+        assert_eq!(
+            err.to_string(),
+            "You can have at most 12 copies of “Dune”: that is all we have. Nothing was changed."
         );
     }
 }

@@ -93,6 +93,11 @@ pub fn error(session: &Session, text: impl Into<String>) {
     push(session, "error", text.into(), None);
 }
 
+/// An error message with a way out (e.g. "Set it to 12").
+pub fn error_with(session: &Session, text: impl Into<String>, action: FlashAction) {
+    push(session, "error", text.into(), Some(action));
+}
+
 /// The pending messages, removed from the session.
 pub fn take(session: &Session) -> Vec<Flash> {
     let flashes: Vec<Stored> = match session.remove_as(SESSION_KEY) {

@@ -5,8 +5,14 @@ use actix_web::{FromRequest, HttpRequest, dev::Payload};
 use futures_util::future::LocalBoxFuture;
 
 use crate::{
-    domain::{accounts::User, cart},
-    web::{AppState, auth::Visitor, csrf, error::WebError, flash, with_conn},
+    domain::{
+        accounts::{User, sessions},
+        cart,
+    },
+    web::{
+        AppState, auth::Visitor, csrf, error::WebError, flash, session_end::SessionCookie,
+        session_end::message as session_end_message, with_conn,
+    },
 };
 
 /// The header's view of the visitor, and the flash messages to show once.
@@ -99,8 +105,26 @@ impl FromRequest for Layout {
         let session = req.get_session();
         let path = req.path().to_owned();
         let state = req.app_data::<actix_web::web::Data<AppState>>().cloned();
+        // A cookie whose session is gone may belong to a session another device's log-in ended.
+        let cookie_token = req
+            .app_data::<actix_web::web::Data<SessionCookie>>()
+            .and_then(|cookie| cookie.token_in(req));
         Box::pin(async move {
             let Visitor(user) = visitor.await?;
+            let mut flashes = Vec::new();
+            if let (None, Some(token), Some(state)) = (&user, cookie_token, &state) {
+                let ended =
+                    with_conn(state, move |conn| sessions::take_end_of(conn, &token)).await?;
+                if let Some((end, at)) = ended {
+                    flashes.push(Flash {
+                        level: "info",
+                        text: session_end_message(end, at),
+                        action: None,
+                        about: None,
+                    });
+                }
+            }
+            flashes.extend(flash::take(&session));
             let cart_copies = match (&user, state) {
                 (Some(user), Some(state)) => {
                     let user_id = user.id;
@@ -118,7 +142,7 @@ impl FromRequest for Layout {
                     cart_copies,
                     ..NavUser::from(user)
                 }),
-                flashes: flash::take(&session),
+                flashes,
                 csrf_token,
                 path,
             })

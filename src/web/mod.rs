@@ -15,6 +15,7 @@ pub mod layout;
 pub mod params;
 pub mod result_view;
 mod routes;
+pub mod session_end;
 pub mod session_store;
 pub mod task_query;
 
@@ -95,6 +96,10 @@ pub fn server(
             .wrap(from_fn(audit::record_refusals))
             .wrap(TracingLogger::default())
             .app_data(web::Data::new(state.clone()))
+            .app_data(web::Data::new(session_end::SessionCookie {
+                name: session_cookie_name(secure_cookies),
+                key: cookie_key.clone(),
+            }))
             .service(Files::new("/static", &static_dir))
             .configure(api::configure)
             .configure(routes::configure)

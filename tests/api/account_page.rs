@@ -203,6 +203,25 @@ async fn a_weak_or_mismatched_new_password_is_refused_with_advice() {
 }
 
 #[tokio::test]
+async fn the_password_form_leaves_the_address_at_the_account_page() {
+    let app = spawn_app().await;
+    app.log_in_as(ALICE.0, ALICE.1).await;
+
+    // A refused change is shown again at the form's address; going back to that address (the
+    // history, a reload after the page was left) lands on the account page.
+    let refused = change_password(&app, ALICE.1, "password").await;
+    assert_eq!(refused.status(), 422);
+    assert_is_redirect_to(&app.get("/account/password").await, "/account");
+    assert_is_redirect_to(&app.get("/account/name").await, "/account");
+
+    // A change is a redirect after the POST: the browser ends up on /account, with the message.
+    let changed = change_password(&app, ALICE.1, NEW_PASSWORD).await;
+    assert_is_redirect_to(&changed, "/account");
+    let page = app.page("/account").await;
+    assert!(page.contains("Your password is changed."), "{page}");
+}
+
+#[tokio::test]
 async fn a_new_password_ends_the_other_sessions_and_renews_this_one() {
     let app = spawn_app().await;
     let (here, elsewhere) = (app.another_browser(), app.another_browser());
@@ -261,9 +280,13 @@ async fn a_new_password_ends_the_other_sessions_and_renews_this_one() {
     assert!(is_logged_in(&page), "this session goes on");
     assert!(page.contains("Every other session of your account has ended"));
     assert!(page.contains("logging in on another browser or device ends this one"));
+    let ended = elsewhere.page("/").await;
+    assert!(!is_logged_in(&ended), "the other one ended");
     assert!(
-        !is_logged_in(&elsewhere.page("/").await),
-        "the other one ended"
+        ended.contains("You were logged out because this account&#39;s password was changed at ")
+            || ended
+                .contains("You were logged out because this account's password was changed at "),
+        "and is told why: {ended}"
     );
     assert_eq!(sessions_of(&app, "alice").await, 1);
     // This browser got a new token: its old cookie opens nothing.

@@ -207,6 +207,37 @@ async fn logging_in_elsewhere_ends_the_earlier_session() {
 }
 
 #[tokio::test]
+async fn the_browser_whose_session_a_log_in_ended_is_told_why_once() {
+    let app = spawn_app().await;
+    let (first, second) = (app.another_browser(), app.another_browser());
+    let rule = "An account has one session at a time: logging in here ends its session";
+    assert!(
+        app.page("/login").await.contains(rule),
+        "the log-in page explains the rule"
+    );
+
+    first.log_in_as(ALICE.0, ALICE.1).await;
+    second.log_in_as(ALICE.0, ALICE.1).await;
+    assert!(
+        second
+            .page("/account")
+            .await
+            .contains("logging in on another browser or device ends this one"),
+        "so does the account page"
+    );
+
+    // The first browser opens a private page: it is sent to log in, and told why.
+    let private = first.get("/account").await;
+    assert_is_redirect_to(&private, "/login?next=%2Faccount");
+    let told = first.page("/login?next=%2Faccount").await;
+    let why = "You were logged out because this account logged in on another browser or device at ";
+    assert!(told.contains(why), "{told}");
+    assert!(told.contains(" UTC on "), "with the time");
+    assert!(!first.page("/login").await.contains(why), "told once");
+    assert!(is_logged_in_as(&second.page("/").await, "Alice Reader"));
+}
+
+#[tokio::test]
 async fn the_session_cookie_is_http_only_lax_and_renewed_at_login() {
     let app = spawn_app().await;
     let session_cookie = |response: &reqwest::Response| {
@@ -587,6 +618,34 @@ async fn the_clean_up_purges_only_dead_sessions() {
     assert_eq!(purged, 1);
     assert_eq!(sessions_of(&app, "alice").await, 0);
     assert_eq!(sessions_of(&app, "staff").await, 1);
+}
+
+#[tokio::test]
+async fn why_a_session_ended_is_kept_no_longer_than_a_session_lives() {
+    use bookstore::{db::schema::ended_sessions, domain::accounts::sessions as store};
+    let app = spawn_app().await;
+    // Two ended sessions (alice logged in three times): one ended long ago, one just now.
+    for _ in 0..3 {
+        app.another_browser().log_in_as(ALICE.0, ALICE.1).await;
+    }
+    let policy = bookstore::config::Config::default().session_policy();
+    let (purged, left) = app
+        .db(move |conn| {
+            let oldest: Vec<u8> = ended_sessions::table
+                .order(ended_sessions::ended_at)
+                .select(ended_sessions::token_hash)
+                .first(conn)
+                .unwrap();
+            diesel::update(ended_sessions::table.find(oldest))
+                .set(ended_sessions::ended_at.eq(chrono::Utc::now() - policy.lifetime * 2))
+                .execute(conn)
+                .unwrap();
+            let purged = store::purge_session_ends(conn, &policy).unwrap();
+            let left: i64 = ended_sessions::table.count().get_result(conn).unwrap();
+            (purged, left)
+        })
+        .await;
+    assert_eq!((purged, left), (1, 1));
 }
 
 #[tokio::test]

@@ -581,6 +581,37 @@ async fn a_shopper_misspells_a_search_undoes_a_removal_and_opens_the_account_pag
     }
 }
 
+#[tokio::test]
+async fn choosing_a_sort_applies_it_without_the_show_button() {
+    let app = spawn_app().await;
+    let client = browser(1280).await;
+    client
+        .goto(&format!("{}/books", app.address))
+        .await
+        .unwrap();
+    let most_popular = body_text(&client).await;
+    assert!(!most_popular.contains("11/22/63"), "{most_popular}");
+
+    css(&client, "#sort")
+        .await
+        .select_by_value("title")
+        .await
+        .unwrap();
+
+    // The page reloads in title order by itself: "11/22/63" sorts first.
+    let by_title = wait_for_text(&client, "11/22/63", 10).await;
+    assert!(by_title.contains("Showing 1–24"), "{by_title}");
+    assert!(
+        client
+            .current_url()
+            .await
+            .unwrap()
+            .as_str()
+            .contains("sort=title")
+    );
+    client.close().await.unwrap();
+}
+
 #[actix_web::test]
 async fn staff_pause_a_queue_run_a_report_and_sort_its_table() {
     let app = spawn_app_with(|config| config.role = Role::All).await;

@@ -182,6 +182,61 @@ async fn adding_more_than_the_stock_says_how_many_are_available() {
 }
 
 #[tokio::test]
+async fn setting_more_than_the_stock_offers_the_most_there_is() {
+    let app = spawn_app().await;
+    let book = book_with(&app, 12, 999).await;
+    app.log_in_as(ALICE.0, ALICE.1).await;
+    add(&app, book, "3").await;
+    let line = line_id(&app, "alice", book).await;
+    let set = |quantity: &'static str| {
+        let app = app.clone();
+        async move {
+            let path = format!("/cart/items/{line}/quantity");
+            app.submit("/cart", &path, &[("quantity", quantity)]).await
+        }
+    };
+
+    assert_is_redirect_to(&set("999").await, "/cart");
+    let cart = app.page("/cart").await;
+    assert!(
+        cart.contains("You can have at most 12 copies of “"),
+        "{cart}"
+    );
+    assert!(
+        !cart.contains("already in your cart"),
+        "not worded as an add"
+    );
+    assert!(cart.contains(&format!(
+        "<form class=\"flash-action\" method=\"post\" action=\"/cart/items/{line}/quantity\">"
+    )));
+    assert!(cart.contains("<input type=\"hidden\" name=\"quantity\" value=\"12\">"));
+    assert!(cart.contains("Set it to 12"));
+    assert_eq!(quantity_in_cart(&app, "alice", book).await, Some(3));
+
+    // The offer's button posts 12.
+    assert_is_redirect_to(&set("12").await, "/cart");
+    assert_eq!(quantity_in_cart(&app, "alice", book).await, Some(12));
+
+    // Typed past the browser's checks, a negative or a word gets the server's own message.
+    for (typed, message) in [
+        (
+            "-1",
+            "A cart line holds at least 1 copy; 0 or Remove takes it out.",
+        ),
+        (
+            "abc",
+            "Type a number of copies from 0 (takes the line out) to 999.",
+        ),
+    ] {
+        assert_is_redirect_to(&set(typed).await, "/cart");
+        let cart = app.page("/cart").await;
+        assert!(cart.contains(message), "{typed}: {cart}");
+        assert!(cart.contains("Nothing was changed."));
+        assert_eq!(quantity_in_cart(&app, "alice", book).await, Some(12));
+    }
+}
+
+#[tokio::test]
 async fn plus_minus_and_remove_work_on_your_own_lines() {
     let app = spawn_app().await;
     let book = book_with(&app, 20, 999).await;

@@ -31,7 +31,7 @@ async fn db_titles(app: &TestApp, order_by_price_desc: bool, limit: i64) -> Vec<
                 .unwrap()
         } else {
             query
-                .order((books::title.asc(), books::id.asc()))
+                .order((books::ratings_count.desc(), books::id.asc()))
                 .load(conn)
                 .unwrap()
         }
@@ -40,7 +40,7 @@ async fn db_titles(app: &TestApp, order_by_price_desc: bool, limit: i64) -> Vec<
 }
 
 #[tokio::test]
-async fn the_catalog_pages_through_every_book_by_title() {
+async fn the_catalog_pages_through_every_book_most_popular_first() {
     let app = spawn_app().await;
     let expected = db_titles(&app, false, 300).await;
 
@@ -59,6 +59,24 @@ async fn the_catalog_pages_through_every_book_by_title() {
     assert!(last.contains("Page 13 of 13") && !last.contains("rel=\"next\""));
     let past_the_end = app.page("/books?page=99").await;
     assert!(past_the_end.contains("There is no page 99"));
+}
+
+#[tokio::test]
+async fn browsing_starts_with_the_most_popular_and_a_search_with_the_best_match() {
+    let app = spawn_app().await;
+    let most_rated = db_titles(&app, false, 3).await;
+
+    let browse = app.page("/books").await;
+    // The search form of the browsing page sends its default order as no order at all.
+    let searched = app.page("/books?q=harry+potter&sort=").await;
+    let best_match = app.page("/books?q=harry+potter&sort=relevance").await;
+
+    assert_eq!(titles(&browse)[..3], most_rated[..]);
+    assert_ne!(titles(&browse)[0], "11/22/63", "not title order");
+    assert!(browse.contains("<option value=\"\" selected>Most popular</option>"));
+    assert!(searched.contains("<option value=\"\" selected>Best match</option>"));
+    assert_eq!(titles(&searched), titles(&best_match));
+    assert!(!titles(&searched).is_empty());
 }
 
 #[tokio::test]

@@ -57,7 +57,7 @@ async fn seeding_twice_yields_the_same_rows() {
         .db(|conn| {
             let before = catalog_counts(conn);
             let again = seed::load_demo_catalog(conn).unwrap().books_inserted
-                + bookstore::domain::catalog::edit::insert_new_entries(
+                + bookstore::domain::catalog::bulk::insert_new_entries(
                     conn,
                     &seed::demo_entries().unwrap(),
                 )

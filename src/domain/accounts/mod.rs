@@ -354,7 +354,7 @@ fn set_password_and_end_sessions(
     diesel::update(users::table.find(user_id))
         .set(users::password_hash.eq(hash))
         .execute(conn)?;
-    sessions::end_all_of_user(conn, user_id)?;
+    sessions::end_all_of_user(conn, user_id, sessions::SessionEnd::PasswordChanged)?;
     Ok(())
 }
 

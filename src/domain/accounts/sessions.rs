@@ -5,9 +5,9 @@
 use std::{collections::HashMap, time::Duration};
 
 use chrono::{DateTime, Utc};
-use diesel::prelude::*;
+use diesel::{prelude::*, upsert::excluded};
 
-use crate::db::schema::{sessions, users};
+use crate::db::schema::{ended_sessions, sessions, users};
 
 /// The session-state key holding the logged-in user's id (as JSON, like every value).
 pub const USER_ID_KEY: &str = "user_id";
@@ -116,7 +116,7 @@ pub fn create(
                 .select(users::id)
                 .for_update()
                 .first::<i64>(conn)?;
-            end_all_of_user(conn, user_id)?;
+            end_all_of_user(conn, user_id, SessionEnd::LoggedInElsewhere)?;
         }
         diesel::insert_into(sessions::table)
             .values((
@@ -158,6 +158,14 @@ pub fn delete(conn: &mut PgConnection, token: &SessionToken) -> QueryResult<()> 
     Ok(())
 }
 
+/// Deletes the reasons kept for ended sessions once those sessions would have expired anyway.
+pub fn purge_session_ends(conn: &mut PgConnection, policy: &SessionPolicy) -> QueryResult<usize> {
+    diesel::delete(
+        ended_sessions::table.filter(ended_sessions::ended_at.le(Utc::now() - policy.lifetime)),
+    )
+    .execute(conn)
+}
+
 /// Deletes sessions past their lifetime or idle timeout; returns how many.
 pub fn purge_expired(conn: &mut PgConnection, policy: &SessionPolicy) -> QueryResult<usize> {
     let now = Utc::now();
@@ -177,11 +185,75 @@ pub fn purge_past_lifetime(conn: &mut PgConnection) -> QueryResult<usize> {
     diesel::delete(sessions::table.filter(sessions::expires_at.le(Utc::now()))).execute(conn)
 }
 
-/// Ends every session of a user (a changed or reset password). Callers run it in the
-/// transaction that changes the password, after locking or updating the user row, the order
-/// [`create`] takes too.
-pub fn end_all_of_user(conn: &mut PgConnection, user_id: i64) -> QueryResult<usize> {
-    diesel::delete(sessions::table.filter(sessions::user_id.eq(user_id))).execute(conn)
+/// Why a session ended before its time; the browser that held it is told on its next page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionEnd {
+    /// One session per account: a log-in elsewhere ends the earlier one.
+    LoggedInElsewhere,
+    /// A changed or reset password ends every session.
+    PasswordChanged,
+}
+
+impl SessionEnd {
+    fn key(self) -> &'static str {
+        match self {
+            SessionEnd::LoggedInElsewhere => "logged_in_elsewhere",
+            SessionEnd::PasswordChanged => "password_changed",
+        }
+    }
+
+    fn from_key(key: &str) -> Option<SessionEnd> {
+        [SessionEnd::LoggedInElsewhere, SessionEnd::PasswordChanged]
+            .into_iter()
+            .find(|end| end.key() == key)
+    }
+}
+
+/// Ends every session of a user, keeping why under each token's hash. Callers run it in a
+/// transaction, after locking or updating the user row, the order [`create`] takes too.
+pub fn end_all_of_user(
+    conn: &mut PgConnection,
+    user_id: i64,
+    reason: SessionEnd,
+) -> QueryResult<usize> {
+    let ended: Vec<Vec<u8>> = diesel::delete(sessions::table.filter(sessions::user_id.eq(user_id)))
+        .returning(sessions::token_hash)
+        .get_results(conn)?;
+    let now = Utc::now();
+    let rows: Vec<_> = ended
+        .iter()
+        .map(|hash| {
+            (
+                ended_sessions::token_hash.eq(hash),
+                ended_sessions::reason.eq(reason.key()),
+                ended_sessions::ended_at.eq(now),
+            )
+        })
+        .collect();
+    // A token ended before (a session put back by hand) takes the latest reason.
+    diesel::insert_into(ended_sessions::table)
+        .values(&rows)
+        .on_conflict(ended_sessions::token_hash)
+        .do_update()
+        .set((
+            ended_sessions::reason.eq(excluded(ended_sessions::reason)),
+            ended_sessions::ended_at.eq(excluded(ended_sessions::ended_at)),
+        ))
+        .execute(conn)?;
+    Ok(ended.len())
+}
+
+/// Why the session of `token` was ended, and when; the record is used up (told once).
+pub fn take_end_of(
+    conn: &mut PgConnection,
+    token: &SessionToken,
+) -> QueryResult<Option<(SessionEnd, DateTime<Utc>)>> {
+    let row: Option<(String, DateTime<Utc>)> =
+        diesel::delete(ended_sessions::table.find(token.digest()))
+            .returning((ended_sessions::reason, ended_sessions::ended_at))
+            .get_result(conn)
+            .optional()?;
+    Ok(row.and_then(|(reason, at)| Some((SessionEnd::from_key(&reason)?, at))))
 }
 
 /// When a session started, was last used (to the minute: see `TOUCH_INTERVAL`) and ends.

@@ -1,9 +1,10 @@
 //! Browsing the catalog: search, filters, sort and pages.
 //!
-//! Search forgives: word order does not matter, title and author words mix, a typo of one or
-//! two letters per word still finds the book, and the results rank by relevance (a title equal
-//! to the query first, then books with every word as typed, then popularity). The rule lives in
-//! SQL (`search_queries`, `search_suggestion`, migration 000012); this module asks in two
+//! Search forgives: word order does not matter, title and author words mix, words split or
+//! joined differently ("mocking bird", "halfblood") are the same words, a typo of one or two
+//! letters per word still finds the book, and the results rank by relevance (a title equal to
+//! the query first, then books with every word as typed, then popularity). The rule lives in
+//! SQL (`search_queries`, `search_suggestion`, migrations 000012 and 000018); this module asks in two
 //! passes: words the catalog knows taken as typed (unknown ones widened), and only if that
 //! finds nothing, every word widened. Hidden books are never listed.
 
@@ -79,12 +80,13 @@ impl Sort {
         }
     }
 
-    /// The order of a list with or without a query.
+    /// The order of a list with or without a query: the best matches of a search, and the
+    /// books most people read when browsing (not "11/22/63" and other titles that sort first).
     pub fn default_for(has_text: bool) -> Sort {
         if has_text {
             Sort::Relevance
         } else {
-            Sort::Title
+            Sort::Popularity
         }
     }
 
@@ -131,7 +133,7 @@ impl Default for CatalogQuery {
             author_id: None,
             in_stock_only: false,
             include_hidden: false,
-            sort: Sort::Title,
+            sort: Sort::Popularity,
             page: 1,
             per_page: 24,
         }
@@ -372,10 +374,10 @@ mod tests {
         for sort in Sort::ALL {
             assert_eq!(Sort::resolve(Some(sort.key()), true), sort);
         }
-        assert_eq!(Sort::resolve(Some("bogus"), false), Sort::Title);
+        assert_eq!(Sort::resolve(Some("bogus"), false), Sort::Popularity);
         assert_eq!(Sort::resolve(None, true), Sort::Relevance);
         // Relevance needs a query to be relevant to.
-        assert_eq!(Sort::resolve(Some("relevance"), false), Sort::Title);
+        assert_eq!(Sort::resolve(Some("relevance"), false), Sort::Popularity);
         assert!(Sort::choices(false).all(|sort| sort != Sort::Relevance));
     }
 }

@@ -98,6 +98,13 @@ pub async fn show(
     account_page(&state, user, layout, &session, None, FieldErrors::default()).await
 }
 
+/// `GET /account/name` and `GET /account/password`: a refused form is shown again at its
+/// POST address, so going back to it, or opening it from the history, lands on the account
+/// page instead of a 404.
+pub async fn back_to_account() -> HttpResponse {
+    see_other("/account")
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct NameForm {

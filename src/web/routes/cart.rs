@@ -267,6 +267,19 @@ pub async fn set_quantity(
             );
             Ok(see_other("/cart"))
         }
+        // Too many to set: offer the most there is, as a button that sets it.
+        Err(err @ CartError::AtMost { most, .. }) if most > 0 => {
+            flash::error_with(
+                &session,
+                err.to_string(),
+                FlashAction::Post {
+                    label: format!("Set it to {most}"),
+                    action: format!("/cart/items/{line_id}/quantity"),
+                    fields: vec![("quantity".into(), most.to_string())],
+                },
+            );
+            Ok(see_other("/cart"))
+        }
         Err(err) => cart_error(&session, err, "/cart"),
     }
 }

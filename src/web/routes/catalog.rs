@@ -203,7 +203,7 @@ pub async fn list(
         sort_options: Sort::choices(query.text.is_some())
             .map(|sort| SortOption {
                 // The default order is sent as no order at all, so a search typed on the
-                // browsing page (default: title) gets the searching default (best match).
+                // browsing page (default: popularity) gets the searching default (best match).
                 key: if sort == Sort::default_for(query.text.is_some()) {
                     ""
                 } else {
@@ -299,7 +299,7 @@ mod tests {
         let query = params.to_query(24);
         assert_eq!(
             (query.author_id, query.sort, query.page),
-            (None, Sort::Title, 1)
+            (None, Sort::Popularity, 1)
         );
         assert_eq!(CatalogParams::link(&query, 1), "/books");
     }

@@ -34,8 +34,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/account", web::get().to(account_page::show))
         .route("/account/name", web::post().to(account_page::change_name))
         .route(
+            "/account/name",
+            web::get().to(account_page::back_to_account),
+        )
+        .route(
             "/account/password",
             web::post().to(account_page::change_password),
+        )
+        .route(
+            "/account/password",
+            web::get().to(account_page::back_to_account),
         )
         .route(
             "/password-reset/{token}",
