@@ -23,6 +23,7 @@ use crate::{
         csrf::{CsrfForm, FormToken},
         error::{WebError, html, see_other},
         flash,
+        forms::NoFields,
         forms::{FieldErrors, judge_new_password},
         layout::Layout,
         with_conn,
@@ -242,9 +243,6 @@ pub async fn login(
     };
     Ok(token.respond(html(status, &page)))
 }
-
-#[derive(Deserialize)]
-pub struct NoFields {}
 
 /// `POST /logout`: deletes the session row, not just the cookie.
 pub async fn logout(session: Session, _form: CsrfForm<NoFields>) -> HttpResponse {

@@ -11,7 +11,6 @@ use diesel::Connection;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::web::forms::NoFields;
 use crate::{
     domain::audit::{self, AuditAction},
     tasks::{
@@ -24,6 +23,7 @@ use crate::{
         csrf::{self, CsrfForm},
         error::{WebError, html, see_other},
         flash,
+        forms::NoFields,
         layout::Layout,
         params::{self, ParamField},
         with_conn,

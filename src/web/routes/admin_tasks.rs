@@ -7,7 +7,6 @@ use askama::Template;
 use askama_web::WebTemplate;
 use chrono::{DateTime, Utc};
 
-use crate::web::forms::NoFields;
 use crate::{
     domain::audit::{self, AuditAction},
     tasks::{
@@ -21,6 +20,7 @@ use crate::{
         csrf::{self, CsrfForm},
         error::{WebError, see_other},
         flash,
+        forms::NoFields,
         layout::Layout,
         result_view::{ResultParams, ResultView},
         with_conn,

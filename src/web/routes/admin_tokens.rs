@@ -10,7 +10,6 @@ use diesel::Connection;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::web::forms::NoFields;
 use crate::{
     domain::{
         accounts::tokens::{self, CreateError, MAX_LIFETIME_DAYS, TokenInfo},
@@ -23,6 +22,7 @@ use crate::{
         error::{WebError, html, see_other},
         flash,
         forms::FieldErrors,
+        forms::NoFields,
         layout::Layout,
         with_conn,
     },

@@ -19,6 +19,7 @@ use crate::{
         csrf::{self, CsrfForm},
         error::{WebError, html, see_other},
         flash::{self, FlashAction},
+        forms::NoFields,
         layout::Layout,
         with_conn,
     },
@@ -283,9 +284,6 @@ pub async fn set_quantity(
         Err(err) => cart_error(&session, err, "/cart"),
     }
 }
-
-#[derive(Deserialize)]
-pub struct NoFields {}
 
 /// `POST /cart/items/{id}/remove`
 pub async fn remove(
