@@ -3,18 +3,13 @@
 //! Every setting has a default that works on a developer's machine; a malformed value stops
 //! the start with a message that names the variable, never a silent fallback.
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{net::SocketAddr, path::PathBuf};
 
 use figment::{
     Figment,
     providers::{Env, Serialized},
 };
 use serde::{Deserialize, Serialize};
-
-use crate::{
-    domain::accounts::{sessions::SessionPolicy, throttle::ThrottlePolicy},
-    tasks::program::ProgramSettings,
-};
 
 /// The variables, their defaults and meaning, shown by `bookstore --help` and in the README.
 pub const ENV_HELP: &[(&str, &str, &str)] = &[
@@ -384,32 +379,12 @@ impl Config {
         Ok(())
     }
 
-    /// What programs are told: the import folder and its size limit.
-    pub fn program_settings(&self) -> ProgramSettings {
-        ProgramSettings {
-            import_dir: self
-                .import_dir
-                .clone()
-                .unwrap_or_else(|| self.data_dir.join("imports")),
-            import_max_bytes: self.import_max_mb.saturating_mul(1024 * 1024),
-        }
-    }
-
-    pub fn session_policy(&self) -> SessionPolicy {
-        SessionPolicy {
-            lifetime: Duration::from_secs(self.session_lifetime_hours * 3600),
-            idle_timeout: Duration::from_secs(self.session_idle_minutes * 60),
-        }
-    }
-
-    pub fn throttle_policy(&self) -> ThrottlePolicy {
-        ThrottlePolicy {
-            max_registrations_per_address: self.registrations_per_address,
-            ..ThrottlePolicy::new(
-                self.login_max_failures,
-                Duration::from_secs(self.login_lockout_seconds),
-            )
-        }
+    /// The folder `import_catalog` reads from: `BOOKSTORE_IMPORT_DIR`, else
+    /// `<data dir>/imports`.
+    pub fn import_dir(&self) -> PathBuf {
+        self.import_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("imports"))
     }
 
     /// The help text listing every variable, for `--help`.

@@ -110,7 +110,7 @@ fn serve(config: &Config) -> anyhow::Result<ExitCode> {
 
 /// The app's database, migrated and ready (the private cluster is stopped again on failure).
 fn open_prepared(config: &Config) -> anyhow::Result<db::Database> {
-    let database = db::Database::open(config)?;
+    let database = db::Database::open(&config.into())?;
     // The migration lock is a session's: through a transaction pooler it takes the direct
     // connection.
     let prepared = match &config.database_listen_url {
@@ -139,7 +139,7 @@ fn open_prepared(config: &Config) -> anyhow::Result<db::Database> {
 
 fn psql(config: &Config, args: Vec<OsString>) -> anyhow::Result<ExitCode> {
     // Never adopt a running cluster here: the app that started it stops it.
-    let (url, cluster) = db::locate(config, false)?;
+    let (url, cluster) = db::locate(&config.into(), false)?;
     let status = std::process::Command::new("psql")
         .arg("--dbname")
         .arg(&url)

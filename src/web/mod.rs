@@ -39,7 +39,7 @@ use tracing_actix_web::TracingLogger;
 use crate::{
     config::Config,
     db::PgPool,
-    domain::accounts::throttle::ThrottlePolicy,
+    domain::accounts::{sessions::SessionPolicy, throttle::ThrottlePolicy},
     tasks::program::ProgramSettings,
     web::{error::WebError, session_store::PgSessionStore},
 };
@@ -69,7 +69,7 @@ pub fn server(
     cookie_key: Key,
 ) -> std::io::Result<Server> {
     let static_dir = config.static_dir.clone();
-    let session_store = PgSessionStore::new(state.pool.clone(), config.session_policy());
+    let session_store = PgSessionStore::new(state.pool.clone(), SessionPolicy::from(config));
     let cookie_lifetime = CookieDuration::hours(config.session_lifetime_hours as i64);
     let secure_cookies = config.secure_cookies;
     let server = HttpServer::new(move || {

@@ -577,7 +577,9 @@ async fn the_clean_up_purges_only_dead_sessions() {
     })
     .await;
 
-    let policy = bookstore::config::Config::default().session_policy();
+    let policy = bookstore::domain::accounts::sessions::SessionPolicy::from(
+        &bookstore::config::Config::default(),
+    );
     let purged = app
         .db(move |conn| {
             bookstore::domain::accounts::sessions::purge_expired(conn, &policy).unwrap()
