@@ -2,7 +2,7 @@ use std::{ffi::OsString, process::ExitCode};
 
 use anyhow::Context;
 use bookstore::{
-    config::{Config, Role},
+    config::{Config, Role, settings},
     db,
     domain::{
         accounts::{self, Login, NewPassword, resets},
@@ -16,7 +16,7 @@ use diesel::{Connection, PgConnection};
 use serde_json::json;
 
 #[derive(Parser)]
-#[command(name = "bookstore", version, about, after_help = Config::env_help())]
+#[command(name = "bookstore", version, about, after_help = settings::env_help())]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -154,7 +154,7 @@ fn psql(config: &Config, args: Vec<OsString>) -> anyhow::Result<ExitCode> {
 
 fn create_staff(config: &Config, login: &str) -> anyhow::Result<ExitCode> {
     let login = Login::parse(login).map_err(|err| anyhow::anyhow!("login {login:?}: {err}"))?;
-    let password = match std::env::var("BOOKSTORE_STAFF_PASSWORD") {
+    let password = match std::env::var(settings::STAFF_PASSWORD) {
         Ok(password) => Some(password),
         Err(_) => {
             use std::io::{BufRead, IsTerminal};
