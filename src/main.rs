@@ -2,7 +2,7 @@ use std::{ffi::OsString, process::ExitCode};
 
 use anyhow::Context;
 use bookstore::{
-    config::{Config, Role},
+    config::{Config, Role, settings},
     db,
     domain::{
         accounts::{self, Login, NewPassword, resets},
@@ -16,7 +16,7 @@ use diesel::{Connection, PgConnection};
 use serde_json::json;
 
 #[derive(Parser)]
-#[command(name = "bookstore", version, about, after_help = Config::env_help())]
+#[command(name = "bookstore", version, about, after_help = settings::env_help())]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -110,7 +110,7 @@ fn serve(config: &Config) -> anyhow::Result<ExitCode> {
 
 /// The app's database, migrated and ready (the private cluster is stopped again on failure).
 fn open_prepared(config: &Config) -> anyhow::Result<db::Database> {
-    let database = db::Database::open(config)?;
+    let database = db::Database::open(&config.into())?;
     // The migration lock is a session's: through a transaction pooler it takes the direct
     // connection.
     let prepared = match &config.database_listen_url {
@@ -139,7 +139,7 @@ fn open_prepared(config: &Config) -> anyhow::Result<db::Database> {
 
 fn psql(config: &Config, args: Vec<OsString>) -> anyhow::Result<ExitCode> {
     // Never adopt a running cluster here: the app that started it stops it.
-    let (url, cluster) = db::locate(config, false)?;
+    let (url, cluster) = db::locate(&config.into(), false)?;
     let status = std::process::Command::new("psql")
         .arg("--dbname")
         .arg(&url)
@@ -154,7 +154,7 @@ fn psql(config: &Config, args: Vec<OsString>) -> anyhow::Result<ExitCode> {
 
 fn create_staff(config: &Config, login: &str) -> anyhow::Result<ExitCode> {
     let login = Login::parse(login).map_err(|err| anyhow::anyhow!("login {login:?}: {err}"))?;
-    let password = match std::env::var("BOOKSTORE_STAFF_PASSWORD") {
+    let password = match std::env::var(settings::STAFF_PASSWORD) {
         Ok(password) => Some(password),
         Err(_) => {
             use std::io::{BufRead, IsTerminal};

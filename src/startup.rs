@@ -19,6 +19,7 @@ use crate::{
     tasks::{
         Registry,
         engine::{self, EngineConfig, EngineHandle},
+        program::ProgramSettings,
     },
     web::{self, AppState},
 };
@@ -128,7 +129,7 @@ impl Application {
     pub fn build(config: &Config, pool: PgPool) -> anyhow::Result<Application> {
         // Made now, so an import asked for before the first upload is told to upload a file,
         // and no message needs to mention the folder.
-        let imports = config.program_settings().import_dir;
+        let imports = config.import_dir();
         if let Err(err) = std::fs::create_dir_all(&imports) {
             tracing::warn!(
                 "cannot create the import folder {} (BOOKSTORE_IMPORT_DIR): {err}; imports and \
@@ -159,9 +160,9 @@ impl Application {
             let addr = listener.local_addr()?;
             let state = AppState {
                 pool: pool.clone(),
-                throttle: config.throttle_policy(),
+                throttle: ThrottlePolicy::from(config),
                 page_size: config.page_size.into(),
-                programs: config.program_settings(),
+                programs: ProgramSettings::from(config),
                 secure_cookies: config.secure_cookies,
                 cookie_key: cookie_key.clone(),
             };
@@ -179,8 +180,8 @@ impl Application {
             stop: Arc::new(Notify::new()),
             termination: Termination::install(),
             pool,
-            session_policy: config.session_policy(),
-            throttle_policy: config.throttle_policy(),
+            session_policy: SessionPolicy::from(config),
+            throttle_policy: ThrottlePolicy::from(config),
             audit_days: config.audit_days,
         })
     }

@@ -27,6 +27,32 @@ use crate::{
     db::cluster::{ClusterOptions, EmbeddedCluster},
 };
 
+/// What opening the database needs to know.
+#[derive(Debug, Clone)]
+pub struct DatabaseSettings {
+    /// `DATABASE_URL`; `None` runs the private cluster.
+    pub url: Option<String>,
+    /// The private cluster's folder.
+    pub data_dir: PathBuf,
+    /// Where the PostgreSQL server binaries are; `None` searches for them.
+    pub pg_bin_dir: Option<PathBuf>,
+    pub pool_size: u32,
+    /// `url` is a transaction-pooling PgBouncer.
+    pub transaction_pooler: bool,
+}
+
+impl From<&Config> for DatabaseSettings {
+    fn from(config: &Config) -> DatabaseSettings {
+        DatabaseSettings {
+            url: config.database_url.clone(),
+            data_dir: config.data_dir.clone(),
+            pg_bin_dir: config.pg_bin_dir.clone(),
+            pool_size: config.pool_size,
+            transaction_pooler: config.transaction_pooler,
+        }
+    }
+}
+
 pub type PgPool = Pool<ConnectionManager<PgConnection>>;
 pub type PooledPg = PooledConnection<ConnectionManager<PgConnection>>;
 
@@ -95,12 +121,12 @@ impl ClusterWatcher {
 
 impl Database {
     /// Connects to `DATABASE_URL`, or starts the private cluster and watches over it.
-    pub fn open(config: &Config) -> anyhow::Result<Database> {
-        let (url, cluster) = locate(config, true)?;
+    pub fn open(settings: &DatabaseSettings) -> anyhow::Result<Database> {
+        let (url, cluster) = locate(settings, true)?;
         let pool = build_pool_with(
             &url,
-            config.pool_size,
-            Statements::for_pooler(config.transaction_pooler),
+            settings.pool_size,
+            Statements::for_pooler(settings.transaction_pooler),
         )?;
         let cluster_root = cluster.as_ref().map(|c| c.root().to_path_buf());
         let cluster = cluster.map(|c| Arc::new(Mutex::new(c)));
@@ -146,15 +172,15 @@ impl Database {
 /// The connection string to use and, without `DATABASE_URL`, the started private cluster.
 /// `adopt_orphan`: see [`ClusterOptions::adopt_orphan`].
 pub fn locate(
-    config: &Config,
+    settings: &DatabaseSettings,
     adopt_orphan: bool,
 ) -> anyhow::Result<(String, Option<EmbeddedCluster>)> {
-    if let Some(url) = &config.database_url {
+    if let Some(url) = &settings.url {
         return Ok((url.clone(), None));
     }
     let cluster = EmbeddedCluster::start(&ClusterOptions {
-        root: config.data_dir.clone(),
-        bin_dir: config.pg_bin_dir.clone(),
+        root: settings.data_dir.clone(),
+        bin_dir: settings.pg_bin_dir.clone(),
         durable: true,
         adopt_orphan,
     })?;

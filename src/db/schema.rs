@@ -7,6 +7,28 @@ pub mod sql_types {
 }
 
 diesel::table! {
+    api_tokens (id) {
+        id -> Int8,
+        user_id -> Int8,
+        name -> Text,
+        token_hash -> Text,
+        created_at -> Timestamptz,
+        last_used_at -> Nullable<Timestamptz>,
+        revoked_at -> Nullable<Timestamptz>,
+        display_prefix -> Nullable<Text>,
+        expires_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    app_secrets (name) {
+        name -> Text,
+        value -> Bytea,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     audit_events (id) {
         id -> Int8,
         at -> Timestamptz,
@@ -68,6 +90,23 @@ diesel::table! {
 }
 
 diesel::table! {
+    ended_sessions (token_hash) {
+        token_hash -> Bytea,
+        reason -> Text,
+        ended_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    login_throttle (key) {
+        key -> Text,
+        failures -> Int4,
+        window_started_at -> Timestamptz,
+        last_failure_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     order_lines (order_id, book_id) {
         order_id -> Int8,
         book_id -> Int8,
@@ -121,6 +160,12 @@ diesel::table! {
         schedule -> Nullable<Text>,
         next_run_at -> Nullable<Timestamptz>,
         paused -> Bool,
+    }
+}
+
+diesel::table! {
+    search_words (word) {
+        word -> Text,
     }
 }
 
@@ -182,8 +227,8 @@ diesel::joinable!(order_lines -> books (book_id));
 diesel::joinable!(order_lines -> orders (order_id));
 diesel::joinable!(orders -> users (user_id));
 diesel::joinable!(password_resets -> users (user_id));
-diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(programs -> program_functions (function_name));
+diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(tasks -> programs (program_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -201,52 +246,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     password_resets,
     program_functions,
     programs,
+    search_words,
     sessions,
     tasks,
     users,
 );
-
-diesel::table! {
-    ended_sessions (token_hash) {
-        token_hash -> Bytea,
-        reason -> Text,
-        ended_at -> Timestamptz,
-    }
-}
-
-diesel::table! {
-    login_throttle (key) {
-        key -> Text,
-        failures -> Int4,
-        window_started_at -> Timestamptz,
-        last_failure_at -> Timestamptz,
-    }
-}
-
-diesel::table! {
-    api_tokens (id) {
-        id -> Int8,
-        user_id -> Int8,
-        name -> Text,
-        token_hash -> Text,
-        created_at -> Timestamptz,
-        last_used_at -> Nullable<Timestamptz>,
-        revoked_at -> Nullable<Timestamptz>,
-        display_prefix -> Nullable<Text>,
-        expires_at -> Nullable<Timestamptz>,
-    }
-}
-
-diesel::table! {
-    app_secrets (name) {
-        name -> Text,
-        value -> Bytea,
-        created_at -> Timestamptz,
-    }
-}
-
-diesel::table! {
-    search_words (word) {
-        word -> Text,
-    }
-}

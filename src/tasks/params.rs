@@ -65,7 +65,7 @@ where
         .map(|names| names.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
     let properties = root.get("properties").and_then(Value::as_object);
-    serde_aux::serde_introspection::serde_introspect::<T>()
+    declared_fields::<T>()
         .iter()
         .map(|name| {
             let property = properties
@@ -74,6 +74,47 @@ where
             spec(name, property, root, required.contains(name))
         })
         .collect()
+}
+
+/// `T`'s field names in declaration order (the schema's properties come sorted by name). serde's
+/// derive hands them to the deserializer with `deserialize_struct`; this one keeps them and
+/// stops there.
+fn declared_fields<T>() -> &'static [&'static str]
+where
+    T: for<'de> Deserialize<'de>,
+{
+    use serde::de::{Deserializer, Error as _, Visitor, value::Error};
+
+    struct FieldNames(&'static [&'static str]);
+
+    impl<'de> Deserializer<'de> for &mut FieldNames {
+        type Error = Error;
+
+        fn deserialize_any<V: Visitor<'de>>(self, _visitor: V) -> Result<V::Value, Error> {
+            Err(Error::custom("parameters are a struct"))
+        }
+
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _name: &'static str,
+            fields: &'static [&'static str],
+            _visitor: V,
+        ) -> Result<V::Value, Error> {
+            self.0 = fields;
+            Err(Error::custom("only the field names were wanted"))
+        }
+
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+            option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
+            ignored_any
+        }
+    }
+
+    let mut names = FieldNames(&[]);
+    // Always an error: the names are what we came for.
+    let _ = T::deserialize(&mut names);
+    names.0
 }
 
 fn spec(name: &str, property: &Value, root: &Value, required: bool) -> ParamSpec {

@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::{
+    config::Config,
     db::{PgPool, PooledPg},
     tasks::{params::ParamSpec, table::ResultTable},
 };
@@ -113,6 +114,15 @@ pub struct ProgramSettings {
     pub import_dir: std::path::PathBuf,
     /// The largest file it reads (`BOOKSTORE_IMPORT_MAX_MB`).
     pub import_max_bytes: u64,
+}
+
+impl From<&Config> for ProgramSettings {
+    fn from(config: &Config) -> ProgramSettings {
+        ProgramSettings {
+            import_dir: config.import_dir(),
+            import_max_bytes: config.import_max_mb.saturating_mul(1024 * 1024),
+        }
+    }
 }
 
 /// Where a running attempt's progress goes. The engine's reporter writes it for this attempt

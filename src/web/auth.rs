@@ -1,4 +1,5 @@
-//! Who is asking: extractors that resolve the session on every request.
+//! Who is asking: extractors that resolve the session on every request. Above `csrf` and
+//! `error`; `layout` uses it.
 //! - [`Visitor`]: the logged-in user, if any;
 //! - [`CurrentUser`]: a logged-in user, or a redirect to the log-in page and back;
 //! - [`Staff`]: a staff user; customers get 403, anonymous visitors the log-in page.
@@ -17,7 +18,11 @@ use crate::{
         accounts::{self, User, devices::KnownDevice, sessions::USER_ID_KEY},
         audit::{Actor, AuditContext},
     },
-    web::{AppState, csrf, error::WebError, with_conn},
+    web::{
+        csrf,
+        error::WebError,
+        state::{AppState, with_conn},
+    },
 };
 
 /// The visitor's account; resolved once per request and cached.

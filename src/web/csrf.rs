@@ -4,22 +4,19 @@
 //!   sees the form, so no handler can forget. A visitor without a session (looking at the
 //!   log-in or registration form) gets the token in a cookie of its own instead
 //!   ([`FormToken`]): nothing is stored on the server for someone who only looks;
-//! - [`reject_cross_site`]: state-changing requests that a browser marks as cross-site
-//!   (`Sec-Fetch-Site`, or an `Origin` of another host) are refused outright.
+//! - [`is_cross_site`]: state-changing requests that a browser marks as cross-site
+//!   (`Sec-Fetch-Site`, or an `Origin` of another host) are refused outright (by the
+//!   middleware `web::reject_cross_site`, which answers the API in its own shape).
+//!
+//! Above `error` only; `auth` and `layout` use it.
 
 use actix_session::{Session, SessionExt};
-use actix_web::{
-    Error, FromRequest, HttpRequest,
-    body::MessageBody,
-    dev::{Payload, ServiceRequest, ServiceResponse},
-    middleware::Next,
-    web,
-};
+use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 use futures_util::future::LocalBoxFuture;
 use serde::{Deserialize, de::DeserializeOwned};
 use uuid::Uuid;
 
-use crate::web::error::WebError;
+use crate::web::{error::WebError, state::AppState};
 
 const SESSION_KEY: &str = "csrf";
 
@@ -58,7 +55,7 @@ fn cookie_name(secure: bool) -> &'static str {
 }
 
 fn secure_cookies(req: &HttpRequest) -> bool {
-    req.app_data::<web::Data<crate::web::AppState>>()
+    req.app_data::<web::Data<AppState>>()
         .is_some_and(|state| state.secure_cookies)
 }
 
@@ -165,25 +162,8 @@ impl<T: DeserializeOwned + 'static> FromRequest for CsrfForm<T> {
     }
 }
 
-/// Refuses state-changing requests that browsers mark as coming from another site.
-pub async fn reject_cross_site(
-    req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, Error> {
-    if !req.method().is_safe() && is_cross_site(req.request()) {
-        // The API answers in its own shape (JSON), whatever refuses the call.
-        if req.path().starts_with("/api/") {
-            return Err(crate::web::api::ApiError::csrf_rejected(
-                "A cross-site call cannot change anything here.",
-            )
-            .into());
-        }
-        return Err(WebError::CsrfRejected.into());
-    }
-    next.call(req).await
-}
-
-fn is_cross_site(req: &HttpRequest) -> bool {
+/// Whether a browser marks the request as coming from another site.
+pub fn is_cross_site(req: &HttpRequest) -> bool {
     let header = |name: &str| {
         req.headers()
             .get(name)

@@ -1,9 +1,9 @@
-//! The web layer's one error type, mapped to an HTTP status and an error page in one place.
+//! The web layer's one error type (its answer, status and error page, is `error_page`'s), and
+//! the plain responses every handler uses. The lowest of the web modules: it imports none of
+//! them (order, lowest first: error, flash, csrf, auth, layout, error_page).
 
-use actix_web::{HttpResponse, ResponseError, http::StatusCode};
+use actix_web::{HttpResponse, http::StatusCode};
 use askama::Template;
-
-use crate::web::layout::Layout;
 
 #[derive(thiserror::Error)]
 pub enum WebError {
@@ -33,18 +33,6 @@ impl WebError {
 
     pub fn internal(err: impl Into<anyhow::Error>) -> Self {
         WebError::Internal(err.into())
-    }
-
-    fn title(&self) -> &'static str {
-        match self {
-            WebError::NotFound => "Page not found",
-            WebError::BadRequest(_) => "That request was not understood",
-            WebError::LoginRequired { .. } => "Please log in",
-            WebError::Forbidden => "Staff only",
-            WebError::CsrfRejected => "Form expired",
-            WebError::Unavailable(_) => "Temporarily unavailable",
-            WebError::Internal(_) => "Something went wrong",
-        }
     }
 }
 
@@ -82,47 +70,6 @@ impl From<crate::tasks::ops::OperationError> for WebError {
             crate::tasks::ops::OperationError::Database(err) => err.into(),
         }
     }
-}
-
-impl ResponseError for WebError {
-    fn status_code(&self) -> StatusCode {
-        match self {
-            WebError::NotFound => StatusCode::NOT_FOUND,
-            WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            WebError::LoginRequired { .. } => StatusCode::SEE_OTHER,
-            WebError::Forbidden | WebError::CsrfRejected => StatusCode::FORBIDDEN,
-            WebError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            WebError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        match self {
-            WebError::LoginRequired { next } => {
-                let query = serde_urlencoded::to_string([("next", next)]).unwrap_or_default();
-                return see_other(&format!("/login?{query}"));
-            }
-            WebError::Unavailable(_) => tracing::warn!("{self:?}"),
-            WebError::Internal(_) => tracing::error!("{self:?}"),
-            _ => {}
-        }
-        let page = ErrorPage {
-            layout: Layout::default(),
-            status: self.status_code().as_u16(),
-            title: self.title(),
-            message: self.to_string(),
-        };
-        html(self.status_code(), &page)
-    }
-}
-
-#[derive(Template)]
-#[template(path = "error.html")]
-struct ErrorPage {
-    layout: Layout,
-    status: u16,
-    title: &'static str,
-    message: String,
 }
 
 /// 303 See Other: the answer to a successful form post (post/redirect/get).

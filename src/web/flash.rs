@@ -5,9 +5,45 @@
 use actix_session::Session;
 use serde::{Deserialize, Serialize};
 
-use crate::{tasks::status::TaskStatus, web::layout::Flash};
+use crate::tasks::status::TaskStatus;
 
 const SESSION_KEY: &str = "flash";
+
+/// A message as the page shows it.
+#[derive(Debug, Clone)]
+pub struct Flash {
+    /// `info`, `success` or `error`: a CSS class.
+    pub level: &'static str,
+    pub text: String,
+    pub action: Option<FlashAction>,
+    /// The task (and status) the message is about, for the live updates.
+    pub about: Option<AboutTask>,
+}
+
+/// A flash message's button: (label, form action, hidden fields).
+pub type PostAction<'a> = (&'a str, &'a str, &'a [(String, String)]);
+
+impl Flash {
+    /// The action's (label, href) when it is a link.
+    pub fn link(&self) -> Option<(&str, &str)> {
+        match &self.action {
+            Some(FlashAction::Link { label, href }) => Some((label, href)),
+            _ => None,
+        }
+    }
+
+    /// The action's (label, form action, hidden fields) when it is a button that posts.
+    pub fn post(&self) -> Option<PostAction<'_>> {
+        match &self.action {
+            Some(FlashAction::Post {
+                label,
+                action,
+                fields,
+            }) => Some((label, action, fields)),
+            _ => None,
+        }
+    }
+}
 
 /// What a message offers to do next.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

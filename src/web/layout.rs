@@ -1,4 +1,5 @@
-//! What the shared page layout (templates/base.html) shows around every page.
+//! What the shared page layout (templates/base.html) shows around every page. Above `auth`,
+//! `csrf` and `flash`, whose parts it gathers; none of them imports it.
 
 use actix_session::SessionExt;
 use actix_web::{FromRequest, HttpRequest, dev::Payload};
@@ -10,8 +11,12 @@ use crate::{
         cart,
     },
     web::{
-        AppState, auth::Visitor, csrf, error::WebError, flash, session_end::SessionCookie,
-        session_end::message as session_end_message, with_conn,
+        auth::Visitor,
+        csrf,
+        error::WebError,
+        flash::{self, Flash},
+        session_end::{SessionCookie, message as session_end_message},
+        state::{AppState, with_conn},
     },
 };
 
@@ -49,41 +54,6 @@ pub struct NavUser {
     pub is_staff: bool,
     /// Copies in their cart, shown next to "Cart".
     pub cart_copies: i64,
-}
-
-#[derive(Debug, Clone)]
-pub struct Flash {
-    /// `info`, `success` or `error`: a CSS class.
-    pub level: &'static str,
-    pub text: String,
-    pub action: Option<flash::FlashAction>,
-    /// The task (and status) the message is about, for the live updates.
-    pub about: Option<flash::AboutTask>,
-}
-
-/// A flash message's button: (label, form action, hidden fields).
-pub type PostAction<'a> = (&'a str, &'a str, &'a [(String, String)]);
-
-impl Flash {
-    /// The action's (label, href) when it is a link.
-    pub fn link(&self) -> Option<(&str, &str)> {
-        match &self.action {
-            Some(flash::FlashAction::Link { label, href }) => Some((label, href)),
-            _ => None,
-        }
-    }
-
-    /// The action's (label, form action, hidden fields) when it is a button that posts.
-    pub fn post(&self) -> Option<PostAction<'_>> {
-        match &self.action {
-            Some(flash::FlashAction::Post {
-                label,
-                action,
-                fields,
-            }) => Some((label, action, fields)),
-            _ => None,
-        }
-    }
 }
 
 impl From<&User> for NavUser {

@@ -8,6 +8,7 @@ pub mod contrast;
 pub mod cover;
 pub mod csrf;
 pub mod error;
+mod error_page;
 pub mod flash;
 pub mod forms;
 mod input_guard;
@@ -17,6 +18,7 @@ pub mod result_view;
 mod routes;
 pub mod session_end;
 pub mod session_store;
+pub mod state;
 pub mod task_query;
 
 use std::net::TcpListener;
@@ -34,32 +36,15 @@ use actix_web::{
     middleware::{self, Next, from_fn},
     web,
 };
-use diesel::PgConnection;
 use tracing_actix_web::TracingLogger;
 
 use crate::{
     config::Config,
-    db::PgPool,
-    domain::accounts::throttle::ThrottlePolicy,
-    tasks::program::ProgramSettings,
+    domain::accounts::sessions::SessionPolicy,
     web::{error::WebError, session_store::PgSessionStore},
 };
 
-/// What every handler can reach. Nothing here is per-node state: sessions and tasks live in
-/// PostgreSQL, so any node can serve any request.
-#[derive(Clone)]
-pub struct AppState {
-    pub pool: PgPool,
-    pub throttle: ThrottlePolicy,
-    /// Books per catalog page.
-    pub page_size: i64,
-    /// The import folder and its size limit (uploads go there).
-    pub programs: ProgramSettings,
-    /// Served over https: cookies are Secure and `__Host-` prefixed.
-    pub secure_cookies: bool,
-    /// Signs the cookies (the session's, the known device's); the same on every node.
-    pub cookie_key: Key,
-}
+pub use state::{AppState, DATABASE_DEADLINE, with_conn, within_deadline};
 
 /// Binds the routes to an already-bound listener (port 0 in tests). `cookie_key` signs the
 /// session cookie; every node must use the same one (it is kept in the database).
@@ -70,7 +55,7 @@ pub fn server(
     cookie_key: Key,
 ) -> std::io::Result<Server> {
     let static_dir = config.static_dir.clone();
-    let session_store = PgSessionStore::new(state.pool.clone(), config.session_policy());
+    let session_store = PgSessionStore::new(state.pool.clone(), SessionPolicy::from(config));
     let cookie_lifetime = CookieDuration::hours(config.session_lifetime_hours as i64);
     let secure_cookies = config.secure_cookies;
     let server = HttpServer::new(move || {
@@ -90,7 +75,7 @@ pub fn server(
             .wrap(sessions)
             .wrap(from_fn(session_store_unavailable))
             .wrap(from_fn(input_guard::reject_unsafe_input))
-            .wrap(from_fn(csrf::reject_cross_site))
+            .wrap(from_fn(reject_cross_site))
             .wrap(from_fn(no_store_for_private_pages))
             .wrap(security_headers(secure_cookies))
             .wrap(from_fn(audit::record_refusals))
@@ -209,36 +194,20 @@ fn security_headers(https: bool) -> middleware::DefaultHeaders {
         .add(("X-Frame-Options", "DENY"))
 }
 
-/// Runs database work on the blocking thread pool. Taking a pooled connection can block too
-/// (the pool may be exhausted or the server down), so it happens inside the closure.
-pub async fn with_conn<T, E, F>(state: &AppState, work: F) -> Result<T, WebError>
-where
-    F: FnOnce(&mut PgConnection) -> Result<T, E> + Send + 'static,
-    T: Send + 'static,
-    E: Into<WebError> + Send + 'static,
-{
-    let pool = state.pool.clone();
-    let work = web::block(move || {
-        let mut conn = pool.get().map_err(WebError::unavailable)?;
-        work(&mut conn).map_err(Into::into)
-    });
-    within_deadline(work).await?.map_err(WebError::internal)?
-}
-
-/// How long a request waits for the database before it answers 503. A hung server (stopped,
-/// or cut off by the network) answers nothing at all; the page must not hang with it. The
-/// blocking call itself goes on until the server answers or its connection breaks, then its
-/// connection returns to the pool: the pool recovers by itself.
-pub const DATABASE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(4);
-
-/// `work` (a database call on the blocking pool), or "unavailable" after [`DATABASE_DEADLINE`].
-pub async fn within_deadline<T>(work: impl std::future::Future<Output = T>) -> Result<T, WebError> {
-    tokio::time::timeout(DATABASE_DEADLINE, work)
-        .await
-        .map_err(|_| {
-            WebError::unavailable(anyhow::anyhow!(
-                "the database did not answer within {} s",
-                DATABASE_DEADLINE.as_secs()
-            ))
-        })
+/// Refuses state-changing requests that browsers mark as coming from another site.
+pub async fn reject_cross_site(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    if !req.method().is_safe() && csrf::is_cross_site(req.request()) {
+        // The API answers in its own shape (JSON), whatever refuses the call.
+        if req.path().starts_with("/api/") {
+            return Err(api::ApiError::csrf_rejected(
+                "A cross-site call cannot change anything here.",
+            )
+            .into());
+        }
+        return Err(WebError::CsrfRejected.into());
+    }
+    next.call(req).await
 }

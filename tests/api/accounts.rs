@@ -608,7 +608,9 @@ async fn the_clean_up_purges_only_dead_sessions() {
     })
     .await;
 
-    let policy = bookstore::config::Config::default().session_policy();
+    let policy = bookstore::domain::accounts::sessions::SessionPolicy::from(
+        &bookstore::config::Config::default(),
+    );
     let purged = app
         .db(move |conn| {
             bookstore::domain::accounts::sessions::purge_expired(conn, &policy).unwrap()
@@ -628,7 +630,9 @@ async fn why_a_session_ended_is_kept_no_longer_than_a_session_lives() {
     for _ in 0..3 {
         app.another_browser().log_in_as(ALICE.0, ALICE.1).await;
     }
-    let policy = bookstore::config::Config::default().session_policy();
+    let policy = bookstore::domain::accounts::sessions::SessionPolicy::from(
+        &bookstore::config::Config::default(),
+    );
     let (purged, left) = app
         .db(move |conn| {
             let oldest: Vec<u8> = ended_sessions::table

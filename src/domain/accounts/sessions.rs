@@ -7,7 +7,10 @@ use std::{collections::HashMap, time::Duration};
 use chrono::{DateTime, Utc};
 use diesel::{prelude::*, upsert::excluded};
 
-use crate::db::schema::{ended_sessions, sessions, users};
+use crate::{
+    config::Config,
+    db::schema::{ended_sessions, sessions, users},
+};
 
 /// The session-state key holding the logged-in user's id (as JSON, like every value).
 pub const USER_ID_KEY: &str = "user_id";
@@ -17,6 +20,15 @@ pub const USER_ID_KEY: &str = "user_id";
 pub struct SessionPolicy {
     pub lifetime: Duration,
     pub idle_timeout: Duration,
+}
+
+impl From<&Config> for SessionPolicy {
+    fn from(config: &Config) -> SessionPolicy {
+        SessionPolicy {
+            lifetime: Duration::from_secs(config.session_lifetime_hours * 3600),
+            idle_timeout: Duration::from_secs(config.session_idle_minutes * 60),
+        }
+    }
 }
 
 /// How often `last_seen_at` is written: sliding the idle timeout on every request would turn

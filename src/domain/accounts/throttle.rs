@@ -26,7 +26,7 @@ use diesel::{
     sql_types::{Text, Timestamptz},
 };
 
-use crate::db::schema::login_throttle;
+use crate::{config::Config, db::schema::login_throttle};
 
 #[derive(Debug, Clone, Copy)]
 pub struct ThrottlePolicy {
@@ -37,6 +37,18 @@ pub struct ThrottlePolicy {
     /// Accounts one address may create within the window (`new` sets 10).
     pub max_registrations_per_address: u32,
     pub window: Duration,
+}
+
+impl From<&Config> for ThrottlePolicy {
+    fn from(config: &Config) -> ThrottlePolicy {
+        ThrottlePolicy {
+            max_registrations_per_address: config.registrations_per_address,
+            ..ThrottlePolicy::new(
+                config.login_max_failures,
+                Duration::from_secs(config.login_lockout_seconds),
+            )
+        }
+    }
 }
 
 impl ThrottlePolicy {

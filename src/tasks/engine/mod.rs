@@ -76,7 +76,7 @@ impl EngineConfig {
                 .unwrap_or_else(|| database_url.clone()),
             statements: Statements::for_pooler(config.transaction_pooler),
             database_url,
-            programs: config.program_settings(),
+            programs: ProgramSettings::from(config),
         }
     }
 }

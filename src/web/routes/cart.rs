@@ -391,7 +391,7 @@ pub async fn checkout(
         Err(CheckoutError::NotEnoughStock(shortages)) => {
             // Extracted only here: the layout takes the pending flash messages with it.
             let mut layout = Layout::extract(&req).await?;
-            layout.flashes.push(crate::web::layout::Flash {
+            layout.flashes.push(crate::web::flash::Flash {
                 level: "error",
                 text: "Not enough stock for the lines marked below: nothing was ordered and your \
                        cart is unchanged. Lower the quantities and check out again."

@@ -1,160 +1,16 @@
 //! Configuration from the environment: `BOOKSTORE_*` variables plus the usual `DATABASE_URL`.
 //!
 //! Every setting has a default that works on a developer's machine; a malformed value stops
-//! the start with a message that names the variable, never a silent fallback.
+//! the start with a message that names the variable, never a silent fallback. The variables,
+//! their defaults and meanings are one table, [`settings::SETTINGS`]. A leaf: it imports
+//! nothing of the app; each part builds its own settings from a `&Config`.
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+pub mod settings;
 
-use figment::{
-    Figment,
-    providers::{Env, Serialized},
-};
+use std::{net::SocketAddr, path::PathBuf};
+
+use figment::{Figment, providers::Env};
 use serde::{Deserialize, Serialize};
-
-use crate::{
-    domain::accounts::{sessions::SessionPolicy, throttle::ThrottlePolicy},
-    tasks::program::ProgramSettings,
-};
-
-/// The variables, their defaults and meaning, shown by `bookstore --help` and in the README.
-pub const ENV_HELP: &[(&str, &str, &str)] = &[
-    (
-        "BOOKSTORE_ADDR",
-        "127.0.0.1:8080",
-        "address and port the web server listens on",
-    ),
-    (
-        "BOOKSTORE_DATA_DIR",
-        "./data",
-        "folder of the private PostgreSQL cluster (unused with DATABASE_URL)",
-    ),
-    (
-        "DATABASE_URL",
-        "(unset)",
-        "use this PostgreSQL server instead of the private cluster",
-    ),
-    (
-        "DATABASE_LISTEN_URL",
-        "DATABASE_URL",
-        "a direct connection (not through PgBouncer) for LISTEN and the migration lock",
-    ),
-    (
-        "BOOKSTORE_TRANSACTION_POOLER",
-        "false",
-        "true when DATABASE_URL is a transaction-pooling PgBouncer: statements go unprepared",
-    ),
-    (
-        "BOOKSTORE_POOL_SIZE",
-        "8",
-        "connections per node for pages and programs; a node that runs tasks opens 2 more",
-    ),
-    (
-        "BOOKSTORE_LOG",
-        "info",
-        "log filter, e.g. `debug` or `bookstore=debug,actix_web=info`",
-    ),
-    (
-        "BOOKSTORE_SEED_DEMO",
-        "true",
-        "load the demo catalog into an empty database at start",
-    ),
-    (
-        "BOOKSTORE_STATIC_DIR",
-        "<crate>/static",
-        "folder served under /static",
-    ),
-    (
-        "BOOKSTORE_SESSION_IDLE_MINUTES",
-        "120",
-        "a session unused this long ends",
-    ),
-    (
-        "BOOKSTORE_SESSION_LIFETIME_HOURS",
-        "168",
-        "a session ends this long after log-in",
-    ),
-    (
-        "BOOKSTORE_SECURE_COOKIES",
-        "false",
-        "mark cookies Secure (set true when served over https)",
-    ),
-    (
-        "BOOKSTORE_LOGIN_MAX_FAILURES",
-        "5",
-        "guesses per login in the window (x4 per address) before every address waits a doubling delay on it",
-    ),
-    (
-        "BOOKSTORE_REGISTRATIONS_PER_ADDRESS",
-        "10",
-        "accounts one address may create in the throttle's window",
-    ),
-    (
-        "BOOKSTORE_AUDIT_DAYS",
-        "400",
-        "days the audit log keeps an event; older ones are purged",
-    ),
-    (
-        "BOOKSTORE_LOGIN_LOCKOUT_SECONDS",
-        "900",
-        "the throttle's window (failed log-ins, registrations per address)",
-    ),
-    (
-        "BOOKSTORE_PG_BIN_DIR",
-        "(searched)",
-        "PostgreSQL server binaries; default: PATH, `pg_config --bindir`, /usr/lib/postgresql/*/bin",
-    ),
-    (
-        "BOOKSTORE_STAFF_PASSWORD",
-        "unset",
-        "password for create-staff (else read from stdin)",
-    ),
-    ("BOOKSTORE_PAGE_SIZE", "24", "books per catalog page"),
-    (
-        "BOOKSTORE_IMPORT_DIR",
-        "<data dir>/imports",
-        "the only folder import_catalog reads CSV files from",
-    ),
-    (
-        "BOOKSTORE_IMPORT_MAX_MB",
-        "100",
-        "the largest file import_catalog reads",
-    ),
-    (
-        "BOOKSTORE_ROLE",
-        "all",
-        "web, worker or all (--role overrides it)",
-    ),
-    (
-        "BOOKSTORE_TASK_CONCURRENCY",
-        "4",
-        "programs run at once by one node",
-    ),
-    (
-        "BOOKSTORE_TASK_POLL_SECONDS",
-        "5",
-        "fallback poll for queued tasks",
-    ),
-    (
-        "BOOKSTORE_TASK_LEASE_SECONDS",
-        "30",
-        "a running task whose node sent no heartbeat this long is rescued (>= 3 heartbeats)",
-    ),
-    (
-        "BOOKSTORE_TASK_HEARTBEAT_SECONDS",
-        "1",
-        "how often a node renews the leases of its tasks",
-    ),
-    (
-        "BOOKSTORE_TASK_GRACE_SECONDS",
-        "10",
-        "at shutdown, running tasks get this long to finish",
-    ),
-    (
-        "BOOKSTORE_TASK_RETRY_BASE_MS",
-        "1000",
-        "first retry delay; doubles per attempt (at most 5 minutes)",
-    ),
-];
 
 /// Which parts of the app a node runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
@@ -215,37 +71,12 @@ pub struct Config {
     pub audit_days: u64,
 }
 
+/// The table's defaults ([`settings::SETTINGS`]).
 impl Default for Config {
     fn default() -> Self {
-        Config {
-            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            data_dir: PathBuf::from("data"),
-            import_dir: None,
-            import_max_mb: 100,
-            database_url: None,
-            database_listen_url: None,
-            transaction_pooler: false,
-            pool_size: 8,
-            log: "info".to_owned(),
-            seed_demo: true,
-            static_dir: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/static")),
-            pg_bin_dir: None,
-            role: Role::All,
-            page_size: 24,
-            task_concurrency: 4,
-            task_poll_seconds: 5,
-            task_lease_seconds: 30,
-            task_heartbeat_seconds: 1,
-            task_grace_seconds: 10,
-            task_retry_base_ms: 1000,
-            session_idle_minutes: 120,
-            session_lifetime_hours: 168,
-            secure_cookies: false,
-            login_max_failures: 5,
-            login_lockout_seconds: 900,
-            registrations_per_address: 10,
-            audit_days: 400,
-        }
+        settings::defaults()
+            .extract()
+            .expect("the table of settings has a valid default for every field")
     }
 }
 
@@ -265,9 +96,9 @@ impl Config {
     /// Reads the process environment.
     pub fn from_env() -> Result<Config, ConfigError> {
         Self::from_figment(
-            Figment::from(Serialized::defaults(Config::default()))
+            settings::defaults()
                 .merge(Env::prefixed("BOOKSTORE_").ignore(&["database_url", "database_listen_url"]))
-                .merge(Env::raw().only(&["DATABASE_URL", "DATABASE_LISTEN_URL"])),
+                .merge(Env::raw().only(&settings::UNPREFIXED)),
         )
     }
 
@@ -384,41 +215,12 @@ impl Config {
         Ok(())
     }
 
-    /// What programs are told: the import folder and its size limit.
-    pub fn program_settings(&self) -> ProgramSettings {
-        ProgramSettings {
-            import_dir: self
-                .import_dir
-                .clone()
-                .unwrap_or_else(|| self.data_dir.join("imports")),
-            import_max_bytes: self.import_max_mb.saturating_mul(1024 * 1024),
-        }
-    }
-
-    pub fn session_policy(&self) -> SessionPolicy {
-        SessionPolicy {
-            lifetime: Duration::from_secs(self.session_lifetime_hours * 3600),
-            idle_timeout: Duration::from_secs(self.session_idle_minutes * 60),
-        }
-    }
-
-    pub fn throttle_policy(&self) -> ThrottlePolicy {
-        ThrottlePolicy {
-            max_registrations_per_address: self.registrations_per_address,
-            ..ThrottlePolicy::new(
-                self.login_max_failures,
-                Duration::from_secs(self.login_lockout_seconds),
-            )
-        }
-    }
-
-    /// The help text listing every variable, for `--help`.
-    pub fn env_help() -> String {
-        let mut text = String::from("Environment variables:\n");
-        for (name, default, meaning) in ENV_HELP {
-            text.push_str(&format!("  {name:<22} {meaning} [default: {default}]\n"));
-        }
-        text
+    /// The folder `import_catalog` reads from: `BOOKSTORE_IMPORT_DIR`, else
+    /// `<data dir>/imports`.
+    pub fn import_dir(&self) -> PathBuf {
+        self.import_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("imports"))
     }
 }
 
@@ -429,7 +231,7 @@ fn name_the_variables(error: figment::Error) -> ConfigError {
             .into_iter()
             .map(|error| {
                 let key = error.path.join("_").to_uppercase();
-                let variable = if key == "DATABASE_URL" || key == "DATABASE_LISTEN_URL" {
+                let variable = if settings::UNPREFIXED.contains(&key.as_str()) {
                     key
                 } else {
                     format!("BOOKSTORE_{key}")
@@ -470,35 +272,6 @@ mod tests {
             assert_eq!(config.database_url.as_deref(), Some("postgres://db/shop"));
             Ok(())
         });
-    }
-
-    #[test]
-    fn help_and_readme_list_every_setting() {
-        use std::collections::BTreeSet;
-        let in_help: BTreeSet<&str> = ENV_HELP.iter().map(|(name, _, _)| *name).collect();
-        let settings = serde_json::to_value(Config::default()).unwrap();
-        for key in settings.as_object().unwrap().keys() {
-            let variable = match key.as_str() {
-                "database_url" => "DATABASE_URL".to_owned(),
-                "database_listen_url" => "DATABASE_LISTEN_URL".to_owned(),
-                key => format!("BOOKSTORE_{}", key.to_uppercase()),
-            };
-            assert!(
-                in_help.contains(variable.as_str()),
-                "--help lacks {variable}"
-            );
-        }
-        let readme = include_str!("../README.md");
-        let in_readme: BTreeSet<&str> = readme
-            .lines()
-            .filter(|line| line.starts_with("| `"))
-            .filter_map(|line| line.split('`').nth(1))
-            .filter(|name| name.starts_with("BOOKSTORE_") || name.starts_with("DATABASE_"))
-            .collect();
-        assert_eq!(
-            in_readme, in_help,
-            "the README's table and --help list the same variables"
-        );
     }
 
     #[test]
