@@ -26,20 +26,17 @@ use anyhow::{Context, bail};
 use diesel::{Connection, PgConnection, RunQueryDsl, sql_query};
 use nix::unistd::{Pid, Uid, User};
 
+mod binaries;
+
+use binaries::has_server_binaries;
+pub use binaries::{BinariesNotFound, find_server_binaries};
+
 /// Superuser created by initdb; the app connects as it over the private socket.
 const SUPERUSER: &str = "postgres";
 /// Port number only names the socket file (`.s.PGSQL.5432`); no TCP port is opened.
 const PORT: u16 = 5432;
 /// Unix socket paths are limited to 107 bytes; keep a margin for the file name.
 const MAX_SOCKET_DIR_LEN: usize = 90;
-
-#[derive(Debug, thiserror::Error)]
-#[error(
-    "no PostgreSQL server binaries (initdb, pg_ctl, postgres) found in PATH, `pg_config --bindir` \
-     or /usr/lib/postgresql/*/bin: install them (`apt-get install postgresql`), point \
-     BOOKSTORE_PG_BIN_DIR at them, or set DATABASE_URL to use an existing server"
-)]
-pub struct BinariesNotFound;
 
 /// How to start a cluster.
 #[derive(Debug, Clone)]
@@ -409,41 +406,6 @@ diesel::table! {
 }
 use diesel::{ExpressionMethods, QueryDsl};
 
-/// Where the server binaries are: PATH, then `pg_config --bindir`, then the newest
-/// `/usr/lib/postgresql/<version>/bin`.
-pub fn find_server_binaries() -> Option<PathBuf> {
-    let from_path = std::env::var_os("PATH")
-        .map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
-        .unwrap_or_default();
-    let from_pg_config = Command::new("pg_config")
-        .arg("--bindir")
-        .output()
-        .ok()
-        .filter(|output| output.status.success())
-        .map(|output| PathBuf::from(String::from_utf8_lossy(&output.stdout).trim()));
-    let mut versioned: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|entry| {
-            let version = entry.file_name().to_str()?.parse().ok()?;
-            Some((version, entry.path().join("bin")))
-        })
-        .collect();
-    versioned.sort_by_key(|(version, _)| std::cmp::Reverse(*version));
-    from_path
-        .into_iter()
-        .chain(from_pg_config)
-        .chain(versioned.into_iter().map(|(_, dir)| dir))
-        .find(|dir| has_server_binaries(dir))
-}
-
-fn has_server_binaries(dir: &Path) -> bool {
-    ["initdb", "pg_ctl", "postgres"]
-        .iter()
-        .all(|name| dir.join(name).is_file())
-}
-
 /// `<root>/run` unless that makes the socket path too long; then a folder under /tmp named
 /// after the data folder, so the same data folder always gets the same socket.
 fn socket_dir_for(root: &Path) -> PathBuf {
@@ -479,26 +441,4 @@ pub fn quote_ident(name: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn long_data_folders_get_a_short_socket_folder() {
-        let short = socket_dir_for(Path::new("/tmp/shop"));
-        assert_eq!(short, Path::new("/tmp/shop/run"));
-        let long_root = PathBuf::from(format!("/tmp/{}", "x".repeat(120)));
-        let long = socket_dir_for(&long_root);
-        assert!(long.as_os_str().len() <= MAX_SOCKET_DIR_LEN);
-        assert_eq!(
-            long,
-            socket_dir_for(&long_root),
-            "stable for the same folder"
-        );
-    }
-
-    #[test]
-    fn conninfo_values_are_quoted() {
-        assert_eq!(quote_conninfo("/tmp/it's"), r"'/tmp/it\'s'");
-        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
-    }
-}
+mod tests;
