@@ -25,6 +25,7 @@ mod pages;
 mod pgbouncer;
 mod process;
 mod search;
+mod sessions;
 mod sql_programs;
 mod staff_browser;
 mod staff_console;
