@@ -16,7 +16,10 @@ use serde_json::Value;
 
 use crate::{
     db::schema::programs,
-    domain::audit::{self, AuditAction, AuditContext},
+    domain::{
+        audit::{self, AuditAction, AuditContext},
+        ids::TaskId,
+    },
     tasks::{schedule::Schedule, status::TaskStatus},
 };
 
@@ -76,6 +79,12 @@ struct Id {
     id: i64,
 }
 
+#[derive(QueryableByName)]
+struct NewTask {
+    #[diesel(sql_type = BigInt)]
+    id: TaskId,
+}
+
 /// Rules the parameter schema cannot say (see `programs::check_before_queueing`), as the
 /// same refusal `run_program` gives: for the pages and the API, before they queue.
 pub fn check_before_queueing(
@@ -101,11 +110,11 @@ pub fn run_program(
     conn: &mut PgConnection,
     name: &str,
     params: Option<&Value>,
-) -> Result<i64, OperationError> {
+) -> Result<TaskId, OperationError> {
     Ok(sql_query("SELECT run_program($1, $2) AS id")
         .bind::<Text, _>(name)
         .bind::<Nullable<Jsonb>, _>(params)
-        .get_result::<Id>(conn)?
+        .get_result::<NewTask>(conn)?
         .id)
 }
 
@@ -142,7 +151,7 @@ pub struct ProgramInfo {
     #[diesel(sql_type = Nullable<Timestamptz>)]
     pub next_run_at: Option<DateTime<Utc>>,
     #[diesel(sql_type = Nullable<BigInt>)]
-    pub last_task_id: Option<i64>,
+    pub last_task_id: Option<TaskId>,
     #[diesel(sql_type = Nullable<Text>)]
     pub last_status: Option<TaskStatus>,
     #[diesel(sql_type = Nullable<Timestamptz>)]
@@ -160,7 +169,7 @@ pub fn get_programs(conn: &mut PgConnection) -> QueryResult<Vec<ProgramInfo>> {
 #[derive(Debug, Clone, QueryableByName, serde::Serialize)]
 pub struct TaskResult {
     #[diesel(sql_type = BigInt)]
-    pub id: i64,
+    pub id: TaskId,
     #[diesel(sql_type = Text)]
     pub program: String,
     #[diesel(sql_type = Text)]
@@ -181,7 +190,7 @@ pub struct TaskResult {
 
 pub fn get_task_result(
     conn: &mut PgConnection,
-    task_id: i64,
+    task_id: TaskId,
 ) -> Result<TaskResult, OperationError> {
     Ok(sql_query("SELECT * FROM get_task_result($1)")
         .bind::<BigInt, _>(task_id)
@@ -189,7 +198,7 @@ pub fn get_task_result(
 }
 
 /// `cancel_task(id)`: returns the status after the call (`running` means "asked to stop").
-pub fn cancel_task(conn: &mut PgConnection, task_id: i64) -> Result<TaskStatus, OperationError> {
+pub fn cancel_task(conn: &mut PgConnection, task_id: TaskId) -> Result<TaskStatus, OperationError> {
     #[derive(QueryableByName)]
     struct Status {
         #[diesel(sql_type = Text)]
@@ -310,7 +319,7 @@ impl BulkAction {
 pub fn bulk_applicable(
     conn: &mut PgConnection,
     action: BulkAction,
-    ids: &[i64],
+    ids: &[TaskId],
 ) -> QueryResult<i64> {
     crate::db::schema::tasks::table
         .filter(crate::db::schema::tasks::id.eq_any(ids))
@@ -328,7 +337,7 @@ pub fn bulk_applicable(
 pub fn bulk(
     conn: &mut PgConnection,
     action: BulkAction,
-    ids: &[i64],
+    ids: &[TaskId],
 ) -> Result<usize, OperationError> {
     #[derive(QueryableByName)]
     struct Changed {
