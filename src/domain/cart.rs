@@ -8,7 +8,7 @@ use diesel::{prelude::*, result::DatabaseErrorKind};
 
 use crate::{
     db::schema::{books, cart_items},
-    domain::money::Cents,
+    domain::{ids::BookId, money::Cents},
 };
 
 /// How many copies one change may add or take away (the form's +/- or "add 3").
@@ -78,7 +78,7 @@ impl Quantity {
 #[derive(Debug, Clone)]
 pub struct CartLine {
     pub id: i64,
-    pub book_id: i64,
+    pub book_id: BookId,
     pub title: String,
     pub unit_price: Cents,
     pub quantity: i32,
@@ -152,7 +152,11 @@ impl From<diesel::result::Error> for CartError {
     }
 }
 
-fn current_line_exists(conn: &mut PgConnection, user_id: i64, book_id: i64) -> QueryResult<bool> {
+fn current_line_exists(
+    conn: &mut PgConnection,
+    user_id: i64,
+    book_id: BookId,
+) -> QueryResult<bool> {
     diesel::select(diesel::dsl::exists(
         cart_items::table
             .filter(cart_items::user_id.eq(user_id))
@@ -172,7 +176,7 @@ pub fn copies_in_cart(conn: &mut PgConnection, user_id: i64) -> QueryResult<i64>
 
 /// The user's cart, oldest line first.
 pub fn cart_of(conn: &mut PgConnection, user_id: i64) -> QueryResult<Cart> {
-    let rows: Vec<(i64, i64, String, i32, i32, i32)> = cart_items::table
+    let rows: Vec<(i64, BookId, String, i32, i32, i32)> = cart_items::table
         .inner_join(books::table)
         .filter(cart_items::user_id.eq(user_id))
         .order((cart_items::added_at, cart_items::id))
@@ -215,7 +219,7 @@ pub struct LineChange {
 pub fn add_to_cart(
     conn: &mut PgConnection,
     user_id: i64,
-    book_id: i64,
+    book_id: BookId,
     change: QuantityChange,
 ) -> Result<LineChange, CartError> {
     conn.transaction(|conn| {
@@ -300,7 +304,7 @@ fn below_one_on_check(err: diesel::result::Error, current: i32) -> CartError {
 }
 
 /// The book of one of the user's own lines; another user's line is "not found".
-fn own_line_book(conn: &mut PgConnection, user_id: i64, line_id: i64) -> Result<i64, CartError> {
+fn own_line_book(conn: &mut PgConnection, user_id: i64, line_id: i64) -> Result<BookId, CartError> {
     cart_items::table
         .find(line_id)
         .filter(cart_items::user_id.eq(user_id))
@@ -364,7 +368,7 @@ pub fn set_line_quantity(
 /// A line taken out of the cart: enough to put it back ("Undo").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemovedLine {
-    pub book_id: i64,
+    pub book_id: BookId,
     /// The title, and 0 copies.
     pub change: LineChange,
     /// The copies it held.
@@ -376,7 +380,7 @@ pub fn remove_line(
     user_id: i64,
     line_id: i64,
 ) -> Result<RemovedLine, CartError> {
-    let (book_id, quantity): (i64, i32) = diesel::delete(
+    let (book_id, quantity): (BookId, i32) = diesel::delete(
         cart_items::table
             .find(line_id)
             .filter(cart_items::user_id.eq(user_id)),

@@ -37,3 +37,8 @@ id_type!(
     /// A row of `tasks`: one run (or queued run) of a program.
     TaskId
 );
+
+id_type!(
+    /// A row of `books`.
+    BookId
+);

@@ -9,12 +9,12 @@ use uuid::Uuid;
 
 use crate::{
     db::schema::{books, cart_items, order_lines, orders, users},
-    domain::money::Cents,
+    domain::{ids::BookId, money::Cents},
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Shortage {
-    pub book_id: i64,
+    pub book_id: BookId,
     pub title: String,
     pub wanted: i32,
     pub available: i32,
@@ -48,22 +48,22 @@ pub fn checkout(
         if let Some(order_id) = order_for_key(conn, user_id, idempotency_key)? {
             return Ok((order_id, false));
         }
-        let locked: Vec<(i64, i64, i32)> = cart_items::table
+        let locked: Vec<(i64, BookId, i32)> = cart_items::table
             .filter(cart_items::user_id.eq(user_id))
             .order(cart_items::book_id)
             .select((cart_items::id, cart_items::book_id, cart_items::quantity))
             .for_update()
             .load(conn)?;
         let line_ids: Vec<i64> = locked.iter().map(|(id, _, _)| *id).collect();
-        let lines: Vec<(i64, i32)> = locked
+        let lines: Vec<(BookId, i32)> = locked
             .iter()
             .map(|(_, book, quantity)| (*book, *quantity))
             .collect();
         if lines.is_empty() {
             return Err(CheckoutError::EmptyCart);
         }
-        let book_ids: Vec<i64> = lines.iter().map(|(book_id, _)| *book_id).collect();
-        let stocked: Vec<(i64, String, i32, i32, bool)> = books::table
+        let book_ids: Vec<BookId> = lines.iter().map(|(book_id, _)| *book_id).collect();
+        let stocked: Vec<(BookId, String, i32, i32, bool)> = books::table
             .filter(books::id.eq_any(&book_ids))
             .order(books::id)
             .select((
@@ -161,7 +161,7 @@ impl OrderSummary {
 
 #[derive(Debug, Clone)]
 pub struct OrderLine {
-    pub book_id: i64,
+    pub book_id: BookId,
     pub title: String,
     pub unit_price: Cents,
     pub quantity: i32,
@@ -230,7 +230,7 @@ pub fn order_of(
             order_lines::unit_price_cents,
             order_lines::quantity,
         ))
-        .load::<(i64, String, i32, i32)>(conn)?
+        .load::<(BookId, String, i32, i32)>(conn)?
         .into_iter()
         .map(|(book_id, title, price, quantity)| OrderLine {
             book_id,

@@ -3,6 +3,7 @@
 //! nothing at all; two checkouts racing for the last copy, of which one wins; and the
 //! constraints standing behind it all.
 
+use bookstore::domain::ids::BookId;
 use std::{sync::Barrier, thread};
 
 use bookstore::{
@@ -50,11 +51,11 @@ fn run(conn: &mut PgConnection, statement: &str) -> QueryResult<usize> {
 }
 
 /// Demo books for sale, in id order, each given its (price in cents, stock).
-fn books_priced(conn: &mut PgConnection, wanted: &[(i32, i32)]) -> Vec<i64> {
+fn books_priced(conn: &mut PgConnection, wanted: &[(i32, i32)]) -> Vec<BookId> {
     let for_sale = books::table
         .filter(books::hidden.eq(false))
         .order(books::id);
-    let ids: Vec<i64> = for_sale
+    let ids: Vec<BookId> = for_sale
         .select(books::id)
         .limit(wanted.len() as i64)
         .load(conn)
@@ -67,17 +68,17 @@ fn books_priced(conn: &mut PgConnection, wanted: &[(i32, i32)]) -> Vec<i64> {
     ids
 }
 
-fn add(conn: &mut PgConnection, user_id: i64, book_id: i64, copies: i32) {
+fn add(conn: &mut PgConnection, user_id: i64, book_id: BookId, copies: i32) {
     let change = QuantityChange::parse(&copies.to_string()).unwrap();
     cart::add_to_cart(conn, user_id, book_id, change).unwrap();
 }
 
-fn stock(conn: &mut PgConnection, ids: &[i64]) -> Vec<i32> {
+fn stock(conn: &mut PgConnection, ids: &[BookId]) -> Vec<i32> {
     let these = books::table.filter(books::id.eq_any(ids)).order(books::id);
     these.select(books::stock).load(conn).unwrap()
 }
 
-fn cart_lines(conn: &mut PgConnection, user_id: i64) -> Vec<(i64, i32)> {
+fn cart_lines(conn: &mut PgConnection, user_id: i64) -> Vec<(BookId, i32)> {
     let lines = cart_items::table.filter(cart_items::user_id.eq(user_id));
     let columns = (cart_items::book_id, cart_items::quantity);
     lines
@@ -92,10 +93,10 @@ fn order_count(conn: &mut PgConnection) -> i64 {
     orders.count().get_result(conn).unwrap()
 }
 
-type Snapshot = (Vec<i32>, Vec<(i64, i32)>, i64);
+type Snapshot = (Vec<i32>, Vec<(BookId, i32)>, i64);
 
 /// Everything a checkout may change: stock, the user's cart, how many orders there are.
-fn snapshot(conn: &mut PgConnection, user_id: i64, ids: &[i64]) -> Snapshot {
+fn snapshot(conn: &mut PgConnection, user_id: i64, ids: &[BookId]) -> Snapshot {
     (
         stock(conn, ids),
         cart_lines(conn, user_id),

@@ -775,7 +775,7 @@ async fn reports_and_clean_ups_do_real_work() {
     // A sale of two copies at $15.00 today, and a book with low stock.
     let (book, title) = app
         .db(|conn| {
-            let (book, title): (i64, String) = books::table
+            let (book, title): (bookstore::domain::ids::BookId, String) = books::table
                 .order(books::id)
                 .select((books::id, books::title))
                 .first(conn)

@@ -11,6 +11,7 @@ use uuid::Uuid;
 use crate::{
     domain::{
         cart::{self, Cart, CartError, LineQuantity, QuantityChange},
+        ids::BookId,
         orders::{self, CheckoutError, Shortage},
     },
     web::{
@@ -38,7 +39,7 @@ pub struct CartPage {
 }
 
 impl CartPage {
-    fn shortage_of(&self, book_id: &i64) -> Option<&Shortage> {
+    fn shortage_of(&self, book_id: &BookId) -> Option<&Shortage> {
         self.shortages.iter().find(|s| s.book_id == *book_id)
     }
 }
@@ -83,7 +84,7 @@ pub struct AddForm {
 /// after the log-in (or registration).
 #[derive(Debug, serde::Serialize, Deserialize)]
 pub struct PendingAdd {
-    book_id: i64,
+    book_id: BookId,
     quantity: String,
 }
 
@@ -104,7 +105,7 @@ pub async fn add(
         let web::Form(form) = web::Form::<AddForm>::from_request(&req, &mut payload.into_inner())
             .await
             .map_err(|err| WebError::BadRequest(format!("The form is incomplete: {err}")))?;
-        let book_id: i64 = form
+        let book_id: BookId = form
             .book_id
             .trim()
             .parse()
@@ -125,7 +126,7 @@ pub async fn add(
         return Ok(see_other("/login?next=%2Fcart"));
     };
     let CsrfForm(form) = CsrfForm::<AddForm>::from_request(&req, &mut payload.into_inner()).await?;
-    let book_id: i64 = form
+    let book_id: BookId = form
         .book_id
         .trim()
         .parse()
@@ -143,7 +144,7 @@ async fn add_for(
     state: &AppState,
     session: &Session,
     user_id: i64,
-    book_id: i64,
+    book_id: BookId,
     quantity: &str,
 ) -> Result<bool, WebError> {
     let change = match QuantityChange::parse(quantity) {
