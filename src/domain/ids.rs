@@ -42,3 +42,8 @@ id_type!(
     /// A row of `books`.
     BookId
 );
+
+id_type!(
+    /// A row of `users`: a customer's or a staff member's account.
+    UserId
+);

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use uuid::Uuid;
 
+use crate::domain::ids::UserId;
 use crate::{
     db::schema::{books, cart_items, order_lines, orders, users},
     domain::{ids::BookId, money::Cents},
@@ -36,7 +37,7 @@ pub enum CheckoutError {
 /// submitted, and this is that order).
 pub fn checkout(
     conn: &mut PgConnection,
-    user_id: i64,
+    user_id: UserId,
     idempotency_key: Uuid,
 ) -> Result<(i64, bool), CheckoutError> {
     conn.transaction(|conn| {
@@ -44,7 +45,7 @@ pub fn checkout(
             .find(user_id)
             .select(users::id)
             .for_update()
-            .first::<i64>(conn)?;
+            .first::<UserId>(conn)?;
         if let Some(order_id) = order_for_key(conn, user_id, idempotency_key)? {
             return Ok((order_id, false));
         }
@@ -133,7 +134,7 @@ pub fn checkout(
     })
 }
 
-fn order_for_key(conn: &mut PgConnection, user_id: i64, key: Uuid) -> QueryResult<Option<i64>> {
+fn order_for_key(conn: &mut PgConnection, user_id: UserId, key: Uuid) -> QueryResult<Option<i64>> {
     orders::table
         .filter(orders::user_id.eq(user_id))
         .filter(orders::idempotency_key.eq(key))
@@ -182,7 +183,7 @@ pub struct OrderDetail {
 }
 
 /// The user's orders, newest first.
-pub fn orders_of(conn: &mut PgConnection, user_id: i64) -> QueryResult<Vec<OrderSummary>> {
+pub fn orders_of(conn: &mut PgConnection, user_id: UserId) -> QueryResult<Vec<OrderSummary>> {
     let rows: Vec<(i64, DateTime<Utc>, i64, Option<i64>)> = orders::table
         .inner_join(order_lines::table)
         .filter(orders::user_id.eq(user_id))
@@ -209,7 +210,7 @@ pub fn orders_of(conn: &mut PgConnection, user_id: i64) -> QueryResult<Vec<Order
 /// One of the user's own orders; another user's order is `None`, like a missing one.
 pub fn order_of(
     conn: &mut PgConnection,
-    user_id: i64,
+    user_id: UserId,
     order_id: i64,
 ) -> QueryResult<Option<OrderDetail>> {
     let Some((id, placed_at, total)) = orders::table

@@ -3,7 +3,7 @@
 //! nothing at all; two checkouts racing for the last copy, of which one wins; and the
 //! constraints standing behind it all.
 
-use bookstore::domain::ids::BookId;
+use bookstore::domain::ids::{BookId, UserId};
 use std::{sync::Barrier, thread};
 
 use bookstore::{
@@ -25,13 +25,13 @@ use uuid::Uuid;
 use crate::helpers::fresh_database;
 
 /// A connection to a fresh database, and the id of its demo customer alice.
-fn alice() -> (PgConnection, i64) {
+fn alice() -> (PgConnection, UserId) {
     let mut conn = PgConnection::establish(&fresh_database()).unwrap();
     let alice = alice_in(&mut conn);
     (conn, alice)
 }
 
-fn alice_in(conn: &mut PgConnection) -> i64 {
+fn alice_in(conn: &mut PgConnection) -> UserId {
     let alice = users::table
         .filter(users::login.eq("alice"))
         .select(users::id);
@@ -39,7 +39,7 @@ fn alice_in(conn: &mut PgConnection) -> i64 {
 }
 
 /// A second customer (no one logs in as them here, so the hash is only well-formed).
-fn bob(conn: &mut PgConnection) -> i64 {
+fn bob(conn: &mut PgConnection) -> UserId {
     let hash = users::password_hash.eq("$argon2id$not-a-real-hash");
     let bob = (users::login.eq("bob"), users::display_name.eq("Bob"), hash);
     let insert = diesel::insert_into(users::table).values(bob);
@@ -68,7 +68,7 @@ fn books_priced(conn: &mut PgConnection, wanted: &[(i32, i32)]) -> Vec<BookId> {
     ids
 }
 
-fn add(conn: &mut PgConnection, user_id: i64, book_id: BookId, copies: i32) {
+fn add(conn: &mut PgConnection, user_id: UserId, book_id: BookId, copies: i32) {
     let change = QuantityChange::parse(&copies.to_string()).unwrap();
     cart::add_to_cart(conn, user_id, book_id, change).unwrap();
 }
@@ -78,7 +78,7 @@ fn stock(conn: &mut PgConnection, ids: &[BookId]) -> Vec<i32> {
     these.select(books::stock).load(conn).unwrap()
 }
 
-fn cart_lines(conn: &mut PgConnection, user_id: i64) -> Vec<(BookId, i32)> {
+fn cart_lines(conn: &mut PgConnection, user_id: UserId) -> Vec<(BookId, i32)> {
     let lines = cart_items::table.filter(cart_items::user_id.eq(user_id));
     let columns = (cart_items::book_id, cart_items::quantity);
     lines
@@ -96,7 +96,7 @@ fn order_count(conn: &mut PgConnection) -> i64 {
 type Snapshot = (Vec<i32>, Vec<(BookId, i32)>, i64);
 
 /// Everything a checkout may change: stock, the user's cart, how many orders there are.
-fn snapshot(conn: &mut PgConnection, user_id: i64, ids: &[BookId]) -> Snapshot {
+fn snapshot(conn: &mut PgConnection, user_id: UserId, ids: &[BookId]) -> Snapshot {
     (
         stock(conn, ids),
         cart_lines(conn, user_id),
@@ -247,7 +247,7 @@ fn two_checkouts_racing_for_the_last_copy_sell_it_once() {
     let start = Barrier::new(2);
 
     let [by_alice, by_bob] = thread::scope(|scope| {
-        let racer = |user_id: i64| {
+        let racer = |user_id: UserId| {
             let (url, start) = (&url, &start);
             scope.spawn(move || {
                 let mut conn = PgConnection::establish(url).unwrap();

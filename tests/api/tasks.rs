@@ -784,7 +784,7 @@ async fn reports_and_clean_ups_do_real_work() {
                 .set((books::stock.eq(10), books::price_cents.eq(1500)))
                 .execute(conn)
                 .unwrap();
-            let user: i64 = bookstore::db::schema::users::table
+            let user: bookstore::domain::ids::UserId = bookstore::db::schema::users::table
                 .filter(bookstore::db::schema::users::login.eq("alice"))
                 .select(bookstore::db::schema::users::id)
                 .first(conn)

@@ -8,6 +8,7 @@ use askama_web::WebTemplate;
 use serde::Deserialize;
 use uuid::Uuid;
 
+use crate::domain::ids::UserId;
 use crate::{
     domain::{
         cart::{self, Cart, CartError, LineQuantity, QuantityChange},
@@ -46,7 +47,7 @@ impl CartPage {
 
 async fn cart_page(
     state: &AppState,
-    user_id: i64,
+    user_id: UserId,
     layout: Layout,
     session: &Session,
     shortages: Vec<Shortage>,
@@ -143,7 +144,7 @@ pub async fn add(
 async fn add_for(
     state: &AppState,
     session: &Session,
-    user_id: i64,
+    user_id: UserId,
     book_id: BookId,
     quantity: &str,
 ) -> Result<bool, WebError> {
@@ -185,7 +186,7 @@ async fn add_for(
 pub async fn finish_pending_add(
     state: &AppState,
     session: &Session,
-    user_id: i64,
+    user_id: UserId,
 ) -> Result<Option<String>, WebError> {
     let Some(Ok(pending)) = session.remove_as::<PendingAdd>(PENDING_ADD_KEY) else {
         return Ok(None);
@@ -302,7 +303,7 @@ pub async fn remove(
 async fn remove_and_offer_undo(
     state: &AppState,
     session: &Session,
-    user_id: i64,
+    user_id: UserId,
     line_id: i64,
 ) -> Result<HttpResponse, WebError> {
     let outcome = with_conn(state, move |conn| {
