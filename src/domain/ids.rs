@@ -47,3 +47,8 @@ id_type!(
     /// A row of `users`: a customer's or a staff member's account.
     UserId
 );
+
+id_type!(
+    /// A row of `orders`: one checkout.
+    OrderId
+);

@@ -7,10 +7,12 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use uuid::Uuid;
 
-use crate::domain::ids::UserId;
 use crate::{
     db::schema::{books, cart_items, order_lines, orders, users},
-    domain::{ids::BookId, money::Cents},
+    domain::{
+        ids::{BookId, OrderId, UserId},
+        money::Cents,
+    },
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,7 +41,7 @@ pub fn checkout(
     conn: &mut PgConnection,
     user_id: UserId,
     idempotency_key: Uuid,
-) -> Result<(i64, bool), CheckoutError> {
+) -> Result<(OrderId, bool), CheckoutError> {
     conn.transaction(|conn| {
         users::table
             .find(user_id)
@@ -104,7 +106,7 @@ pub fn checkout(
             .zip(&stocked)
             .map(|((_, quantity), (_, _, price, _, _))| *price as i64 * *quantity as i64)
             .sum();
-        let order_id: i64 = diesel::insert_into(orders::table)
+        let order_id: OrderId = diesel::insert_into(orders::table)
             .values((
                 orders::user_id.eq(user_id),
                 orders::idempotency_key.eq(idempotency_key),
@@ -134,7 +136,11 @@ pub fn checkout(
     })
 }
 
-fn order_for_key(conn: &mut PgConnection, user_id: UserId, key: Uuid) -> QueryResult<Option<i64>> {
+fn order_for_key(
+    conn: &mut PgConnection,
+    user_id: UserId,
+    key: Uuid,
+) -> QueryResult<Option<OrderId>> {
     orders::table
         .filter(orders::user_id.eq(user_id))
         .filter(orders::idempotency_key.eq(key))
@@ -145,7 +151,7 @@ fn order_for_key(conn: &mut PgConnection, user_id: UserId, key: Uuid) -> QueryRe
 
 #[derive(Debug, Clone)]
 pub struct OrderSummary {
-    pub id: i64,
+    pub id: OrderId,
     pub placed_at: DateTime<Utc>,
     pub total: Cents,
     pub items: i64,
@@ -176,7 +182,7 @@ impl OrderLine {
 
 #[derive(Debug, Clone)]
 pub struct OrderDetail {
-    pub id: i64,
+    pub id: OrderId,
     pub placed_at: DateTime<Utc>,
     pub total: Cents,
     pub lines: Vec<OrderLine>,
@@ -184,7 +190,7 @@ pub struct OrderDetail {
 
 /// The user's orders, newest first.
 pub fn orders_of(conn: &mut PgConnection, user_id: UserId) -> QueryResult<Vec<OrderSummary>> {
-    let rows: Vec<(i64, DateTime<Utc>, i64, Option<i64>)> = orders::table
+    let rows: Vec<(OrderId, DateTime<Utc>, i64, Option<i64>)> = orders::table
         .inner_join(order_lines::table)
         .filter(orders::user_id.eq(user_id))
         .group_by(orders::id)
@@ -211,13 +217,13 @@ pub fn orders_of(conn: &mut PgConnection, user_id: UserId) -> QueryResult<Vec<Or
 pub fn order_of(
     conn: &mut PgConnection,
     user_id: UserId,
-    order_id: i64,
+    order_id: OrderId,
 ) -> QueryResult<Option<OrderDetail>> {
     let Some((id, placed_at, total)) = orders::table
         .find(order_id)
         .filter(orders::user_id.eq(user_id))
         .select((orders::id, orders::created_at, orders::total_cents))
-        .first::<(i64, DateTime<Utc>, i64)>(conn)
+        .first::<(OrderId, DateTime<Utc>, i64)>(conn)
         .optional()?
     else {
         return Ok(None);
