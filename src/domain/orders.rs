@@ -29,6 +29,8 @@ pub struct Shortage {
 pub enum CheckoutError {
     #[error("Your cart is empty.")]
     EmptyCart,
+    #[error("The order's total is more than one order can hold; nothing was ordered.")]
+    TotalTooLarge,
     #[error("Not enough stock for {} of your books; nothing was ordered.", .0.len())]
     NotEnoughStock(Vec<Shortage>),
     #[error(transparent)]
@@ -96,21 +98,23 @@ pub fn checkout(
         if !shortages.is_empty() {
             return Err(CheckoutError::NotEnoughStock(shortages));
         }
+        let total = lines
+            .iter()
+            .zip(&stocked)
+            .try_fold(Cents(0), |total, ((_, quantity), (_, _, price, _, _))| {
+                total.checked_add(Cents::from(*price).times(*quantity)?)
+            })
+            .ok_or(CheckoutError::TotalTooLarge)?;
         for (book_id, quantity) in &lines {
             diesel::update(books::table.find(book_id))
                 .set(books::stock.eq(books::stock - quantity))
                 .execute(conn)?;
         }
-        let total: i64 = lines
-            .iter()
-            .zip(&stocked)
-            .map(|((_, quantity), (_, _, price, _, _))| *price as i64 * *quantity as i64)
-            .sum();
         let order_id: OrderId = diesel::insert_into(orders::table)
             .values((
                 orders::user_id.eq(user_id),
                 orders::idempotency_key.eq(idempotency_key),
-                orders::total_cents.eq(total),
+                orders::total_cents.eq(total.0),
             ))
             .returning(orders::id)
             .get_result(conn)?;

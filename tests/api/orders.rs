@@ -172,6 +172,27 @@ fn an_empty_cart_orders_nothing() {
 }
 
 #[test]
+fn a_total_past_what_an_order_holds_is_refused_and_changes_nothing() {
+    let (mut conn, alice) = alice();
+    let most = i32::MAX;
+    let ids = books_priced(&mut conn, &[(most, most), (most, most), (most, most)]);
+    for id in &ids {
+        add(&mut conn, alice, *id, 1);
+    }
+    let every_copy = format!("UPDATE cart_items SET quantity = {most} WHERE user_id = {alice}");
+    run(&mut conn, &every_copy).unwrap();
+    let before = snapshot(&mut conn, alice, &ids);
+
+    let refused = orders::checkout(&mut conn, alice, Uuid::new_v4());
+
+    assert!(
+        matches!(refused, Err(CheckoutError::TotalTooLarge)),
+        "{refused:?}"
+    );
+    assert_eq!(snapshot(&mut conn, alice, &ids), before);
+}
+
+#[test]
 fn a_line_over_the_stock_names_the_book_and_changes_nothing() {
     let (mut conn, alice) = alice();
     let ids = books_priced(&mut conn, &[(1000, 3), (500, 4)]);

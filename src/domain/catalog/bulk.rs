@@ -34,7 +34,8 @@ impl<'a> From<&'a CatalogEntry> for NewBook<'a> {
             isbn: entry.isbn.as_deref(),
             language: entry.language.as_deref(),
             description: &entry.description,
-            price_cents: entry.price_cents,
+            // A starting price (at most $29.99) always fits the column.
+            price_cents: i32::try_from(entry.price).expect("a starting price fits an integer"),
             stock: entry.stock,
             goodreads_id: Some(entry.goodreads_id),
             ratings_count: entry.ratings_count,

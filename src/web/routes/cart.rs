@@ -404,6 +404,13 @@ pub async fn checkout(
             let page = cart_page(&state, user_id, layout, &session, shortages).await?;
             Ok(html(StatusCode::CONFLICT, &page))
         }
+        Err(err @ CheckoutError::TotalTooLarge) => {
+            flash::error(
+                &session,
+                format!("{err} Split your cart into smaller orders."),
+            );
+            Ok(see_other("/cart"))
+        }
         Err(CheckoutError::Database(err)) => Err(err.into()),
     }
 }
