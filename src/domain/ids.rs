@@ -52,3 +52,8 @@ id_type!(
     /// A row of `orders`: one checkout.
     OrderId
 );
+
+id_type!(
+    /// A row of `programs`: what a task runs.
+    ProgramId
+);

@@ -18,7 +18,7 @@ use crate::{
     db::schema::programs,
     domain::{
         audit::{self, AuditAction, AuditContext},
-        ids::TaskId,
+        ids::{ProgramId, TaskId},
     },
     tasks::{schedule::Schedule, status::TaskStatus},
 };
@@ -74,9 +74,9 @@ impl From<DieselError> for OperationError {
 }
 
 #[derive(QueryableByName)]
-struct Id {
+struct NewProgram {
     #[diesel(sql_type = BigInt)]
-    id: i64,
+    id: ProgramId,
 }
 
 #[derive(QueryableByName)]
@@ -123,11 +123,11 @@ pub fn register_program(
     conn: &mut PgConnection,
     name: &str,
     function_name: &str,
-) -> Result<i64, OperationError> {
+) -> Result<ProgramId, OperationError> {
     Ok(sql_query("SELECT register_program($1, $2) AS id")
         .bind::<Text, _>(name)
         .bind::<Text, _>(function_name)
-        .get_result::<Id>(conn)?
+        .get_result::<NewProgram>(conn)?
         .id)
 }
 
@@ -135,7 +135,7 @@ pub fn register_program(
 #[derive(Debug, Clone, QueryableByName, serde::Serialize)]
 pub struct ProgramInfo {
     #[diesel(sql_type = BigInt)]
-    pub id: i64,
+    pub id: ProgramId,
     #[diesel(sql_type = Text)]
     pub name: String,
     #[diesel(sql_type = Text)]
@@ -213,7 +213,7 @@ pub fn cancel_task(conn: &mut PgConnection, task_id: TaskId) -> Result<TaskStatu
 /// Sets or clears a program's schedule (validated here) and enables or disables it.
 pub fn configure_program(
     conn: &mut PgConnection,
-    program_id: i64,
+    program_id: ProgramId,
     schedule: Option<&str>,
     enabled: bool,
 ) -> Result<(), OperationError> {

@@ -2,7 +2,7 @@
 //! does, each refusal code it gives, what cancel, retry and delete do to every status, and the
 //! audit record written in the same transaction as the change.
 
-use bookstore::domain::ids::TaskId;
+use bookstore::domain::ids::{ProgramId, TaskId};
 use std::path::PathBuf;
 
 use bookstore::{
@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use crate::helpers::fresh_database;
 
 const MISSING: TaskId = TaskId(424_242);
-const MISSING_PROGRAM: i64 = 424_242;
+const MISSING_PROGRAM: ProgramId = ProgramId(424_242);
 
 fn connect() -> PgConnection {
     PgConnection::establish(&fresh_database()).expect("connecting")
@@ -80,7 +80,7 @@ fn cancel_requested(conn: &mut PgConnection, id: TaskId) -> bool {
     row.first(conn).unwrap()
 }
 
-fn program_id(conn: &mut PgConnection, name: &str) -> i64 {
+fn program_id(conn: &mut PgConnection, name: &str) -> ProgramId {
     let by_name = programs::table.filter(programs::name.eq(name));
     by_name.select(programs::id).first(conn).unwrap()
 }

@@ -2,7 +2,7 @@
 //! guarantees (exactly once, retries, panics, timeouts, cancel, crash recovery, graceful
 //! shutdown, schedules) and the catalog import, against a real database.
 
-use bookstore::domain::ids::TaskId;
+use bookstore::domain::ids::{ProgramId, TaskId};
 use std::time::Duration;
 
 use bookstore::{
@@ -177,7 +177,7 @@ async fn the_four_operations_succeed_and_refuse_clearly() {
     assert_eq!(refusal(taken).0, "name_taken");
     assert_eq!(refusal(unknown_fn).0, "unknown_function");
     assert_eq!(refusal(bad_name).0, "invalid_name");
-    let greeters: Vec<i64> = app
+    let greeters: Vec<ProgramId> = app
         .db(|conn| {
             programs::table
                 .filter(programs::function_name.eq("hello_world"))
@@ -549,7 +549,7 @@ async fn a_schedule_fires_once_per_period_with_two_nodes_up() {
     let app = spawn_app_with(|_| {}).await;
     let (stop_a, a) = spawn_worker(&app.database_url, fast);
     let (stop_b, b) = spawn_worker(&app.database_url, fast);
-    let program: i64 = app
+    let program: ProgramId = app
         .db(|conn| {
             programs::table
                 .filter(programs::name.eq("hello_world"))

@@ -16,7 +16,7 @@ use crate::{
     db::schema::{programs, tasks},
     domain::{
         audit::{self, Actor, AuditContext},
-        ids::TaskId,
+        ids::{ProgramId, TaskId},
     },
     tasks::{ops, schedule::Schedule, status::TaskStatus},
 };
@@ -380,7 +380,7 @@ pub fn fire_due_schedules(conn: &mut PgConnection) -> QueryResult<Vec<TaskId>> {
     conn.transaction(|conn| {
         // The tasks (and their audit events) are queued by "schedule".
         audit::act_as(conn, &AuditContext::new(Actor::Schedule, None))?;
-        type Due = (i64, String, Option<String>, Option<DateTime<Utc>>);
+        type Due = (ProgramId, String, Option<String>, Option<DateTime<Utc>>);
         let due: Vec<Due> = programs::table
             .filter(programs::enabled.eq(true))
             .filter(programs::schedule.is_not_null())
