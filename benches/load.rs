@@ -268,7 +268,7 @@ fn main() {
         .expect("the app never became ready");
 
     let mut conn = database.connect();
-    let staff_id: i64 = users::table
+    let staff_id: bookstore::domain::ids::UserId = users::table
         .filter(users::login.eq("staff"))
         .select(users::id)
         .first(&mut conn)

@@ -6,9 +6,10 @@
 
 use diesel::{prelude::*, result::DatabaseErrorKind};
 
+use crate::domain::ids::UserId;
 use crate::{
     db::schema::{books, cart_items},
-    domain::money::Cents,
+    domain::{ids::BookId, money::Cents},
 };
 
 /// How many copies one change may add or take away (the form's +/- or "add 3").
@@ -78,7 +79,7 @@ impl Quantity {
 #[derive(Debug, Clone)]
 pub struct CartLine {
     pub id: i64,
-    pub book_id: i64,
+    pub book_id: BookId,
     pub title: String,
     pub unit_price: Cents,
     pub quantity: i32,
@@ -152,7 +153,11 @@ impl From<diesel::result::Error> for CartError {
     }
 }
 
-fn current_line_exists(conn: &mut PgConnection, user_id: i64, book_id: i64) -> QueryResult<bool> {
+fn current_line_exists(
+    conn: &mut PgConnection,
+    user_id: UserId,
+    book_id: BookId,
+) -> QueryResult<bool> {
     diesel::select(diesel::dsl::exists(
         cart_items::table
             .filter(cart_items::user_id.eq(user_id))
@@ -162,7 +167,7 @@ fn current_line_exists(conn: &mut PgConnection, user_id: i64, book_id: i64) -> Q
 }
 
 /// How many copies are in the user's cart (for the header).
-pub fn copies_in_cart(conn: &mut PgConnection, user_id: i64) -> QueryResult<i64> {
+pub fn copies_in_cart(conn: &mut PgConnection, user_id: UserId) -> QueryResult<i64> {
     cart_items::table
         .filter(cart_items::user_id.eq(user_id))
         .select(diesel::dsl::sum(cart_items::quantity))
@@ -171,8 +176,8 @@ pub fn copies_in_cart(conn: &mut PgConnection, user_id: i64) -> QueryResult<i64>
 }
 
 /// The user's cart, oldest line first.
-pub fn cart_of(conn: &mut PgConnection, user_id: i64) -> QueryResult<Cart> {
-    let rows: Vec<(i64, i64, String, i32, i32, i32)> = cart_items::table
+pub fn cart_of(conn: &mut PgConnection, user_id: UserId) -> QueryResult<Cart> {
+    let rows: Vec<(i64, BookId, String, i32, i32, i32)> = cart_items::table
         .inner_join(books::table)
         .filter(cart_items::user_id.eq(user_id))
         .order((cart_items::added_at, cart_items::id))
@@ -214,8 +219,8 @@ pub struct LineChange {
 /// cart changes its line's quantity; a new one gets a line.
 pub fn add_to_cart(
     conn: &mut PgConnection,
-    user_id: i64,
-    book_id: i64,
+    user_id: UserId,
+    book_id: BookId,
     change: QuantityChange,
 ) -> Result<LineChange, CartError> {
     conn.transaction(|conn| {
@@ -300,7 +305,11 @@ fn below_one_on_check(err: diesel::result::Error, current: i32) -> CartError {
 }
 
 /// The book of one of the user's own lines; another user's line is "not found".
-fn own_line_book(conn: &mut PgConnection, user_id: i64, line_id: i64) -> Result<i64, CartError> {
+fn own_line_book(
+    conn: &mut PgConnection,
+    user_id: UserId,
+    line_id: i64,
+) -> Result<BookId, CartError> {
     cart_items::table
         .find(line_id)
         .filter(cart_items::user_id.eq(user_id))
@@ -313,7 +322,7 @@ fn own_line_book(conn: &mut PgConnection, user_id: i64, line_id: i64) -> Result<
 /// The cart page's + and - buttons.
 pub fn change_line(
     conn: &mut PgConnection,
-    user_id: i64,
+    user_id: UserId,
     line_id: i64,
     change: QuantityChange,
 ) -> Result<LineChange, CartError> {
@@ -324,7 +333,7 @@ pub fn change_line(
 /// The cart page's quantity field: a number of copies, or 0 to take the line out.
 pub fn set_line_quantity(
     conn: &mut PgConnection,
-    user_id: i64,
+    user_id: UserId,
     line_id: i64,
     quantity: LineQuantity,
 ) -> Result<LineChange, CartError> {
@@ -364,7 +373,7 @@ pub fn set_line_quantity(
 /// A line taken out of the cart: enough to put it back ("Undo").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemovedLine {
-    pub book_id: i64,
+    pub book_id: BookId,
     /// The title, and 0 copies.
     pub change: LineChange,
     /// The copies it held.
@@ -373,10 +382,10 @@ pub struct RemovedLine {
 
 pub fn remove_line(
     conn: &mut PgConnection,
-    user_id: i64,
+    user_id: UserId,
     line_id: i64,
 ) -> Result<RemovedLine, CartError> {
-    let (book_id, quantity): (i64, i32) = diesel::delete(
+    let (book_id, quantity): (BookId, i32) = diesel::delete(
         cart_items::table
             .find(line_id)
             .filter(cart_items::user_id.eq(user_id)),

@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod audit;
 pub mod cart;
 pub mod catalog;
+pub mod ids;
 pub mod money;
 pub mod orders;
 pub mod overview;

@@ -1,6 +1,6 @@
 //! Money is integer cents everywhere; this is the one place that formats it.
 
-use std::fmt;
+use std::{fmt, num::TryFromIntError};
 
 /// An amount in cents (US dollars).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
@@ -13,6 +13,22 @@ impl fmt::Display for Cents {
         let abs = self.0.unsigned_abs();
         let dollars = super::thousands(abs / 100);
         write!(f, "{sign}${dollars}.{:02}", abs % 100)
+    }
+}
+
+/// A price as the `integer` columns hold it (`books.price_cents`, `order_lines.unit_price_cents`).
+impl From<i32> for Cents {
+    fn from(cents: i32) -> Cents {
+        Cents(cents.into())
+    }
+}
+
+/// For those columns: an amount past what they hold is refused, not wrapped.
+impl TryFrom<Cents> for i32 {
+    type Error = TryFromIntError;
+
+    fn try_from(amount: Cents) -> Result<i32, TryFromIntError> {
+        i32::try_from(amount.0)
     }
 }
 
@@ -69,6 +85,15 @@ impl Cents {
             return Err("A price is at most $1,000,000.".to_owned());
         }
         Ok(Cents(cents))
+    }
+
+    /// This unit price times a number of copies; `None` past what an amount can hold.
+    pub fn times(self, quantity: i32) -> Option<Cents> {
+        self.0.checked_mul(i64::from(quantity)).map(Cents)
+    }
+
+    pub fn checked_add(self, other: Cents) -> Option<Cents> {
+        self.0.checked_add(other.0).map(Cents)
     }
 
     /// "12.99": the amount as a form field shows it.

@@ -9,12 +9,15 @@ use uuid::Uuid;
 
 use crate::{
     db::schema::{books, cart_items, order_lines, orders, users},
-    domain::money::Cents,
+    domain::{
+        ids::{BookId, OrderId, UserId},
+        money::Cents,
+    },
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Shortage {
-    pub book_id: i64,
+    pub book_id: BookId,
     pub title: String,
     pub wanted: i32,
     pub available: i32,
@@ -26,6 +29,8 @@ pub struct Shortage {
 pub enum CheckoutError {
     #[error("Your cart is empty.")]
     EmptyCart,
+    #[error("The order's total is more than one order can hold; nothing was ordered.")]
+    TotalTooLarge,
     #[error("Not enough stock for {} of your books; nothing was ordered.", .0.len())]
     NotEnoughStock(Vec<Shortage>),
     #[error(transparent)]
@@ -36,34 +41,34 @@ pub enum CheckoutError {
 /// submitted, and this is that order).
 pub fn checkout(
     conn: &mut PgConnection,
-    user_id: i64,
+    user_id: UserId,
     idempotency_key: Uuid,
-) -> Result<(i64, bool), CheckoutError> {
+) -> Result<(OrderId, bool), CheckoutError> {
     conn.transaction(|conn| {
         users::table
             .find(user_id)
             .select(users::id)
             .for_update()
-            .first::<i64>(conn)?;
+            .first::<UserId>(conn)?;
         if let Some(order_id) = order_for_key(conn, user_id, idempotency_key)? {
             return Ok((order_id, false));
         }
-        let locked: Vec<(i64, i64, i32)> = cart_items::table
+        let locked: Vec<(i64, BookId, i32)> = cart_items::table
             .filter(cart_items::user_id.eq(user_id))
             .order(cart_items::book_id)
             .select((cart_items::id, cart_items::book_id, cart_items::quantity))
             .for_update()
             .load(conn)?;
         let line_ids: Vec<i64> = locked.iter().map(|(id, _, _)| *id).collect();
-        let lines: Vec<(i64, i32)> = locked
+        let lines: Vec<(BookId, i32)> = locked
             .iter()
             .map(|(_, book, quantity)| (*book, *quantity))
             .collect();
         if lines.is_empty() {
             return Err(CheckoutError::EmptyCart);
         }
-        let book_ids: Vec<i64> = lines.iter().map(|(book_id, _)| *book_id).collect();
-        let stocked: Vec<(i64, String, i32, i32, bool)> = books::table
+        let book_ids: Vec<BookId> = lines.iter().map(|(book_id, _)| *book_id).collect();
+        let stocked: Vec<(BookId, String, i32, i32, bool)> = books::table
             .filter(books::id.eq_any(&book_ids))
             .order(books::id)
             .select((
@@ -93,21 +98,23 @@ pub fn checkout(
         if !shortages.is_empty() {
             return Err(CheckoutError::NotEnoughStock(shortages));
         }
+        let total = lines
+            .iter()
+            .zip(&stocked)
+            .try_fold(Cents(0), |total, ((_, quantity), (_, _, price, _, _))| {
+                total.checked_add(Cents::from(*price).times(*quantity)?)
+            })
+            .ok_or(CheckoutError::TotalTooLarge)?;
         for (book_id, quantity) in &lines {
             diesel::update(books::table.find(book_id))
                 .set(books::stock.eq(books::stock - quantity))
                 .execute(conn)?;
         }
-        let total: i64 = lines
-            .iter()
-            .zip(&stocked)
-            .map(|((_, quantity), (_, _, price, _, _))| *price as i64 * *quantity as i64)
-            .sum();
-        let order_id: i64 = diesel::insert_into(orders::table)
+        let order_id: OrderId = diesel::insert_into(orders::table)
             .values((
                 orders::user_id.eq(user_id),
                 orders::idempotency_key.eq(idempotency_key),
-                orders::total_cents.eq(total),
+                orders::total_cents.eq(total.0),
             ))
             .returning(orders::id)
             .get_result(conn)?;
@@ -133,7 +140,11 @@ pub fn checkout(
     })
 }
 
-fn order_for_key(conn: &mut PgConnection, user_id: i64, key: Uuid) -> QueryResult<Option<i64>> {
+fn order_for_key(
+    conn: &mut PgConnection,
+    user_id: UserId,
+    key: Uuid,
+) -> QueryResult<Option<OrderId>> {
     orders::table
         .filter(orders::user_id.eq(user_id))
         .filter(orders::idempotency_key.eq(key))
@@ -144,7 +155,7 @@ fn order_for_key(conn: &mut PgConnection, user_id: i64, key: Uuid) -> QueryResul
 
 #[derive(Debug, Clone)]
 pub struct OrderSummary {
-    pub id: i64,
+    pub id: OrderId,
     pub placed_at: DateTime<Utc>,
     pub total: Cents,
     pub items: i64,
@@ -161,7 +172,7 @@ impl OrderSummary {
 
 #[derive(Debug, Clone)]
 pub struct OrderLine {
-    pub book_id: i64,
+    pub book_id: BookId,
     pub title: String,
     pub unit_price: Cents,
     pub quantity: i32,
@@ -175,15 +186,15 @@ impl OrderLine {
 
 #[derive(Debug, Clone)]
 pub struct OrderDetail {
-    pub id: i64,
+    pub id: OrderId,
     pub placed_at: DateTime<Utc>,
     pub total: Cents,
     pub lines: Vec<OrderLine>,
 }
 
 /// The user's orders, newest first.
-pub fn orders_of(conn: &mut PgConnection, user_id: i64) -> QueryResult<Vec<OrderSummary>> {
-    let rows: Vec<(i64, DateTime<Utc>, i64, Option<i64>)> = orders::table
+pub fn orders_of(conn: &mut PgConnection, user_id: UserId) -> QueryResult<Vec<OrderSummary>> {
+    let rows: Vec<(OrderId, DateTime<Utc>, i64, Option<i64>)> = orders::table
         .inner_join(order_lines::table)
         .filter(orders::user_id.eq(user_id))
         .group_by(orders::id)
@@ -209,14 +220,14 @@ pub fn orders_of(conn: &mut PgConnection, user_id: i64) -> QueryResult<Vec<Order
 /// One of the user's own orders; another user's order is `None`, like a missing one.
 pub fn order_of(
     conn: &mut PgConnection,
-    user_id: i64,
-    order_id: i64,
+    user_id: UserId,
+    order_id: OrderId,
 ) -> QueryResult<Option<OrderDetail>> {
     let Some((id, placed_at, total)) = orders::table
         .find(order_id)
         .filter(orders::user_id.eq(user_id))
         .select((orders::id, orders::created_at, orders::total_cents))
-        .first::<(i64, DateTime<Utc>, i64)>(conn)
+        .first::<(OrderId, DateTime<Utc>, i64)>(conn)
         .optional()?
     else {
         return Ok(None);
@@ -230,7 +241,7 @@ pub fn order_of(
             order_lines::unit_price_cents,
             order_lines::quantity,
         ))
-        .load::<(i64, String, i32, i32)>(conn)?
+        .load::<(BookId, String, i32, i32)>(conn)?
         .into_iter()
         .map(|(book_id, title, price, quantity)| OrderLine {
             book_id,

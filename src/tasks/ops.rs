@@ -16,7 +16,10 @@ use serde_json::Value;
 
 use crate::{
     db::schema::programs,
-    domain::audit::{self, AuditAction, AuditContext},
+    domain::{
+        audit::{self, AuditAction, AuditContext},
+        ids::{ProgramId, TaskId},
+    },
     tasks::{schedule::Schedule, status::TaskStatus},
 };
 
@@ -71,9 +74,15 @@ impl From<DieselError> for OperationError {
 }
 
 #[derive(QueryableByName)]
-struct Id {
+struct NewProgram {
     #[diesel(sql_type = BigInt)]
-    id: i64,
+    id: ProgramId,
+}
+
+#[derive(QueryableByName)]
+struct NewTask {
+    #[diesel(sql_type = BigInt)]
+    id: TaskId,
 }
 
 /// Rules the parameter schema cannot say (see `programs::check_before_queueing`), as the
@@ -101,11 +110,11 @@ pub fn run_program(
     conn: &mut PgConnection,
     name: &str,
     params: Option<&Value>,
-) -> Result<i64, OperationError> {
+) -> Result<TaskId, OperationError> {
     Ok(sql_query("SELECT run_program($1, $2) AS id")
         .bind::<Text, _>(name)
         .bind::<Nullable<Jsonb>, _>(params)
-        .get_result::<Id>(conn)?
+        .get_result::<NewTask>(conn)?
         .id)
 }
 
@@ -114,11 +123,11 @@ pub fn register_program(
     conn: &mut PgConnection,
     name: &str,
     function_name: &str,
-) -> Result<i64, OperationError> {
+) -> Result<ProgramId, OperationError> {
     Ok(sql_query("SELECT register_program($1, $2) AS id")
         .bind::<Text, _>(name)
         .bind::<Text, _>(function_name)
-        .get_result::<Id>(conn)?
+        .get_result::<NewProgram>(conn)?
         .id)
 }
 
@@ -126,7 +135,7 @@ pub fn register_program(
 #[derive(Debug, Clone, QueryableByName, serde::Serialize)]
 pub struct ProgramInfo {
     #[diesel(sql_type = BigInt)]
-    pub id: i64,
+    pub id: ProgramId,
     #[diesel(sql_type = Text)]
     pub name: String,
     #[diesel(sql_type = Text)]
@@ -142,7 +151,7 @@ pub struct ProgramInfo {
     #[diesel(sql_type = Nullable<Timestamptz>)]
     pub next_run_at: Option<DateTime<Utc>>,
     #[diesel(sql_type = Nullable<BigInt>)]
-    pub last_task_id: Option<i64>,
+    pub last_task_id: Option<TaskId>,
     #[diesel(sql_type = Nullable<Text>)]
     pub last_status: Option<TaskStatus>,
     #[diesel(sql_type = Nullable<Timestamptz>)]
@@ -160,7 +169,7 @@ pub fn get_programs(conn: &mut PgConnection) -> QueryResult<Vec<ProgramInfo>> {
 #[derive(Debug, Clone, QueryableByName, serde::Serialize)]
 pub struct TaskResult {
     #[diesel(sql_type = BigInt)]
-    pub id: i64,
+    pub id: TaskId,
     #[diesel(sql_type = Text)]
     pub program: String,
     #[diesel(sql_type = Text)]
@@ -181,7 +190,7 @@ pub struct TaskResult {
 
 pub fn get_task_result(
     conn: &mut PgConnection,
-    task_id: i64,
+    task_id: TaskId,
 ) -> Result<TaskResult, OperationError> {
     Ok(sql_query("SELECT * FROM get_task_result($1)")
         .bind::<BigInt, _>(task_id)
@@ -189,7 +198,7 @@ pub fn get_task_result(
 }
 
 /// `cancel_task(id)`: returns the status after the call (`running` means "asked to stop").
-pub fn cancel_task(conn: &mut PgConnection, task_id: i64) -> Result<TaskStatus, OperationError> {
+pub fn cancel_task(conn: &mut PgConnection, task_id: TaskId) -> Result<TaskStatus, OperationError> {
     #[derive(QueryableByName)]
     struct Status {
         #[diesel(sql_type = Text)]
@@ -204,7 +213,7 @@ pub fn cancel_task(conn: &mut PgConnection, task_id: i64) -> Result<TaskStatus, 
 /// Sets or clears a program's schedule (validated here) and enables or disables it.
 pub fn configure_program(
     conn: &mut PgConnection,
-    program_id: i64,
+    program_id: ProgramId,
     schedule: Option<&str>,
     enabled: bool,
 ) -> Result<(), OperationError> {
@@ -310,7 +319,7 @@ impl BulkAction {
 pub fn bulk_applicable(
     conn: &mut PgConnection,
     action: BulkAction,
-    ids: &[i64],
+    ids: &[TaskId],
 ) -> QueryResult<i64> {
     crate::db::schema::tasks::table
         .filter(crate::db::schema::tasks::id.eq_any(ids))
@@ -328,7 +337,7 @@ pub fn bulk_applicable(
 pub fn bulk(
     conn: &mut PgConnection,
     action: BulkAction,
-    ids: &[i64],
+    ids: &[TaskId],
 ) -> Result<usize, OperationError> {
     #[derive(QueryableByName)]
     struct Changed {

@@ -17,6 +17,7 @@ use serde_json::Value;
 use crate::{
     config::Config,
     db::{PgPool, PooledPg},
+    domain::ids::TaskId,
     tasks::{params::ParamSpec, table::ResultTable},
 };
 
@@ -141,7 +142,7 @@ pub struct TaskContext {
 
 /// What the engine gives one attempt (a [`TaskContext`] wraps it for the program).
 pub struct AttemptContext {
-    pub task_id: i64,
+    pub task_id: TaskId,
     pub attempt: i32,
     pub params: Value,
     pub pool: PgPool,
@@ -162,7 +163,7 @@ impl TaskContext {
         &self.attempt.settings
     }
 
-    pub fn task_id(&self) -> i64 {
+    pub fn task_id(&self) -> TaskId {
         self.attempt.task_id
     }
 

@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use crate::{
     db::schema::{programs, tasks},
+    domain::ids::TaskId,
     tasks::{status::TaskStatus, table::ResultTable},
 };
 
@@ -19,7 +20,7 @@ use crate::{
 #[derive(Debug, Clone, Queryable, Selectable, Serialize)]
 #[diesel(table_name = tasks, check_for_backend(diesel::pg::Pg))]
 pub struct TaskRow {
-    pub id: i64,
+    pub id: TaskId,
     #[diesel(select_expression = programs::name, select_expression_type = programs::name)]
     pub program: String,
     pub parameters: Option<Value>,
@@ -116,7 +117,7 @@ pub struct TaskFilter {
     /// Exclusive.
     pub created_until: Option<DateTime<Utc>>,
     /// Only tasks up to this id: what a confirmation counted, not what was queued since.
-    pub up_to_id: Option<i64>,
+    pub up_to_id: Option<TaskId>,
 }
 
 impl TaskFilter {
@@ -129,7 +130,7 @@ impl TaskFilter {
 #[derive(Debug, Clone, PartialEq)]
 pub enum TaskSearch {
     /// "42" or "#42".
-    Id(i64),
+    Id(TaskId),
     /// `{"author": "Tolkien"}`: tasks whose parameters contain it (jsonb `@>`).
     Contains(Value),
     /// Text in the program's name, the parameters or the result ("sales" finds every
@@ -144,7 +145,7 @@ impl TaskSearch {
             return None;
         }
         if let Ok(id) = text.trim_start_matches('#').parse::<i64>() {
-            return Some(TaskSearch::Id(id));
+            return Some(TaskSearch::Id(TaskId(id)));
         }
         if text.starts_with('{')
             && let Ok(value @ Value::Object(_)) = serde_json::from_str::<Value>(text)
@@ -285,7 +286,7 @@ pub fn matching_ids(
     conn: &mut PgConnection,
     filter: &TaskFilter,
     limit: i64,
-) -> QueryResult<Vec<i64>> {
+) -> QueryResult<Vec<TaskId>> {
     filtered(filter)
         .order(tasks::id.desc())
         .limit(limit)
@@ -294,7 +295,7 @@ pub fn matching_ids(
 }
 
 /// Tasks by id (for the live-update script).
-pub fn tasks_by_id(conn: &mut PgConnection, ids: &[i64]) -> QueryResult<Vec<TaskRow>> {
+pub fn tasks_by_id(conn: &mut PgConnection, ids: &[TaskId]) -> QueryResult<Vec<TaskRow>> {
     tasks::table
         .inner_join(programs::table)
         .filter(tasks::id.eq_any(ids))
@@ -316,7 +317,7 @@ pub struct TaskDetail {
     pub cancel_requested: bool,
 }
 
-pub fn task_detail(conn: &mut PgConnection, id: i64) -> QueryResult<Option<TaskDetail>> {
+pub fn task_detail(conn: &mut PgConnection, id: TaskId) -> QueryResult<Option<TaskDetail>> {
     type Found = (
         TaskRow,
         String,

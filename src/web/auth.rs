@@ -13,6 +13,7 @@ use actix_web::{
 };
 use futures_util::future::LocalBoxFuture;
 
+use crate::domain::ids::UserId;
 use crate::{
     domain::{
         accounts::{self, User, devices::KnownDevice, sessions::USER_ID_KEY},
@@ -41,7 +42,7 @@ impl FromRequest for Visitor {
             }
             let session = req.get_session();
             // The session store only returns live sessions, so a user id here is current.
-            let user = match session.get::<i64>(USER_ID_KEY).ok().flatten() {
+            let user = match session.get::<UserId>(USER_ID_KEY).ok().flatten() {
                 None => None,
                 Some(user_id) => {
                     let state = req

@@ -5,7 +5,10 @@
 use sha2::{Digest, Sha256};
 
 use crate::{
-    domain::catalog::{BookDetail, BookSummary},
+    domain::{
+        catalog::{BookDetail, BookSummary},
+        ids::BookId,
+    },
     web::contrast::Rgb,
 };
 
@@ -32,7 +35,7 @@ const LIGHTNESS: f64 = 0.30;
 
 /// The cover's URL. The query is a digest of what the drawing shows: it changes when the title
 /// or the authors do, so the route can tell browsers to keep a cover for a year.
-pub fn href(book_id: i64, title: &str, byline: &str) -> String {
+pub fn href(book_id: BookId, title: &str, byline: &str) -> String {
     format!("/books/{book_id}/cover.svg?v={}", version(title, byline))
 }
 
@@ -232,8 +235,8 @@ mod tests {
         assert_eq!(colour, background("Dune", "Frank Herbert"));
         assert_ne!(colour, background("Emma", "Jane Austen"));
         assert_eq!(
-            href(7, "Dune", "Frank Herbert"),
-            href(7, "Dune", "Frank Herbert")
+            href(BookId(7), "Dune", "Frank Herbert"),
+            href(BookId(7), "Dune", "Frank Herbert")
         );
         assert_ne!(
             version("Dune", "Frank Herbert"),

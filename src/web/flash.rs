@@ -5,6 +5,7 @@
 use actix_session::Session;
 use serde::{Deserialize, Serialize};
 
+use crate::domain::ids::TaskId;
 use crate::tasks::status::TaskStatus;
 
 const SESSION_KEY: &str = "flash";
@@ -65,7 +66,7 @@ pub enum FlashAction {
 /// replace it once the task has moved on, so it never contradicts the status shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AboutTask {
-    pub id: i64,
+    pub id: TaskId,
     pub status: TaskStatus,
 }
 
@@ -97,7 +98,7 @@ fn push_stored(session: &Session, stored: Stored) {
 }
 
 /// "Task #6 queued.": a success message that stands while the task is queued.
-pub fn task_queued(session: &Session, text: impl Into<String>, id: i64) {
+pub fn task_queued(session: &Session, text: impl Into<String>, id: TaskId) {
     push_stored(
         session,
         Stored {

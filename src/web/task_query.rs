@@ -148,6 +148,7 @@ impl TaskListParams {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::ids::TaskId;
 
     #[test]
     fn searches_read_as_ids_json_or_text() {
@@ -161,7 +162,7 @@ mod tests {
             .filter
             .search
         };
-        assert_eq!(parse("#42"), Some(TaskSearch::Id(42)));
+        assert_eq!(parse("#42"), Some(TaskSearch::Id(TaskId(42))));
         assert_eq!(
             parse(r#"{"author": "Tolkien"}"#),
             Some(TaskSearch::Contains(

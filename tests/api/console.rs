@@ -1,6 +1,7 @@
 //! The staff task console: finding tasks, acting on many at once, pausing a queue, running
 //! again with changes, and what a task waiting to retry says.
 
+use bookstore::domain::ids::TaskId;
 use bookstore::{
     config::{Config, Role},
     db::schema::tasks,
@@ -15,7 +16,7 @@ use crate::helpers::{TestApp, spawn_app, spawn_app_with, wait_until};
 const STAFF: (&str, &str) = ("staff", "staff-runs-tasks");
 
 /// Queues as the staff member "boss" would (a task queued with no named actor counts as psql).
-async fn queue(app: &TestApp, program: &'static str, params: Value) -> i64 {
+async fn queue(app: &TestApp, program: &'static str, params: Value) -> TaskId {
     app.db(move |conn| {
         conn.transaction(|conn| {
             let boss = AuditContext::new(Actor::Staff("boss".into()), None);
@@ -27,12 +28,12 @@ async fn queue(app: &TestApp, program: &'static str, params: Value) -> i64 {
     .await
 }
 
-async fn status(app: &TestApp, id: i64) -> String {
+async fn status(app: &TestApp, id: TaskId) -> String {
     app.task_status(id).await
 }
 
 /// Task ids in a list page, in order.
-fn listed(page: &str) -> Vec<i64> {
+fn listed(page: &str) -> Vec<TaskId> {
     page.split("<tr data-task-id=\"")
         .skip(1)
         .map(|row| row.split('"').next().unwrap().parse().unwrap())
@@ -53,7 +54,7 @@ async fn staff_find_tasks_by_id_parameters_text_and_who_queued_them() {
     let ada = queue(&app, "hello_world", json!({"name": "Ada Lovelace"})).await;
     let (ok, out, err) = app.psql("SELECT run_program('noop', NULL)");
     assert!(ok, "{err}");
-    let from_psql: i64 = out.parse().unwrap();
+    let from_psql: TaskId = out.parse().unwrap();
 
     assert_eq!(
         listed(&app.page(&format!("/admin/tasks?q=%23{sure}")).await),

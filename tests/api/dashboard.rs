@@ -1,5 +1,6 @@
 //! The staff dashboard for background programs, and the JSON API.
 
+use bookstore::domain::ids::TaskId;
 use bookstore::{config::Role, db::schema::tasks, tasks::ops};
 use diesel::{prelude::*, sql_query};
 use serde_json::{Value, json};
@@ -15,12 +16,12 @@ async fn staff_app() -> TestApp {
     app
 }
 
-async fn queue(app: &TestApp, program: &'static str, params: Value) -> i64 {
+async fn queue(app: &TestApp, program: &'static str, params: Value) -> TaskId {
     app.db(move |conn| ops::run_program(conn, program, Some(&params)).unwrap())
         .await
 }
 
-async fn status_of(app: &TestApp, id: i64) -> String {
+async fn status_of(app: &TestApp, id: TaskId) -> String {
     app.task_status(id).await
 }
 
@@ -232,7 +233,7 @@ async fn cancel_and_run_again_ask_first_and_then_act() {
         )
         .await;
     let location = rerun.headers()["location"].to_str().unwrap().to_owned();
-    let new_id: i64 = location.rsplit('/').next().unwrap().parse().unwrap();
+    let new_id: TaskId = location.rsplit('/').next().unwrap().parse().unwrap();
     assert_ne!(new_id, id);
     let params: Option<Value> = app
         .db(move |conn| {

@@ -3,6 +3,7 @@
 //! three times, outcomes lost) must not happen: no task runs more than twice, none is lost,
 //! and one that completed is not run again.
 
+use bookstore::domain::ids::TaskId;
 use std::time::Duration;
 
 use bookstore::{
@@ -33,7 +34,7 @@ fn worker_settings(config: &mut Config) {
 }
 
 /// (id, program, status, attempt) of every task but the scheduled built-ins.
-fn task_rows(url: &str) -> Vec<(i64, String, String, i32)> {
+fn task_rows(url: &str) -> Vec<(TaskId, String, String, i32)> {
     let mut conn = PgConnection::establish(url).unwrap();
     tasks::table
         .inner_join(programs::table)
@@ -52,10 +53,10 @@ async fn an_outage_longer_than_the_lease_loses_nothing_and_reruns_nothing_that_c
     // and complete while the database is away.
     let (quick, long) = {
         let mut conn = PgConnection::establish(&url).unwrap();
-        let quick: Vec<i64> = (0..10)
+        let quick: Vec<TaskId> = (0..10)
             .map(|_| ops::run_program(&mut conn, "hello_world", None).unwrap())
             .collect();
-        let long: Vec<i64> = (0..12)
+        let long: Vec<TaskId> = (0..12)
             .map(|_| {
                 ops::run_program(
                     &mut conn,
@@ -89,7 +90,7 @@ async fn an_outage_longer_than_the_lease_loses_nothing_and_reruns_nothing_that_c
         },
     )
     .await;
-    let running_at_outage: Vec<i64> = task_rows(&url)
+    let running_at_outage: Vec<TaskId> = task_rows(&url)
         .into_iter()
         .filter(|r| r.2 == "running")
         .map(|r| r.0)

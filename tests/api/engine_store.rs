@@ -2,6 +2,7 @@
 //! the rules of claim, heartbeat, finish, fail, rescue and a lost connection, each as the SQL
 //! functions apply them, without an engine running.
 
+use bookstore::domain::ids::TaskId;
 use bookstore::{
     db::schema::tasks,
     tasks::{
@@ -20,7 +21,7 @@ fn connect() -> PgConnection {
     PgConnection::establish(&fresh_database()).expect("connecting")
 }
 
-fn queue(conn: &mut PgConnection, program: &str, count: usize) -> Vec<i64> {
+fn queue(conn: &mut PgConnection, program: &str, count: usize) -> Vec<TaskId> {
     (0..count)
         .map(|_| ops::run_program(conn, program, None).unwrap())
         .collect()
@@ -31,7 +32,7 @@ fn claim(conn: &mut PgConnection, worker: &str, limit: usize) -> Vec<ClaimedTask
 }
 
 /// (status, attempt, max_attempts, waiting, history) of one task.
-fn state(conn: &mut PgConnection, id: i64) -> (TaskStatus, i32, i32, bool, Value) {
+fn state(conn: &mut PgConnection, id: TaskId) -> (TaskStatus, i32, i32, bool, Value) {
     tasks::table
         .find(id)
         .select((

@@ -333,7 +333,7 @@ impl TestApp {
 
     /// Runs database work for an assertion, off the async runtime.
     /// A task's status, as stored.
-    pub async fn task_status(&self, id: i64) -> String {
+    pub async fn task_status(&self, id: bookstore::domain::ids::TaskId) -> String {
         use bookstore::db::schema::tasks;
         use diesel::prelude::*;
         self.db(move |conn| {

@@ -2,6 +2,7 @@
 //! does, each refusal code it gives, what cancel, retry and delete do to every status, and the
 //! audit record written in the same transaction as the change.
 
+use bookstore::domain::ids::{ProgramId, TaskId};
 use std::path::PathBuf;
 
 use bookstore::{
@@ -20,7 +21,8 @@ use serde_json::{Value, json};
 
 use crate::helpers::fresh_database;
 
-const MISSING: i64 = 424_242;
+const MISSING: TaskId = TaskId(424_242);
+const MISSING_PROGRAM: ProgramId = ProgramId(424_242);
 
 fn connect() -> PgConnection {
     PgConnection::establish(&fresh_database()).expect("connecting")
@@ -63,8 +65,8 @@ fn event_count(conn: &mut PgConnection) -> usize {
 }
 
 /// The tasks' statuses, "deleted" for one gone, separated by spaces.
-fn statuses(conn: &mut PgConnection, ids: &[i64]) -> String {
-    let status = |conn: &mut PgConnection, id: &i64| {
+fn statuses(conn: &mut PgConnection, ids: &[TaskId]) -> String {
+    let status = |conn: &mut PgConnection, id: &TaskId| {
         let row = tasks::table.find(id).select(tasks::status);
         let status: Option<TaskStatus> = row.first(conn).optional().unwrap();
         status.map_or("deleted", TaskStatus::as_str)
@@ -73,12 +75,12 @@ fn statuses(conn: &mut PgConnection, ids: &[i64]) -> String {
     all.join(" ")
 }
 
-fn cancel_requested(conn: &mut PgConnection, id: i64) -> bool {
+fn cancel_requested(conn: &mut PgConnection, id: TaskId) -> bool {
     let row = tasks::table.find(id).select(tasks::cancel_requested);
     row.first(conn).unwrap()
 }
 
-fn program_id(conn: &mut PgConnection, name: &str) -> i64 {
+fn program_id(conn: &mut PgConnection, name: &str) -> ProgramId {
     let by_name = programs::table.filter(programs::name.eq(name));
     by_name.select(programs::id).first(conn).unwrap()
 }
@@ -92,7 +94,7 @@ fn running(conn: &mut PgConnection) -> AttemptKey {
 }
 
 /// One task in each status, in `TaskStatus::ALL` order.
-fn one_of_each(conn: &mut PgConnection) -> [i64; 5] {
+fn one_of_each(conn: &mut PgConnection) -> [TaskId; 5] {
     let run = running(conn).task_id;
     let key = running(conn);
     let (result, started_at, ended_at) = ("ok".to_owned(), Utc::now(), Utc::now());
@@ -322,7 +324,7 @@ fn program_settings_take_a_valid_schedule_and_refuse_anything_else() {
 
     ops::configure_program(&mut conn, hello, Some("   "), false).unwrap();
     assert_eq!(settings(&mut conn), (None, false, false), "blank clears");
-    let result = ops::configure_program(&mut conn, MISSING, None, true);
+    let result = ops::configure_program(&mut conn, MISSING_PROGRAM, None, true);
     assert_eq!(refused(result), "program_not_found: ");
 }
 
@@ -337,7 +339,7 @@ fn a_paused_program_keeps_its_tasks_queued_until_resumed_and_both_are_recorded()
     };
 
     assert!(ops::set_paused(&mut conn, &staff(), "noop", true).unwrap());
-    assert_eq!(claim(&mut conn), [0; 0], "it waits");
+    assert_eq!(claim(&mut conn), [], "it waits");
     assert!(ops::set_paused(&mut conn, &staff(), "noop", false).unwrap());
     assert_eq!(claim(&mut conn), [queued]);
     assert!(!ops::set_paused(&mut conn, &staff(), "no_such_program", true).unwrap());

@@ -3,6 +3,7 @@
 //! nothing at all; two checkouts racing for the last copy, of which one wins; and the
 //! constraints standing behind it all.
 
+use bookstore::domain::ids::{BookId, UserId};
 use std::{sync::Barrier, thread};
 
 use bookstore::{
@@ -24,13 +25,13 @@ use uuid::Uuid;
 use crate::helpers::fresh_database;
 
 /// A connection to a fresh database, and the id of its demo customer alice.
-fn alice() -> (PgConnection, i64) {
+fn alice() -> (PgConnection, UserId) {
     let mut conn = PgConnection::establish(&fresh_database()).unwrap();
     let alice = alice_in(&mut conn);
     (conn, alice)
 }
 
-fn alice_in(conn: &mut PgConnection) -> i64 {
+fn alice_in(conn: &mut PgConnection) -> UserId {
     let alice = users::table
         .filter(users::login.eq("alice"))
         .select(users::id);
@@ -38,7 +39,7 @@ fn alice_in(conn: &mut PgConnection) -> i64 {
 }
 
 /// A second customer (no one logs in as them here, so the hash is only well-formed).
-fn bob(conn: &mut PgConnection) -> i64 {
+fn bob(conn: &mut PgConnection) -> UserId {
     let hash = users::password_hash.eq("$argon2id$not-a-real-hash");
     let bob = (users::login.eq("bob"), users::display_name.eq("Bob"), hash);
     let insert = diesel::insert_into(users::table).values(bob);
@@ -50,11 +51,11 @@ fn run(conn: &mut PgConnection, statement: &str) -> QueryResult<usize> {
 }
 
 /// Demo books for sale, in id order, each given its (price in cents, stock).
-fn books_priced(conn: &mut PgConnection, wanted: &[(i32, i32)]) -> Vec<i64> {
+fn books_priced(conn: &mut PgConnection, wanted: &[(i32, i32)]) -> Vec<BookId> {
     let for_sale = books::table
         .filter(books::hidden.eq(false))
         .order(books::id);
-    let ids: Vec<i64> = for_sale
+    let ids: Vec<BookId> = for_sale
         .select(books::id)
         .limit(wanted.len() as i64)
         .load(conn)
@@ -67,17 +68,17 @@ fn books_priced(conn: &mut PgConnection, wanted: &[(i32, i32)]) -> Vec<i64> {
     ids
 }
 
-fn add(conn: &mut PgConnection, user_id: i64, book_id: i64, copies: i32) {
+fn add(conn: &mut PgConnection, user_id: UserId, book_id: BookId, copies: i32) {
     let change = QuantityChange::parse(&copies.to_string()).unwrap();
     cart::add_to_cart(conn, user_id, book_id, change).unwrap();
 }
 
-fn stock(conn: &mut PgConnection, ids: &[i64]) -> Vec<i32> {
+fn stock(conn: &mut PgConnection, ids: &[BookId]) -> Vec<i32> {
     let these = books::table.filter(books::id.eq_any(ids)).order(books::id);
     these.select(books::stock).load(conn).unwrap()
 }
 
-fn cart_lines(conn: &mut PgConnection, user_id: i64) -> Vec<(i64, i32)> {
+fn cart_lines(conn: &mut PgConnection, user_id: UserId) -> Vec<(BookId, i32)> {
     let lines = cart_items::table.filter(cart_items::user_id.eq(user_id));
     let columns = (cart_items::book_id, cart_items::quantity);
     lines
@@ -92,10 +93,10 @@ fn order_count(conn: &mut PgConnection) -> i64 {
     orders.count().get_result(conn).unwrap()
 }
 
-type Snapshot = (Vec<i32>, Vec<(i64, i32)>, i64);
+type Snapshot = (Vec<i32>, Vec<(BookId, i32)>, i64);
 
 /// Everything a checkout may change: stock, the user's cart, how many orders there are.
-fn snapshot(conn: &mut PgConnection, user_id: i64, ids: &[i64]) -> Snapshot {
+fn snapshot(conn: &mut PgConnection, user_id: UserId, ids: &[BookId]) -> Snapshot {
     (
         stock(conn, ids),
         cart_lines(conn, user_id),
@@ -168,6 +169,27 @@ fn an_empty_cart_orders_nothing() {
         "{refused:?}"
     );
     assert_eq!(order_count(&mut conn), 0);
+}
+
+#[test]
+fn a_total_past_what_an_order_holds_is_refused_and_changes_nothing() {
+    let (mut conn, alice) = alice();
+    let most = i32::MAX;
+    let ids = books_priced(&mut conn, &[(most, most), (most, most), (most, most)]);
+    for id in &ids {
+        add(&mut conn, alice, *id, 1);
+    }
+    let every_copy = format!("UPDATE cart_items SET quantity = {most} WHERE user_id = {alice}");
+    run(&mut conn, &every_copy).unwrap();
+    let before = snapshot(&mut conn, alice, &ids);
+
+    let refused = orders::checkout(&mut conn, alice, Uuid::new_v4());
+
+    assert!(
+        matches!(refused, Err(CheckoutError::TotalTooLarge)),
+        "{refused:?}"
+    );
+    assert_eq!(snapshot(&mut conn, alice, &ids), before);
 }
 
 #[test]
@@ -246,7 +268,7 @@ fn two_checkouts_racing_for_the_last_copy_sell_it_once() {
     let start = Barrier::new(2);
 
     let [by_alice, by_bob] = thread::scope(|scope| {
-        let racer = |user_id: i64| {
+        let racer = |user_id: UserId| {
             let (url, start) = (&url, &start);
             scope.spawn(move || {
                 let mut conn = PgConnection::establish(url).unwrap();

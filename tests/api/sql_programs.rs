@@ -2,6 +2,7 @@
 //! specification's four lines in psql. Also: a transactional program's work commits exactly
 //! once, even when its first attempt loses its lease midway.
 
+use bookstore::domain::ids::TaskId;
 use bookstore::{config::Role, db::schema::tasks, tasks::ops};
 use diesel::{prelude::*, sql_query};
 
@@ -16,7 +17,7 @@ async fn engine_app() -> TestApp {
     .await
 }
 
-async fn wait_until_ended(app: &TestApp, id: i64) -> String {
+async fn wait_until_ended(app: &TestApp, id: TaskId) -> String {
     let status = || {
         app.db(move |conn| {
             tasks::table
@@ -52,7 +53,7 @@ async fn a_dba_registers_and_runs_a_sql_function_with_the_four_lines() {
     );
     let (ok, task, error) = app.psql(r#"SELECT run_program('new_program', '{"name": "psql"}');"#);
     assert!(ok, "{error}");
-    let task: i64 = task.parse().unwrap();
+    let task: TaskId = task.parse().unwrap();
     assert_eq!(wait_until_ended(&app, task).await, "finished");
     let (ok, result, _) = app.psql(&format!("SELECT * FROM get_task_result({task});"));
     assert!(

@@ -2,6 +2,7 @@
 //! confirmations that read right, a sales report's form ready to run, and the book list kept
 //! where it was after hiding a book.
 
+use bookstore::domain::ids::TaskId;
 use bookstore::{
     db::schema::books,
     domain::audit::{self, Actor, AuditContext},
@@ -21,7 +22,7 @@ async fn staff_app() -> TestApp {
     app
 }
 
-async fn queue(app: &TestApp, program: &'static str, params: Value) -> i64 {
+async fn queue(app: &TestApp, program: &'static str, params: Value) -> TaskId {
     app.db(move |conn| {
         conn.transaction(|conn| {
             let boss = AuditContext::new(Actor::Staff("boss".into()), None);
@@ -34,7 +35,7 @@ async fn queue(app: &TestApp, program: &'static str, params: Value) -> i64 {
 }
 
 /// Task ids in a list page, in order.
-fn listed(page: &str) -> Vec<i64> {
+fn listed(page: &str) -> Vec<TaskId> {
     page.split("<tr data-task-id=\"")
         .skip(1)
         .map(|row| row.split('"').next().unwrap().parse().unwrap())
@@ -123,7 +124,7 @@ async fn bulk_confirmations_say_plainly_what_happens_to_how_many() {
         app.db(move |conn| ops::cancel_task(conn, id).unwrap())
             .await;
     }
-    let retry = |picked: &[i64]| {
+    let retry = |picked: &[TaskId]| {
         let mut query = "action=retry".to_owned();
         for id in picked {
             query.push_str(&format!("&id={id}"));

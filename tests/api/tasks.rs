@@ -2,6 +2,7 @@
 //! guarantees (exactly once, retries, panics, timeouts, cancel, crash recovery, graceful
 //! shutdown, schedules) and the catalog import, against a real database.
 
+use bookstore::domain::ids::{ProgramId, TaskId};
 use std::time::Duration;
 
 use bookstore::{
@@ -32,16 +33,16 @@ async fn engine_app() -> TestApp {
     .await
 }
 
-async fn run(app: &TestApp, program: &'static str, params: serde_json::Value) -> i64 {
+async fn run(app: &TestApp, program: &'static str, params: serde_json::Value) -> TaskId {
     app.db(move |conn| ops::run_program(conn, program, Some(&params)).unwrap())
         .await
 }
 
-async fn status(app: &TestApp, id: i64) -> String {
+async fn status(app: &TestApp, id: TaskId) -> String {
     app.task_status(id).await
 }
 
-async fn wait_for_status(app: &TestApp, id: i64, wanted: &'static str, seconds: u64) {
+async fn wait_for_status(app: &TestApp, id: TaskId, wanted: &'static str, seconds: u64) {
     wait_until(seconds, &format!("task {id} to be {wanted}"), || async {
         status(app, id).await == wanted
     })
@@ -50,7 +51,7 @@ async fn wait_for_status(app: &TestApp, id: i64, wanted: &'static str, seconds: 
 
 /// Waits for a task to end, as long as it keeps making progress: on a busy machine a long
 /// task is slow, and only a task stuck for a minute is a failure.
-async fn wait_while_it_progresses(app: &TestApp, id: i64) {
+async fn wait_while_it_progresses(app: &TestApp, id: TaskId) {
     let mut last = (String::new(), None);
     let mut since = std::time::Instant::now();
     loop {
@@ -152,7 +153,7 @@ async fn the_four_operations_succeed_and_refuse_clearly() {
         "{message}"
     );
     let missing = app
-        .db(|conn| ops::get_task_result(conn, 999_999).unwrap_err())
+        .db(|conn| ops::get_task_result(conn, TaskId(999_999)).unwrap_err())
         .await;
     assert_eq!(refusal(missing).0, "task_not_found");
     assert_eq!(
@@ -176,7 +177,7 @@ async fn the_four_operations_succeed_and_refuse_clearly() {
     assert_eq!(refusal(taken).0, "name_taken");
     assert_eq!(refusal(unknown_fn).0, "unknown_function");
     assert_eq!(refusal(bad_name).0, "invalid_name");
-    let greeters: Vec<i64> = app
+    let greeters: Vec<ProgramId> = app
         .db(|conn| {
             programs::table
                 .filter(programs::function_name.eq("hello_world"))
@@ -200,7 +201,7 @@ async fn a_dba_can_type_the_specification_in_psql() {
     assert!(ok && programs.contains("hello_world"));
     let (ok, id, _) = psql("SELECT run_program('hello_world', NULL);");
     assert!(ok, "run_program from psql");
-    let id: i64 = id.parse().unwrap();
+    let id: TaskId = id.parse().unwrap();
     wait_for_status(&app, id, "finished", 10).await;
     let (ok, result, _) = psql(&format!("SELECT * FROM get_task_result({id});"));
     assert!(
@@ -241,12 +242,12 @@ async fn a_task_queued_from_sql_wakes_the_engine() {
     // must reach it (a wake-up with nobody waiting is kept): the poll is an hour away.
     wait_until(60, "the engine to be idle", || async { idle().await }).await;
 
-    let id: i64 = app
+    let id: TaskId = app
         .db(|conn| {
             #[derive(QueryableByName)]
             struct Id {
                 #[diesel(sql_type = BigInt)]
-                id: i64,
+                id: TaskId,
             }
             sql_query("SELECT run_program('hello_world', '{\"name\": \"psql\"}') AS id")
                 .get_result::<Id>(conn)
@@ -548,7 +549,7 @@ async fn a_schedule_fires_once_per_period_with_two_nodes_up() {
     let app = spawn_app_with(|_| {}).await;
     let (stop_a, a) = spawn_worker(&app.database_url, fast);
     let (stop_b, b) = spawn_worker(&app.database_url, fast);
-    let program: i64 = app
+    let program: ProgramId = app
         .db(|conn| {
             programs::table
                 .filter(programs::name.eq("hello_world"))
@@ -774,7 +775,7 @@ async fn reports_and_clean_ups_do_real_work() {
     // A sale of two copies at $15.00 today, and a book with low stock.
     let (book, title) = app
         .db(|conn| {
-            let (book, title): (i64, String) = books::table
+            let (book, title): (bookstore::domain::ids::BookId, String) = books::table
                 .order(books::id)
                 .select((books::id, books::title))
                 .first(conn)
@@ -783,7 +784,7 @@ async fn reports_and_clean_ups_do_real_work() {
                 .set((books::stock.eq(10), books::price_cents.eq(1500)))
                 .execute(conn)
                 .unwrap();
-            let user: i64 = bookstore::db::schema::users::table
+            let user: bookstore::domain::ids::UserId = bookstore::db::schema::users::table
                 .filter(bookstore::db::schema::users::login.eq("alice"))
                 .select(bookstore::db::schema::users::id)
                 .first(conn)
@@ -824,7 +825,7 @@ async fn reports_and_clean_ups_do_real_work() {
         .unwrap()
     })
     .await;
-    let table = |id: i64| {
+    let table = |id: TaskId| {
         let app = app.clone();
         async move {
             app.db(move |conn| {
@@ -876,7 +877,7 @@ async fn reports_and_clean_ups_do_real_work() {
         text.contains("| units |") && text.ends_with("(1 row)"),
         "{text}"
     );
-    let remaining: Vec<i64> = app
+    let remaining: Vec<TaskId> = app
         .db(|conn| tasks::table.select(tasks::id).load(conn).unwrap())
         .await;
     assert!(

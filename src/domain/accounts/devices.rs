@@ -6,16 +6,18 @@
 
 use sha2::{Digest, Sha256};
 
+use crate::domain::ids::UserId;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KnownDevice {
-    user_id: i64,
+    user_id: UserId,
     /// The first 128 bits of SHA-256 of the password hash, in hex.
     password_mark: String,
 }
 
 impl KnownDevice {
     /// The mark for a browser that just proved it knows this account's password.
-    pub fn of(user_id: i64, password_hash: &str) -> KnownDevice {
+    pub fn of(user_id: UserId, password_hash: &str) -> KnownDevice {
         let digest = hex::encode(Sha256::digest(password_hash.as_bytes()));
         KnownDevice {
             user_id,
@@ -24,7 +26,7 @@ impl KnownDevice {
     }
 
     /// Whether this mark was made for this account and its current password.
-    pub fn vouches_for(&self, user_id: i64, password_hash: &str) -> bool {
+    pub fn vouches_for(&self, user_id: UserId, password_hash: &str) -> bool {
         *self == KnownDevice::of(user_id, password_hash)
     }
 
@@ -50,11 +52,11 @@ mod tests {
 
     #[test]
     fn a_mark_is_for_one_account_and_one_password() {
-        let mark = KnownDevice::of(7, "$argon2id$old");
+        let mark = KnownDevice::of(UserId(7), "$argon2id$old");
         assert_eq!(KnownDevice::parse(&mark.to_text()), Some(mark.clone()));
-        assert!(mark.vouches_for(7, "$argon2id$old"));
-        assert!(!mark.vouches_for(8, "$argon2id$old"));
-        assert!(!mark.vouches_for(7, "$argon2id$new"));
+        assert!(mark.vouches_for(UserId(7), "$argon2id$old"));
+        assert!(!mark.vouches_for(UserId(8), "$argon2id$old"));
+        assert!(!mark.vouches_for(UserId(7), "$argon2id$new"));
         assert_eq!(KnownDevice::parse("7.nothex"), None);
         assert_eq!(KnownDevice::parse("x"), None);
     }

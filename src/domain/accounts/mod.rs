@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use diesel::{prelude::*, result::DatabaseErrorKind};
 
 use crate::db::schema::users;
+use crate::domain::ids::UserId;
 
 use self::{devices::KnownDevice, password::verify_against_dummy, throttle::ThrottlePolicy};
 
@@ -136,7 +137,7 @@ impl Role {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
-    pub id: i64,
+    pub id: UserId,
     pub login: String,
     pub display_name: String,
     pub role: Role,
@@ -151,7 +152,7 @@ impl User {
 type UserColumns = (users::id, users::login, users::display_name, users::role);
 const USER_COLUMNS: UserColumns = (users::id, users::login, users::display_name, users::role);
 
-fn user_from_row((id, login, display_name, role): (i64, String, String, String)) -> User {
+fn user_from_row((id, login, display_name, role): (UserId, String, String, String)) -> User {
     User {
         id,
         login,
@@ -160,7 +161,7 @@ fn user_from_row((id, login, display_name, role): (i64, String, String, String))
     }
 }
 
-pub fn find_user(conn: &mut PgConnection, id: i64) -> QueryResult<Option<User>> {
+pub fn find_user(conn: &mut PgConnection, id: UserId) -> QueryResult<Option<User>> {
     users::table
         .find(id)
         .select(USER_COLUMNS)
@@ -293,7 +294,7 @@ pub fn authenticate(
 
 pub fn change_display_name(
     conn: &mut PgConnection,
-    user_id: i64,
+    user_id: UserId,
     name: &DisplayName,
 ) -> QueryResult<()> {
     diesel::update(users::table.find(user_id))
@@ -347,7 +348,7 @@ pub fn change_password(
 /// transaction: the password and the sessions change together or not at all.
 fn set_password_and_end_sessions(
     conn: &mut PgConnection,
-    user_id: i64,
+    user_id: UserId,
     hash: &str,
 ) -> QueryResult<()> {
     // The update locks the user row first, the order `sessions::create` takes at a log-in.

@@ -7,6 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
+use crate::domain::ids::UserId;
 use crate::{
     db::schema::password_resets,
     domain::accounts::{
@@ -128,7 +129,7 @@ pub enum LinkState {
 }
 
 pub fn check(conn: &mut PgConnection, token: &ResetToken) -> QueryResult<LinkState> {
-    let row: Option<(i64, DateTime<Utc>, Option<DateTime<Utc>>)> = password_resets::table
+    let row: Option<(UserId, DateTime<Utc>, Option<DateTime<Utc>>)> = password_resets::table
         .find(token.digest())
         .select((
             password_resets::user_id,
@@ -171,7 +172,7 @@ pub fn use_link(
     let hash = hash_password(password.as_str())?;
     conn.transaction(|conn| {
         let now = Utc::now();
-        let user_id: i64 = diesel::update(
+        let user_id: UserId = diesel::update(
             password_resets::table
                 .find(token.digest())
                 .filter(password_resets::used_at.is_null())

@@ -7,6 +7,7 @@ use std::{collections::HashMap, time::Duration};
 use chrono::{DateTime, Utc};
 use diesel::{prelude::*, upsert::excluded};
 
+use crate::domain::ids::UserId;
 use crate::{
     config::Config,
     db::schema::{ended_sessions, sessions, users},
@@ -37,7 +38,7 @@ const TOUCH_INTERVAL: Duration = Duration::from_secs(60);
 
 pub type SessionState = HashMap<String, String>;
 
-fn user_id_of(state: &SessionState) -> Option<i64> {
+fn user_id_of(state: &SessionState) -> Option<UserId> {
     state
         .get(USER_ID_KEY)
         .and_then(|value| serde_json::from_str(value).ok())
@@ -127,7 +128,7 @@ pub fn create(
                 .find(user_id)
                 .select(users::id)
                 .for_update()
-                .first::<i64>(conn)?;
+                .first::<UserId>(conn)?;
             end_all_of_user(conn, user_id, SessionEnd::LoggedInElsewhere)?;
         }
         diesel::insert_into(sessions::table)
@@ -225,7 +226,7 @@ impl SessionEnd {
 /// transaction, after locking or updating the user row, the order [`create`] takes too.
 pub fn end_all_of_user(
     conn: &mut PgConnection,
-    user_id: i64,
+    user_id: UserId,
     reason: SessionEnd,
 ) -> QueryResult<usize> {
     let ended: Vec<Vec<u8>> = diesel::delete(sessions::table.filter(sessions::user_id.eq(user_id)))
@@ -278,7 +279,7 @@ pub struct SessionInfo {
 
 /// The user's live session. Logging in deletes every earlier session of the user ([`create`]),
 /// so there is at most one: asked from a page the user is looking at, it is that page's.
-pub fn current_of(conn: &mut PgConnection, user_id: i64) -> QueryResult<Option<SessionInfo>> {
+pub fn current_of(conn: &mut PgConnection, user_id: UserId) -> QueryResult<Option<SessionInfo>> {
     sessions::table
         .filter(sessions::user_id.eq(user_id))
         .filter(sessions::expires_at.gt(Utc::now()))
@@ -300,7 +301,7 @@ pub fn current_of(conn: &mut PgConnection, user_id: i64) -> QueryResult<Option<S
 }
 
 /// How many live sessions a user has (for tests and the admin pages).
-pub fn count_for_user(conn: &mut PgConnection, user_id: i64) -> QueryResult<i64> {
+pub fn count_for_user(conn: &mut PgConnection, user_id: UserId) -> QueryResult<i64> {
     sessions::table
         .filter(sessions::user_id.eq(user_id))
         .count()

@@ -5,6 +5,7 @@ use chrono::{DateTime, Days, NaiveDate, NaiveTime, Utc};
 use diesel::{prelude::*, result::DatabaseErrorKind};
 use sha2::{Digest, Sha256};
 
+use crate::domain::ids::UserId;
 use crate::{
     db::schema::api_tokens,
     domain::accounts::{User, find_user},
@@ -95,7 +96,7 @@ pub enum CreateError {
 /// before the insert to race with. Run it in a transaction: a refused name aborts it.
 pub fn create(
     conn: &mut PgConnection,
-    user_id: i64,
+    user_id: UserId,
     name: &str,
     expires_at: Option<DateTime<Utc>>,
 ) -> Result<String, CreateError> {
@@ -138,7 +139,7 @@ pub fn create(
 }
 
 /// The user's live tokens (neither revoked nor expired), newest first.
-pub fn list(conn: &mut PgConnection, user_id: i64) -> QueryResult<Vec<TokenInfo>> {
+pub fn list(conn: &mut PgConnection, user_id: UserId) -> QueryResult<Vec<TokenInfo>> {
     api_tokens::table
         .filter(api_tokens::user_id.eq(user_id))
         .filter(api_tokens::revoked_at.is_null())
@@ -155,7 +156,7 @@ pub fn list(conn: &mut PgConnection, user_id: i64) -> QueryResult<Vec<TokenInfo>
 /// One of the user's live tokens, for the revoke confirmation.
 pub fn find(
     conn: &mut PgConnection,
-    user_id: i64,
+    user_id: UserId,
     token_id: i64,
 ) -> QueryResult<Option<TokenInfo>> {
     api_tokens::table
@@ -190,7 +191,7 @@ const TOKEN_INFO_COLUMNS: (
 
 /// Revokes one of the user's own tokens; `false` if there is no such token of theirs that is
 /// not already revoked.
-pub fn revoke(conn: &mut PgConnection, user_id: i64, token_id: i64) -> QueryResult<bool> {
+pub fn revoke(conn: &mut PgConnection, user_id: UserId, token_id: i64) -> QueryResult<bool> {
     let revoked = diesel::update(
         api_tokens::table
             .find(token_id)
@@ -207,7 +208,7 @@ pub fn authenticate(conn: &mut PgConnection, token: &str) -> QueryResult<Option<
     if !token.starts_with(PREFIX) {
         return Ok(None);
     }
-    let owner: Option<(i64, String)> = diesel::update(
+    let owner: Option<(UserId, String)> = diesel::update(
         api_tokens::table
             .filter(api_tokens::token_hash.eq(hash(token)))
             .filter(api_tokens::revoked_at.is_null())

@@ -7,7 +7,7 @@ use diesel::{prelude::*, upsert::excluded};
 
 use crate::{
     db::schema::{authors, book_authors, books},
-    domain::catalog::goodbooks::CatalogEntry,
+    domain::{catalog::goodbooks::CatalogEntry, ids::BookId},
 };
 
 /// A `books` row made from an imported entry (seeding and `import_catalog` write the same).
@@ -34,7 +34,8 @@ impl<'a> From<&'a CatalogEntry> for NewBook<'a> {
             isbn: entry.isbn.as_deref(),
             language: entry.language.as_deref(),
             description: &entry.description,
-            price_cents: entry.price_cents,
+            // A starting price (at most $29.99) always fits the column.
+            price_cents: i32::try_from(entry.price).expect("a starting price fits an integer"),
             stock: entry.stock,
             goodreads_id: Some(entry.goodreads_id),
             ratings_count: entry.ratings_count,
@@ -47,13 +48,17 @@ impl<'a> From<&'a CatalogEntry> for NewBook<'a> {
 #[derive(Insertable)]
 #[diesel(table_name = book_authors)]
 pub struct AuthorLink {
-    book_id: i64,
+    book_id: BookId,
     author_id: i64,
     position: i16,
 }
 
 /// The links of one book to its authors, in cover order (`ids` must hold every name).
-pub fn author_links(book_id: i64, names: &[String], ids: &HashMap<String, i64>) -> Vec<AuthorLink> {
+pub fn author_links(
+    book_id: BookId,
+    names: &[String],
+    ids: &HashMap<String, i64>,
+) -> Vec<AuthorLink> {
     names
         .iter()
         .enumerate()
@@ -73,7 +78,7 @@ pub fn insert_new_entries(conn: &mut PgConnection, entries: &[CatalogEntry]) -> 
     // Bound parameters per statement stay far below PostgreSQL's limit of 65,535.
     for chunk in entries.chunks(500) {
         let new_books: Vec<NewBook> = chunk.iter().map(NewBook::from).collect();
-        let created: Vec<(i64, Option<i64>)> = diesel::insert_into(books::table)
+        let created: Vec<(BookId, Option<i64>)> = diesel::insert_into(books::table)
             .values(&new_books)
             .on_conflict_do_nothing()
             .returning((books::id, books::goodreads_id))

@@ -4,15 +4,22 @@ use diesel::{prelude::*, result::DatabaseErrorKind};
 
 use crate::{
     db::schema::{book_authors, books},
-    domain::catalog::{
-        book_form::BookInput,
-        bulk::{author_links, ensure_authors},
+    domain::{
+        catalog::{
+            book_form::BookInput,
+            bulk::{author_links, ensure_authors},
+        },
+        ids::BookId,
     },
 };
 
 /// Takes a book out of the catalog, or puts it back; its rows and order history stay. Returns
 /// its title, or `None` when there is no such book.
-pub fn set_hidden(conn: &mut PgConnection, id: i64, hidden: bool) -> QueryResult<Option<String>> {
+pub fn set_hidden(
+    conn: &mut PgConnection,
+    id: BookId,
+    hidden: bool,
+) -> QueryResult<Option<String>> {
     diesel::update(books::table.find(id))
         .set((
             books::hidden.eq(hidden),
@@ -77,9 +84,9 @@ impl<'a> From<&'a BookInput> for BookColumns<'a> {
 }
 
 /// Adds a book; returns its id.
-pub fn create_book(conn: &mut PgConnection, input: &BookInput) -> Result<i64, EditError> {
+pub fn create_book(conn: &mut PgConnection, input: &BookInput) -> Result<BookId, EditError> {
     conn.transaction(|conn| {
-        let id: i64 = diesel::insert_into(books::table)
+        let id: BookId = diesel::insert_into(books::table)
             .values(BookColumns::from(input))
             .returning(books::id)
             .get_result(conn)?;
@@ -89,7 +96,11 @@ pub fn create_book(conn: &mut PgConnection, input: &BookInput) -> Result<i64, Ed
 }
 
 /// Replaces a book's fields and authors.
-pub fn update_book(conn: &mut PgConnection, id: i64, input: &BookInput) -> Result<(), EditError> {
+pub fn update_book(
+    conn: &mut PgConnection,
+    id: BookId,
+    input: &BookInput,
+) -> Result<(), EditError> {
     conn.transaction(|conn| {
         let target = books::table.find(id).filter(
             books::stock
@@ -122,7 +133,7 @@ pub fn update_book(conn: &mut PgConnection, id: i64, input: &BookInput) -> Resul
     })
 }
 
-fn link_authors(conn: &mut PgConnection, book_id: i64, names: &[String]) -> QueryResult<()> {
+fn link_authors(conn: &mut PgConnection, book_id: BookId, names: &[String]) -> QueryResult<()> {
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
     let ids = ensure_authors(conn, &refs)?;
     diesel::insert_into(book_authors::table)

@@ -7,7 +7,7 @@
 
 use serde::Deserialize;
 
-use crate::domain::collapse_spaces;
+use crate::domain::{collapse_spaces, money::Cents};
 
 /// One CSV record; extra columns of the full data set are ignored.
 #[derive(Debug, Clone, Deserialize)]
@@ -40,7 +40,7 @@ pub struct CatalogEntry {
     pub isbn: Option<String>,
     pub language: Option<String>,
     pub description: String,
-    pub price_cents: i32,
+    pub price: Cents,
     pub stock: i32,
     /// How many Goodreads readers rated it (popularity); 0 when the row does not say.
     pub ratings_count: i32,
@@ -103,7 +103,7 @@ impl TryFrom<GoodbooksRecord> for CatalogEntry {
             isbn,
             language,
             description,
-            price_cents: starting_price_cents(goodreads_id),
+            price: starting_price(goodreads_id),
             stock: starting_stock(goodreads_id),
             ratings_count,
             average_rating,
@@ -193,9 +193,9 @@ fn display_year(year: i32) -> String {
 
 /// The data has no prices: derive one from the id so every seeding gives the same catalog.
 /// Between $5.99 and $29.99, always ending in .99.
-pub fn starting_price_cents(goodreads_id: i64) -> i32 {
-    let dollars = 5 + (goodreads_id.wrapping_mul(7919).rem_euclid(25)) as i32;
-    dollars * 100 + 99
+pub fn starting_price(goodreads_id: i64) -> Cents {
+    let dollars = 5 + goodreads_id.wrapping_mul(7919).rem_euclid(25);
+    Cents(dollars * 100 + 99)
 }
 
 /// Between 0 and 24 copies; about one book in twenty-five starts out of stock.
@@ -258,10 +258,10 @@ mod tests {
     #[test]
     fn prices_and_stock_are_deterministic_and_in_range() {
         for id in 1..2000 {
-            let price = starting_price_cents(id);
-            assert!((599..=2999).contains(&price) && price % 100 == 99);
+            let price = starting_price(id);
+            assert!((599..=2999).contains(&price.0) && price.0 % 100 == 99);
             assert!((0..25).contains(&starting_stock(id)));
-            assert_eq!(price, starting_price_cents(id));
+            assert_eq!(price, starting_price(id));
         }
     }
 }

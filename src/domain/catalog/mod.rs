@@ -15,13 +15,13 @@ use diesel::prelude::*;
 
 use crate::{
     db::schema::{authors, book_authors, books},
-    domain::{catalog::rating::Rating, money::Cents},
+    domain::{catalog::rating::Rating, ids::BookId, money::Cents},
 };
 
 /// A book as lists show it: the row plus its authors in cover order.
 #[derive(Debug, Clone)]
 pub struct BookSummary {
-    pub id: i64,
+    pub id: BookId,
     pub title: String,
     pub authors: Vec<String>,
     pub year: Option<i32>,
@@ -93,7 +93,7 @@ pub fn newest(conn: &mut PgConnection, limit: i64) -> QueryResult<Vec<BookSummar
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = books, check_for_backend(diesel::pg::Pg))]
 pub struct SummaryRow {
-    id: i64,
+    id: BookId,
     title: String,
     year: Option<i32>,
     price_cents: i32,
@@ -108,7 +108,7 @@ pub fn with_authors(
     conn: &mut PgConnection,
     rows: Vec<SummaryRow>,
 ) -> QueryResult<Vec<BookSummary>> {
-    let ids: Vec<i64> = rows.iter().map(|row| row.id).collect();
+    let ids: Vec<BookId> = rows.iter().map(|row| row.id).collect();
     let mut authors = authors_of(conn, &ids)?;
     Ok(rows
         .into_iter()
@@ -129,15 +129,15 @@ pub fn with_authors(
 /// Author names of each book, in cover order.
 pub fn authors_of(
     conn: &mut PgConnection,
-    book_ids: &[i64],
-) -> QueryResult<HashMap<i64, Vec<String>>> {
-    let pairs: Vec<(i64, String)> = book_authors::table
+    book_ids: &[BookId],
+) -> QueryResult<HashMap<BookId, Vec<String>>> {
+    let pairs: Vec<(BookId, String)> = book_authors::table
         .inner_join(authors::table)
         .filter(book_authors::book_id.eq_any(book_ids))
         .order((book_authors::book_id, book_authors::position))
         .select((book_authors::book_id, authors::name))
         .load(conn)?;
-    let mut by_book: HashMap<i64, Vec<String>> = HashMap::new();
+    let mut by_book: HashMap<BookId, Vec<String>> = HashMap::new();
     for (book_id, name) in pairs {
         by_book.entry(book_id).or_default().push(name);
     }
@@ -147,7 +147,7 @@ pub fn authors_of(
 /// Everything the book page shows.
 #[derive(Debug, Clone)]
 pub struct BookDetail {
-    pub id: i64,
+    pub id: BookId,
     pub title: String,
     /// (author id, name), in cover order.
     pub authors: Vec<(i64, String)>,
@@ -206,7 +206,7 @@ impl BookDetail {
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = books, check_for_backend(diesel::pg::Pg))]
 struct BookRow {
-    id: i64,
+    id: BookId,
     title: String,
     year: Option<i32>,
     isbn: Option<String>,
@@ -219,7 +219,7 @@ struct BookRow {
     hidden: bool,
 }
 
-pub fn book_detail(conn: &mut PgConnection, id: i64) -> QueryResult<Option<BookDetail>> {
+pub fn book_detail(conn: &mut PgConnection, id: BookId) -> QueryResult<Option<BookDetail>> {
     let Some(row) = books::table
         .find(id)
         .select(BookRow::as_select())

@@ -17,7 +17,10 @@ use diesel::{
 
 use crate::{
     db::schema::{authors, book_authors, books},
-    domain::catalog::{BookSummary, SummaryRow, isbn::Isbn, with_authors},
+    domain::{
+        catalog::{BookSummary, SummaryRow, isbn::Isbn, with_authors},
+        ids::BookId,
+    },
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -347,7 +350,7 @@ fn suggestion(conn: &mut PgConnection, text: &str) -> QueryResult<Option<String>
 }
 
 /// The listed book with this ISBN (10 or 13 digits, either form finds it).
-pub fn book_with_isbn(conn: &mut PgConnection, isbn: &Isbn) -> QueryResult<Option<i64>> {
+pub fn book_with_isbn(conn: &mut PgConnection, isbn: &Isbn) -> QueryResult<Option<BookId>> {
     books::table
         .filter(books::isbn.eq_any(isbn.stored_forms()))
         .filter(books::hidden.eq(false))

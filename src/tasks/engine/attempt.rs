@@ -269,7 +269,7 @@ impl ProgressReporter for AttemptReporter {
             Ok(Some(false)) => {}
             Ok(Some(true)) => self.signal.stop(StopReason::Cancelled),
             Ok(None) => self.signal.stop(StopReason::Lost),
-            Err(err) => tracing::warn!(task = self.key.task_id, "recording progress: {err}"),
+            Err(err) => tracing::warn!(task = %self.key.task_id, "recording progress: {err}"),
         }
     }
 }

@@ -102,7 +102,7 @@ impl Completer {
                     for success in &successes {
                         if !recorded.contains(&success.key) {
                             tracing::warn!(
-                                task = success.key.task_id,
+                                task = %success.key.task_id,
                                 attempt = success.key.attempt,
                                 "finished, but the attempt is no longer this node's: not recorded"
                             );
@@ -189,7 +189,7 @@ impl Completer {
 
 fn log_ended(key: AttemptKey, status: Option<TaskStatus>, what: &str, error: &str) {
     tracing::warn!(
-        task = key.task_id,
+        task = %key.task_id,
         attempt = key.attempt,
         status = status.map_or("not held", TaskStatus::as_str),
         "{what}: {error}"

@@ -230,7 +230,7 @@ impl Engine {
             }
             _ if signal.reason() == Some(StopReason::Lost) => {
                 tracing::warn!(
-                    task = report.key.task_id,
+                    task = %report.key.task_id,
                     attempt = report.key.attempt,
                     "the attempt lost its lease before it ended; its outcome is dropped"
                 );

@@ -14,7 +14,10 @@ use serde_json::Value;
 
 use crate::{
     db::schema::{programs, tasks},
-    domain::audit::{self, Actor, AuditContext},
+    domain::{
+        audit::{self, Actor, AuditContext},
+        ids::{ProgramId, TaskId},
+    },
     tasks::{ops, schedule::Schedule, status::TaskStatus},
 };
 
@@ -23,7 +26,7 @@ use crate::{
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, QueryableByName)]
 pub struct AttemptKey {
     #[diesel(sql_type = BigInt, column_name = id)]
-    pub task_id: i64,
+    pub task_id: TaskId,
     #[diesel(sql_type = Integer)]
     pub attempt: i32,
 }
@@ -51,13 +54,13 @@ pub struct ClaimedTask {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueueCursor {
     pub run_after: DateTime<Utc>,
-    pub id: i64,
+    pub id: TaskId,
 }
 
 #[derive(QueryableByName)]
 struct ClaimRow {
     #[diesel(sql_type = BigInt)]
-    id: i64,
+    id: TaskId,
     #[diesel(sql_type = Integer)]
     attempt: i32,
     #[diesel(sql_type = Text)]
@@ -249,7 +252,7 @@ pub fn progress(
 #[derive(QueryableByName)]
 struct BeatRow {
     #[diesel(sql_type = BigInt)]
-    id: i64,
+    id: TaskId,
     #[diesel(sql_type = Integer)]
     attempt: i32,
     #[diesel(sql_type = Bool)]
@@ -373,11 +376,11 @@ pub fn run_sql_function(
 
 /// Queues one task for every program whose schedule is due, and moves its next firing on.
 /// The row lock (`SKIP LOCKED`) means one node fires a given slot, once; the others skip it.
-pub fn fire_due_schedules(conn: &mut PgConnection) -> QueryResult<Vec<i64>> {
+pub fn fire_due_schedules(conn: &mut PgConnection) -> QueryResult<Vec<TaskId>> {
     conn.transaction(|conn| {
         // The tasks (and their audit events) are queued by "schedule".
         audit::act_as(conn, &AuditContext::new(Actor::Schedule, None))?;
-        type Due = (i64, String, Option<String>, Option<DateTime<Utc>>);
+        type Due = (ProgramId, String, Option<String>, Option<DateTime<Utc>>);
         let due: Vec<Due> = programs::table
             .filter(programs::enabled.eq(true))
             .filter(programs::schedule.is_not_null())

@@ -21,6 +21,7 @@ use diesel::{dsl::sql, prelude::*, sql_types::Bool, upsert::excluded};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+use crate::domain::ids::BookId;
 use crate::{
     db::schema::{book_authors, books},
     domain::catalog::{
@@ -301,7 +302,7 @@ fn upsert_batch(
         .map(|(_, entry)| NewBook::from(entry))
         .collect();
     // xmax = 0 only on rows this statement inserted (an updated row carries our xid).
-    let written: Vec<(i64, Option<i64>, bool)> = diesel::insert_into(books::table)
+    let written: Vec<(BookId, Option<i64>, bool)> = diesel::insert_into(books::table)
         .values(&rows)
         .on_conflict(books::goodreads_id)
         .do_update()
@@ -319,7 +320,7 @@ fn upsert_batch(
         .get_results(conn)?;
     let by_goodreads: HashMap<i64, &CatalogEntry> =
         batch.iter().map(|(_, e)| (e.goodreads_id, e)).collect();
-    let ids: Vec<i64> = written.iter().map(|(id, _, _)| *id).collect();
+    let ids: Vec<BookId> = written.iter().map(|(id, _, _)| *id).collect();
     diesel::delete(book_authors::table.filter(book_authors::book_id.eq_any(&ids))).execute(conn)?;
     let links: Vec<AuthorLink> = written
         .iter()

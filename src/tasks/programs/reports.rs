@@ -12,6 +12,7 @@ use diesel::{
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::domain::ids::BookId;
 use crate::{
     domain::money::Cents,
     tasks::{
@@ -147,7 +148,7 @@ pub fn sales_report(timeout: Duration) -> ProgramFunction {
 #[derive(QueryableByName)]
 struct LowStockRow {
     #[diesel(sql_type = BigInt)]
-    id: i64,
+    id: BookId,
     #[diesel(sql_type = Text)]
     title: String,
     #[diesel(sql_type = Text)]

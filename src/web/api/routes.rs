@@ -5,7 +5,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::{
-    domain::audit::{self, AuditAction},
+    domain::{
+        audit::{self, AuditAction},
+        ids::TaskId,
+    },
     tasks::ops::BulkAction,
     tasks::{ops, status::TaskStatus, views},
     web::{
@@ -135,7 +138,7 @@ pub async fn tasks(
         .json(json!({ "tasks": tasks, "page": page, "per_page": PER_PAGE, "total": total })))
 }
 
-fn task_id(path: &str) -> Result<i64, ApiError> {
+fn task_id(path: &str) -> Result<TaskId, ApiError> {
     path.parse()
         .map_err(|_| ApiError::not_found("no task with that id"))
 }
@@ -202,7 +205,7 @@ pub async fn cancel(
 pub struct BulkBody {
     action: String,
     #[serde(default)]
-    ids: Option<Vec<i64>>,
+    ids: Option<Vec<TaskId>>,
     /// Everything matching these filters (the list's query fields), when there are no ids.
     #[serde(default)]
     filter: Option<TaskListParams>,

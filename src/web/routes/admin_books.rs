@@ -10,6 +10,7 @@ use diesel::Connection;
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::domain::ids::BookId;
 use crate::{
     domain::{
         audit::{self, AuditAction},
@@ -38,7 +39,7 @@ pub struct BookFormPage {
     layout: Layout,
     csrf_token: String,
     /// `None` when adding a book.
-    book_id: Option<i64>,
+    book_id: Option<BookId>,
     fields: BookFields,
     errors: FieldErrors,
 }
@@ -96,7 +97,7 @@ pub async fn edit_form(
     session: Session,
     path: web::Path<String>,
 ) -> Result<BookFormPage, WebError> {
-    let id: i64 = path.parse().map_err(|_| WebError::NotFound)?;
+    let id: BookId = path.parse().map_err(|_| WebError::NotFound)?;
     let book = with_conn(&state, move |conn| catalog::book_detail(conn, id))
         .await?
         .ok_or(WebError::NotFound)?;
@@ -119,7 +120,7 @@ pub async fn save(
     CsrfForm(fields): CsrfForm<BookFields>,
 ) -> Result<HttpResponse, WebError> {
     let book_id = match path {
-        Some(path) => Some(path.parse::<i64>().map_err(|_| WebError::NotFound)?),
+        Some(path) => Some(path.parse::<BookId>().map_err(|_| WebError::NotFound)?),
         None => None,
     };
     let mut errors = FieldErrors::default();
@@ -295,7 +296,7 @@ pub async fn hide_or_unhide(
     let (search, page) = (list.text(), list.page());
     let back = list_location(search.as_deref(), page);
     let (id, verb) = path.into_inner();
-    let id: i64 = id.parse().map_err(|_| WebError::NotFound)?;
+    let id: BookId = id.parse().map_err(|_| WebError::NotFound)?;
     let hidden = verb == "hide";
     let title = with_conn(&state, move |conn| {
         conn.transaction(|conn| {

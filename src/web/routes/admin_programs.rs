@@ -11,6 +11,7 @@ use diesel::Connection;
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::domain::ids::TaskId;
 use crate::{
     domain::audit::{self, AuditAction},
     tasks::{
@@ -280,7 +281,7 @@ pub async fn run_form(
     let mut prefill = prefill.into_inner();
     if let Some(id) = prefill
         .get("from_task")
-        .and_then(|id| id.parse::<i64>().ok())
+        .and_then(|id| id.parse::<TaskId>().ok())
     {
         let earlier = with_conn(&state, move |conn| views::task_detail(conn, id)).await?;
         if let Some(serde_json::Value::Object(values)) =

@@ -7,6 +7,7 @@ use actix_web::{Either, FromRequest, HttpRequest, HttpResponse, web};
 use askama::Template;
 use askama_web::WebTemplate;
 
+use crate::domain::ids::TaskId;
 use crate::{
     domain::audit,
     tasks::{
@@ -158,10 +159,10 @@ struct BulkRequest {
 }
 
 enum BulkTarget {
-    Ids(Vec<i64>),
+    Ids(Vec<TaskId>),
     /// The filters, and (once confirmed) the highest id the confirmation counted: tasks
     /// queued after it are not touched by the "yes".
-    Matching(Box<TaskListParams>, Option<i64>),
+    Matching(Box<TaskListParams>, Option<TaskId>),
 }
 
 impl BulkRequest {
@@ -187,7 +188,7 @@ impl BulkRequest {
                 .collect();
             let up_to = match value("up_to") {
                 None => None,
-                Some(id) => Some(id.trim().parse::<i64>().map_err(|_| {
+                Some(id) => Some(id.trim().parse::<TaskId>().map_err(|_| {
                     WebError::BadRequest("The confirmation is damaged; start again.".into())
                 })?),
             };
@@ -196,10 +197,10 @@ impl BulkRequest {
                 .map_err(|err| WebError::BadRequest(format!("The filters are not valid: {err}")))?;
             BulkTarget::Matching(Box::new(params.filters_only()), up_to)
         } else {
-            let ids: Vec<i64> = pairs
+            let ids: Vec<TaskId> = pairs
                 .iter()
                 .filter(|(key, _)| key == "id")
-                .map(|(_, value)| value.trim().parse::<i64>())
+                .map(|(_, value)| value.trim().parse::<TaskId>())
                 .collect::<Result<_, _>>()
                 .map_err(|_| WebError::BadRequest("A task id is not a number.".into()))?;
             if ids.is_empty() {
@@ -218,7 +219,7 @@ impl BulkRequest {
     }
 
     /// The tasks it names.
-    fn ids(&self, conn: &mut diesel::PgConnection) -> Result<Vec<i64>, WebError> {
+    fn ids(&self, conn: &mut diesel::PgConnection) -> Result<Vec<TaskId>, WebError> {
         match &self.target {
             BulkTarget::Ids(ids) => Ok(ids.clone()),
             BulkTarget::Matching(params, up_to) => {
@@ -327,7 +328,7 @@ pub async fn confirm(
         .filter(|(key, _)| key != "csrf_token" && key != "up_to")
         .collect();
     if matching {
-        fields.push(("up_to".into(), highest.unwrap_or(0).to_string()));
+        fields.push(("up_to".into(), highest.unwrap_or(TaskId(0)).to_string()));
     }
     Ok(BulkConfirmPage {
         layout,

@@ -7,6 +7,7 @@ use askama::Template;
 use askama_web::WebTemplate;
 use chrono::{DateTime, Utc};
 
+use crate::domain::ids::TaskId;
 use crate::{
     domain::audit::{self, AuditAction},
     tasks::{
@@ -102,7 +103,7 @@ impl AttemptRow {
 }
 
 async fn load_task(state: &AppState, path: &str) -> Result<TaskDetail, WebError> {
-    let id: i64 = path.parse().map_err(|_| WebError::NotFound)?;
+    let id: TaskId = path.parse().map_err(|_| WebError::NotFound)?;
     with_conn(state, move |conn| views::task_detail(conn, id))
         .await?
         .ok_or(WebError::NotFound)

@@ -10,6 +10,7 @@ use diesel::Connection;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::domain::ids::UserId;
 use crate::{
     domain::{
         accounts::tokens::{self, CreateError, MAX_LIFETIME_DAYS, TokenInfo},
@@ -75,7 +76,7 @@ pub struct TokensPage {
 
 async fn page(
     state: &AppState,
-    user_id: i64,
+    user_id: UserId,
     layout: Layout,
     session: &Session,
     new_token: Option<NewToken>,
@@ -188,7 +189,7 @@ pub async fn create(
 /// The form again, as typed, with what is wrong: 422.
 async fn refused(
     state: &AppState,
-    user_id: i64,
+    user_id: UserId,
     layout: Layout,
     session: &Session,
     form: CreateForm,

@@ -8,9 +8,11 @@ use askama_web::WebTemplate;
 use serde::Deserialize;
 use uuid::Uuid;
 
+use crate::domain::ids::UserId;
 use crate::{
     domain::{
         cart::{self, Cart, CartError, LineQuantity, QuantityChange},
+        ids::BookId,
         orders::{self, CheckoutError, Shortage},
     },
     web::{
@@ -38,14 +40,14 @@ pub struct CartPage {
 }
 
 impl CartPage {
-    fn shortage_of(&self, book_id: &i64) -> Option<&Shortage> {
+    fn shortage_of(&self, book_id: &BookId) -> Option<&Shortage> {
         self.shortages.iter().find(|s| s.book_id == *book_id)
     }
 }
 
 async fn cart_page(
     state: &AppState,
-    user_id: i64,
+    user_id: UserId,
     layout: Layout,
     session: &Session,
     shortages: Vec<Shortage>,
@@ -83,7 +85,7 @@ pub struct AddForm {
 /// after the log-in (or registration).
 #[derive(Debug, serde::Serialize, Deserialize)]
 pub struct PendingAdd {
-    book_id: i64,
+    book_id: BookId,
     quantity: String,
 }
 
@@ -104,7 +106,7 @@ pub async fn add(
         let web::Form(form) = web::Form::<AddForm>::from_request(&req, &mut payload.into_inner())
             .await
             .map_err(|err| WebError::BadRequest(format!("The form is incomplete: {err}")))?;
-        let book_id: i64 = form
+        let book_id: BookId = form
             .book_id
             .trim()
             .parse()
@@ -125,7 +127,7 @@ pub async fn add(
         return Ok(see_other("/login?next=%2Fcart"));
     };
     let CsrfForm(form) = CsrfForm::<AddForm>::from_request(&req, &mut payload.into_inner()).await?;
-    let book_id: i64 = form
+    let book_id: BookId = form
         .book_id
         .trim()
         .parse()
@@ -142,8 +144,8 @@ pub async fn add(
 async fn add_for(
     state: &AppState,
     session: &Session,
-    user_id: i64,
-    book_id: i64,
+    user_id: UserId,
+    book_id: BookId,
     quantity: &str,
 ) -> Result<bool, WebError> {
     let change = match QuantityChange::parse(quantity) {
@@ -184,7 +186,7 @@ async fn add_for(
 pub async fn finish_pending_add(
     state: &AppState,
     session: &Session,
-    user_id: i64,
+    user_id: UserId,
 ) -> Result<Option<String>, WebError> {
     let Some(Ok(pending)) = session.remove_as::<PendingAdd>(PENDING_ADD_KEY) else {
         return Ok(None);
@@ -301,7 +303,7 @@ pub async fn remove(
 async fn remove_and_offer_undo(
     state: &AppState,
     session: &Session,
-    user_id: i64,
+    user_id: UserId,
     line_id: i64,
 ) -> Result<HttpResponse, WebError> {
     let outcome = with_conn(state, move |conn| {
@@ -401,6 +403,13 @@ pub async fn checkout(
             });
             let page = cart_page(&state, user_id, layout, &session, shortages).await?;
             Ok(html(StatusCode::CONFLICT, &page))
+        }
+        Err(err @ CheckoutError::TotalTooLarge) => {
+            flash::error(
+                &session,
+                format!("{err} Split your cart into smaller orders."),
+            );
+            Ok(see_other("/cart"))
         }
         Err(CheckoutError::Database(err)) => Err(err.into()),
     }

@@ -6,6 +6,7 @@ use askama::Template;
 use askama_web::WebTemplate;
 use serde::{Deserialize, Serialize};
 
+use crate::domain::ids::BookId;
 use crate::{
     domain::catalog::{
         self, BookDetail, BookSummary,
@@ -244,7 +245,7 @@ pub async fn show(
     session: Session,
     path: web::Path<String>,
 ) -> Result<BookPage, WebError> {
-    let id: i64 = path.parse().map_err(|_| WebError::NotFound)?;
+    let id: BookId = path.parse().map_err(|_| WebError::NotFound)?;
     let is_staff = visitor.0.as_ref().is_some_and(|user| user.is_staff());
     let book = with_conn(&state, move |conn| catalog::book_detail(conn, id))
         .await?

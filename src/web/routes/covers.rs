@@ -7,6 +7,7 @@ use actix_web::{
 };
 use serde::Deserialize;
 
+use crate::domain::ids::BookId;
 use crate::{
     domain::catalog,
     web::{AppState, cover, error::WebError, with_conn},
@@ -30,7 +31,7 @@ pub async fn show(
     path: web::Path<String>,
     query: web::Query<CoverQuery>,
 ) -> Result<HttpResponse, WebError> {
-    let id: i64 = path.parse().map_err(|_| WebError::NotFound)?;
+    let id: BookId = path.parse().map_err(|_| WebError::NotFound)?;
     let book = with_conn(&state, move |conn| catalog::book_detail(conn, id))
         .await?
         .ok_or(WebError::NotFound)?;

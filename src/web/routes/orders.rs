@@ -4,6 +4,7 @@ use actix_web::web;
 use askama::Template;
 use askama_web::WebTemplate;
 
+use crate::domain::ids::OrderId;
 use crate::{
     domain::orders::{self, OrderDetail, OrderSummary},
     web::{AppState, auth::CurrentUser, error::WebError, layout::Layout, with_conn},
@@ -40,7 +41,7 @@ pub async fn show(
     layout: Layout,
     path: web::Path<String>,
 ) -> Result<OrderPage, WebError> {
-    let order_id: i64 = path.parse().map_err(|_| WebError::NotFound)?;
+    let order_id: OrderId = path.parse().map_err(|_| WebError::NotFound)?;
     let order = with_conn(&state, move |conn| {
         orders::order_of(conn, user.id, order_id)
     })

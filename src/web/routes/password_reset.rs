@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use serde_json::json;
 
+use crate::domain::ids::UserId;
 use crate::{
     domain::accounts::{
         User,
@@ -153,7 +154,7 @@ pub async fn reset(
             .await;
             // This browser's session was the account's too: it is gone from the table, so
             // the message needs a new (anonymous) session to travel in.
-            if session.get::<i64>(USER_ID_KEY).ok().flatten() == Some(user.id) {
+            if session.get::<UserId>(USER_ID_KEY).ok().flatten() == Some(user.id) {
                 end_session(&session);
             }
             flash::success(

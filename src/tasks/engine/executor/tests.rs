@@ -7,6 +7,7 @@ use diesel::r2d2::{ConnectionManager, Pool};
 use serde_json::json;
 
 use super::*;
+use crate::domain::ids::TaskId;
 use crate::tasks::{
     engine::store::FunctionKind,
     program::{ProgramFn, ProgramFunction, TaskOutput},
@@ -74,7 +75,7 @@ fn job(id: i64, function_name: &str) -> (Job, Arc<StopSignal>) {
     let job = Job {
         task: ClaimedTask {
             key: AttemptKey {
-                task_id: id,
+                task_id: TaskId(id),
                 attempt: 1,
             },
             function_name: function_name.into(),
@@ -99,7 +100,7 @@ fn a_plain_program_succeeds_and_a_panic_is_a_retryable_failure() {
     executor.submit(job(2, "explode").0);
 
     let report = next(&mut reports);
-    assert_eq!(report.key.task_id, 1);
+    assert_eq!(report.key.task_id, TaskId(1));
     assert!(greet_signal.has_started());
     match report.outcome {
         Outcome::Done(success) => assert_eq!(success.result, "hello from attempt 1"),

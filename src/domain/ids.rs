@@ -1,0 +1,59 @@
+//! The rows' ids, one type per table, so passing a book's id where a user's is wanted is a
+//! compile error. Each is the `bigint` key as diesel, serde (a bare number, so paths and JSON
+//! read and write the same as before) and templates (`Display`) see it.
+
+use std::{fmt, num::ParseIntError, str::FromStr};
+
+use diesel_derive_newtype::DieselNewType;
+use serde::{Deserialize, Serialize};
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(
+            Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, DieselNewType, Serialize,
+            Deserialize,
+        )]
+        #[serde(transparent)]
+        pub struct $name(pub i64);
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Display::fmt(&self.0, f)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = ParseIntError;
+
+            fn from_str(text: &str) -> Result<Self, Self::Err> {
+                text.parse().map($name)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// A row of `tasks`: one run (or queued run) of a program.
+    TaskId
+);
+
+id_type!(
+    /// A row of `books`.
+    BookId
+);
+
+id_type!(
+    /// A row of `users`: a customer's or a staff member's account.
+    UserId
+);
+
+id_type!(
+    /// A row of `orders`: one checkout.
+    OrderId
+);
+
+id_type!(
+    /// A row of `programs`: what a task runs.
+    ProgramId
+);
