@@ -6,8 +6,11 @@ use std::time::Duration;
 
 use bookstore::{
     db::schema::{sessions as sessions_table, users},
-    domain::accounts::sessions::{
-        self, SessionEnd, SessionPolicy, SessionState, SessionToken, USER_ID_KEY,
+    domain::{
+        accounts::sessions::{
+            self, SessionEnd, SessionPolicy, SessionState, SessionToken, USER_ID_KEY,
+        },
+        ids::UserId,
     },
 };
 use diesel::{Connection, PgConnection, prelude::*};
@@ -23,7 +26,7 @@ fn connect() -> PgConnection {
     PgConnection::establish(&fresh_database()).expect("connecting")
 }
 
-fn alice(conn: &mut PgConnection) -> i64 {
+fn alice(conn: &mut PgConnection) -> UserId {
     users::table
         .filter(users::login.eq("alice"))
         .select(users::id)
@@ -31,7 +34,7 @@ fn alice(conn: &mut PgConnection) -> i64 {
         .unwrap()
 }
 
-fn logged_in(user_id: i64) -> SessionState {
+fn logged_in(user_id: UserId) -> SessionState {
     SessionState::from([(USER_ID_KEY.to_owned(), user_id.to_string())])
 }
 
