@@ -88,7 +88,8 @@ pub struct CartLine {
 
 impl CartLine {
     pub fn line_total(&self) -> Cents {
-        Cents(self.unit_price.0 * self.quantity as i64)
+        // An i32 of cents times an i32 of copies always fits in an i64.
+        Cents(self.unit_price.0 * i64::from(self.quantity))
     }
 }
 
@@ -103,7 +104,7 @@ impl Cart {
     }
 
     pub fn item_count(&self) -> i64 {
-        self.lines.iter().map(|line| line.quantity as i64).sum()
+        self.lines.iter().map(|line| i64::from(line.quantity)).sum()
     }
 
     pub fn is_empty(&self) -> bool {

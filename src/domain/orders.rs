@@ -180,7 +180,8 @@ pub struct OrderLine {
 
 impl OrderLine {
     pub fn line_total(&self) -> Cents {
-        Cents(self.unit_price.0 * self.quantity as i64)
+        // An i32 of cents times an i32 of copies always fits in an i64.
+        Cents(self.unit_price.0 * i64::from(self.quantity))
     }
 }
 

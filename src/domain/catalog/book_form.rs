@@ -43,7 +43,7 @@ pub struct BookInput {
     pub title: String,
     pub authors: Vec<String>,
     pub year: Option<i32>,
-    pub isbn: Option<String>,
+    pub isbn: Option<Isbn>,
     pub language: Option<String>,
     pub description: String,
     pub price: Cents,
@@ -92,7 +92,7 @@ impl BookFields {
         let isbn = match self.isbn.trim() {
             "" => None,
             text => match Isbn::parse(text) {
-                Some(isbn) => Some(isbn.as_str().to_owned()),
+                Some(isbn) => Some(isbn),
                 None => {
                     errors.push((
                         "isbn",
@@ -244,7 +244,7 @@ mod tests {
         let book = fields().parse().unwrap();
         assert_eq!(book.title, "Dune");
         assert_eq!(book.authors, ["Frank Herbert"]);
-        assert_eq!(book.isbn.as_deref(), Some("0441172717"));
+        assert_eq!(book.isbn.as_ref().map(Isbn::as_str), Some("0441172717"));
         assert_eq!(book.price, Cents(999));
     }
 

@@ -7,7 +7,10 @@ use diesel::{prelude::*, upsert::excluded};
 
 use crate::{
     db::schema::{authors, book_authors, books},
-    domain::{catalog::goodbooks::CatalogEntry, ids::BookId},
+    domain::{
+        catalog::{goodbooks::CatalogEntry, isbn::Isbn},
+        ids::BookId,
+    },
 };
 
 /// A `books` row made from an imported entry (seeding and `import_catalog` write the same).
@@ -31,7 +34,7 @@ impl<'a> From<&'a CatalogEntry> for NewBook<'a> {
         NewBook {
             title: &entry.title,
             year: entry.year,
-            isbn: entry.isbn.as_deref(),
+            isbn: entry.isbn.as_ref().map(Isbn::as_str),
             language: entry.language.as_deref(),
             description: &entry.description,
             // A starting price (at most $29.99) always fits the column.

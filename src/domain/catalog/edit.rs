@@ -8,6 +8,7 @@ use crate::{
         catalog::{
             book_form::BookInput,
             bulk::{author_links, ensure_authors},
+            isbn::Isbn,
         },
         ids::BookId,
     },
@@ -73,7 +74,7 @@ impl<'a> From<&'a BookInput> for BookColumns<'a> {
         BookColumns {
             title: &input.title,
             year: input.year,
-            isbn: input.isbn.as_deref(),
+            isbn: input.isbn.as_ref().map(Isbn::as_str),
             language: input.language.as_deref(),
             description: &input.description,
             // parse_dollars caps prices far below i32::MAX cents.

@@ -7,7 +7,7 @@
 
 use serde::Deserialize;
 
-use crate::domain::{collapse_spaces, money::Cents};
+use crate::domain::{catalog::isbn::Isbn, collapse_spaces, money::Cents};
 
 /// One CSV record; extra columns of the full data set are ignored.
 #[derive(Debug, Clone, Deserialize)]
@@ -37,7 +37,7 @@ pub struct CatalogEntry {
     /// Cover order, no duplicates, at least one.
     pub authors: Vec<String>,
     pub year: Option<i32>,
-    pub isbn: Option<String>,
+    pub isbn: Option<Isbn>,
     pub language: Option<String>,
     pub description: String,
     pub price: Cents,
@@ -139,23 +139,17 @@ fn parse_year(field: &str) -> Result<Option<i32>, String> {
     Ok(Some(value as i32))
 }
 
-/// ISBN-10s in the data lost their leading zeros ("439023483"): pad them back to 10.
-fn parse_isbn(field: &str) -> Result<Option<String>, String> {
+/// The data set's ISBNs are ISBN-10s that lost their leading zeros ("439023483"): padded back
+/// to 10 and read by the one ISBN parser.
+fn parse_isbn(field: &str) -> Result<Option<Isbn>, String> {
     let field = field.trim();
     if field.is_empty() {
         return Ok(None);
     }
-    let well_formed = field.is_ascii() && field.len() <= 10 && {
-        let (body, check) = field.split_at(field.len() - 1);
-        body.chars().all(|c| c.is_ascii_digit())
-            && check
-                .chars()
-                .all(|c| c.is_ascii_digit() || c == 'X' || c == 'x')
-    };
-    if !well_formed {
-        return Err(format!("ISBN {field:?} is not an ISBN-10"));
-    }
-    Ok(Some(format!("{:0>10}", field.to_ascii_uppercase())))
+    Isbn::parse(&format!("{field:0>10}"))
+        .filter(|isbn| isbn.as_str().len() == 10)
+        .map(Some)
+        .ok_or_else(|| format!("ISBN {field:?} is not an ISBN-10"))
 }
 
 fn describe(record: &GoodbooksRecord, year: Option<i32>) -> String {
@@ -211,7 +205,7 @@ mod tests {
     fn a_multibyte_isbn_is_refused_not_a_panic() {
         assert!(parse_isbn("12345678ü").is_err());
         assert_eq!(
-            parse_isbn("439023483").unwrap().as_deref(),
+            parse_isbn("439023483").unwrap().as_ref().map(Isbn::as_str),
             Some("0439023483")
         );
     }
@@ -240,7 +234,7 @@ mod tests {
         .unwrap();
         assert_eq!(entry.authors, ["J.K. Rowling", "Mary GrandPré"]);
         assert_eq!(entry.year, Some(1997));
-        assert_eq!(entry.isbn.as_deref(), Some("0439554934"));
+        assert_eq!(entry.isbn.as_ref().map(Isbn::as_str), Some("0439554934"));
         assert!(entry.description.contains("1997"));
         let homer = CatalogEntry::try_from(record("Homer", "-720.0", "")).unwrap();
         assert_eq!(homer.year, Some(-720));
