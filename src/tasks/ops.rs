@@ -23,14 +23,48 @@ use crate::{
     tasks::{schedule::Schedule, status::TaskStatus},
 };
 
+/// Why an operation was refused, as our SQL functions name it in their error's DETAIL (and the
+/// API's error `code` says it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefusalCode {
+    ProgramNotFound,
+    ProgramDisabled,
+    InvalidParameters,
+    InvalidSchedule,
+    TaskNotFound,
+    UnknownFunction,
+    NameTaken,
+    InvalidName,
+}
+
+impl RefusalCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefusalCode::ProgramNotFound => "program_not_found",
+            RefusalCode::ProgramDisabled => "program_disabled",
+            RefusalCode::InvalidParameters => "invalid_parameters",
+            RefusalCode::InvalidSchedule => "invalid_schedule",
+            RefusalCode::TaskNotFound => "task_not_found",
+            RefusalCode::UnknownFunction => "unknown_function",
+            RefusalCode::NameTaken => "name_taken",
+            RefusalCode::InvalidName => "invalid_name",
+        }
+    }
+}
+
+impl std::fmt::Display for RefusalCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A refused operation: a machine-readable code, a readable message, and a message per field.
 #[derive(Debug, thiserror::Error)]
 pub enum OperationError {
     #[error("{message}")]
     Refused {
-        /// program_not_found, program_disabled, invalid_parameters, task_not_found,
-        /// unknown_function, name_taken, invalid_name
-        code: String,
+        code: RefusalCode,
         message: String,
         fields: BTreeMap<String, String>,
     },
@@ -39,9 +73,9 @@ pub enum OperationError {
 }
 
 impl OperationError {
-    pub fn code(&self) -> &str {
+    pub fn code(&self) -> &'static str {
         match self {
-            OperationError::Refused { code, .. } => code,
+            OperationError::Refused { code, .. } => code.as_str(),
             OperationError::Database(_) => "internal",
         }
     }
@@ -54,7 +88,7 @@ impl From<DieselError> for OperationError {
         if let DieselError::DatabaseError(_, info) = &err {
             #[derive(serde::Deserialize)]
             struct Detail {
-                code: String,
+                code: RefusalCode,
                 #[serde(default)]
                 fields: BTreeMap<String, String>,
             }
@@ -94,7 +128,7 @@ pub fn check_before_queueing(
 ) -> Result<(), OperationError> {
     crate::tasks::programs::check_before_queueing(function_name, params, settings).map_err(
         |(field, message)| OperationError::Refused {
-            code: "invalid_parameters".into(),
+            code: RefusalCode::InvalidParameters,
             message: if crate::tasks::programs::is_sentence(&message) {
                 message.clone()
             } else {
@@ -222,7 +256,7 @@ pub fn configure_program(
         None => None,
         Some(text) => {
             let parsed = Schedule::parse(text).map_err(|message| OperationError::Refused {
-                code: "invalid_schedule".into(),
+                code: RefusalCode::InvalidSchedule,
                 message: format!("invalid schedule: {message}"),
                 fields: BTreeMap::from([("schedule".to_owned(), message)]),
             })?;
@@ -239,7 +273,7 @@ pub fn configure_program(
         .map_err(OperationError::Database)?;
     if updated == 0 {
         return Err(OperationError::Refused {
-            code: "program_not_found".into(),
+            code: RefusalCode::ProgramNotFound,
             message: format!("no program with id {program_id}"),
             fields: BTreeMap::new(),
         });

@@ -85,7 +85,9 @@ async fn task_count(app: &TestApp) -> i64 {
 
 fn refusal(err: OperationError) -> (String, Vec<String>) {
     match err {
-        OperationError::Refused { code, fields, .. } => (code, fields.into_keys().collect()),
+        OperationError::Refused { code, fields, .. } => {
+            (code.to_string(), fields.into_keys().collect())
+        }
         other => panic!("expected a refusal, got {other:?}"),
     }
 }

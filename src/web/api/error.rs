@@ -6,7 +6,10 @@ use std::collections::BTreeMap;
 use actix_web::{HttpResponse, ResponseError, http::StatusCode};
 use serde::Serialize;
 
-use crate::{tasks::ops::OperationError, web::error::WebError};
+use crate::{
+    tasks::ops::{OperationError, RefusalCode},
+    web::error::WebError,
+};
 
 #[derive(Debug, Serialize)]
 pub struct ApiError {
@@ -122,12 +125,17 @@ impl From<OperationError> for ApiError {
                 message,
                 fields,
             } => {
-                let status = match code.as_str() {
-                    "program_not_found" | "task_not_found" => StatusCode::NOT_FOUND,
-                    "name_taken" | "program_disabled" => StatusCode::CONFLICT,
-                    _ => StatusCode::UNPROCESSABLE_ENTITY,
+                let status = match code {
+                    RefusalCode::ProgramNotFound | RefusalCode::TaskNotFound => {
+                        StatusCode::NOT_FOUND
+                    }
+                    RefusalCode::NameTaken | RefusalCode::ProgramDisabled => StatusCode::CONFLICT,
+                    RefusalCode::InvalidParameters
+                    | RefusalCode::InvalidSchedule
+                    | RefusalCode::UnknownFunction
+                    | RefusalCode::InvalidName => StatusCode::UNPROCESSABLE_ENTITY,
                 };
-                ApiError::new(status, &code, message).with_fields(fields)
+                ApiError::new(status, code.as_str(), message).with_fields(fields)
             }
             OperationError::Database(err) => ApiError::internal(err.to_string()),
         }
