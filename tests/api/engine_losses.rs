@@ -35,6 +35,25 @@ fn survivor_settings(config: &mut bookstore::config::Config) {
     config.task_retry_base_ms = 20;
 }
 
+/// SQL that creates a program counting its own executions (its insert commits only with its
+/// outcome, so a row per task means its work happened once) and queues `tasks` of it, each
+/// taking `seconds`.
+fn counting_program(tasks: u32, seconds: f64) -> String {
+    format!(
+        "CREATE TABLE executions (n integer NOT NULL); \
+         CREATE FUNCTION count_execution(params jsonb) RETURNS text LANGUAGE sql AS $$ \
+           INSERT INTO executions VALUES ((params->>'n')::int); \
+           SELECT pg_sleep({seconds}); SELECT 'counted' $$; \
+         SELECT register_program('count_execution', 'count_execution'); \
+         SELECT count(run_program('count_execution', jsonb_build_object('n', n))) \
+           FROM generate_series(1, {tasks}) n"
+    )
+}
+
+/// "tasks counted, distinct tasks counted, most counts of one task".
+const EXECUTIONS_COUNTED: &str = "SELECT count(*) || ' ' || count(DISTINCT n) || ' ' || max(c) \
+     FROM (SELECT n, count(*) AS c FROM executions GROUP BY n) runs";
+
 fn sql(app: &TestApp, statement: &str) -> String {
     let (ok, out, err) = app.psql(statement);
     assert!(ok, "{statement}: {err}");
@@ -140,16 +159,7 @@ async fn a_node_killed_in_a_run_of_sql_tasks_loses_none_and_runs_none_twice() {
     // Arrange: a SQL program that counts its own executions (its insert commits only with
     // its outcome), 2,000 tasks of it, and a node working through them.
     let app = spawn_app().await;
-    sql(
-        &app,
-        "CREATE TABLE executions (n integer NOT NULL); \
-         CREATE FUNCTION count_execution(params jsonb) RETURNS text LANGUAGE sql AS $$ \
-           INSERT INTO executions VALUES ((params->>'n')::int); \
-           SELECT pg_sleep(0.002); SELECT 'counted' $$; \
-         SELECT register_program('count_execution', 'count_execution'); \
-         SELECT count(run_program('count_execution', jsonb_build_object('n', n))) \
-           FROM generate_series(1, 2000) n",
-    );
+    sql(&app, &counting_program(2000, 0.002));
     let program_tasks = || {
         tasks::table
             .inner_join(programs::table)
@@ -193,11 +203,7 @@ async fn a_node_killed_in_a_run_of_sql_tasks_loses_none_and_runs_none_twice() {
           WHERE p.name = 'count_execution' AND t.status <> 'finished'",
     );
     assert_eq!(not_finished, "0", "every task ends finished");
-    let counted = sql(
-        &app,
-        "SELECT count(*) || ' ' || count(DISTINCT n) || ' ' || max(c) \
-           FROM (SELECT n, count(*) AS c FROM executions GROUP BY n) runs",
-    );
+    let counted = sql(&app, EXECUTIONS_COUNTED);
     assert_eq!(counted, "2000 2000 1", "each task's work happened once");
     let given_back = sql(
         &app,
@@ -238,17 +244,7 @@ async fn a_killed_postgres_under_running_sql_tasks_loses_none_and_runs_none_twic
     // running on its threads.
     let data = DataDir::new();
     let app = start(&data);
-    private_psql(
-        &data,
-        "CREATE TABLE executions (n integer NOT NULL); \
-         CREATE FUNCTION count_execution(params jsonb) RETURNS text LANGUAGE sql AS $$ \
-           INSERT INTO executions VALUES ((params->>'n')::int); \
-           SELECT pg_sleep(1); SELECT 'counted' $$; \
-         SELECT register_program('count_execution', 'count_execution'); \
-         SELECT count(run_program('count_execution', jsonb_build_object('n', n))) \
-           FROM generate_series(1, 12) n",
-    )
-    .expect("setting up the program");
+    private_psql(&data, &counting_program(12, 1.0)).expect("setting up the program");
     let count_of = |condition: &str| {
         private_psql(
             &data,
@@ -275,12 +271,8 @@ async fn a_killed_postgres_under_running_sql_tasks_loses_none_and_runs_none_twic
     })
     .await;
     assert_eq!(count_of("t.status <> 'finished'").unwrap(), "0");
-    let counted = private_psql(
-        &data,
-        "SELECT count(*) || ' ' || max(c) FROM (SELECT n, count(*) AS c FROM executions GROUP BY n) runs",
-    )
-    .unwrap();
-    assert_eq!(counted, "12 1", "each task's work happened once");
+    let counted = private_psql(&data, EXECUTIONS_COUNTED).unwrap();
+    assert_eq!(counted, "12 12 1", "each task's work happened once");
     let lost = count_of(
         "EXISTS (SELECT 1 FROM jsonb_array_elements(t.attempts) e \
                   WHERE e->>'error' LIKE 'the database connection was lost%not counted')",
