@@ -146,6 +146,7 @@ diesel::table! {
         updated_at -> Timestamptz,
         kind -> Text,
         transactional -> Bool,
+        default_max_running -> Nullable<Int4>,
     }
 }
 
@@ -160,6 +161,9 @@ diesel::table! {
         schedule -> Nullable<Text>,
         next_run_at -> Nullable<Timestamptz>,
         paused -> Bool,
+        priority -> Int4,
+        max_running -> Nullable<Int4>,
+        per_minute -> Nullable<Int4>,
     }
 }
 
@@ -177,6 +181,36 @@ diesel::table! {
         last_seen_at -> Timestamptz,
         expires_at -> Timestamptz,
         token_hash -> Bytea,
+    }
+}
+
+diesel::table! {
+    task_batches (id) {
+        id -> Int8,
+        size -> Int4,
+        finished -> Int4,
+        failed -> Int4,
+        callback_program_id -> Nullable<Int8>,
+        callback_parameters -> Nullable<Jsonb>,
+        callback_task_id -> Nullable<Int8>,
+        created_at -> Timestamptz,
+        ended_at -> Nullable<Timestamptz>,
+        created_by -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    task_dependencies (task_id, upstream_id) {
+        task_id -> Int8,
+        upstream_id -> Int8,
+    }
+}
+
+diesel::table! {
+    task_rate_starts (id) {
+        id -> Int8,
+        program_id -> Int8,
+        started_at -> Timestamptz,
     }
 }
 
@@ -204,6 +238,14 @@ diesel::table! {
         attempts -> Jsonb,
         queued_by -> Nullable<Text>,
         waiting -> Bool,
+        priority -> Int4,
+        limited -> Bool,
+        unique_key -> Nullable<Text>,
+        unique_for -> Nullable<Interval>,
+        unique_released -> Bool,
+        upstream_left -> Int4,
+        has_dependents -> Bool,
+        batch_id -> Nullable<Int8>,
     }
 }
 
@@ -229,6 +271,8 @@ diesel::joinable!(orders -> users (user_id));
 diesel::joinable!(password_resets -> users (user_id));
 diesel::joinable!(programs -> program_functions (function_name));
 diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(task_batches -> programs (callback_program_id));
+diesel::joinable!(task_rate_starts -> programs (program_id));
 diesel::joinable!(tasks -> programs (program_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -248,6 +292,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     programs,
     search_words,
     sessions,
+    task_batches,
+    task_dependencies,
+    task_rate_starts,
     tasks,
     users,
 );

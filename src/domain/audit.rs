@@ -24,7 +24,11 @@ pub enum AuditAction {
     TaskCancelled,
     TaskRetried,
     TaskDeleted,
+    /// A batch of tasks (`run_batch`).
+    BatchQueued,
     ProgramRegistered,
+    /// A program's priority or limits changed (`set_program_options`).
+    ProgramOptionsSet,
     ProgramScheduled,
     ProgramPaused,
     ProgramResumed,
@@ -50,12 +54,14 @@ pub enum AuditAction {
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 26] = [
+    pub const ALL: [AuditAction; 28] = [
         AuditAction::TaskQueued,
         AuditAction::TaskCancelled,
         AuditAction::TaskRetried,
         AuditAction::TaskDeleted,
+        AuditAction::BatchQueued,
         AuditAction::ProgramRegistered,
+        AuditAction::ProgramOptionsSet,
         AuditAction::ProgramScheduled,
         AuditAction::ProgramPaused,
         AuditAction::ProgramResumed,
@@ -85,7 +91,9 @@ impl AuditAction {
             AuditAction::TaskCancelled => "task.cancelled",
             AuditAction::TaskRetried => "task.retried",
             AuditAction::TaskDeleted => "task.deleted",
+            AuditAction::BatchQueued => "batch.queued",
             AuditAction::ProgramRegistered => "program.registered",
+            AuditAction::ProgramOptionsSet => "program.options",
             AuditAction::ProgramScheduled => "program.scheduled",
             AuditAction::ProgramPaused => "program.paused",
             AuditAction::ProgramResumed => "program.resumed",

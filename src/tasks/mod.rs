@@ -4,10 +4,12 @@
 //! pages ([`views`]), and the engine that runs tasks on its own actix Arbiter.
 
 pub mod engine;
+pub mod flow;
 pub mod ops;
 pub mod params;
 pub mod program;
 pub mod programs;
+pub mod queueing;
 pub mod registry;
 pub mod schedule;
 pub mod status;

@@ -36,6 +36,10 @@ pub enum RefusalCode {
     UnknownFunction,
     NameTaken,
     InvalidName,
+    /// A run option (priority, unique key, limits, ...) out of range.
+    InvalidOption,
+    /// `after` names a task that does not exist.
+    UnknownUpstream,
 }
 
 impl RefusalCode {
@@ -49,6 +53,8 @@ impl RefusalCode {
             RefusalCode::UnknownFunction => "unknown_function",
             RefusalCode::NameTaken => "name_taken",
             RefusalCode::InvalidName => "invalid_name",
+            RefusalCode::InvalidOption => "invalid_option",
+            RefusalCode::UnknownUpstream => "unknown_upstream",
         }
     }
 }
@@ -193,6 +199,15 @@ pub struct ProgramInfo {
     /// Its queued tasks wait until it is resumed.
     #[diesel(sql_type = Bool)]
     pub paused: bool,
+    /// Its tasks' default priority (higher runs first).
+    #[diesel(sql_type = Integer)]
+    pub priority: i32,
+    /// At most this many of its tasks claimed at once, cluster-wide.
+    #[diesel(sql_type = Nullable<Integer>)]
+    pub max_running: Option<i32>,
+    /// At most this many of its tasks started in any 60 s.
+    #[diesel(sql_type = Nullable<Integer>)]
+    pub per_minute: Option<i32>,
 }
 
 pub fn get_programs(conn: &mut PgConnection) -> QueryResult<Vec<ProgramInfo>> {

@@ -18,7 +18,11 @@ use crate::{
     config::Config,
     db::{PgPool, PooledPg},
     domain::ids::TaskId,
-    tasks::{params::ParamSpec, table::ResultTable},
+    tasks::{
+        flow::{self, BatchCounts, UpstreamTask},
+        params::ParamSpec,
+        table::ResultTable,
+    },
 };
 
 /// What a program returns.
@@ -53,6 +57,10 @@ pub enum TaskError {
     /// with it, so the engine gives that attempt back.
     #[error("{0}")]
     ConnectionLost(String),
+    /// Not a failure: run this task again after the given time, without spending an attempt
+    /// (waiting for something outside, say). A transactional program's work rolls back.
+    #[error("snoozed for {0:?}")]
+    Snooze(Duration),
 }
 
 impl TaskError {
@@ -98,6 +106,8 @@ pub struct ProgramFunction {
     pub max_attempts: u32,
     /// Registered at start as a program of the same name, with this schedule.
     pub default_schedule: Option<&'static str>,
+    /// Programs of this function start with this `max_running` limit (staff may change it).
+    pub default_max_running: Option<u32>,
     pub run: ProgramFn,
 }
 
@@ -216,6 +226,19 @@ impl TaskContext {
         }
         self.attempt.reporter.report(done, total, message);
         self.check_cancelled()
+    }
+
+    /// The tasks this one was queued after (`after => ..`), with their results: a step of a
+    /// workflow reads what the steps before it produced.
+    pub fn upstream(&self) -> Result<Vec<UpstreamTask>, TaskError> {
+        let mut conn = self.conn()?;
+        Ok(flow::upstream(&mut conn, self.task_id())?)
+    }
+
+    /// For a batch's callback: the batch's counts (finished, failed, of how many).
+    pub fn batch(&self) -> Result<Option<BatchCounts>, TaskError> {
+        let mut conn = self.conn()?;
+        Ok(flow::batch_of_callback(&mut conn, self.task_id())?)
     }
 
     /// The task's parameters as the program's parameter struct. `run_program` checked them

@@ -51,6 +51,9 @@ impl Registry {
                             .eq(function.timeout.as_secs().max(1) as i32),
                         program_functions::max_attempts.eq(function.max_attempts as i32),
                         program_functions::transactional.eq(function.is_transactional()),
+                        program_functions::default_max_running.eq(function
+                            .default_max_running
+                            .map(|limit| i32::try_from(limit).unwrap_or(i32::MAX))),
                     ))
                     .on_conflict(program_functions::name)
                     .do_update()
@@ -64,6 +67,8 @@ impl Registry {
                             .eq(excluded(program_functions::max_attempts)),
                         program_functions::transactional
                             .eq(excluded(program_functions::transactional)),
+                        program_functions::default_max_running
+                            .eq(excluded(program_functions::default_max_running)),
                         program_functions::updated_at.eq(diesel::dsl::now),
                     ))
                     .execute(conn)?;
@@ -75,6 +80,9 @@ impl Registry {
                         programs::schedule.eq(function.default_schedule),
                         programs::next_run_at
                             .eq(function.default_schedule.map(|_| chrono::Utc::now())),
+                        programs::max_running.eq(function
+                            .default_max_running
+                            .map(|limit| i32::try_from(limit).unwrap_or(i32::MAX))),
                     ))
                     .on_conflict(programs::name)
                     .do_nothing()

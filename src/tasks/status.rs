@@ -1,5 +1,5 @@
 //! A task's status. The database keeps it as text (psql shows it, the `task_*` functions set
-//! it, a CHECK constraint allows only these five); Rust sees this enum.
+//! it, a CHECK constraint allows only these six); Rust sees this enum.
 
 use std::{fmt, io::Write, str::FromStr};
 
@@ -18,6 +18,9 @@ use serde::{Deserialize, Serialize};
 #[diesel(sql_type = Text)]
 #[serde(rename_all = "lowercase")]
 pub enum TaskStatus {
+    /// Waits for the tasks it was queued after (`run_program(.., after => ..)`); queued once
+    /// they have all finished, cancelled when one fails.
+    Pending,
     /// Queued, waiting to be claimed (or waiting out a retry's backoff).
     Scheduled,
     /// Claimed by a worker: waiting in its local queue or running.
@@ -29,7 +32,8 @@ pub enum TaskStatus {
 }
 
 impl TaskStatus {
-    pub const ALL: [TaskStatus; 5] = [
+    pub const ALL: [TaskStatus; 6] = [
+        TaskStatus::Pending,
         TaskStatus::Scheduled,
         TaskStatus::Running,
         TaskStatus::Finished,
@@ -45,6 +49,7 @@ impl TaskStatus {
 
     pub fn as_str(self) -> &'static str {
         match self {
+            TaskStatus::Pending => "pending",
             TaskStatus::Scheduled => "scheduled",
             TaskStatus::Running => "running",
             TaskStatus::Finished => "finished",
@@ -57,12 +62,12 @@ impl TaskStatus {
         self == TaskStatus::Running
     }
 
-    /// Scheduled or running: it may still change.
+    /// Pending, scheduled or running: it may still change.
     pub fn is_active(self) -> bool {
         !TaskStatus::ENDED.contains(&self)
     }
 
-    /// "scheduled, running, finished, error, cancelled", for messages.
+    /// "pending, scheduled, running, finished, error, cancelled", for messages.
     pub fn list() -> String {
         TaskStatus::ALL.map(TaskStatus::as_str).join(", ")
     }
@@ -75,7 +80,9 @@ impl fmt::Display for TaskStatus {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("{0:?} is not a task status (use one of: scheduled, running, finished, error, cancelled)")]
+#[error(
+    "{0:?} is not a task status (use one of: pending, scheduled, running, finished, error, cancelled)"
+)]
 pub struct UnknownStatus(pub String);
 
 impl FromStr for TaskStatus {

@@ -325,6 +325,7 @@ async fn schema_rs_matches_the_migrated_database() {
         "date" => "Date",
         "float4" => "Float4",
         "tsvector" => "Tsvector",
+        "interval" => "Interval",
         other => panic!("a column of type {other}: add it here"),
     };
     let mut tables: Vec<String> = actual.iter().map(|c| c.table_name.clone()).collect();

@@ -59,6 +59,7 @@ pub(super) fn execute(context: &ExecutorContext, job: &Job) -> Outcome {
             FunctionKind::Sql => in_transaction(context, job, started_at, |conn| {
                 let ran = store::run_sql_function(
                     conn,
+                    task.key.task_id,
                     &task.function_name,
                     &params,
                     task.timeout_seconds,
@@ -131,6 +132,10 @@ pub(super) fn execute(context: &ExecutorContext, job: &Job) -> Outcome {
         Ok(Err(Rollback::Program(TaskError::ConnectionLost(error)))) => {
             Outcome::ConnectionLost { error }
         }
+        Ok(Err(Rollback::Program(TaskError::Snooze(wait)))) => Outcome::Snoozed { wait },
+        Ok(Err(Rollback::Database(err))) if sql_snooze(&err).is_some() => Outcome::Snoozed {
+            wait: sql_snooze(&err).unwrap_or_default(),
+        },
         Ok(Err(Rollback::Database(err))) if crate::db::lost_connection(&err) => {
             Outcome::ConnectionLost {
                 error: err.to_string(),
@@ -220,6 +225,20 @@ fn timed_out(timeout_seconds: i32) -> Outcome {
         error: format!("timed out after {} s", timeout_seconds.max(1)),
         retryable: true,
     }
+}
+
+/// A SQL program called `task_snooze_sql(wait)`: its error's DETAIL is
+/// `{"snooze_seconds": n}`.
+fn sql_snooze(err: &diesel::result::Error) -> Option<Duration> {
+    let diesel::result::Error::DatabaseError(_, info) = err else {
+        return None;
+    };
+    #[derive(serde::Deserialize)]
+    struct Snooze {
+        snooze_seconds: f64,
+    }
+    let snooze: Snooze = serde_json::from_str(info.details()?).ok()?;
+    Duration::try_from_secs_f64(snooze.snooze_seconds.max(0.0)).ok()
 }
 
 /// PostgreSQL's own message for errors raised inside a SQL program.

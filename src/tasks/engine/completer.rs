@@ -180,6 +180,9 @@ impl Completer {
             Outcome::Cancelled => {
                 store::cancelled(conn, worker, key)?;
             }
+            Outcome::Snoozed { wait } => {
+                store::snooze(conn, worker, key, *wait)?;
+            }
             // Written in batches, or nothing to write.
             Outcome::Done(_) | Outcome::Recorded | Outcome::Interrupted | Outcome::Lost => {}
         }

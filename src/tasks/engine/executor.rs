@@ -1,5 +1,5 @@
 //! Runs programs on a fixed pool of threads (one per unit of concurrency; no thread per
-//! task). Claimed tasks wait in a local queue (a channel the threads take from); each thread
+//! task). Claimed tasks wait in a local queue (highest priority first, [`local_queue`]); each thread
 //! runs one at a time ([`attempt`]: under a panic guard, transactional programs inside the
 //! transaction that records their success) and reports the outcome to the engine's loop,
 //! which records outcomes in batches.
@@ -18,6 +18,8 @@ use std::{
 };
 
 use tokio::sync::mpsc;
+
+use self::local_queue::LocalQueue;
 
 use crate::{
     db::PgPool,
@@ -108,6 +110,10 @@ pub enum Outcome {
     ConnectionLost {
         error: String,
     },
+    /// The program asked to run again after `wait`: back to the queue, no attempt spent.
+    Snoozed {
+        wait: Duration,
+    },
     /// No longer held by this node: nothing to write.
     Lost,
 }
@@ -142,9 +148,8 @@ pub struct ExecutorContext {
 type Slot = Arc<Mutex<Option<Running>>>;
 
 pub struct Executor {
-    jobs: Option<crossbeam_channel::Sender<Job>>,
-    /// The local queue, as the threads see it.
-    queue: crossbeam_channel::Receiver<Job>,
+    /// The local queue the threads take from.
+    queue: Arc<LocalQueue>,
     /// One per thread, replacements included.
     slots: Mutex<Vec<Slot>>,
     context: Arc<ExecutorContext>,
@@ -160,10 +165,8 @@ impl Executor {
         context: Arc<ExecutorContext>,
         reports: mpsc::UnboundedSender<Report>,
     ) -> std::io::Result<Executor> {
-        let (jobs, queue) = crossbeam_channel::unbounded::<Job>();
         let executor = Executor {
-            jobs: Some(jobs),
-            queue,
+            queue: Arc::new(LocalQueue::default()),
             slots: Mutex::new(Vec::new()),
             context,
             reports,
@@ -193,15 +196,12 @@ impl Executor {
     }
 
     pub fn submit(&self, job: Job) {
-        if let Some(jobs) = &self.jobs {
-            // The threads end only when the sender is dropped, so this cannot fail.
-            let _ = jobs.send(job);
-        }
+        self.queue.push(job);
     }
 
     /// Takes back the jobs no thread has started (at shutdown).
     pub fn take_queued(&self) -> Vec<Job> {
-        self.queue.try_iter().collect()
+        self.queue.drain()
     }
 
     /// The watchdog: tells programs past their deadline to stop, and gives up on those that
@@ -258,18 +258,18 @@ impl Executor {
 
     /// Closes the local queue: threads end once their current program returns.
     pub fn close(&mut self) {
-        self.jobs = None;
+        self.queue.close();
     }
 }
 
 fn work(
-    queue: &crossbeam_channel::Receiver<Job>,
+    queue: &LocalQueue,
     slot: &Mutex<Option<Running>>,
     context: &ExecutorContext,
     reports: &mpsc::UnboundedSender<Report>,
 ) {
     loop {
-        let Ok(job) = queue.recv() else { return };
+        let Some(job) = queue.pop() else { return };
         let key = job.task.key;
         // Stopped while it waited (cancelled, lost, shutdown): it never starts.
         if let Some(reason) = job.signal.reason() {
@@ -315,5 +315,6 @@ fn work(
     }
 }
 
+mod local_queue;
 #[cfg(test)]
 mod tests;

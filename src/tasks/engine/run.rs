@@ -42,6 +42,9 @@ const MAX_LOCAL_QUEUE: usize = 1000;
 const WATCHDOG_INTERVAL: Duration = Duration::from_millis(250);
 /// How often program schedules are checked.
 const SCHEDULE_INTERVAL: Duration = Duration::from_secs(1);
+/// While a limited program's due tasks wait for a slot, how often to look again (a slot
+/// freed on this node wakes the loop at once; one freed on another node is seen this late).
+const LIMITED_RECHECK: Duration = Duration::from_millis(100);
 /// At shutdown, how long to keep trying to record outcomes after the grace period.
 const FINAL_WRITE_TRIES: Duration = Duration::from_secs(5);
 
@@ -62,6 +65,9 @@ pub(super) struct Engine {
     queue_may_have_work: bool,
     /// When the earliest task waiting out a backoff becomes due.
     next_due: Option<Instant>,
+    /// The last look at the queue found due tasks held back by their program's limit: an
+    /// outcome written here may have freed a slot.
+    limited_waiting: bool,
     /// Seconds a program has been taking (moving average).
     average_run: Option<f64>,
     shutting_down: bool,
@@ -107,6 +113,7 @@ impl Engine {
             cursor: None,
             queue_may_have_work: true,
             next_due: None,
+            limited_waiting: false,
             average_run: None,
             shutting_down: false,
         })
@@ -299,26 +306,39 @@ impl Engine {
         }
     }
 
-    /// A retry waiting out its backoff: wake when it is due.
+    /// A retry waiting out its backoff, or tasks waiting for their program's limit: wake
+    /// when one may be claimable.
     fn find_next_due(&mut self) {
-        match self.db.with(store::next_due_at) {
-            Ok(Some(due)) => {
+        match self.db.with(store::next_due) {
+            Ok(next) => {
+                self.limited_waiting = next.limited_waiting;
                 // Due already but not claimable (locked by another transaction, or clocks
                 // apart): look again in a second rather than spin.
-                let wait = (due - chrono::Utc::now())
-                    .to_std()
-                    .unwrap_or(Duration::from_secs(1))
-                    .max(Duration::from_millis(20));
-                self.next_due = Some(Instant::now() + wait);
+                let backoff = next.due_at.map(|due| {
+                    (due - chrono::Utc::now())
+                        .to_std()
+                        .unwrap_or(Duration::from_secs(1))
+                        .max(Duration::from_millis(20))
+                });
+                let limited = next.limited_waiting.then_some(LIMITED_RECHECK);
+                self.next_due = [backoff, limited]
+                    .into_iter()
+                    .flatten()
+                    .min()
+                    .map(|wait| Instant::now() + wait);
             }
-            Ok(None) => self.next_due = None,
             Err(err) => tracing::warn!("looking for due tasks: {err:#}"),
         }
     }
 
     /// Writes the outcomes that are in; the attempts they settle are no longer held.
     fn write_outcomes(&mut self) {
-        for key in self.completer.write(&mut self.db) {
+        let settled = self.completer.write(&mut self.db);
+        if !settled.is_empty() && self.limited_waiting {
+            // A limited program's slot may be free now.
+            self.queue_may_have_work = true;
+        }
+        for key in settled {
             self.held.remove(&key);
         }
     }

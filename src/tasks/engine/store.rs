@@ -13,7 +13,7 @@ use diesel::{
 use serde_json::Value;
 
 use crate::{
-    db::schema::{programs, tasks},
+    db::schema::programs,
     domain::{
         audit::{self, Actor, AuditContext},
         ids::{ProgramId, TaskId},
@@ -48,11 +48,15 @@ pub struct ClaimedTask {
     pub function_kind: FunctionKind,
     pub parameters: Option<Value>,
     pub timeout_seconds: i32,
+    /// Higher runs first, in the local queue as in the claim.
+    pub priority: i32,
 }
 
-/// Where the previous claim stopped in the queue's order (run_after, id); `None` is the start.
+/// Where the previous claim stopped in the plain queue's order (priority descending, then
+/// run_after, id); `None` is the start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueueCursor {
+    pub priority: i32,
     pub run_after: DateTime<Utc>,
     pub id: TaskId,
 }
@@ -71,28 +75,40 @@ struct ClaimRow {
     parameters: Option<Value>,
     #[diesel(sql_type = Integer)]
     timeout_seconds: i32,
+    #[diesel(sql_type = Integer)]
+    priority: i32,
     #[diesel(sql_type = Timestamptz)]
     run_after: DateTime<Utc>,
+    /// Claimed through its program's limit (not from the plain queue the cursor walks).
+    #[diesel(sql_type = Bool)]
+    limited: bool,
 }
 
-/// Claims up to `limit` due tasks after `cursor`, in queue order; returns them and where the
-/// claim stopped.
+/// Claims up to `limit` due tasks (plain ones after `cursor`, then limited programs' within
+/// their limits), highest priority first; returns them and where the plain claim stopped.
 pub fn claim(
     conn: &mut PgConnection,
     worker: &str,
     limit: usize,
     cursor: Option<QueueCursor>,
 ) -> QueryResult<(Vec<ClaimedTask>, Option<QueueCursor>)> {
-    let rows: Vec<ClaimRow> = sql_query("SELECT * FROM task_claim($1, $2, $3, $4)")
+    let rows: Vec<ClaimRow> = sql_query("SELECT * FROM task_claim($1, $2, $3, $4, $5)")
         .bind::<Text, _>(worker)
-        .bind::<Integer, _>(limit.min(i32::MAX as usize) as i32)
+        .bind::<Integer, _>(i32::try_from(limit).unwrap_or(i32::MAX))
+        .bind::<Nullable<Integer>, _>(cursor.map(|c| c.priority))
         .bind::<Nullable<Timestamptz>, _>(cursor.map(|c| c.run_after))
         .bind::<Nullable<BigInt>, _>(cursor.map(|c| c.id))
         .load(conn)?;
-    let last = rows.last().map(|row| QueueCursor {
-        run_after: row.run_after,
-        id: row.id,
-    });
+    // Plain tasks come first, in queue order.
+    let last = rows
+        .iter()
+        .take_while(|row| !row.limited)
+        .last()
+        .map(|row| QueueCursor {
+            priority: row.priority,
+            run_after: row.run_after,
+            id: row.id,
+        });
     let tasks = rows
         .into_iter()
         .map(|row| ClaimedTask {
@@ -108,21 +124,27 @@ pub fn claim(
             function_name: row.function_name,
             parameters: row.parameters,
             timeout_seconds: row.timeout_seconds,
+            priority: row.priority,
         })
         .collect();
     Ok((tasks, last))
 }
 
-/// When the next scheduled task becomes due, if any (a retry waiting out its backoff).
-/// When the next queued task may start; a paused program's tasks do not count (they wait
-/// for a resume, which wakes the engine).
-pub fn next_due_at(conn: &mut PgConnection) -> QueryResult<Option<DateTime<Utc>>> {
-    tasks::table
-        .inner_join(programs::table)
-        .filter(tasks::status.eq(TaskStatus::Scheduled))
-        .filter(programs::paused.eq(false))
-        .select(diesel::dsl::min(tasks::run_after))
-        .first(conn)
+/// What the queue holds once a claim from its start found nothing more.
+#[derive(Debug, Clone, Copy, QueryableByName)]
+pub struct NextDue {
+    /// When the next plain queued task may start (a retry waiting out its backoff); a
+    /// paused program's tasks do not count (a resume wakes the engine).
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pub due_at: Option<DateTime<Utc>>,
+    /// A limited program has due tasks its limit holds back (a slot frees when one of its
+    /// tasks ends, here or on another node).
+    #[diesel(sql_type = Bool)]
+    pub limited_waiting: bool,
+}
+
+pub fn next_due(conn: &mut PgConnection) -> QueryResult<NextDue> {
+    sql_query("SELECT * FROM task_next_due()").get_result(conn)
 }
 
 /// A successful attempt, ready to be recorded.
@@ -186,6 +208,23 @@ pub fn fail(
             .get_result::<MaybeStatus>(conn)?
             .status,
     )
+}
+
+/// The program asked to run again after `wait`: back to the queue without spending an
+/// attempt (`task_snooze`). Returns the new status, `None` when no longer held.
+pub fn snooze(
+    conn: &mut PgConnection,
+    worker: &str,
+    key: AttemptKey,
+    wait: std::time::Duration,
+) -> QueryResult<Option<TaskStatus>> {
+    Ok(sql_query("SELECT task_snooze($1, $2, $3, $4) AS status")
+        .bind::<Text, _>(worker)
+        .bind::<BigInt, _>(key.task_id)
+        .bind::<Integer, _>(key.attempt)
+        .bind::<Double, _>(wait.as_secs_f64())
+        .get_result::<MaybeStatus>(conn)?
+        .status)
 }
 
 /// A transactional attempt lost its database connection (its work rolled back): back to the
@@ -356,9 +395,11 @@ pub struct SqlFunctionResult {
     pub cells: Option<Value>,
 }
 
-/// Runs a SQL function program under `statement_timeout` (inside the caller's transaction).
+/// Runs a SQL function program under `statement_timeout` (inside the caller's transaction),
+/// as task `task_id` (what `task_upstream()` and `task_batch()` read).
 pub fn run_sql_function(
     conn: &mut PgConnection,
+    task_id: TaskId,
     function_name: &str,
     params: &Value,
     timeout_seconds: i32,
@@ -368,9 +409,10 @@ pub fn run_sql_function(
         i64::from(timeout_seconds.max(1)) * 1000
     ))
     .execute(conn)?;
-    sql_query("SELECT * FROM task_run_sql_function($1, $2)")
+    sql_query("SELECT * FROM task_run_sql_function($1, $2, $3)")
         .bind::<Text, _>(function_name)
         .bind::<Jsonb, _>(params)
+        .bind::<BigInt, _>(task_id)
         .get_result(conn)
 }
 

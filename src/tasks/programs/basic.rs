@@ -32,6 +32,7 @@ pub fn hello_world() -> ProgramFunction {
         timeout: Duration::from_secs(30),
         max_attempts: 3,
         default_schedule: None,
+        default_max_running: None,
         run: ProgramFn::Plain(|ctx| {
             let HelloParams { name } = ctx.params()?;
             Ok(TaskOutput::Text(format!("Hello, {name}!")))
@@ -51,6 +52,7 @@ pub fn noop() -> ProgramFunction {
         timeout: Duration::from_secs(30),
         max_attempts: 1,
         default_schedule: None,
+        default_max_running: None,
         run: ProgramFn::Plain(|_| Ok(TaskOutput::Text("ok".into()))),
     }
 }
@@ -84,6 +86,7 @@ pub fn demo_long() -> ProgramFunction {
         timeout: Duration::from_secs(3700),
         max_attempts: 3,
         default_schedule: None,
+        default_max_running: None,
         run: ProgramFn::Plain(|ctx| {
             let DemoLongParams { seconds, steps } = ctx.params()?;
             let (seconds, steps) = (seconds.max(1), steps.max(1));
@@ -128,6 +131,7 @@ pub fn flaky() -> ProgramFunction {
         timeout: Duration::from_secs(30),
         max_attempts: 3,
         default_schedule: None,
+        default_max_running: None,
         run: ProgramFn::Plain(run_flaky),
     }
 }

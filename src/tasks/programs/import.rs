@@ -53,6 +53,8 @@ pub fn import_catalog(timeout: Duration) -> ProgramFunction {
         timeout,
         max_attempts: 1,
         default_schedule: None,
+        // One import at a time: two would race for the same ISBNs and double the load.
+        default_max_running: Some(1),
         run: ProgramFn::Plain(run_import),
     }
 }

@@ -35,6 +35,7 @@ pub fn purge_expired_sessions(timeout: Duration) -> ProgramFunction {
         timeout,
         max_attempts: 3,
         default_schedule: Some("every 15 minutes"),
+        default_max_running: None,
         run: ProgramFn::Transactional(|ctx, conn| {
             let PurgeParams { idle_minutes } = ctx.params()?;
             let deleted = match idle_minutes {
@@ -78,6 +79,7 @@ pub fn prune_tasks(timeout: Duration) -> ProgramFunction {
         timeout,
         max_attempts: 3,
         default_schedule: Some("0 3 * * *"),
+        default_max_running: None,
         run: ProgramFn::Transactional(|ctx, conn| {
             let PruneParams {
                 older_than_days: days,

@@ -80,6 +80,7 @@ pub fn sales_report(timeout: Duration) -> ProgramFunction {
         timeout,
         max_attempts: 3,
         default_schedule: None,
+        default_max_running: None,
         run: ProgramFn::Transactional(|ctx, conn| {
             let SalesReportParams { from, to, per } = ctx.params()?;
             if from > to {
@@ -178,6 +179,7 @@ pub fn low_stock(timeout: Duration) -> ProgramFunction {
         timeout,
         max_attempts: 3,
         default_schedule: None,
+        default_max_running: None,
         run: ProgramFn::Transactional(|ctx, conn| {
             let LowStockParams { threshold } = ctx.params()?;
             let rows: Vec<LowStockRow> = sql_query(

@@ -133,7 +133,9 @@ impl From<OperationError> for ApiError {
                     RefusalCode::InvalidParameters
                     | RefusalCode::InvalidSchedule
                     | RefusalCode::UnknownFunction
-                    | RefusalCode::InvalidName => StatusCode::UNPROCESSABLE_ENTITY,
+                    | RefusalCode::InvalidName
+                    | RefusalCode::InvalidOption
+                    | RefusalCode::UnknownUpstream => StatusCode::UNPROCESSABLE_ENTITY,
                 };
                 ApiError::new(status, code.as_str(), message).with_fields(fields)
             }

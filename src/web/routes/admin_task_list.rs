@@ -43,7 +43,7 @@ pub struct SortOption {
 pub struct TasksPage {
     layout: Layout,
     params: TaskListParams,
-    statuses: [&'static str; 5],
+    statuses: [&'static str; 6],
     programs: Vec<String>,
     sorts: Vec<SortOption>,
     filtered: bool,

@@ -21,6 +21,7 @@ fn function(name: &'static str, run: ProgramFn) -> ProgramFunction {
         timeout: Duration::from_secs(30),
         max_attempts: 1,
         default_schedule: None,
+        default_max_running: None,
         run,
     }
 }
@@ -71,6 +72,10 @@ fn executor(threads: usize) -> (Executor, mpsc::UnboundedReceiver<Report>) {
 }
 
 fn job(id: i64, function_name: &str) -> (Job, Arc<StopSignal>) {
+    job_with_priority(id, function_name, 0)
+}
+
+fn job_with_priority(id: i64, function_name: &str, priority: i32) -> (Job, Arc<StopSignal>) {
     let signal = Arc::new(StopSignal::default());
     let job = Job {
         task: ClaimedTask {
@@ -82,6 +87,7 @@ fn job(id: i64, function_name: &str) -> (Job, Arc<StopSignal>) {
             function_kind: FunctionKind::Rust,
             parameters: Some(json!({})),
             timeout_seconds: 30,
+            priority,
         },
         signal: signal.clone(),
     };
@@ -162,4 +168,20 @@ fn a_lost_database_is_the_infrastructures_failure_given_back_only_when_transacti
         }
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn the_local_queue_hands_out_the_highest_priority_first_then_in_claim_order() {
+    let queue = super::local_queue::LocalQueue::default();
+    for (id, priority) in [(1, 0), (2, 0), (3, -5), (4, 0)] {
+        queue.push(job_with_priority(id, "noop", priority).0);
+    }
+    // A high-priority task claimed while the queue is full of low ones goes first.
+    queue.push(job_with_priority(5, "noop", 10).0);
+    let first = queue.pop().expect("a job");
+    assert_eq!(first.task.key.task_id, TaskId(5));
+    let rest: Vec<i64> = queue.drain().iter().map(|j| j.task.key.task_id.0).collect();
+    assert_eq!(rest, vec![1, 2, 4, 3]);
+    queue.close();
+    assert!(queue.pop().is_none(), "closed and empty: the threads end");
 }

@@ -1,0 +1,414 @@
+//! Engine v3's rules on their own, against a real database and no engine running: priorities
+//! in the claim, unique keys under a crowd, limits across claimers, tasks that wait for
+//! others, batches whose last two members end at once, snooze. (The engine running them end
+//! to end is `engine_flows`.)
+
+use std::sync::{Arc, Barrier};
+
+use bookstore::{
+    db::schema::{task_batches, tasks},
+    domain::ids::TaskId,
+    tasks::{
+        engine::store::{self, AttemptKey, ClaimedTask, Success},
+        ops,
+        queueing::{self, ProgramOptions, RunOptions},
+        status::TaskStatus,
+    },
+};
+use chrono::Utc;
+use diesel::{Connection, PgConnection, prelude::*};
+
+use crate::helpers::fresh_database;
+
+fn connect(url: &str) -> PgConnection {
+    PgConnection::establish(url).expect("connecting")
+}
+
+fn run(conn: &mut PgConnection, program: &str, options: RunOptions) -> TaskId {
+    queueing::enqueue(conn, program, None, &options).unwrap().id
+}
+
+fn with_priority(priority: i32) -> RunOptions {
+    RunOptions {
+        priority: Some(priority),
+        ..RunOptions::default()
+    }
+}
+
+fn after(ids: &[TaskId]) -> RunOptions {
+    RunOptions {
+        after: ids.to_vec(),
+        ..RunOptions::default()
+    }
+}
+
+fn ids(claimed: &[ClaimedTask]) -> Vec<TaskId> {
+    claimed.iter().map(|t| t.key.task_id).collect()
+}
+
+fn status(conn: &mut PgConnection, id: TaskId) -> (TaskStatus, Option<String>) {
+    tasks::table
+        .find(id)
+        .select((tasks::status, tasks::result))
+        .first(conn)
+        .unwrap()
+}
+
+fn finish(conn: &mut PgConnection, worker: &str, keys: &[AttemptKey]) {
+    let done: Vec<Success> = keys
+        .iter()
+        .map(|&key| Success {
+            key,
+            result: format!("result of {}", key.task_id),
+            result_table: None,
+            started_at: Utc::now(),
+            ended_at: Utc::now(),
+        })
+        .collect();
+    assert_eq!(
+        store::finish(conn, worker, &done).unwrap().len(),
+        keys.len()
+    );
+}
+
+fn options(max_running: Option<i32>, per_minute: Option<i32>) -> ProgramOptions {
+    ProgramOptions {
+        priority: 0,
+        max_running,
+        per_minute,
+    }
+}
+
+#[test]
+fn the_claim_takes_higher_priorities_first_even_behind_its_cursor() {
+    let mut conn = connect(&fresh_database());
+    let low: Vec<TaskId> = (0..4)
+        .map(|_| run(&mut conn, "noop", with_priority(-5)))
+        .collect();
+    let plain: Vec<TaskId> = (0..4)
+        .map(|_| run(&mut conn, "noop", RunOptions::default()))
+        .collect();
+
+    let (first, cursor) = store::claim(&mut conn, "a", 2, None).unwrap();
+    assert_eq!(
+        ids(&first),
+        plain[..2],
+        "priority 0 before -5, in queue order"
+    );
+    assert!(cursor.is_some());
+
+    // Queued after the claim moved past the start of the queue: still taken first.
+    let urgent = run(&mut conn, "noop", with_priority(10));
+    let (next, _) = store::claim(&mut conn, "a", 4, cursor).unwrap();
+    assert_eq!(ids(&next), vec![urgent, plain[2], plain[3], low[0]]);
+    assert_eq!(next[0].priority, 10);
+}
+
+#[test]
+fn fifty_concurrent_calls_with_one_unique_key_queue_one_task() {
+    let url = fresh_database();
+    let start = Arc::new(Barrier::new(50));
+    let callers: Vec<_> = (0..50)
+        .map(|_| {
+            let (url, start) = (url.clone(), start.clone());
+            std::thread::spawn(move || {
+                let mut conn = connect(&url);
+                start.wait();
+                queueing::enqueue(
+                    &mut conn,
+                    "noop",
+                    None,
+                    &RunOptions {
+                        unique_key: Some("order-42".into()),
+                        ..RunOptions::default()
+                    },
+                )
+                .unwrap()
+            })
+        })
+        .collect();
+    let answers: Vec<_> = callers.into_iter().map(|c| c.join().unwrap()).collect();
+    let first = answers[0].id;
+    assert!(
+        answers.iter().all(|a| a.id == first),
+        "every caller got the same task"
+    );
+    assert_eq!(
+        answers.iter().filter(|a| !a.existed).count(),
+        1,
+        "one queued it"
+    );
+
+    let mut conn = connect(&url);
+    let count: i64 = tasks::table
+        .filter(tasks::unique_key.eq("order-42"))
+        .count()
+        .get_result(&mut conn)
+        .unwrap();
+    assert_eq!(count, 1);
+
+    // Once it has ended the key is free again; with unique_for it stays taken for that long.
+    let (claimed, _) = store::claim(&mut conn, "a", 10, None).unwrap();
+    finish(&mut conn, "a", &[claimed[0].key]);
+    let keyed = |key: &str, unique_for| RunOptions {
+        unique_key: Some(key.into()),
+        unique_for,
+        ..RunOptions::default()
+    };
+    let again = queueing::enqueue(&mut conn, "noop", None, &keyed("order-42", None)).unwrap();
+    assert!(
+        !again.existed && again.id != first,
+        "a new task once the first ended"
+    );
+
+    let held = keyed("daily", Some(chrono::Duration::hours(1)));
+    let daily = queueing::enqueue(&mut conn, "noop", None, &held)
+        .unwrap()
+        .id;
+    let (claimed, _) = store::claim(&mut conn, "a", 10, None).unwrap();
+    let daily_key = claimed.iter().find(|t| t.key.task_id == daily).unwrap().key;
+    finish(&mut conn, "a", &[daily_key]);
+    let within = queueing::enqueue(&mut conn, "noop", None, &held).unwrap();
+    assert_eq!(
+        (within.id, within.existed),
+        (daily, true),
+        "ended within the hour: the same"
+    );
+}
+
+#[test]
+fn max_running_holds_across_claimers_and_a_slot_frees_when_a_task_ends() {
+    let mut conn = connect(&fresh_database());
+    queueing::set_program_options(&mut conn, "noop", options(Some(2), None)).unwrap();
+    let queued: Vec<TaskId> = (0..5)
+        .map(|_| run(&mut conn, "noop", RunOptions::default()))
+        .collect();
+
+    let (a, _) = store::claim(&mut conn, "a", 10, None).unwrap();
+    assert_eq!(ids(&a), queued[..2], "two at most, in queue order");
+    let (b, _) = store::claim(&mut conn, "b", 10, None).unwrap();
+    assert!(b.is_empty(), "the other node finds no slot");
+    let next = store::next_due(&mut conn).unwrap();
+    assert!(
+        next.limited_waiting,
+        "the engine is told work waits for a slot"
+    );
+
+    finish(&mut conn, "a", &[a[0].key]);
+    let (b, _) = store::claim(&mut conn, "b", 10, None).unwrap();
+    assert_eq!(ids(&b), vec![queued[2]], "one slot freed, one task");
+
+    // No limit: the rest at once.
+    queueing::set_program_options(&mut conn, "noop", options(None, None)).unwrap();
+    let (rest, _) = store::claim(&mut conn, "b", 10, None).unwrap();
+    assert_eq!(ids(&rest), queued[3..]);
+}
+
+#[test]
+fn per_minute_counts_starts_in_the_last_sixty_seconds() {
+    let mut conn = connect(&fresh_database());
+    queueing::set_program_options(&mut conn, "noop", options(None, Some(3))).unwrap();
+    for _ in 0..8 {
+        run(&mut conn, "noop", RunOptions::default());
+    }
+    let (first, _) = store::claim(&mut conn, "a", 10, None).unwrap();
+    finish(
+        &mut conn,
+        "a",
+        &first.iter().map(|t| t.key).collect::<Vec<_>>(),
+    );
+    assert_eq!(first.len(), 3);
+    let (none, _) = store::claim(&mut conn, "b", 10, None).unwrap();
+    assert!(
+        none.is_empty(),
+        "three started this minute, though none runs now"
+    );
+
+    // A minute on, the window holds none of them.
+    diesel::sql_query(
+        "UPDATE task_rate_starts SET started_at = started_at - interval '61 seconds'",
+    )
+    .execute(&mut conn)
+    .unwrap();
+    let (next, _) = store::claim(&mut conn, "b", 10, None).unwrap();
+    assert_eq!(next.len(), 3);
+}
+
+#[test]
+fn a_task_waits_for_its_upstream_and_a_failure_cancels_everything_downstream() {
+    let mut conn = connect(&fresh_database());
+    let a = run(&mut conn, "noop", RunOptions::default());
+    let b = run(&mut conn, "noop", after(&[a]));
+    let c = run(&mut conn, "noop", after(&[b]));
+    let d = run(&mut conn, "noop", after(&[a, c]));
+    assert_eq!(status(&mut conn, b).0, TaskStatus::Pending);
+
+    let (claimed, _) = store::claim(&mut conn, "w", 10, None).unwrap();
+    assert_eq!(
+        ids(&claimed),
+        vec![a],
+        "only the task that waits for nothing"
+    );
+    finish(&mut conn, "w", &[claimed[0].key]);
+    assert_eq!(status(&mut conn, b).0, TaskStatus::Scheduled);
+    assert_eq!(
+        status(&mut conn, d).0,
+        TaskStatus::Pending,
+        "still waits for c"
+    );
+
+    let (claimed, _) = store::claim(&mut conn, "w", 10, None).unwrap();
+    assert_eq!(ids(&claimed), vec![b]);
+    let upstream = bookstore::tasks::flow::upstream(&mut conn, b).unwrap();
+    assert_eq!(upstream.len(), 1);
+    assert_eq!(
+        upstream[0].result.as_deref(),
+        Some(format!("result of {a}").as_str())
+    );
+
+    store::fail(&mut conn, "w", claimed[0].key, "boom", false, 10).unwrap();
+    let (c_status, c_result) = status(&mut conn, c);
+    assert_eq!(c_status, TaskStatus::Cancelled);
+    assert_eq!(
+        c_result.as_deref(),
+        Some(
+            format!("Cancelled before it started: task {b}, which it waits for, failed.").as_str()
+        )
+    );
+    let (d_status, d_result) = status(&mut conn, d);
+    assert_eq!(d_status, TaskStatus::Cancelled, "transitively");
+    assert!(d_result.unwrap().contains(&format!("task {c}")));
+    let started: Option<chrono::DateTime<Utc>> = tasks::table
+        .find(d)
+        .select(tasks::start_time)
+        .first(&mut conn)
+        .unwrap();
+    assert!(started.is_none(), "it never started");
+}
+
+#[test]
+fn waiting_for_a_task_that_does_not_exist_or_for_itself_is_refused() {
+    let mut conn = connect(&fresh_database());
+    let a = run(&mut conn, "noop", RunOptions::default());
+    // The only cycle one could try: a task waiting for the id it is about to get.
+    let own_id = TaskId(a.0 + 1);
+    let refused = queueing::enqueue(&mut conn, "noop", None, &after(&[own_id])).unwrap_err();
+    assert_eq!(refused.code(), "unknown_upstream");
+    assert_eq!(
+        refused.to_string(),
+        format!("cannot wait for task {own_id}: there is no such task")
+    );
+    let count: i64 = tasks::table.count().get_result(&mut conn).unwrap();
+    assert_eq!(count, 1, "nothing was queued");
+}
+
+#[test]
+fn a_batch_whose_last_two_members_end_at_once_on_two_nodes_calls_back_once() {
+    let url = fresh_database();
+    let mut conn = connect(&url);
+    let params = vec![serde_json::json!({}); 4];
+    let batch =
+        queueing::enqueue_batch(&mut conn, "noop", &params, Some("hello_world"), None).unwrap();
+    let (first, _) = store::claim(&mut conn, "a", 2, None).unwrap();
+    finish(
+        &mut conn,
+        "a",
+        &first.iter().map(|t| t.key).collect::<Vec<_>>(),
+    );
+    let (last_two, _) = store::claim(&mut conn, "a", 2, None).unwrap();
+    assert_eq!(last_two.len(), 2);
+
+    // Each node finishes one of the last two, at the same moment.
+    let start = Arc::new(Barrier::new(2));
+    let nodes: Vec<_> = last_two
+        .iter()
+        .map(|task| {
+            let (url, start, key) = (url.clone(), start.clone(), task.key);
+            std::thread::spawn(move || {
+                let mut conn = connect(&url);
+                start.wait();
+                finish(&mut conn, "a", &[key]);
+            })
+        })
+        .collect();
+    for node in nodes {
+        node.join().unwrap();
+    }
+
+    let (finished, callback): (i32, Option<i64>) = task_batches::table
+        .find(batch)
+        .select((task_batches::finished, task_batches::callback_task_id))
+        .first(&mut conn)
+        .unwrap();
+    assert_eq!(finished, 4);
+    let callback = TaskId(callback.expect("the callback was queued"));
+    let callbacks: i64 = tasks::table
+        .inner_join(bookstore::db::schema::programs::table)
+        .filter(bookstore::db::schema::programs::name.eq("hello_world"))
+        .count()
+        .get_result(&mut conn)
+        .unwrap();
+    assert_eq!(callbacks, 1, "exactly one callback");
+    let counts = bookstore::tasks::flow::batch_of_callback(&mut conn, callback)
+        .unwrap()
+        .unwrap();
+    assert_eq!((counts.size, counts.finished, counts.failed), (4, 4, 0));
+}
+
+#[test]
+fn a_snooze_puts_the_task_back_without_spending_an_attempt() {
+    let mut conn = connect(&fresh_database());
+    let id = run(&mut conn, "noop", RunOptions::default());
+    let attempts_of = |conn: &mut PgConnection| -> (i32, i32) {
+        tasks::table
+            .find(id)
+            .select((tasks::attempt, tasks::max_attempts))
+            .first(conn)
+            .unwrap()
+    };
+    let before = attempts_of(&mut conn);
+    let (claimed, _) = store::claim(&mut conn, "w", 1, None).unwrap();
+    assert_eq!(claimed[0].key.attempt, 1);
+    let wait = std::time::Duration::from_millis(200);
+    let now = store::snooze(&mut conn, "w", claimed[0].key, wait).unwrap();
+    assert_eq!(now, Some(TaskStatus::Scheduled));
+    assert_eq!(
+        attempts_of(&mut conn),
+        before,
+        "the attempt count is as before"
+    );
+    let (early, _) = store::claim(&mut conn, "w", 1, None).unwrap();
+    assert!(early.is_empty(), "not before its time");
+    // Its time comes.
+    diesel::sql_query("UPDATE tasks SET run_after = now()")
+        .execute(&mut conn)
+        .unwrap();
+    let (again, _) = store::claim(&mut conn, "w", 1, None).unwrap();
+    assert_eq!(again[0].key.attempt, 1, "the next run is attempt 1 again");
+}
+
+#[test]
+fn many_tasks_queue_in_one_call_and_one_bad_element_refuses_them_all() {
+    let mut conn = connect(&fresh_database());
+    let params: Vec<serde_json::Value> = (0..100)
+        .map(|i| serde_json::json!({"name": format!("reader {i}")}))
+        .collect();
+    let queued = queueing::enqueue_many(&mut conn, "hello_world", &params, Some(3)).unwrap();
+    assert_eq!(queued.len(), 100);
+    assert!(
+        queued.windows(2).all(|w| w[0] < w[1]),
+        "ids in the order given"
+    );
+
+    let mut bad = params.clone();
+    bad[41] = serde_json::json!({"name": 7});
+    let refused = queueing::enqueue_many(&mut conn, "hello_world", &bad, None).unwrap_err();
+    assert_eq!(refused.code(), "invalid_parameters");
+    assert!(
+        refused.to_string().starts_with("task 42 of 100:"),
+        "{refused}"
+    );
+    let count: i64 = tasks::table.count().get_result(&mut conn).unwrap();
+    assert_eq!(count, 100, "none of the refused call's tasks");
+    let _ = ops::get_programs(&mut conn).unwrap();
+}
