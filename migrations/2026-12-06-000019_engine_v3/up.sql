@@ -185,23 +185,43 @@ BEGIN
     END IF;
 
     LOOP
-        INSERT INTO tasks (program_id, parameters, max_attempts, timeout_seconds, queued_by,
-                           priority, limited, unique_key, unique_for, batch_id,
-                           status, upstream_left, end_time, result)
-        VALUES (prog.id, checked, fn.max_attempts, fn.timeout_seconds, audit_actor(),
-                coalesce(want_priority, prog.priority),
-                prog.max_running IS NOT NULL OR prog.per_minute IS NOT NULL,
-                want_unique_key, want_unique_for, batch,
-                CASE WHEN failed_upstream IS NOT NULL THEN 'cancelled'
-                     WHEN left_ > 0 THEN 'pending' ELSE 'scheduled' END,
-                CASE WHEN failed_upstream IS NOT NULL THEN 0 ELSE left_ END,
-                CASE WHEN failed_upstream IS NOT NULL THEN now() END,
-                CASE WHEN failed_upstream IS NOT NULL
-                     THEN format('Cancelled before it started: task %s, which it waits for, did not finish.',
-                                 failed_upstream) END)
-        ON CONFLICT (program_id, unique_key) WHERE unique_key IS NOT NULL AND NOT unique_released
-        DO NOTHING
-        RETURNING tasks.id INTO task_id;
+        -- Without a key, a plain insert: ON CONFLICT's speculative insertion costs every
+        -- task, and a plain task has nothing to conflict with.
+        IF want_unique_key IS NULL THEN
+            INSERT INTO tasks (program_id, parameters, max_attempts, timeout_seconds, queued_by,
+                               priority, limited, unique_key, unique_for, batch_id,
+                               status, upstream_left, end_time, result)
+            VALUES (prog.id, checked, fn.max_attempts, fn.timeout_seconds, audit_actor(),
+                    coalesce(want_priority, prog.priority),
+                    prog.max_running IS NOT NULL OR prog.per_minute IS NOT NULL,
+                    want_unique_key, want_unique_for, batch,
+                    CASE WHEN failed_upstream IS NOT NULL THEN 'cancelled'
+                         WHEN left_ > 0 THEN 'pending' ELSE 'scheduled' END,
+                    CASE WHEN failed_upstream IS NOT NULL THEN 0 ELSE left_ END,
+                    CASE WHEN failed_upstream IS NOT NULL THEN now() END,
+                    CASE WHEN failed_upstream IS NOT NULL
+                         THEN format('Cancelled before it started: task %s, which it waits for, did not finish.',
+                                     failed_upstream) END)
+            RETURNING tasks.id INTO task_id;
+        ELSE
+            INSERT INTO tasks (program_id, parameters, max_attempts, timeout_seconds, queued_by,
+                               priority, limited, unique_key, unique_for, batch_id,
+                               status, upstream_left, end_time, result)
+            VALUES (prog.id, checked, fn.max_attempts, fn.timeout_seconds, audit_actor(),
+                    coalesce(want_priority, prog.priority),
+                    prog.max_running IS NOT NULL OR prog.per_minute IS NOT NULL,
+                    want_unique_key, want_unique_for, batch,
+                    CASE WHEN failed_upstream IS NOT NULL THEN 'cancelled'
+                         WHEN left_ > 0 THEN 'pending' ELSE 'scheduled' END,
+                    CASE WHEN failed_upstream IS NOT NULL THEN 0 ELSE left_ END,
+                    CASE WHEN failed_upstream IS NOT NULL THEN now() END,
+                    CASE WHEN failed_upstream IS NOT NULL
+                         THEN format('Cancelled before it started: task %s, which it waits for, did not finish.',
+                                     failed_upstream) END)
+            ON CONFLICT (program_id, unique_key) WHERE unique_key IS NOT NULL AND NOT unique_released
+            DO NOTHING
+            RETURNING tasks.id INTO task_id;
+        END IF;
         IF task_id IS NOT NULL THEN
             existed := false;
             EXIT;
@@ -506,13 +526,16 @@ BEGIN
 END $$;
 
 -- task_claim: up to max_tasks due tasks for a worker, highest priority first, then queue
--- order. Plain tasks come from the queue index, starting after the cursor (priority,
+-- order. First the limited programs' tasks, each program under its row lock (two nodes cannot
+-- both take the last slot; a node finding the lock taken skips the program this time), at
+-- most max_running claimed at once and per_minute started in any 60 s. They come first so
+-- that a stream of plain work cannot starve them; their limits keep them from crowding the
+-- rest out. Then plain tasks from the queue index, starting after the cursor (priority,
 -- run_after, id) where this worker's previous claim stopped (so it does not wade through
--- entries of tasks it took, which stay in the index until vacuum): first any of a higher
--- priority than the cursor's (from their start), then its own level after the cursor, then
--- lower levels. A NULL cursor starts at the beginning. Then limited programs, each under its
--- row lock (two nodes cannot both take the last slot; a node finding the lock taken skips the
--- program this time), at most max_running claimed at once and per_minute started in any 60 s.
+-- entries of tasks it took, which stay in the index until vacuum): any of a higher priority
+-- than the cursor's (from their start), then its own level after the cursor, then lower
+-- levels. A NULL cursor starts at the beginning. The rows come back plain first, in queue
+-- order (the worker's next cursor is its last plain row).
 DROP FUNCTION task_claim(TEXT, INTEGER, TIMESTAMPTZ, BIGINT);
 CREATE FUNCTION task_claim(worker_name TEXT, max_tasks INTEGER, after_priority INTEGER,
                            after_run_after TIMESTAMPTZ, after_id BIGINT)
@@ -529,21 +552,59 @@ DECLARE
     room   INTEGER;
 BEGIN
     SELECT coalesce(array_agg(p.id), '{}') INTO paused_ids FROM programs p WHERE p.paused;
+    ids := '{}';
+    FOR lim IN
+        SELECT p.id, p.max_running, p.per_minute FROM programs p
+         WHERE NOT p.paused AND (p.max_running IS NOT NULL OR p.per_minute IS NOT NULL)
+           AND EXISTS (SELECT 1 FROM tasks q
+                        WHERE q.status = 'scheduled' AND q.limited AND q.program_id = p.id
+                          AND q.run_after <= now())
+         ORDER BY p.id
+           FOR NO KEY UPDATE OF p SKIP LOCKED
+    LOOP
+        room := max_tasks - cardinality(ids);
+        EXIT WHEN room <= 0;
+        IF lim.max_running IS NOT NULL THEN
+            room := least(room, lim.max_running - (
+                SELECT count(*) FROM tasks r
+                 WHERE r.status = 'running' AND r.limited AND r.program_id = lim.id)::int);
+        END IF;
+        IF lim.per_minute IS NOT NULL THEN
+            DELETE FROM task_rate_starts s
+             WHERE s.program_id = lim.id AND s.started_at <= now() - interval '1 minute';
+            room := least(room, lim.per_minute - (
+                SELECT count(*) FROM task_rate_starts s WHERE s.program_id = lim.id)::int);
+        END IF;
+        CONTINUE WHEN room <= 0;
+        more := ARRAY(
+            SELECT q.id FROM tasks q
+             WHERE q.status = 'scheduled' AND q.limited AND q.program_id = lim.id
+               AND q.run_after <= now()
+             ORDER BY q.priority DESC, q.run_after, q.id
+             LIMIT room
+               FOR UPDATE SKIP LOCKED);
+        IF lim.per_minute IS NOT NULL THEN
+            INSERT INTO task_rate_starts (program_id, started_at)
+            SELECT lim.id, now() FROM unnest(more);
+        END IF;
+        ids := ids || more;
+    END LOOP;
+
     IF after_id IS NULL THEN
-        ids := ARRAY(
+        ids := ids || ARRAY(
             SELECT q.id FROM tasks q
              WHERE q.status = 'scheduled' AND NOT q.limited AND q.run_after <= now()
                AND q.program_id <> ALL (paused_ids)
              ORDER BY q.priority DESC, q.run_after, q.id
-             LIMIT max_tasks
+             LIMIT max_tasks - cardinality(ids)
                FOR UPDATE SKIP LOCKED);
     ELSE
-        ids := ARRAY(
+        ids := ids || ARRAY(
             SELECT q.id FROM tasks q
              WHERE q.status = 'scheduled' AND NOT q.limited AND q.run_after <= now()
                AND q.priority > after_priority AND q.program_id <> ALL (paused_ids)
              ORDER BY q.priority DESC, q.run_after, q.id
-             LIMIT max_tasks
+             LIMIT max_tasks - cardinality(ids)
                FOR UPDATE SKIP LOCKED);
         IF cardinality(ids) < max_tasks THEN
             ids := ids || ARRAY(
@@ -564,45 +625,6 @@ BEGIN
                  LIMIT max_tasks - cardinality(ids)
                    FOR UPDATE SKIP LOCKED);
         END IF;
-    END IF;
-
-    IF cardinality(ids) < max_tasks THEN
-        FOR lim IN
-            SELECT p.id, p.max_running, p.per_minute FROM programs p
-             WHERE NOT p.paused AND (p.max_running IS NOT NULL OR p.per_minute IS NOT NULL)
-               AND EXISTS (SELECT 1 FROM tasks q
-                            WHERE q.status = 'scheduled' AND q.limited AND q.program_id = p.id
-                              AND q.run_after <= now())
-             ORDER BY p.id
-               FOR NO KEY UPDATE OF p SKIP LOCKED
-        LOOP
-            room := max_tasks - cardinality(ids);
-            EXIT WHEN room <= 0;
-            IF lim.max_running IS NOT NULL THEN
-                room := least(room, lim.max_running - (
-                    SELECT count(*) FROM tasks r
-                     WHERE r.status = 'running' AND r.limited AND r.program_id = lim.id)::int);
-            END IF;
-            IF lim.per_minute IS NOT NULL THEN
-                DELETE FROM task_rate_starts s
-                 WHERE s.program_id = lim.id AND s.started_at <= now() - interval '1 minute';
-                room := least(room, lim.per_minute - (
-                    SELECT count(*) FROM task_rate_starts s WHERE s.program_id = lim.id)::int);
-            END IF;
-            CONTINUE WHEN room <= 0;
-            more := ARRAY(
-                SELECT q.id FROM tasks q
-                 WHERE q.status = 'scheduled' AND q.limited AND q.program_id = lim.id
-                   AND q.run_after <= now()
-                 ORDER BY q.priority DESC, q.run_after, q.id
-                 LIMIT room
-                   FOR UPDATE SKIP LOCKED);
-            IF lim.per_minute IS NOT NULL THEN
-                INSERT INTO task_rate_starts (program_id, started_at)
-                SELECT lim.id, now() FROM unnest(more);
-            END IF;
-            ids := ids || more;
-        END LOOP;
     END IF;
 
     RETURN QUERY

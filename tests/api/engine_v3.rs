@@ -412,3 +412,18 @@ fn many_tasks_queue_in_one_call_and_one_bad_element_refuses_them_all() {
     assert_eq!(count, 100, "none of the refused call's tasks");
     let _ = ops::get_programs(&mut conn).unwrap();
 }
+
+#[test]
+fn plain_work_that_fills_every_claim_does_not_starve_a_limited_program() {
+    let mut conn = connect(&fresh_database());
+    queueing::set_program_options(&mut conn, "noop", options(Some(1), None)).unwrap();
+    for _ in 0..5 {
+        run(&mut conn, "hello_world", RunOptions::default());
+    }
+    let limited = run(&mut conn, "noop", RunOptions::default());
+    let (claimed, _) = store::claim(&mut conn, "a", 2, None).unwrap();
+    assert!(
+        ids(&claimed).contains(&limited),
+        "the limited program's task is in a full claim"
+    );
+}
