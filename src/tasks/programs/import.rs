@@ -25,7 +25,7 @@ use crate::domain::ids::BookId;
 use crate::{
     db::schema::{book_authors, books},
     domain::catalog::{
-        bulk::{AuthorLink, NewBook, author_links, ensure_authors},
+        bulk::{AuthorLink, author_links, ensure_authors},
         goodbooks::{CatalogEntry, GoodbooksRecord},
     },
     tasks::{
@@ -299,13 +299,10 @@ fn upsert_batch(
         .flat_map(|(_, e)| e.authors.iter().map(String::as_str))
         .collect();
     let author_ids = ensure_authors(conn, &names)?;
-    let rows: Vec<NewBook> = batch
-        .iter()
-        .map(|(_, entry)| NewBook::from(entry))
-        .collect();
+    let rows: Vec<&CatalogEntry> = batch.iter().map(|(_, entry)| entry).collect();
     // xmax = 0 only on rows this statement inserted (an updated row carries our xid).
     let written: Vec<(BookId, Option<i64>, bool)> = diesel::insert_into(books::table)
-        .values(&rows)
+        .values(rows)
         .on_conflict(books::goodreads_id)
         .do_update()
         .set((
