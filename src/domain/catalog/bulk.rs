@@ -7,7 +7,10 @@ use diesel::{prelude::*, upsert::excluded};
 
 use crate::{
     db::schema::{authors, book_authors, books},
-    domain::{catalog::goodbooks::CatalogEntry, ids::BookId},
+    domain::{
+        catalog::goodbooks::CatalogEntry,
+        ids::{AuthorId, BookId},
+    },
 };
 
 /// A `book_authors` row.
@@ -15,7 +18,7 @@ use crate::{
 #[diesel(table_name = book_authors)]
 pub struct AuthorLink {
     book_id: BookId,
-    author_id: i64,
+    author_id: AuthorId,
     position: i16,
 }
 
@@ -23,7 +26,7 @@ pub struct AuthorLink {
 pub fn author_links(
     book_id: BookId,
     names: &[String],
-    ids: &HashMap<String, i64>,
+    ids: &HashMap<String, AuthorId>,
 ) -> Vec<AuthorLink> {
     names
         .iter()
@@ -73,7 +76,7 @@ pub fn insert_new_entries(conn: &mut PgConnection, entries: &[CatalogEntry]) -> 
 fn ensure_entry_authors(
     conn: &mut PgConnection,
     entries: &[CatalogEntry],
-) -> QueryResult<HashMap<String, i64>> {
+) -> QueryResult<HashMap<String, AuthorId>> {
     let names: Vec<&str> = entries
         .iter()
         .flat_map(|entry| entry.authors.iter().map(String::as_str))
@@ -85,7 +88,7 @@ fn ensure_entry_authors(
 pub fn ensure_authors(
     conn: &mut PgConnection,
     names: &[&str],
-) -> QueryResult<HashMap<String, i64>> {
+) -> QueryResult<HashMap<String, AuthorId>> {
     let mut names = names.to_vec();
     names.sort_unstable();
     names.dedup();
@@ -93,7 +96,7 @@ pub fn ensure_authors(
     for chunk in names.chunks(5000) {
         let rows: Vec<_> = chunk.iter().map(|name| authors::name.eq(*name)).collect();
         // DO UPDATE (a no-op) rather than DO NOTHING so RETURNING also yields existing rows.
-        let found: Vec<(i64, String)> = diesel::insert_into(authors::table)
+        let found: Vec<(AuthorId, String)> = diesel::insert_into(authors::table)
             .values(&rows)
             .on_conflict(authors::name)
             .do_update()

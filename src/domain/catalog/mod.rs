@@ -16,7 +16,11 @@ use diesel::prelude::*;
 
 use crate::{
     db::schema::{authors, book_authors, books},
-    domain::{catalog::rating::Rating, ids::BookId, money::Cents},
+    domain::{
+        catalog::rating::Rating,
+        ids::{AuthorId, BookId},
+        money::Cents,
+    },
 };
 
 pub use book::Book;
@@ -153,7 +157,7 @@ pub struct BookDetail {
     pub id: BookId,
     pub book: Book,
     /// (author id, name), in cover order.
-    pub authors: Vec<(i64, String)>,
+    pub authors: Vec<(AuthorId, String)>,
     pub average_rating: Option<f32>,
     pub ratings_count: i32,
     /// Out of the catalog (staff still see it).

@@ -25,6 +25,7 @@ use crate::{
 
 #[derive(QueryableByName)]
 struct SalesRow {
+    /// A book's id or an author's, as `per` groups: the report only shows it.
     #[diesel(sql_type = BigInt)]
     id: i64,
     #[diesel(sql_type = Text)]
