@@ -32,6 +32,7 @@ use crate::{
         TaskContext, TaskError, TaskOutput,
         params::specs_of,
         program::{ProgramFn, ProgramFunction},
+        refusal::ParamRefusal,
     },
 };
 
@@ -91,13 +92,13 @@ impl ImportReport {
 pub fn check_import_params(
     params: &serde_json::Value,
     settings: &crate::tasks::program::ProgramSettings,
-) -> Result<(), super::Refusal> {
+) -> Result<(), ParamRefusal> {
     let Ok(ImportParams { path }) = serde_json::from_value::<ImportParams>(params.clone()) else {
         return Ok(());
     };
     open_in_import_dir(&settings.import_dir, settings.import_max_bytes, &path)
         .map(drop)
-        .map_err(|err| ("path", err.to_string()))
+        .map_err(|err| ParamRefusal::after_name("path", err.to_string()))
 }
 
 fn run_import(ctx: &TaskContext) -> Result<TaskOutput, TaskError> {
