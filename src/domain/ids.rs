@@ -77,3 +77,8 @@ id_type!(
     /// A row of `audit_events`: one recorded action.
     AuditEventId
 );
+
+id_type!(
+    /// A row of `task_batches`: tasks queued together, with one callback when all have ended.
+    TaskBatchId
+);
