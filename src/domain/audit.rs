@@ -15,7 +15,7 @@ use diesel::{
 };
 use serde_json::Value;
 
-use crate::db::schema::audit_events;
+use crate::{db::schema::audit_events, domain::ids::AuditEventId};
 
 /// What happened. The text form (`task.queued`) is what the table stores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -260,7 +260,7 @@ pub fn purge_older_than(conn: &mut PgConnection, days: u64) -> QueryResult<usize
 /// One row of the log page.
 #[derive(Debug, Clone, Queryable)]
 pub struct AuditRow {
-    pub id: i64,
+    pub id: AuditEventId,
     pub at: DateTime<Utc>,
     pub actor: String,
     pub action: String,

@@ -9,7 +9,10 @@ use diesel::{prelude::*, result::DatabaseErrorKind};
 use crate::domain::ids::UserId;
 use crate::{
     db::schema::{books, cart_items},
-    domain::{ids::BookId, money::Cents},
+    domain::{
+        ids::{BookId, CartLineId},
+        money::Cents,
+    },
 };
 
 /// How many copies one change may add or take away (the form's +/- or "add 3").
@@ -78,7 +81,7 @@ impl Quantity {
 
 #[derive(Debug, Clone)]
 pub struct CartLine {
-    pub id: i64,
+    pub id: CartLineId,
     pub book_id: BookId,
     pub title: String,
     pub unit_price: Cents,
@@ -178,7 +181,7 @@ pub fn copies_in_cart(conn: &mut PgConnection, user_id: UserId) -> QueryResult<i
 
 /// The user's cart, oldest line first.
 pub fn cart_of(conn: &mut PgConnection, user_id: UserId) -> QueryResult<Cart> {
-    let rows: Vec<(i64, BookId, String, i32, i32, i32)> = cart_items::table
+    let rows: Vec<(CartLineId, BookId, String, i32, i32, i32)> = cart_items::table
         .inner_join(books::table)
         .filter(cart_items::user_id.eq(user_id))
         .order((cart_items::added_at, cart_items::id))
@@ -309,7 +312,7 @@ fn below_one_on_check(err: diesel::result::Error, current: i32) -> CartError {
 fn own_line_book(
     conn: &mut PgConnection,
     user_id: UserId,
-    line_id: i64,
+    line_id: CartLineId,
 ) -> Result<BookId, CartError> {
     cart_items::table
         .find(line_id)
@@ -324,7 +327,7 @@ fn own_line_book(
 pub fn change_line(
     conn: &mut PgConnection,
     user_id: UserId,
-    line_id: i64,
+    line_id: CartLineId,
     change: QuantityChange,
 ) -> Result<LineChange, CartError> {
     let book_id = own_line_book(conn, user_id, line_id)?;
@@ -335,7 +338,7 @@ pub fn change_line(
 pub fn set_line_quantity(
     conn: &mut PgConnection,
     user_id: UserId,
-    line_id: i64,
+    line_id: CartLineId,
     quantity: LineQuantity,
 ) -> Result<LineChange, CartError> {
     let quantity = match quantity {
@@ -384,7 +387,7 @@ pub struct RemovedLine {
 pub fn remove_line(
     conn: &mut PgConnection,
     user_id: UserId,
-    line_id: i64,
+    line_id: CartLineId,
 ) -> Result<RemovedLine, CartError> {
     let (book_id, quantity): (BookId, i32) = diesel::delete(
         cart_items::table

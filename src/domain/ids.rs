@@ -57,3 +57,28 @@ id_type!(
     /// A row of `programs`: what a task runs.
     ProgramId
 );
+
+id_type!(
+    /// A row of `authors`: a name books are credited to.
+    AuthorId
+);
+
+id_type!(
+    /// A row of `cart_items`: one book's line in a customer's cart.
+    CartLineId
+);
+
+id_type!(
+    /// A row of `api_tokens`: a staff member's token for the JSON API.
+    ApiTokenId
+);
+
+id_type!(
+    /// A row of `audit_events`: one recorded action.
+    AuditEventId
+);
+
+id_type!(
+    /// A row of `task_batches`: tasks queued together, with one callback when all have ended.
+    TaskBatchId
+);

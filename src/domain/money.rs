@@ -1,9 +1,20 @@
-//! Money is integer cents everywhere; this is the one place that formats it.
+//! Money is integer cents everywhere; this is the one place that formats it, and the one that
+//! says how a price goes into and out of an `integer` column.
 
 use std::{fmt, num::TryFromIntError};
 
-/// An amount in cents (US dollars).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+use diesel::{
+    deserialize::{self, FromSql, FromSqlRow},
+    expression::AsExpression,
+    pg::{Pg, PgValue},
+    serialize::{self, Output, ToSql},
+    sql_types::Integer,
+};
+
+/// An amount in cents (US dollars). Stored in the `integer` price columns
+/// (`books.price_cents`) as it is, so a row struct holds a `Cents` rather than a raw `i32`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, AsExpression, FromSqlRow)]
+#[diesel(sql_type = Integer)]
 pub struct Cents(pub i64);
 
 impl fmt::Display for Cents {
@@ -29,6 +40,22 @@ impl TryFrom<Cents> for i32 {
 
     fn try_from(amount: Cents) -> Result<i32, TryFromIntError> {
         i32::try_from(amount.0)
+    }
+}
+
+/// A price past what the column holds is refused (a serialization error), never wrapped: the
+/// parsers keep prices far below it (`parse_dollars` at $1,000,000, starting prices at $29.99).
+impl ToSql<Integer, Pg> for Cents {
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
+        let cents = i32::try_from(*self)
+            .map_err(|_| format!("{self} is more than a price column holds"))?;
+        <i32 as ToSql<Integer, Pg>>::to_sql(&cents, &mut out.reborrow())
+    }
+}
+
+impl FromSql<Integer, Pg> for Cents {
+    fn from_sql(value: PgValue<'_>) -> deserialize::Result<Self> {
+        <i32 as FromSql<Integer, Pg>>::from_sql(value).map(Cents::from)
     }
 }
 

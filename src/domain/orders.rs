@@ -10,7 +10,7 @@ use uuid::Uuid;
 use crate::{
     db::schema::{books, cart_items, order_lines, orders, users},
     domain::{
-        ids::{BookId, OrderId, UserId},
+        ids::{BookId, CartLineId, OrderId, UserId},
         money::Cents,
     },
 };
@@ -53,13 +53,13 @@ pub fn checkout(
         if let Some(order_id) = order_for_key(conn, user_id, idempotency_key)? {
             return Ok((order_id, false));
         }
-        let locked: Vec<(i64, BookId, i32)> = cart_items::table
+        let locked: Vec<(CartLineId, BookId, i32)> = cart_items::table
             .filter(cart_items::user_id.eq(user_id))
             .order(cart_items::book_id)
             .select((cart_items::id, cart_items::book_id, cart_items::quantity))
             .for_update()
             .load(conn)?;
-        let line_ids: Vec<i64> = locked.iter().map(|(id, _, _)| *id).collect();
+        let line_ids: Vec<CartLineId> = locked.iter().map(|(id, _, _)| *id).collect();
         let lines: Vec<(BookId, i32)> = locked
             .iter()
             .map(|(_, book, quantity)| (*book, *quantity))

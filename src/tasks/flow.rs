@@ -10,7 +10,10 @@ use diesel::{
 };
 use serde_json::Value;
 
-use crate::{domain::ids::TaskId, tasks::status::TaskStatus};
+use crate::{
+    domain::ids::{TaskBatchId, TaskId},
+    tasks::status::TaskStatus,
+};
 
 /// A task another one waited for, as it ended.
 #[derive(Debug, Clone, PartialEq, QueryableByName, serde::Serialize)]
@@ -39,7 +42,7 @@ pub fn upstream(conn: &mut PgConnection, task: TaskId) -> QueryResult<Vec<Upstre
 #[derive(Debug, Clone, Copy, PartialEq, Eq, QueryableByName, serde::Serialize)]
 pub struct BatchCounts {
     #[diesel(sql_type = BigInt)]
-    pub id: i64,
+    pub id: TaskBatchId,
     #[diesel(sql_type = Integer)]
     pub size: i32,
     #[diesel(sql_type = Integer)]

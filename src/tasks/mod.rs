@@ -10,6 +10,7 @@ pub mod params;
 pub mod program;
 pub mod programs;
 pub mod queueing;
+pub mod refusal;
 pub mod registry;
 pub mod schedule;
 pub mod status;

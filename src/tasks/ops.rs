@@ -20,7 +20,7 @@ use crate::{
         audit::{self, AuditAction, AuditContext},
         ids::{ProgramId, TaskId},
     },
-    tasks::{schedule::Schedule, status::TaskStatus},
+    tasks::{refusal::FieldProblem, schedule::Schedule, status::TaskStatus},
 };
 
 /// Why an operation was refused, as our SQL functions name it in their error's DETAIL (and the
@@ -65,14 +65,14 @@ impl std::fmt::Display for RefusalCode {
     }
 }
 
-/// A refused operation: a machine-readable code, a readable message, and a message per field.
+/// A refused operation: a machine-readable code, a readable message, and a problem per field.
 #[derive(Debug, thiserror::Error)]
 pub enum OperationError {
     #[error("{message}")]
     Refused {
         code: RefusalCode,
         message: String,
-        fields: BTreeMap<String, String>,
+        fields: BTreeMap<String, FieldProblem>,
     },
     #[error(transparent)]
     Database(DieselError),
@@ -105,7 +105,11 @@ impl From<DieselError> for OperationError {
                 return OperationError::Refused {
                     code: detail.code,
                     message: info.message().to_owned(),
-                    fields: detail.fields,
+                    fields: detail
+                        .fields
+                        .into_iter()
+                        .map(|(field, text)| (field, FieldProblem::AfterName(text)))
+                        .collect(),
                 };
             }
         }
@@ -133,14 +137,10 @@ pub fn check_before_queueing(
     settings: &crate::tasks::program::ProgramSettings,
 ) -> Result<(), OperationError> {
     crate::tasks::programs::check_before_queueing(function_name, params, settings).map_err(
-        |(field, message)| OperationError::Refused {
+        |refusal| OperationError::Refused {
             code: RefusalCode::InvalidParameters,
-            message: if crate::tasks::programs::is_sentence(&message) {
-                message.clone()
-            } else {
-                format!("invalid parameters: {field} {message}")
-            },
-            fields: BTreeMap::from([(field.to_owned(), message)]),
+            message: refusal.message(),
+            fields: BTreeMap::from([(refusal.param.to_owned(), refusal.problem)]),
         },
     )
 }
@@ -273,7 +273,7 @@ pub fn configure_program(
             let parsed = Schedule::parse(text).map_err(|message| OperationError::Refused {
                 code: RefusalCode::InvalidSchedule,
                 message: format!("invalid schedule: {message}"),
-                fields: BTreeMap::from([("schedule".to_owned(), message)]),
+                fields: BTreeMap::from([("schedule".to_owned(), FieldProblem::AfterName(message))]),
             })?;
             parsed.next_after(Utc::now())
         }

@@ -11,7 +11,10 @@ use diesel::{
 };
 use serde_json::Value;
 
-use crate::{domain::ids::TaskId, tasks::ops::OperationError};
+use crate::{
+    domain::ids::{TaskBatchId, TaskId},
+    tasks::ops::OperationError,
+};
 
 /// How a task is queued beyond its program and parameters. The default is a plain task.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -84,9 +87,9 @@ pub fn enqueue_many(
 }
 
 #[derive(QueryableByName)]
-struct BatchId {
+struct NewBatch {
     #[diesel(sql_type = BigInt)]
-    id: i64,
+    id: TaskBatchId,
 }
 
 /// `run_batch(name, params[], callback, callback_params)`: the batch's id.
@@ -96,13 +99,13 @@ pub fn enqueue_batch(
     params: &[Value],
     callback: Option<&str>,
     callback_params: Option<&Value>,
-) -> Result<i64, OperationError> {
+) -> Result<TaskBatchId, OperationError> {
     Ok(sql_query("SELECT run_batch($1, $2, $3, $4) AS id")
         .bind::<Text, _>(name)
         .bind::<Array<Jsonb>, _>(params)
         .bind::<Nullable<Text>, _>(callback)
         .bind::<Nullable<Jsonb>, _>(callback_params)
-        .get_result::<BatchId>(conn)?
+        .get_result::<NewBatch>(conn)?
         .id)
 }
 

@@ -144,8 +144,8 @@ impl TaskSearch {
         if text.is_empty() {
             return None;
         }
-        if let Ok(id) = text.trim_start_matches('#').parse::<i64>() {
-            return Some(TaskSearch::Id(TaskId(id)));
+        if let Ok(id) = text.trim_start_matches('#').parse::<TaskId>() {
+            return Some(TaskSearch::Id(id));
         }
         if text.starts_with('{')
             && let Ok(value @ Value::Object(_)) = serde_json::from_str::<Value>(text)

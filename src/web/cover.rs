@@ -53,7 +53,7 @@ impl WithCover for BookSummary {
 
 impl WithCover for BookDetail {
     fn cover_href(&self) -> String {
-        href(self.id, &self.title, &self.authors_line())
+        href(self.id, &self.book.title, &self.authors_line())
     }
 }
 

@@ -5,7 +5,10 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{Days, NaiveDate, Utc};
 use serde_json::{Map, Value};
 
-use crate::tasks::params::{ParamKind, ParamSpec};
+use crate::tasks::{
+    params::{ParamKind, ParamSpec},
+    refusal::FieldProblem,
+};
 
 /// One input of a run form.
 #[derive(Debug, Clone)]
@@ -19,7 +22,7 @@ pub struct ParamField {
     pub max: Option<i64>,
     /// What the input shows: the visitor's input, else the default.
     pub value: String,
-    pub error: Option<String>,
+    pub error: Option<FieldProblem>,
 }
 
 impl ParamField {
@@ -65,8 +68,7 @@ impl ParamField {
 
     /// The error as a sentence: "Seconds must be a whole number.", or a rule's own sentence.
     pub fn error_sentence(&self) -> Option<String> {
-        let error = self.error.as_deref()?;
-        Some(crate::tasks::programs::sentence_about(&self.label(), error))
+        Some(self.error.as_ref()?.sentence(&self.label()))
     }
 
     /// The ids of the input's help and error (`aria-describedby`), when it has either.
@@ -103,7 +105,7 @@ fn default_of(spec: &ParamSpec, today: NaiveDate) -> String {
 pub fn fields(
     schema: Option<&Value>,
     input: Option<&HashMap<String, String>>,
-    errors: &BTreeMap<String, String>,
+    errors: &BTreeMap<String, FieldProblem>,
 ) -> Vec<ParamField> {
     let specs: Vec<ParamSpec> = schema
         .and_then(|schema| serde_json::from_value(schema.clone()).ok())

@@ -4,7 +4,7 @@ use std::collections::HashSet;
 
 use bookstore::{
     db::schema::{books, cart_items, order_lines, orders, users},
-    domain::accounts::hash_password,
+    domain::{accounts::hash_password, ids::CartLineId},
 };
 use diesel::prelude::*;
 use tokio::task::JoinSet;
@@ -54,7 +54,7 @@ async fn quantity_in_cart(app: &TestApp, login: &'static str, book_id: i64) -> O
     .await
 }
 
-async fn line_id(app: &TestApp, login: &'static str, book_id: i64) -> i64 {
+async fn line_id(app: &TestApp, login: &'static str, book_id: i64) -> CartLineId {
     app.db(move |conn| {
         cart_items::table
             .inner_join(users::table)

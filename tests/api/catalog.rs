@@ -1,6 +1,9 @@
 //! Browsing the seeded catalog: search, filters, sort and pages.
 
-use bookstore::db::schema::{authors, book_authors, books};
+use bookstore::{
+    db::schema::{authors, book_authors, books},
+    domain::ids::AuthorId,
+};
 use diesel::prelude::*;
 
 use crate::helpers::{TestApp, spawn_app};
@@ -122,7 +125,7 @@ async fn search_ignores_case_and_accents_and_finds_authors() {
 #[tokio::test]
 async fn filters_and_sorts_round_trip_in_the_query_string() {
     let app = spawn_app().await;
-    let (rowling_id, in_stock): (i64, i64) = app
+    let (rowling_id, in_stock): (AuthorId, i64) = app
         .db(|conn| {
             (
                 authors::table

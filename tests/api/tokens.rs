@@ -1,7 +1,10 @@
 //! Personal API tokens on /admin/tokens: shown once after a redirect, told apart by a prefix,
 //! unique names, revoked after a confirmation, optionally expiring.
 
-use bookstore::db::schema::{api_tokens, users};
+use bookstore::{
+    db::schema::{api_tokens, users},
+    domain::ids::ApiTokenId,
+};
 use chrono::{Days, Utc};
 use diesel::prelude::*;
 
@@ -32,7 +35,7 @@ async fn token_count(app: &TestApp) -> i64 {
 }
 
 /// The id of the live token named `name` (from the database).
-async fn token_id(app: &TestApp, name: &'static str) -> i64 {
+async fn token_id(app: &TestApp, name: &'static str) -> ApiTokenId {
     app.db(move |conn| {
         api_tokens::table
             .filter(api_tokens::name.eq(name))

@@ -5,7 +5,7 @@ use chrono::{DateTime, Days, NaiveDate, NaiveTime, Utc};
 use diesel::{prelude::*, result::DatabaseErrorKind};
 use sha2::{Digest, Sha256};
 
-use crate::domain::ids::UserId;
+use crate::domain::ids::{ApiTokenId, UserId};
 use crate::{
     db::schema::api_tokens,
     domain::accounts::{User, find_user},
@@ -32,7 +32,7 @@ fn hash(token: &str) -> String {
 /// A live token as its owner sees it on the list.
 #[derive(Debug, Clone, Queryable)]
 pub struct TokenInfo {
-    pub id: i64,
+    pub id: ApiTokenId,
     /// `None` for tokens made before prefixes were kept.
     pub display_prefix: Option<String>,
     pub name: String,
@@ -157,7 +157,7 @@ pub fn list(conn: &mut PgConnection, user_id: UserId) -> QueryResult<Vec<TokenIn
 pub fn find(
     conn: &mut PgConnection,
     user_id: UserId,
-    token_id: i64,
+    token_id: ApiTokenId,
 ) -> QueryResult<Option<TokenInfo>> {
     api_tokens::table
         .find(token_id)
@@ -191,7 +191,7 @@ const TOKEN_INFO_COLUMNS: (
 
 /// Revokes one of the user's own tokens; `false` if there is no such token of theirs that is
 /// not already revoked.
-pub fn revoke(conn: &mut PgConnection, user_id: UserId, token_id: i64) -> QueryResult<bool> {
+pub fn revoke(conn: &mut PgConnection, user_id: UserId, token_id: ApiTokenId) -> QueryResult<bool> {
     let revoked = diesel::update(
         api_tokens::table
             .find(token_id)

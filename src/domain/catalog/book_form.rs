@@ -3,7 +3,11 @@
 
 use serde::Deserialize;
 
-use crate::domain::{catalog::isbn::Isbn, collapse_spaces, money::Cents};
+use crate::domain::{
+    catalog::{Book, BookDetail, isbn::Isbn},
+    collapse_spaces,
+    money::Cents,
+};
 
 /// The book form as typed (all text, so a bad field can be shown back as it was).
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -40,14 +44,10 @@ impl BookFields {
 /// A book that passed validation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BookInput {
-    pub title: String,
+    pub book: Book,
+    /// In cover order, no duplicates, at least one.
     pub authors: Vec<String>,
-    pub year: Option<i32>,
-    pub isbn: Option<Isbn>,
-    pub language: Option<String>,
-    pub description: String,
-    pub price: Cents,
-    pub stock: i32,
+    /// The stock the form was opened with (see [`BookFields::stock_was`]).
     pub stock_was: Option<i32>,
 }
 
@@ -122,12 +122,9 @@ impl BookFields {
             ));
         }
         let price = Cents::parse_dollars(&self.price)
-            .and_then(|price| {
-                if price.0 > i32::MAX as i64 {
-                    Err("That price is too high.".to_owned())
-                } else {
-                    Ok(price)
-                }
+            .and_then(|price| match i32::try_from(price) {
+                Ok(_) => Ok(price),
+                Err(_) => Err("That price is too high.".to_owned()),
             })
             .map_err(|message| errors.push(("price", message)))
             .ok();
@@ -154,14 +151,16 @@ impl BookFields {
         };
         match (price, stock, errors.is_empty()) {
             (Some(price), Some(stock), true) => Ok(BookInput {
-                title,
+                book: Book {
+                    title,
+                    year,
+                    isbn,
+                    language,
+                    description,
+                    price,
+                    stock,
+                },
                 authors,
-                year,
-                isbn,
-                language,
-                description,
-                price,
-                stock,
                 stock_was: self.stock_was.trim().parse().ok(),
             }),
             _ => Err(errors),
@@ -185,13 +184,14 @@ fn is_language_code(text: &str) -> bool {
     language_ok && region_ok
 }
 
-impl From<&crate::domain::catalog::BookDetail> for BookFields {
-    fn from(book: &crate::domain::catalog::BookDetail) -> Self {
+impl From<&BookDetail> for BookFields {
+    fn from(detail: &BookDetail) -> Self {
+        let book = &detail.book;
         BookFields {
             title: book.title.clone(),
-            authors: book.authors_field(),
+            authors: detail.authors_field(),
             year: book.year.map(|y| y.to_string()).unwrap_or_default(),
-            isbn: book.isbn.clone().unwrap_or_default(),
+            isbn: book.isbn.as_ref().map(Isbn::to_string).unwrap_or_default(),
             language: book.language.clone().unwrap_or_default(),
             description: book.description.clone(),
             price: book.price.plain(),
@@ -242,10 +242,13 @@ mod tests {
     #[test]
     fn a_good_book_parses() {
         let book = fields().parse().unwrap();
-        assert_eq!(book.title, "Dune");
+        assert_eq!(book.book.title, "Dune");
         assert_eq!(book.authors, ["Frank Herbert"]);
-        assert_eq!(book.isbn.as_ref().map(Isbn::as_str), Some("0441172717"));
-        assert_eq!(book.price, Cents(999));
+        assert_eq!(
+            book.book.isbn.as_ref().map(Isbn::as_str),
+            Some("0441172717")
+        );
+        assert_eq!(book.book.price, Cents(999));
     }
 
     #[test]
@@ -289,7 +292,7 @@ mod tests {
             price_confirmed: "12.50".into(),
             ..typed.clone()
         };
-        assert_eq!(confirmed.parse().unwrap().price, Cents(1250));
+        assert_eq!(confirmed.parse().unwrap().book.price, Cents(1250));
         // Changed after the reading was shown: read again.
         let changed = BookFields {
             price: "13,50".into(),

@@ -8,51 +8,17 @@ use diesel::{prelude::*, upsert::excluded};
 use crate::{
     db::schema::{authors, book_authors, books},
     domain::{
-        catalog::{goodbooks::CatalogEntry, isbn::Isbn},
-        ids::BookId,
+        catalog::goodbooks::CatalogEntry,
+        ids::{AuthorId, BookId},
     },
 };
-
-/// A `books` row made from an imported entry (seeding and `import_catalog` write the same).
-#[derive(Insertable)]
-#[diesel(table_name = books)]
-pub struct NewBook<'a> {
-    title: &'a str,
-    year: Option<i32>,
-    isbn: Option<&'a str>,
-    language: Option<&'a str>,
-    description: &'a str,
-    price_cents: i32,
-    stock: i32,
-    goodreads_id: Option<i64>,
-    ratings_count: i32,
-    average_rating: Option<f32>,
-}
-
-impl<'a> From<&'a CatalogEntry> for NewBook<'a> {
-    fn from(entry: &'a CatalogEntry) -> Self {
-        NewBook {
-            title: &entry.title,
-            year: entry.year,
-            isbn: entry.isbn.as_ref().map(Isbn::as_str),
-            language: entry.language.as_deref(),
-            description: &entry.description,
-            // A starting price (at most $29.99) always fits the column.
-            price_cents: i32::try_from(entry.price).expect("a starting price fits an integer"),
-            stock: entry.stock,
-            goodreads_id: Some(entry.goodreads_id),
-            ratings_count: entry.ratings_count,
-            average_rating: entry.average_rating,
-        }
-    }
-}
 
 /// A `book_authors` row.
 #[derive(Insertable)]
 #[diesel(table_name = book_authors)]
 pub struct AuthorLink {
     book_id: BookId,
-    author_id: i64,
+    author_id: AuthorId,
     position: i16,
 }
 
@@ -60,7 +26,7 @@ pub struct AuthorLink {
 pub fn author_links(
     book_id: BookId,
     names: &[String],
-    ids: &HashMap<String, i64>,
+    ids: &HashMap<String, AuthorId>,
 ) -> Vec<AuthorLink> {
     names
         .iter()
@@ -80,9 +46,8 @@ pub fn insert_new_entries(conn: &mut PgConnection, entries: &[CatalogEntry]) -> 
     let mut inserted = 0;
     // Bound parameters per statement stay far below PostgreSQL's limit of 65,535.
     for chunk in entries.chunks(500) {
-        let new_books: Vec<NewBook> = chunk.iter().map(NewBook::from).collect();
         let created: Vec<(BookId, Option<i64>)> = diesel::insert_into(books::table)
-            .values(&new_books)
+            .values(chunk)
             .on_conflict_do_nothing()
             .returning((books::id, books::goodreads_id))
             .get_results(conn)?;
@@ -111,7 +76,7 @@ pub fn insert_new_entries(conn: &mut PgConnection, entries: &[CatalogEntry]) -> 
 fn ensure_entry_authors(
     conn: &mut PgConnection,
     entries: &[CatalogEntry],
-) -> QueryResult<HashMap<String, i64>> {
+) -> QueryResult<HashMap<String, AuthorId>> {
     let names: Vec<&str> = entries
         .iter()
         .flat_map(|entry| entry.authors.iter().map(String::as_str))
@@ -123,7 +88,7 @@ fn ensure_entry_authors(
 pub fn ensure_authors(
     conn: &mut PgConnection,
     names: &[&str],
-) -> QueryResult<HashMap<String, i64>> {
+) -> QueryResult<HashMap<String, AuthorId>> {
     let mut names = names.to_vec();
     names.sort_unstable();
     names.dedup();
@@ -131,7 +96,7 @@ pub fn ensure_authors(
     for chunk in names.chunks(5000) {
         let rows: Vec<_> = chunk.iter().map(|name| authors::name.eq(*name)).collect();
         // DO UPDATE (a no-op) rather than DO NOTHING so RETURNING also yields existing rows.
-        let found: Vec<(i64, String)> = diesel::insert_into(authors::table)
+        let found: Vec<(AuthorId, String)> = diesel::insert_into(authors::table)
             .values(&rows)
             .on_conflict(authors::name)
             .do_update()

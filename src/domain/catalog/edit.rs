@@ -8,7 +8,6 @@ use crate::{
         catalog::{
             book_form::BookInput,
             bulk::{author_links, ensure_authors},
-            isbn::Isbn,
         },
         ids::BookId,
     },
@@ -55,40 +54,11 @@ impl From<diesel::result::Error> for EditError {
     }
 }
 
-/// The columns a staff member edits, for both adding and changing a book. An empty optional
-/// field clears the column (`treat_none_as_null`), as the form means it.
-#[derive(Insertable, AsChangeset)]
-#[diesel(table_name = books, treat_none_as_null = true)]
-struct BookColumns<'a> {
-    title: &'a str,
-    year: Option<i32>,
-    isbn: Option<&'a str>,
-    language: Option<&'a str>,
-    description: &'a str,
-    price_cents: i32,
-    stock: i32,
-}
-
-impl<'a> From<&'a BookInput> for BookColumns<'a> {
-    fn from(input: &'a BookInput) -> Self {
-        BookColumns {
-            title: &input.title,
-            year: input.year,
-            isbn: input.isbn.as_ref().map(Isbn::as_str),
-            language: input.language.as_deref(),
-            description: &input.description,
-            // parse_dollars caps prices far below i32::MAX cents.
-            price_cents: input.price.0 as i32,
-            stock: input.stock,
-        }
-    }
-}
-
 /// Adds a book; returns its id.
 pub fn create_book(conn: &mut PgConnection, input: &BookInput) -> Result<BookId, EditError> {
     conn.transaction(|conn| {
         let id: BookId = diesel::insert_into(books::table)
-            .values(BookColumns::from(input))
+            .values(&input.book)
             .returning(books::id)
             .get_result(conn)?;
         link_authors(conn, id, &input.authors)?;
@@ -105,17 +75,14 @@ pub fn update_book(
     conn.transaction(|conn| {
         let target = books::table.find(id).filter(
             books::stock
-                .eq(input.stock_was.unwrap_or(input.stock))
+                .eq(input.stock_was.unwrap_or(input.book.stock))
                 .or(input
                     .stock_was
                     .is_none()
                     .into_sql::<diesel::sql_types::Bool>()),
         );
         let updated = diesel::update(target)
-            .set((
-                BookColumns::from(input),
-                books::updated_at.eq(diesel::dsl::now),
-            ))
+            .set((&input.book, books::updated_at.eq(diesel::dsl::now)))
             .execute(conn)?;
         if updated == 0 {
             let now: Option<i32> = books::table

@@ -5,9 +5,17 @@
 //! quoted field with stray spaces. Everything that can be repaired is; a row that cannot is
 //! refused with the reason.
 
+use diesel::prelude::*;
 use serde::Deserialize;
 
-use crate::domain::{catalog::isbn::Isbn, collapse_spaces, money::Cents};
+use crate::{
+    db::schema::books,
+    domain::{
+        catalog::{Book, isbn::Isbn},
+        collapse_spaces,
+        money::Cents,
+    },
+};
 
 /// One CSV record; extra columns of the full data set are ignored.
 #[derive(Debug, Clone, Deserialize)]
@@ -29,19 +37,17 @@ pub struct GoodbooksRecord {
     pub ratings_count: String,
 }
 
-/// A book ready to be stored, with the price and stock a fresh catalog starts with.
-#[derive(Debug, Clone, PartialEq)]
+/// A book ready to be stored, with the price and stock a fresh catalog starts with: a
+/// `books` row as seeding and `import_catalog` insert it (its authors go to `book_authors`).
+#[derive(Debug, Clone, PartialEq, Insertable)]
+#[diesel(table_name = books)]
 pub struct CatalogEntry {
     pub goodreads_id: i64,
-    pub title: String,
+    #[diesel(embed)]
+    pub book: Book,
     /// Cover order, no duplicates, at least one.
+    #[diesel(skip_insertion)]
     pub authors: Vec<String>,
-    pub year: Option<i32>,
-    pub isbn: Option<Isbn>,
-    pub language: Option<String>,
-    pub description: String,
-    pub price: Cents,
-    pub stock: i32,
     /// How many Goodreads readers rated it (popularity); 0 when the row does not say.
     pub ratings_count: i32,
     /// Their mean rating out of 5.
@@ -97,14 +103,16 @@ impl TryFrom<GoodbooksRecord> for CatalogEntry {
             .filter(|rating| (0.0..=5.0).contains(rating));
         Ok(CatalogEntry {
             goodreads_id,
-            title,
+            book: Book {
+                title,
+                year,
+                isbn,
+                language,
+                description,
+                price: starting_price(goodreads_id),
+                stock: starting_stock(goodreads_id),
+            },
             authors,
-            year,
-            isbn,
-            language,
-            description,
-            price: starting_price(goodreads_id),
-            stock: starting_stock(goodreads_id),
             ratings_count,
             average_rating,
         })
@@ -233,13 +241,16 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(entry.authors, ["J.K. Rowling", "Mary GrandPré"]);
-        assert_eq!(entry.year, Some(1997));
-        assert_eq!(entry.isbn.as_ref().map(Isbn::as_str), Some("0439554934"));
-        assert!(entry.description.contains("1997"));
+        assert_eq!(entry.book.year, Some(1997));
+        assert_eq!(
+            entry.book.isbn.as_ref().map(Isbn::as_str),
+            Some("0439554934")
+        );
+        assert!(entry.book.description.contains("1997"));
         let homer = CatalogEntry::try_from(record("Homer", "-720.0", "")).unwrap();
-        assert_eq!(homer.year, Some(-720));
-        assert_eq!(homer.isbn, None);
-        assert!(homer.description.contains("720 BC"));
+        assert_eq!(homer.book.year, Some(-720));
+        assert_eq!(homer.book.isbn, None);
+        assert!(homer.book.description.contains("720 BC"));
     }
 
     #[test]

@@ -4,11 +4,43 @@
 //! form, a shopper may type the other: every ISBN-10 has an ISBN-13 ("978" + its first nine
 //! digits + a new check digit), so a lookup tries both.
 
+use std::fmt;
+
+use diesel::{
+    deserialize::{self, FromSql, FromSqlRow},
+    expression::AsExpression,
+    pg::{Pg, PgValue},
+    serialize::{self, Output, ToSql},
+    sql_types::Text,
+};
+
 /// A well-formed ISBN-10 or ISBN-13, dashes and spaces removed. The check digit is not
 /// verified: a book page may show a misprinted ISBN from the data, and typing it must still
-/// find the book.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// find the book. Stored in `books.isbn` in this compact form.
+#[derive(Debug, Clone, PartialEq, Eq, AsExpression, FromSqlRow)]
+#[diesel(sql_type = Text)]
 pub struct Isbn(String);
+
+impl fmt::Display for Isbn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl ToSql<Text, Pg> for Isbn {
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
+        <str as ToSql<Text, Pg>>::to_sql(&self.0, out)
+    }
+}
+
+/// The column's CHECK admits only the compact shapes `parse` returns, so a stored ISBN reads
+/// back as it was written.
+impl FromSql<Text, Pg> for Isbn {
+    fn from_sql(value: PgValue<'_>) -> deserialize::Result<Self> {
+        let text = <String as FromSql<Text, Pg>>::from_sql(value)?;
+        Isbn::parse(&text).ok_or_else(|| format!("{text:?} in books.isbn is not an ISBN").into())
+    }
+}
 
 impl Isbn {
     /// `None` unless `text` has the shape of an ISBN: a title like "1984" is a search.

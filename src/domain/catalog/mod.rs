@@ -1,5 +1,6 @@
 //! The catalog: books and their authors.
 
+pub mod book;
 pub mod book_form;
 pub mod bulk;
 pub mod edit;
@@ -15,8 +16,14 @@ use diesel::prelude::*;
 
 use crate::{
     db::schema::{authors, book_authors, books},
-    domain::{catalog::rating::Rating, ids::BookId, money::Cents},
+    domain::{
+        catalog::rating::Rating,
+        ids::{AuthorId, BookId},
+        money::Cents,
+    },
 };
+
+pub use book::Book;
 
 /// A book as lists show it: the row plus its authors in cover order.
 #[derive(Debug, Clone)]
@@ -148,15 +155,9 @@ pub fn authors_of(
 #[derive(Debug, Clone)]
 pub struct BookDetail {
     pub id: BookId,
-    pub title: String,
+    pub book: Book,
     /// (author id, name), in cover order.
-    pub authors: Vec<(i64, String)>,
-    pub year: Option<i32>,
-    pub isbn: Option<String>,
-    pub language: Option<String>,
-    pub description: String,
-    pub price: Cents,
-    pub stock: i32,
+    pub authors: Vec<(AuthorId, String)>,
     pub average_rating: Option<f32>,
     pub ratings_count: i32,
     /// Out of the catalog (staff still see it).
@@ -164,19 +165,6 @@ pub struct BookDetail {
 }
 
 impl BookDetail {
-    pub fn in_stock(&self) -> bool {
-        self.stock > 0
-    }
-
-    /// "1997", "720 BC" or "unknown".
-    pub fn year_label(&self) -> String {
-        match self.year {
-            Some(year) if year < 0 => format!("{} BC", -year),
-            Some(year) => year.to_string(),
-            None => "unknown".to_owned(),
-        }
-    }
-
     /// "A, B and C", as lists show them.
     pub fn authors_line(&self) -> String {
         let names: Vec<&str> = self.authors.iter().map(|(_, name)| name.as_str()).collect();
@@ -185,11 +173,6 @@ impl BookDetail {
 
     pub fn rating(&self) -> Option<Rating> {
         Rating::of(self.average_rating, self.ratings_count)
-    }
-
-    /// "English (US)" for en-US; an unknown code as it is.
-    pub fn language_name(&self) -> Option<&str> {
-        self.language.as_deref().map(language::name)
     }
 
     /// Authors as one editable line: "A, B".
@@ -207,13 +190,8 @@ impl BookDetail {
 #[diesel(table_name = books, check_for_backend(diesel::pg::Pg))]
 struct BookRow {
     id: BookId,
-    title: String,
-    year: Option<i32>,
-    isbn: Option<String>,
-    language: Option<String>,
-    description: String,
-    price_cents: i32,
-    stock: i32,
+    #[diesel(embed)]
+    book: Book,
     average_rating: Option<f32>,
     ratings_count: i32,
     hidden: bool,
@@ -228,37 +206,18 @@ pub fn book_detail(conn: &mut PgConnection, id: BookId) -> QueryResult<Option<Bo
     else {
         return Ok(None);
     };
-    let BookRow {
-        id,
-        title,
-        year,
-        isbn,
-        language,
-        description,
-        price_cents,
-        stock,
-        average_rating,
-        ratings_count,
-        hidden,
-    } = row;
     let authors = book_authors::table
         .inner_join(authors::table)
-        .filter(book_authors::book_id.eq(id))
+        .filter(book_authors::book_id.eq(row.id))
         .order(book_authors::position)
         .select((authors::id, authors::name))
         .load(conn)?;
     Ok(Some(BookDetail {
-        id,
-        title,
+        id: row.id,
+        book: row.book,
         authors,
-        year,
-        isbn,
-        language,
-        description,
-        price: Cents(price_cents.into()),
-        stock,
-        average_rating,
-        ratings_count,
-        hidden,
+        average_rating: row.average_rating,
+        ratings_count: row.ratings_count,
+        hidden: row.hidden,
     }))
 }

@@ -19,7 +19,7 @@ use crate::{
     db::schema::{authors, book_authors, books},
     domain::{
         catalog::{BookSummary, SummaryRow, isbn::Isbn, with_authors},
-        ids::BookId,
+        ids::{AuthorId, BookId},
     },
 };
 
@@ -119,7 +119,7 @@ impl Sort {
 pub struct CatalogQuery {
     /// Words to find in titles or author names; `None` when blank.
     pub text: Option<String>,
-    pub author_id: Option<i64>,
+    pub author_id: Option<AuthorId>,
     pub in_stock_only: bool,
     /// Staff lists include hidden books.
     pub include_hidden: bool,
@@ -360,7 +360,7 @@ pub fn book_with_isbn(conn: &mut PgConnection, isbn: &Isbn) -> QueryResult<Optio
 }
 
 /// The author's name, for "Books by ..." above a filtered list.
-pub fn author_name(conn: &mut PgConnection, author_id: i64) -> QueryResult<Option<String>> {
+pub fn author_name(conn: &mut PgConnection, author_id: AuthorId) -> QueryResult<Option<String>> {
     authors::table
         .find(author_id)
         .select(authors::name)

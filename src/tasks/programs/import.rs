@@ -25,13 +25,14 @@ use crate::domain::ids::BookId;
 use crate::{
     db::schema::{book_authors, books},
     domain::catalog::{
-        bulk::{AuthorLink, NewBook, author_links, ensure_authors},
+        bulk::{AuthorLink, author_links, ensure_authors},
         goodbooks::{CatalogEntry, GoodbooksRecord},
     },
     tasks::{
         TaskContext, TaskError, TaskOutput,
         params::specs_of,
         program::{ProgramFn, ProgramFunction},
+        refusal::ParamRefusal,
     },
 };
 
@@ -91,13 +92,13 @@ impl ImportReport {
 pub fn check_import_params(
     params: &serde_json::Value,
     settings: &crate::tasks::program::ProgramSettings,
-) -> Result<(), super::Refusal> {
+) -> Result<(), ParamRefusal> {
     let Ok(ImportParams { path }) = serde_json::from_value::<ImportParams>(params.clone()) else {
         return Ok(());
     };
     open_in_import_dir(&settings.import_dir, settings.import_max_bytes, &path)
         .map(drop)
-        .map_err(|err| ("path", err.to_string()))
+        .map_err(|err| ParamRefusal::after_name("path", err.to_string()))
 }
 
 fn run_import(ctx: &TaskContext) -> Result<TaskOutput, TaskError> {
@@ -299,13 +300,10 @@ fn upsert_batch(
         .flat_map(|(_, e)| e.authors.iter().map(String::as_str))
         .collect();
     let author_ids = ensure_authors(conn, &names)?;
-    let rows: Vec<NewBook> = batch
-        .iter()
-        .map(|(_, entry)| NewBook::from(entry))
-        .collect();
+    let rows: Vec<&CatalogEntry> = batch.iter().map(|(_, entry)| entry).collect();
     // xmax = 0 only on rows this statement inserted (an updated row carries our xid).
     let written: Vec<(BookId, Option<i64>, bool)> = diesel::insert_into(books::table)
-        .values(&rows)
+        .values(rows)
         .on_conflict(books::goodreads_id)
         .do_update()
         .set((

@@ -9,28 +9,10 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::tasks::program::{ProgramFunction, ProgramSettings};
-
-/// A refusal before queueing: (parameter, message). The message is read after the
-/// parameter's name ("path" + "is not a file"), like the schema check's ("is required"), unless
-/// it is a sentence of its own, starting with a capital letter: what a rule across parameters
-/// says ("The start date 2026-12-31 is after the end date 2026-01-01.").
-pub type Refusal = (&'static str, String);
-
-/// Whether a refusal's message is a sentence of its own (see [`Refusal`]).
-pub fn is_sentence(message: &str) -> bool {
-    message.starts_with(char::is_uppercase)
-}
-
-/// A message about a parameter as a sentence (see [`Refusal`]): label + message, or the
-/// message.
-pub fn sentence_about(label: &str, message: &str) -> String {
-    if is_sentence(message) {
-        message.to_owned()
-    } else {
-        format!("{label} {message}.")
-    }
-}
+use crate::tasks::{
+    program::{ProgramFunction, ProgramSettings},
+    refusal::ParamRefusal,
+};
 
 /// Rules across parameters, or about the server, that the parameter schema cannot say: checked
 /// by the pages and the API before queueing (so "from after to" or a missing import file is
@@ -40,7 +22,7 @@ pub fn check_before_queueing(
     function_name: &str,
     params: &Value,
     settings: &ProgramSettings,
-) -> Result<(), Refusal> {
+) -> Result<(), ParamRefusal> {
     match function_name {
         "sales_report" => reports::check_sales_params(params),
         "import_catalog" => import::check_import_params(params, settings),

@@ -19,12 +19,14 @@ use crate::{
         TaskError, TaskOutput,
         params::specs_of,
         program::{ProgramFn, ProgramFunction},
+        refusal::ParamRefusal,
         table::ResultTable,
     },
 };
 
 #[derive(QueryableByName)]
 struct SalesRow {
+    /// A book's id or an author's, as `per` groups: the report only shows it.
     #[diesel(sql_type = BigInt)]
     id: i64,
     #[diesel(sql_type = Text)]
@@ -57,16 +59,16 @@ struct SalesReportParams {
     per: Per,
 }
 
-/// A rule across two parameters: a sentence of its own (see [`super::Refusal`]).
+/// A rule across two parameters: a sentence of its own.
 fn from_after_to(from: NaiveDate, to: NaiveDate) -> String {
     format!("The start date {from} is after the end date {to}.")
 }
 
 /// `from` must not be after `to`.
-pub fn check_sales_params(params: &serde_json::Value) -> Result<(), super::Refusal> {
+pub fn check_sales_params(params: &serde_json::Value) -> Result<(), ParamRefusal> {
     match serde_json::from_value::<SalesReportParams>(params.clone()) {
         Ok(SalesReportParams { from, to, .. }) if from > to => {
-            Err(("from", from_after_to(from, to)))
+            Err(ParamRefusal::sentence("from", from_after_to(from, to)))
         }
         _ => Ok(()),
     }

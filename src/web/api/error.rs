@@ -137,6 +137,10 @@ impl From<OperationError> for ApiError {
                     | RefusalCode::InvalidOption
                     | RefusalCode::UnknownUpstream => StatusCode::UNPROCESSABLE_ENTITY,
                 };
+                let fields = fields
+                    .into_iter()
+                    .map(|(field, problem)| (field, problem.text().to_owned()))
+                    .collect();
                 ApiError::new(status, code.as_str(), message).with_fields(fields)
             }
             OperationError::Database(err) => ApiError::internal(err.to_string()),

@@ -144,7 +144,7 @@ pub async fn save(
             return again(errors, fields.clone()).await;
         }
     };
-    let price = input.price;
+    let price = input.book.price;
     let saved = with_conn(&state, move |conn| {
         Ok::<_, WebError>(conn.transaction(|conn| {
             let (id, action) = match book_id {
@@ -155,7 +155,7 @@ pub async fn save(
                 None => (edit::create_book(conn, &input)?, AuditAction::BookCreated),
             };
             let details =
-                json!({ "title": input.title, "price": input.price.plain(), "stock": input.stock });
+                json!({ "title": input.book.title, "price": price.plain(), "stock": input.book.stock });
             audit::record(conn, &audit, action, &format!("book {id}"), details)?;
             Ok::<_, EditError>(id)
         }))

@@ -16,6 +16,7 @@ use crate::{
     domain::audit::{self, AuditAction},
     tasks::{
         ops::{self, OperationError, ProgramInfo},
+        refusal::FieldProblem,
         views::{self},
     },
     web::{
@@ -40,11 +41,11 @@ pub struct ProgramsPage {
     functions: Vec<String>,
     new_name: String,
     new_function: String,
-    errors: BTreeMap<String, String>,
+    errors: BTreeMap<String, FieldProblem>,
 }
 
 impl ProgramsPage {
-    fn error(&self, field: &str) -> Option<&String> {
+    fn error(&self, field: &str) -> Option<&FieldProblem> {
         self.errors.get(field)
     }
 
@@ -76,7 +77,7 @@ async fn programs_page(
     layout: Layout,
     session: &Session,
     input: (String, String),
-    errors: BTreeMap<String, String>,
+    errors: BTreeMap<String, FieldProblem>,
 ) -> Result<ProgramsPage, WebError> {
     let (programs, functions) = with_conn(state, |conn| {
         Ok::<_, diesel::result::Error>((ops::get_programs(conn)?, views::function_names(conn)?))

@@ -10,7 +10,7 @@ use diesel::Connection;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::domain::ids::UserId;
+use crate::domain::ids::{ApiTokenId, UserId};
 use crate::{
     domain::{
         accounts::tokens::{self, CreateError, MAX_LIFETIME_DAYS, TokenInfo},
@@ -216,7 +216,7 @@ pub struct ConfirmRevokePage {
     back: &'static str,
 }
 
-fn token_id(path: &str) -> Result<i64, WebError> {
+fn token_id(path: &str) -> Result<ApiTokenId, WebError> {
     path.parse().map_err(|_| WebError::NotFound)
 }
 

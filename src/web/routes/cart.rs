@@ -12,7 +12,7 @@ use crate::domain::ids::UserId;
 use crate::{
     domain::{
         cart::{self, Cart, CartError, LineQuantity, QuantityChange},
-        ids::BookId,
+        ids::{BookId, CartLineId},
         orders::{self, CheckoutError, Shortage},
     },
     web::{
@@ -304,7 +304,7 @@ async fn remove_and_offer_undo(
     state: &AppState,
     session: &Session,
     user_id: UserId,
-    line_id: i64,
+    line_id: CartLineId,
 ) -> Result<HttpResponse, WebError> {
     let outcome = with_conn(state, move |conn| {
         Ok::<_, WebError>(cart::remove_line(conn, user_id, line_id))
@@ -331,7 +331,7 @@ async fn remove_and_offer_undo(
     }
 }
 
-fn line_id(path: &str) -> Result<i64, WebError> {
+fn line_id(path: &str) -> Result<CartLineId, WebError> {
     path.parse().map_err(|_| WebError::NotFound)
 }
 

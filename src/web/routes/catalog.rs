@@ -6,7 +6,7 @@ use askama::Template;
 use askama_web::WebTemplate;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::ids::BookId;
+use crate::domain::ids::{AuthorId, BookId};
 use crate::{
     domain::catalog::{
         self, BookDetail, BookSummary,
@@ -61,7 +61,7 @@ impl CatalogParams {
                 .author
                 .as_deref()
                 .and_then(|a| a.trim().parse().ok())
-                .filter(|id| *id > 0),
+                .filter(|id: &AuthorId| id.0 > 0),
             in_stock_only: matches!(self.in_stock.as_deref(), Some("1" | "on" | "true")),
             include_hidden: false,
             sort,
@@ -120,7 +120,7 @@ pub struct SortOption {
 pub struct CatalogPageView {
     layout: Layout,
     search_text: String,
-    author_id: Option<i64>,
+    author_id: Option<AuthorId>,
     author_name: Option<String>,
     in_stock_only: bool,
     sort_options: Vec<SortOption>,

@@ -36,7 +36,7 @@ pub async fn show(
         .await?
         .ok_or(WebError::NotFound)?;
     let byline = book.authors_line();
-    let version = cover::version(&book.title, &byline);
+    let version = cover::version(&book.book.title, &byline);
     let max_age = if query.v.as_deref() == Some(version.as_str()) {
         VERSIONED_MAX_AGE
     } else {
@@ -64,7 +64,7 @@ pub async fn show(
     }
     Ok(response
         .insert_header((header::CONTENT_TYPE, "image/svg+xml"))
-        .body(cover::svg(&book.title, &byline)))
+        .body(cover::svg(&book.book.title, &byline)))
 }
 
 /// `GET /favicon.ico`: browsers ask for it whatever the page links; the icon is an SVG.
