@@ -16,7 +16,7 @@ use crate::{
     web::{
         AppState,
         api::ApiError,
-        auth::{Visitor, actor_of, client_address},
+        auth::{Visitor, client_address},
         error::WebError,
         with_conn,
     },
@@ -70,7 +70,7 @@ pub async fn record_refusals(
             response.response().error().and_then(refusal),
             // Who, as far as the request got: known if a handler resolved the visitor.
             match response.request().extensions().get::<Visitor>() {
-                Some(Visitor(Some(user))) => actor_of(user),
+                Some(Visitor(Some(user))) => user.actor(),
                 _ => Actor::Visitor,
             },
             response.request().match_pattern(),
