@@ -1,6 +1,6 @@
-//! The web side of the audit log: events a handler records after the fact, and refusals
-//! (403s: a customer on a staff page, a forged or expired form, an API call without rights),
-//! which are recorded here once for every route.
+//! The web side of the audit log: refusals (403s: a customer on a staff page, a forged or
+//! expired form, an API call without rights), recognised here once for every route. Every
+//! other event is recorded by the domain function that makes its change.
 
 use actix_web::{
     Error, HttpMessage,
@@ -9,7 +9,6 @@ use actix_web::{
     middleware::Next,
     web,
 };
-use serde_json::{Value, json};
 
 use crate::{
     domain::audit::{self, Actor, AuditAction, AuditContext},
@@ -21,27 +20,6 @@ use crate::{
         with_conn,
     },
 };
-
-/// Records an event a handler performed, after it succeeded. A failure to record is logged,
-/// not shown: what was done is done.
-pub async fn record(
-    state: &AppState,
-    context: AuditContext,
-    action: AuditAction,
-    subject: String,
-    details: Value,
-) {
-    let outcome = with_conn(state, move |conn| {
-        audit::record(conn, &context, action, &subject, details)
-    })
-    .await;
-    if let Err(err) = outcome {
-        tracing::error!(
-            action = action.as_str(),
-            "the audit event was not recorded: {err:?}"
-        );
-    }
-}
 
 /// Which refusal an error is, if it is one.
 fn refusal(err: &Error) -> Option<AuditAction> {
@@ -81,7 +59,17 @@ pub async fn record_refusals(
         let context = AuditContext::new(actor, Some(address));
         // The route's pattern, not the path: a path can carry a secret (a reset link's token).
         let subject = format!("{method} {}", pattern.unwrap_or_else(|| redacted(&path)));
-        record(&state, context, action, subject, json!({})).await;
+        let recorded = with_conn(&state, move |conn| {
+            audit::record_refusal(conn, &context, action, &subject)
+        })
+        .await;
+        // The refusal stands either way: a failure to record it is logged, not shown.
+        if let Err(err) = recorded {
+            tracing::error!(
+                action = action.as_str(),
+                "the audit event was not recorded: {err:?}"
+            );
+        }
     }
     outcome
 }
