@@ -21,7 +21,10 @@ use std::{
 
 use bookstore::{
     db::schema::{books, order_lines, orders, tasks, users},
-    domain::accounts::tokens,
+    domain::{
+        accounts::tokens,
+        audit::{Actor, AuditContext},
+    },
 };
 use diesel::prelude::*;
 use support::{BenchDatabase, Stats, env_number, ms};
@@ -273,7 +276,8 @@ fn main() {
         .select(users::id)
         .first(&mut conn)
         .unwrap();
-    let token = tokens::create(&mut conn, staff_id, "load test", None).unwrap();
+    let owner = AuditContext::new(Actor::Staff("staff".into()), None);
+    let token = tokens::create(&mut conn, &owner, staff_id, "load test", None).unwrap();
     let stock_before: HashMap<i64, i32> = books::table
         .select((books::id, books::stock))
         .load(&mut conn)

@@ -6,14 +6,13 @@ use bookstore::{
     db,
     domain::{
         accounts::{self, Login, NewPassword, resets},
-        audit::{self, Actor, AuditAction, AuditContext},
+        audit::{Actor, AuditContext},
     },
     startup::{self, Application},
     telemetry,
 };
 use clap::{Parser, Subcommand};
 use diesel::{Connection, PgConnection};
-use serde_json::json;
 
 #[derive(Parser)]
 #[command(name = "bookstore", version, about, after_help = settings::env_help())]
@@ -181,18 +180,8 @@ fn create_staff(config: &Config, login: &str) -> anyhow::Result<ExitCode> {
         .get()
         .map_err(anyhow::Error::from)
         .and_then(|mut conn| {
-            let (user, created) =
-                accounts::create_or_promote_staff(&mut conn, &login, password.as_ref())?;
             let context = AuditContext::new(Actor::Cli, None);
-            let subject = format!("user {}", user.login);
-            audit::record(
-                &mut conn,
-                &context,
-                AuditAction::StaffGranted,
-                &subject,
-                json!({}),
-            )?;
-            Ok((user, created))
+            accounts::create_or_promote_staff(&mut conn, &context, &login, password.as_ref())
         });
     database.shutdown()?;
     let (user, created) = outcome?;
@@ -209,12 +198,9 @@ fn reset_password(config: &Config, login: &str) -> anyhow::Result<ExitCode> {
         .get()
         .map_err(anyhow::Error::from)
         .and_then(|mut conn| {
-            let link = resets::create_link(&mut conn, &login, resets::LinkIssuer::CommandLine)?;
             let context = AuditContext::new(Actor::Cli, None);
-            let subject = format!("user {}", link.user.login);
-            let action = AuditAction::PasswordResetIssued;
-            audit::record(&mut conn, &context, action, &subject, json!({}))?;
-            Ok(link)
+            let issuer = resets::LinkIssuer::CommandLine;
+            Ok(resets::create_link(&mut conn, &context, &login, issuer)?)
         });
     database.shutdown()?;
     let link = outcome?;

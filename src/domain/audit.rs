@@ -1,10 +1,13 @@
 //! The audit log: who did what, when, kept in PostgreSQL (`audit_events`) and written to the
 //! log as structured lines (target `audit`).
 //!
-//! Two writers, one table. The task operations are SQL functions that psql users call too, so
-//! they record their own events (`audit_record`) under the transaction's actor: the app names
-//! it first with [`act_as`] (in psql it is the database user). Everything else the app does,
-//! including security events, is recorded here with [`record`].
+//! One idiom: the domain function that makes a change records it, inside the change's own
+//! transaction, from an [`AuditContext`] its caller passes (`tokens::revoke(conn, &context,
+//! ..)`), so a change and its record commit or roll back together and no handler opens a
+//! transaction. The task operations are SQL functions that psql users call too, so they record
+//! their own events (`audit_record`) under the transaction's actor, which the Rust side names
+//! first with [`act_as`] (in psql it is the database user). Everything else calls [`record`].
+//! Refused requests change nothing; they have [`record_refusal`].
 
 use std::fmt;
 
@@ -193,28 +196,10 @@ pub fn act_as(conn: &mut PgConnection, context: &AuditContext) -> QueryResult<()
     .map(drop)
 }
 
-/// Runs `work` in a transaction whose SQL operations record `context` as their actor, then
-/// writes the log line of `action` (the SQL function wrote the row).
-pub fn within<T, E>(
-    conn: &mut PgConnection,
-    context: &AuditContext,
-    action: AuditAction,
-    subject: impl FnOnce(&T) -> String,
-    work: impl FnOnce(&mut PgConnection) -> Result<T, E>,
-) -> Result<T, E>
-where
-    E: From<diesel::result::Error>,
-{
-    let done = conn.transaction(|conn| {
-        act_as(conn, context)?;
-        work(conn)
-    })?;
-    log(context, action, &subject(&done));
-    Ok(done)
-}
-
-/// Records an event the app itself performed (or refused), and logs it.
-pub fn record(
+/// Records an event inside the transaction of the change it describes, and logs it. Called
+/// by the domain function that makes the change, never by a handler: the handler calls that
+/// function.
+pub(crate) fn record(
     conn: &mut PgConnection,
     context: &AuditContext,
     action: AuditAction,
@@ -234,8 +219,22 @@ pub fn record(
     Ok(())
 }
 
+/// Records a refused request (a customer on a staff page, a forged or expired form, an API
+/// call with a dead token): a security event with no change to go with it, so nothing to share
+/// a transaction with, which is why it is the one event recorded on its own. `subject` is the
+/// request's method and route.
+pub fn record_refusal(
+    conn: &mut PgConnection,
+    context: &AuditContext,
+    action: AuditAction,
+    subject: &str,
+) -> QueryResult<()> {
+    debug_assert!(action.is_security_event(), "{action:?} is not a refusal");
+    record(conn, context, action, subject, serde_json::json!({}))
+}
+
 /// The structured log line of an event.
-pub fn log(context: &AuditContext, action: AuditAction, subject: &str) {
+pub(crate) fn log(context: &AuditContext, action: AuditAction, subject: &str) {
     let actor = context.actor.to_string();
     let subject = truncate(subject, 300);
     let subject = subject.as_str();

@@ -1,8 +1,10 @@
 //! Background programs: what a program is and sees ([`program`]), the registry of functions
 //! compiled into the app, the operations staff and DBAs call ([`ops`]: `get_programs`,
-//! `run_program`, `get_task_result`, `register_program` as SQL functions), read models for the
-//! pages ([`views`]), and the engine that runs tasks on its own actix Arbiter.
+//! `run_program`, `get_task_result`, `register_program` as SQL functions; [`bulk`] actions on
+//! many tasks), read models for the pages ([`views`]), and the engine that runs tasks on its
+//! own actix Arbiter.
 
+pub mod bulk;
 pub mod engine;
 pub mod flow;
 pub mod ops;

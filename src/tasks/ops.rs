@@ -1,7 +1,14 @@
 //! The operations staff, the API and a DBA use: the four of our specification, which call the
 //! SQL functions of the same names (migration `task_engine`) so psql and the app share one
 //! implementation, plus cancel and program settings. The engine's own statements live in
-//! `engine::store`.
+//! `engine::store`, bulk actions in `tasks::bulk`.
+//!
+//! The SQL operations that change something record their own audit events under the
+//! transaction's actor. Each comes twice: as psql has it (`run_program`: the actor is whoever
+//! the caller's transaction named with `audit::act_as`, e.g. the schedule firer), and as the
+//! pages and the API call it, by someone (`run_program_as`: its own transaction under that
+//! [`AuditContext`]). Program settings exist only here, so they take the context and write
+//! their records themselves, in the transaction of the change.
 
 use std::collections::BTreeMap;
 
@@ -12,7 +19,7 @@ use diesel::{
     sql_query,
     sql_types::{BigInt, Bool, Integer, Jsonb, Nullable, Text, Timestamptz},
 };
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::{
     db::schema::programs,
@@ -20,7 +27,11 @@ use crate::{
         audit::{self, AuditAction, AuditContext},
         ids::{ProgramId, TaskId},
     },
-    tasks::{refusal::FieldProblem, schedule::Schedule, status::TaskStatus},
+    tasks::{
+        refusal::FieldProblem,
+        schedule::{self, Schedule},
+        status::TaskStatus,
+    },
 };
 
 /// Why an operation was refused, as our SQL functions name it in their error's DETAIL (and the
@@ -171,6 +182,53 @@ pub fn register_program(
         .id)
 }
 
+/// Runs `work` (our SQL operations) in a transaction whose events name `context` as their
+/// actor, then writes the log line of `action` (the SQL functions wrote the rows).
+pub(crate) fn as_actor<T>(
+    conn: &mut PgConnection,
+    context: &AuditContext,
+    action: AuditAction,
+    subject: impl FnOnce(&T) -> String,
+    work: impl FnOnce(&mut PgConnection) -> Result<T, OperationError>,
+) -> Result<T, OperationError> {
+    let done = conn.transaction(|conn| {
+        audit::act_as(conn, context)?;
+        work(conn)
+    })?;
+    audit::log(context, action, &subject(&done));
+    Ok(done)
+}
+
+/// [`run_program`] by `context`.
+pub fn run_program_as(
+    conn: &mut PgConnection,
+    context: &AuditContext,
+    name: &str,
+    params: Option<&Value>,
+) -> Result<TaskId, OperationError> {
+    let subject = |id: &TaskId| format!("task {id}");
+    as_actor(conn, context, AuditAction::TaskQueued, subject, |conn| {
+        run_program(conn, name, params)
+    })
+}
+
+/// [`register_program`] by `context`.
+pub fn register_program_as(
+    conn: &mut PgConnection,
+    context: &AuditContext,
+    name: &str,
+    function_name: &str,
+) -> Result<ProgramId, OperationError> {
+    let subject = |_: &ProgramId| format!("program {name}");
+    as_actor(
+        conn,
+        context,
+        AuditAction::ProgramRegistered,
+        subject,
+        |conn| register_program(conn, name, function_name),
+    )
+}
+
 /// One row of `get_programs()`.
 #[derive(Debug, Clone, QueryableByName, serde::Serialize)]
 pub struct ProgramInfo {
@@ -259,9 +317,24 @@ pub fn cancel_task(conn: &mut PgConnection, task_id: TaskId) -> Result<TaskStatu
         .status)
 }
 
-/// Sets or clears a program's schedule (validated here) and enables or disables it.
+/// [`cancel_task`] by `context`.
+pub fn cancel_task_as(
+    conn: &mut PgConnection,
+    context: &AuditContext,
+    task_id: TaskId,
+) -> Result<TaskStatus, OperationError> {
+    let subject = |_: &TaskStatus| format!("task {task_id}");
+    as_actor(conn, context, AuditAction::TaskCancelled, subject, |conn| {
+        cancel_task(conn, task_id)
+    })
+}
+
+/// Sets or clears a program's schedule (validated here) and enables or disables it, by
+/// `context`, recording what changed: the schedule when it reads differently (the page shows
+/// "0 3 * * *" as "daily at 03:00": saving that is no change), and enabling or disabling.
 pub fn configure_program(
     conn: &mut PgConnection,
+    context: &AuditContext,
     program_id: ProgramId,
     schedule: Option<&str>,
     enabled: bool,
@@ -278,147 +351,54 @@ pub fn configure_program(
             parsed.next_after(Utc::now())
         }
     };
-    let updated = diesel::update(programs::table.find(program_id))
-        .set((
-            programs::schedule.eq(schedule),
-            programs::next_run_at.eq(next),
-            programs::enabled.eq(enabled),
-        ))
-        .execute(conn)
-        .map_err(OperationError::Database)?;
-    if updated == 0 {
-        return Err(OperationError::Refused {
-            code: RefusalCode::ProgramNotFound,
-            message: format!("no program with id {program_id}"),
-            fields: BTreeMap::new(),
-        });
-    }
-    Ok(())
-}
-
-/// What staff can do to many tasks at once. Which statuses each applies to is the SQL
-/// function `task_action_applies`; a task it does not apply to is left as it is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BulkAction {
-    /// Queued tasks end; running ones are asked to stop.
-    Cancel,
-    /// Failed or cancelled tasks get one more attempt.
-    Retry,
-    /// Ended tasks are removed.
-    Delete,
-}
-
-impl BulkAction {
-    pub const ALL: [BulkAction; 3] = [BulkAction::Cancel, BulkAction::Retry, BulkAction::Delete];
-
-    pub fn key(self) -> &'static str {
-        match self {
-            BulkAction::Cancel => "cancel",
-            BulkAction::Retry => "retry",
-            BulkAction::Delete => "delete",
+    conn.transaction(|conn| {
+        // The settings replaced, locked until the records of what changed are written.
+        let before: Option<(String, Option<String>, bool)> = programs::table
+            .find(program_id)
+            .select((programs::name, programs::schedule, programs::enabled))
+            .for_update()
+            .first(conn)
+            .optional()
+            .map_err(OperationError::Database)?;
+        let Some((name, schedule_before, enabled_before)) = before else {
+            return Err(OperationError::Refused {
+                code: RefusalCode::ProgramNotFound,
+                message: format!("no program with id {program_id}"),
+                fields: BTreeMap::new(),
+            });
+        };
+        diesel::update(programs::table.find(program_id))
+            .set((
+                programs::schedule.eq(schedule),
+                programs::next_run_at.eq(next),
+                programs::enabled.eq(enabled),
+            ))
+            .execute(conn)
+            .map_err(OperationError::Database)?;
+        let subject = format!("program {name}");
+        let schedule = schedule.unwrap_or("");
+        if schedule::in_words(schedule_before.as_deref().unwrap_or(""))
+            != schedule::in_words(schedule)
+        {
+            let details = json!({ "schedule": schedule });
+            audit::record(
+                conn,
+                context,
+                AuditAction::ProgramScheduled,
+                &subject,
+                details,
+            )?;
         }
-    }
-
-    pub fn parse(key: &str) -> Option<BulkAction> {
-        BulkAction::ALL
-            .into_iter()
-            .find(|action| action.key() == key)
-    }
-
-    /// "Cancel", for buttons.
-    pub fn label(self) -> &'static str {
-        match self {
-            BulkAction::Cancel => "Cancel",
-            BulkAction::Retry => "Retry",
-            BulkAction::Delete => "Delete",
+        if enabled_before != enabled {
+            let action = if enabled {
+                AuditAction::ProgramEnabled
+            } else {
+                AuditAction::ProgramDisabled
+            };
+            audit::record(conn, context, action, &subject, json!({}))?;
         }
-    }
-
-    /// Which tasks it touches, for confirmations.
-    pub fn applies_to_text(self) -> &'static str {
-        match self {
-            BulkAction::Cancel => "queued or running",
-            BulkAction::Retry => "failed or cancelled",
-            BulkAction::Delete => "ended",
-        }
-    }
-
-    /// The audit log's name for it (each task also gets its own event from SQL).
-    pub fn audit_action(self) -> crate::domain::audit::AuditAction {
-        use crate::domain::audit::AuditAction;
-        match self {
-            BulkAction::Cancel => AuditAction::TaskCancelled,
-            BulkAction::Retry => AuditAction::TaskRetried,
-            BulkAction::Delete => AuditAction::TaskDeleted,
-        }
-    }
-
-    /// "cancelled", for the message afterwards.
-    pub fn done(self) -> &'static str {
-        match self {
-            BulkAction::Cancel => "cancelled (or asked to stop)",
-            BulkAction::Retry => "queued again",
-            BulkAction::Delete => "deleted",
-        }
-    }
-}
-
-/// How many of `ids` the action would change.
-pub fn bulk_applicable(
-    conn: &mut PgConnection,
-    action: BulkAction,
-    ids: &[TaskId],
-) -> QueryResult<i64> {
-    crate::db::schema::tasks::table
-        .filter(crate::db::schema::tasks::id.eq_any(ids))
-        .filter(
-            diesel::dsl::sql::<Bool>("task_action_applies(")
-                .bind::<Text, _>(action.key())
-                .sql(", tasks.status)"),
-        )
-        .count()
-        .get_result(conn)
-}
-
-/// Applies the action to each task (each through its SQL function, which records it); returns
-/// how many changed. One transaction: all or nothing.
-pub fn bulk(
-    conn: &mut PgConnection,
-    action: BulkAction,
-    ids: &[TaskId],
-) -> Result<usize, OperationError> {
-    #[derive(QueryableByName)]
-    struct Changed {
-        #[diesel(sql_type = BigInt)]
-        changed: i64,
-    }
-    // CASE, not AND: it guarantees the function runs only for tasks the action applies to (a
-    // planner may evaluate AND's sides in any order). Ids of tasks gone meanwhile match no
-    // row. A task counts as changed by what its function answers, not by its status before.
-    let statement = match action {
-        BulkAction::Cancel => {
-            "SELECT count(*) FILTER (WHERE r IN ('cancelled', 'running')) AS changed FROM ( \
-               SELECT CASE WHEN task_action_applies('cancel', t.status) THEN cancel_task(t.id) END AS r \
-                 FROM tasks t WHERE t.id = ANY($1::bigint[])) AS done"
-        }
-        BulkAction::Retry => {
-            "SELECT count(*) FILTER (WHERE r = 'scheduled') AS changed FROM ( \
-               SELECT CASE WHEN task_action_applies('retry', t.status) THEN retry_task(t.id) END AS r \
-                 FROM tasks t WHERE t.id = ANY($1::bigint[])) AS done"
-        }
-        BulkAction::Delete => {
-            "SELECT count(*) FILTER (WHERE r) AS changed FROM ( \
-               SELECT CASE WHEN task_action_applies('delete', t.status) THEN delete_task(t.id) END AS r \
-                 FROM tasks t WHERE t.id = ANY($1::bigint[])) AS done"
-        }
-    };
-    let changed: Changed = conn.transaction(|conn| {
-        sql_query(statement)
-            .bind::<diesel::sql_types::Array<BigInt>, _>(ids)
-            .get_result(conn)
-    })?;
-    Ok(changed.changed as usize)
+        Ok(())
+    })
 }
 
 /// Pauses or resumes a program's queue, and records who did it: queued tasks wait while it
@@ -446,7 +426,7 @@ pub fn set_paused(
             AuditAction::ProgramResumed
         };
         let subject = format!("program {program}");
-        audit::record(conn, context, action, &subject, serde_json::json!({}))?;
+        audit::record(conn, context, action, &subject, json!({}))?;
         Ok(true)
     })
 }

@@ -1,6 +1,6 @@
-//! The web side of the audit log: events a handler records after the fact, and refusals
-//! (403s: a customer on a staff page, a forged or expired form, an API call without rights),
-//! which are recorded here once for every route.
+//! The web side of the audit log: refusals (403s: a customer on a staff page, a forged or
+//! expired form, an API call without rights), recognised here once for every route. Every
+//! other event is recorded by the domain function that makes its change.
 
 use actix_web::{
     Error, HttpMessage,
@@ -9,39 +9,17 @@ use actix_web::{
     middleware::Next,
     web,
 };
-use serde_json::{Value, json};
 
 use crate::{
     domain::audit::{self, Actor, AuditAction, AuditContext},
     web::{
         AppState,
         api::ApiError,
-        auth::{Visitor, actor_of, client_address},
+        auth::{Visitor, client_address},
         error::WebError,
         with_conn,
     },
 };
-
-/// Records an event a handler performed, after it succeeded. A failure to record is logged,
-/// not shown: what was done is done.
-pub async fn record(
-    state: &AppState,
-    context: AuditContext,
-    action: AuditAction,
-    subject: String,
-    details: Value,
-) {
-    let outcome = with_conn(state, move |conn| {
-        audit::record(conn, &context, action, &subject, details)
-    })
-    .await;
-    if let Err(err) = outcome {
-        tracing::error!(
-            action = action.as_str(),
-            "the audit event was not recorded: {err:?}"
-        );
-    }
-}
 
 /// Which refusal an error is, if it is one.
 fn refusal(err: &Error) -> Option<AuditAction> {
@@ -70,7 +48,7 @@ pub async fn record_refusals(
             response.response().error().and_then(refusal),
             // Who, as far as the request got: known if a handler resolved the visitor.
             match response.request().extensions().get::<Visitor>() {
-                Some(Visitor(Some(user))) => actor_of(user),
+                Some(Visitor(Some(user))) => user.actor(),
                 _ => Actor::Visitor,
             },
             response.request().match_pattern(),
@@ -81,7 +59,17 @@ pub async fn record_refusals(
         let context = AuditContext::new(actor, Some(address));
         // The route's pattern, not the path: a path can carry a secret (a reset link's token).
         let subject = format!("{method} {}", pattern.unwrap_or_else(|| redacted(&path)));
-        record(&state, context, action, subject, json!({})).await;
+        let recorded = with_conn(&state, move |conn| {
+            audit::record_refusal(conn, &context, action, &subject)
+        })
+        .await;
+        // The refusal stands either way: a failure to record it is logged, not shown.
+        if let Err(err) = recorded {
+            tracing::error!(
+                action = action.as_str(),
+                "the audit event was not recorded: {err:?}"
+            );
+        }
     }
     outcome
 }

@@ -17,7 +17,7 @@ use crate::domain::ids::UserId;
 use crate::{
     domain::{
         accounts::{self, User, devices::KnownDevice, sessions::USER_ID_KEY},
-        audit::{Actor, AuditContext},
+        audit::AuditContext,
     },
     web::{
         csrf,
@@ -86,15 +86,6 @@ pub fn client_address(req: &HttpRequest) -> String {
         .map_or_else(|| "unknown".to_owned(), |addr| addr.ip().to_string())
 }
 
-/// The audit log's name for a logged-in user.
-pub fn actor_of(user: &User) -> Actor {
-    if user.is_staff() {
-        Actor::Staff(user.login.to_string())
-    } else {
-        Actor::Customer(user.login.to_string())
-    }
-}
-
 /// A logged-in staff user, and who that is for the audit log.
 #[derive(Debug, Clone)]
 pub struct Staff(pub User, pub AuditContext);
@@ -109,7 +100,7 @@ impl FromRequest for Staff {
         Box::pin(async move {
             let CurrentUser(user) = user.await?;
             if user.is_staff() {
-                let context = AuditContext::new(actor_of(&user), Some(address));
+                let context = AuditContext::new(user.actor(), Some(address));
                 Ok(Staff(user, context))
             } else {
                 Err(WebError::Forbidden)

@@ -7,7 +7,7 @@ use bookstore::{
 };
 use diesel::prelude::*;
 
-use crate::helpers::{TestApp, assert_is_redirect_to, csrf_token_in, spawn_app};
+use crate::helpers::{TestApp, assert_is_redirect_to, csrf_token_in, spawn_app, staff_acting};
 
 const ALICE: (&str, &str) = ("alice", "alice-reads-books");
 const NEW_PASSWORD: &str = "violet harbour lantern 42";
@@ -451,6 +451,7 @@ async fn of_two_simultaneous_uses_of_a_link_one_wins() {
         .db(|conn| {
             resets::create_link(
                 conn,
+                &staff_acting(),
                 &Login::parse("alice").unwrap(),
                 resets::LinkIssuer::StaffPage,
             )
@@ -577,6 +578,7 @@ async fn an_expired_or_made_up_link_is_refused_with_a_reason() {
         .db(|conn| {
             resets::create_link(
                 conn,
+                &staff_acting(),
                 &Login::parse("alice").unwrap(),
                 resets::LinkIssuer::StaffPage,
             )

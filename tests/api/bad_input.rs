@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, csrf_token_in, spawn_app};
+use crate::helpers::{TestApp, csrf_token_in, spawn_app, staff_acting};
 
 /// Field values, as raw bytes (so invalid UTF-8 can be sent).
 fn corpus() -> Vec<Vec<u8>> {
@@ -313,6 +313,7 @@ async fn the_password_reset_form_takes_any_input_without_a_500() {
         .db(|conn| {
             resets::create_link(
                 conn,
+                &staff_acting(),
                 &Login::parse("alice").unwrap(),
                 resets::LinkIssuer::StaffPage,
             )

@@ -415,3 +415,9 @@ pub fn use_test_passwords(conn: &mut PgConnection) {
             .expect("setting a test password");
     }
 }
+
+/// The demo staff member acting from the tests, for the domain functions that record who acts.
+pub fn staff_acting() -> bookstore::domain::audit::AuditContext {
+    use bookstore::domain::audit::{Actor, AuditContext};
+    AuditContext::new(Actor::Staff("staff".into()), None)
+}

@@ -1,7 +1,10 @@
 //! The log-in throttle against a guesser with many addresses, and for an owner who mistypes:
 //! stories told from both sides.
 
-use bookstore::domain::accounts::{Login, resets};
+use bookstore::domain::{
+    accounts::{Login, resets},
+    audit::{Actor, AuditContext},
+};
 
 use crate::{
     accounts::let_the_delays_pass,
@@ -56,6 +59,7 @@ async fn many_addresses_buy_no_more_guesses_once_the_account_is_over_its_limit()
         .db(|conn| {
             resets::create_link(
                 conn,
+                &AuditContext::new(Actor::Cli, None),
                 &Login::parse("alice").unwrap(),
                 resets::LinkIssuer::CommandLine,
             )

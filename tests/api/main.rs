@@ -4,6 +4,7 @@
 mod account_page;
 mod accounts;
 mod audit;
+mod audit_records;
 mod bad_input;
 mod browser;
 mod cart;

@@ -1,16 +1,17 @@
-//! The task operations (`tasks::ops`) on their own, against a real database: what each one
-//! does, each refusal code it gives, what cancel, retry and delete do to every status, and the
-//! audit record written in the same transaction as the change.
+//! The task operations (`tasks::ops`, `tasks::bulk`) on their own, against a real database:
+//! what each one does, each refusal code it gives, what cancel, retry and delete do to every
+//! status, and the audit record written in the same transaction as the change.
 
 use bookstore::domain::ids::{ProgramId, TaskId};
 use std::path::PathBuf;
 
 use bookstore::{
     db::schema::{audit_events, programs, tasks},
-    domain::audit::{self, Actor, AuditContext},
+    domain::audit::{Actor, AuditContext},
     tasks::{
+        bulk::{self, BulkAction},
         engine::store::{self, AttemptKey, Success},
-        ops::{self, BulkAction, OperationError},
+        ops::{self, OperationError},
         program::ProgramSettings,
         status::TaskStatus::{self, Scheduled},
     },
@@ -120,15 +121,10 @@ fn one_of_each(conn: &mut PgConnection) -> [TaskId; 5] {
 #[test]
 fn a_registered_program_runs_and_both_are_recorded_under_the_actor() {
     let mut conn = connect();
-    let (program, task) = conn
-        .transaction(|conn| {
-            audit::act_as(conn, &staff())?;
-            let program = ops::register_program(conn, "greet_ann", "hello_world").unwrap();
-            let params = json!({"name": "Ann"});
-            let task = ops::run_program(conn, "greet_ann", Some(&params)).unwrap();
-            diesel::QueryResult::Ok((program, task))
-        })
-        .unwrap();
+    let program = ops::register_program_as(&mut conn, &staff(), "greet_ann", "hello_world");
+    let program = program.unwrap();
+    let params = json!({"name": "Ann"});
+    let task = ops::run_program_as(&mut conn, &staff(), "greet_ann", Some(&params)).unwrap();
 
     let listed = ops::get_programs(&mut conn).unwrap();
     let info = listed.into_iter().find(|p| p.id == program).unwrap();
@@ -191,12 +187,13 @@ fn a_refused_run_names_its_reason_and_queues_nothing() {
     let result = ops::run_program(&mut conn, "hello_world", Some(&json!([1])));
     assert!(refused(result).starts_with("invalid_parameters:"));
     let hello = program_id(&mut conn, "hello_world");
-    ops::configure_program(&mut conn, hello, None, false).unwrap();
+    ops::configure_program(&mut conn, &staff(), hello, None, false).unwrap();
+    let disabled = event_count(&mut conn);
     let result = ops::run_program(&mut conn, "hello_world", None);
     assert_eq!(refused(result), "program_disabled: program");
 
     let tasks: i64 = tasks::table.count().get_result(&mut conn).unwrap();
-    assert_eq!((tasks, event_count(&mut conn)), (0, 0));
+    assert_eq!((tasks, event_count(&mut conn)), (0, disabled));
     let result = ops::get_task_result(&mut conn, MISSING);
     assert_eq!(refused(result), "task_not_found: ");
     assert_eq!(
@@ -226,7 +223,11 @@ fn cancel_ends_a_queued_task_asks_a_running_one_to_stop_and_leaves_ended_ones() 
     let [queued, run, ..] = ids;
     let before = event_count(&mut conn);
 
-    let answers = ids.map(|id| ops::cancel_task(&mut conn, id).unwrap().as_str());
+    let answers = ids.map(|id| {
+        ops::cancel_task_as(&mut conn, &staff(), id)
+            .unwrap()
+            .as_str()
+    });
 
     let after = "cancelled running finished error cancelled";
     assert_eq!(answers.join(" "), after);
@@ -237,8 +238,8 @@ fn cancel_ends_a_queued_task_asks_a_running_one_to_stop_and_leaves_ended_ones() 
     let asked = ids.map(|id| cancel_requested(&mut conn, id));
     assert_eq!(asked, [false, true, false, false, false]);
     let expected = [
-        format!("psql postgres: task.cancelled task {queued} {{}}"),
-        format!(r#"psql postgres: task.cancelled task {run} {{"running":true}}"#),
+        format!("staff boss: task.cancelled task {queued} {{}}"),
+        format!(r#"staff boss: task.cancelled task {run} {{"running":true}}"#),
     ];
     assert_eq!(events(&mut conn, before), expected, "only the changes");
 }
@@ -258,14 +259,17 @@ fn bulk_actions_change_only_the_statuses_they_apply_to() {
         let before = event_count(&mut conn);
         let asked = [&ids[..], &[MISSING]].concat(); // a task gone meanwhile is ignored
 
-        let applicable = ops::bulk_applicable(&mut conn, action, &asked).unwrap();
-        let changed = ops::bulk(&mut conn, action, &asked).unwrap();
+        let applicable = bulk::bulk_applicable(&mut conn, action, &asked).unwrap();
+        let changed = bulk::bulk(&mut conn, &staff(), action, &asked).unwrap();
 
         assert_eq!(statuses(&mut conn, &ids), after, "{action:?}");
         assert_eq!(changed as i64, applicable, "{action:?}");
         let recorded = events(&mut conn, before);
-        let event = action.audit_action().as_str();
-        let of_action = recorded.iter().filter(|line| line.contains(event)).count();
+        let event = format!("staff boss: {}", action.audit_action().as_str());
+        let of_action = recorded
+            .iter()
+            .filter(|line| line.starts_with(&event))
+            .count();
         assert_eq!(
             (recorded.len(), of_action),
             (changed, changed),
@@ -280,7 +284,7 @@ fn a_retried_task_gets_one_more_attempt_and_runs_again() {
     let failed = running(&mut conn);
     store::fail(&mut conn, "w", failed, "boom", false, 0).unwrap();
 
-    let retried = ops::bulk(&mut conn, BulkAction::Retry, &[failed.task_id]).unwrap();
+    let retried = bulk::bulk(&mut conn, &staff(), BulkAction::Retry, &[failed.task_id]).unwrap();
 
     assert_eq!(retried, 1);
     let again = store::claim(&mut conn, "w", 1, None).unwrap().0;
@@ -290,7 +294,7 @@ fn a_retried_task_gets_one_more_attempt_and_runs_again() {
     let id = failed.task_id;
     assert_eq!(
         last,
-        format!(r#"psql postgres: task.retried task {id} {{"was":"error"}}"#)
+        format!(r#"staff boss: task.retried task {id} {{"was":"error"}}"#)
     );
 }
 
@@ -307,8 +311,11 @@ fn program_settings_take_a_valid_schedule_and_refuse_anything_else() {
         (schedule, next.is_some_and(|at| at > Utc::now()), enabled)
     };
     let every_15 = (Some("every 15 minutes".to_owned()), true, true);
+    let configure = |conn: &mut PgConnection, program, schedule, enabled| {
+        ops::configure_program(conn, &staff(), program, schedule, enabled)
+    };
 
-    ops::configure_program(&mut conn, hello, Some("  every 15 minutes "), true).unwrap();
+    configure(&mut conn, hello, Some("  every 15 minutes "), true).unwrap();
     assert_eq!(settings(&mut conn), every_15);
 
     for bad in [
@@ -317,15 +324,27 @@ fn program_settings_take_a_valid_schedule_and_refuse_anything_else() {
         "sometimes",
         "61 * * * *",
     ] {
-        let result = ops::configure_program(&mut conn, hello, Some(bad), false);
+        let result = configure(&mut conn, hello, Some(bad), false);
         assert_eq!(refused(result), "invalid_schedule: schedule", "{bad:?}");
         assert_eq!(settings(&mut conn), every_15, "unchanged by {bad:?}");
     }
 
-    ops::configure_program(&mut conn, hello, Some("   "), false).unwrap();
+    configure(&mut conn, hello, Some("   "), false).unwrap();
     assert_eq!(settings(&mut conn), (None, false, false), "blank clears");
-    let result = ops::configure_program(&mut conn, MISSING_PROGRAM, None, true);
+    let result = configure(&mut conn, MISSING_PROGRAM, None, true);
     assert_eq!(refused(result), "program_not_found: ");
+
+    // What changed is recorded, and only that: the same firings in other words are no change.
+    configure(&mut conn, hello, Some("0 3 * * *"), false).unwrap();
+    configure(&mut conn, hello, Some("daily at 03:00"), true).unwrap();
+    let expected = [
+        r#"staff boss: program.scheduled program hello_world {"schedule":"every 15 minutes"}"#,
+        r#"staff boss: program.scheduled program hello_world {"schedule":""}"#,
+        "staff boss: program.disabled program hello_world {}",
+        r#"staff boss: program.scheduled program hello_world {"schedule":"0 3 * * *"}"#,
+        "staff boss: program.enabled program hello_world {}",
+    ];
+    assert_eq!(events(&mut conn, 0), expected);
 }
 
 #[test]

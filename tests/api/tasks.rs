@@ -16,7 +16,7 @@ use bookstore::{
 use diesel::{prelude::*, sql_query, sql_types::BigInt};
 use serde_json::json;
 
-use crate::helpers::{TestApp, spawn_app_with, spawn_worker, wait_until};
+use crate::helpers::{TestApp, spawn_app_with, spawn_worker, staff_acting, wait_until};
 
 /// Fast engine settings for tests.
 fn fast(config: &mut Config) {
@@ -572,12 +572,19 @@ async fn a_schedule_fires_once_per_period_with_two_nodes_up() {
     };
     let enabled_at = std::time::Instant::now();
     app.db(move |conn| {
-        ops::configure_program(conn, program, Some("every 2 seconds"), true).unwrap()
+        ops::configure_program(
+            conn,
+            &staff_acting(),
+            program,
+            Some("every 2 seconds"),
+            true,
+        )
+        .unwrap()
     })
     .await;
     // Events, not a stopwatch: wait for three firings however slow the machine is...
     wait_until(120, "three firings", || async { fired().await >= 3 }).await;
-    app.db(move |conn| ops::configure_program(conn, program, None, true).unwrap())
+    app.db(move |conn| ops::configure_program(conn, &staff_acting(), program, None, true).unwrap())
         .await;
     let periods = enabled_at.elapsed().as_secs() / 2 + 1;
 
@@ -590,7 +597,8 @@ async fn a_schedule_fires_once_per_period_with_two_nodes_up() {
     );
     let bad = app
         .db(move |conn| {
-            ops::configure_program(conn, program, Some("now and then"), true).unwrap_err()
+            ops::configure_program(conn, &staff_acting(), program, Some("now and then"), true)
+                .unwrap_err()
         })
         .await;
     assert_eq!(refusal(bad).0, "invalid_schedule");

@@ -1,6 +1,7 @@
 //! Accounts: registration, log-in checks with throttling, roles, staff bootstrap.
 
 pub mod devices;
+pub mod login;
 pub mod password;
 pub mod resets;
 pub mod sessions;
@@ -9,12 +10,17 @@ pub mod tokens;
 
 use chrono::{DateTime, Utc};
 use diesel::{prelude::*, result::DatabaseErrorKind};
+use serde_json::json;
 
 use crate::db::schema::users;
-use crate::domain::ids::UserId;
+use crate::domain::{
+    audit::{self, Actor, AuditAction, AuditContext},
+    ids::UserId,
+};
 
-use self::{devices::KnownDevice, password::verify_against_dummy, throttle::ThrottlePolicy};
+use self::throttle::ThrottlePolicy;
 
+pub use self::login::{LoginError, PasswordChangeError, change_password, log_in};
 pub use self::password::{hash_password, verify_password};
 
 /// A login name that passed the rules: trimmed, 3-32 of `A-Z a-z 0-9 . _ -`.
@@ -147,6 +153,15 @@ impl User {
     pub fn is_staff(&self) -> bool {
         self.role == Role::Staff
     }
+
+    /// Who this user is in the audit log when they act.
+    pub fn actor(&self) -> Actor {
+        if self.is_staff() {
+            Actor::Staff(self.login.clone())
+        } else {
+            Actor::Customer(self.login.clone())
+        }
+    }
 }
 
 type UserColumns = (users::id, users::login, users::display_name, users::role);
@@ -240,58 +255,6 @@ pub fn sign_up(
     Ok(user)
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum LoginError {
-    /// The same answer whether the login exists or not.
-    #[error("Wrong login or password.")]
-    WrongCredentials,
-    #[error("Too many failed log-ins: wait a while before trying again.")]
-    Throttled { until: DateTime<Utc> },
-    #[error(transparent)]
-    Database(#[from] diesel::result::Error),
-}
-
-/// Checks a log-in attempt. Unknown logins cost the same hashing time as known ones, and every
-/// failure counts against the login and the address (see [`throttle`]). `device` is what the
-/// browser showed of an earlier log-in; on success the mark for this one is returned.
-pub fn authenticate(
-    conn: &mut PgConnection,
-    policy: &ThrottlePolicy,
-    login: &str,
-    password: &str,
-    address: &str,
-    device: Option<&KnownDevice>,
-) -> Result<(User, KnownDevice), LoginError> {
-    let account = find_by_login(conn, login.trim())?;
-    let known_device = match (&account, device) {
-        (Some((user, hash)), Some(device)) => device.vouches_for(user.id, hash),
-        _ => false,
-    };
-    if let Err(until) = throttle::admit(conn, policy, login, address, known_device)? {
-        return Err(LoginError::Throttled { until });
-    }
-    let verified = match account {
-        Some((user, hash)) => verify_password(password, &hash).then(|| {
-            let device = KnownDevice::of(user.id, &hash);
-            (user, device)
-        }),
-        None => {
-            verify_against_dummy(password);
-            None
-        }
-    };
-    match verified {
-        Some(user) => {
-            throttle::record_success(conn, login, address)?;
-            Ok(user)
-        }
-        None => {
-            throttle::record_failure(conn, policy, login, address)?;
-            Err(LoginError::WrongCredentials)
-        }
-    }
-}
-
 pub fn change_display_name(
     conn: &mut PgConnection,
     user_id: UserId,
@@ -303,96 +266,59 @@ pub fn change_display_name(
     Ok(())
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum PasswordChangeError {
-    #[error("That is not your current password.")]
-    WrongPassword,
-    #[error("Too many wrong passwords: wait a while before trying again.")]
-    Throttled { until: DateTime<Utc> },
-    #[error(transparent)]
-    Database(#[from] diesel::result::Error),
-    #[error(transparent)]
-    Hashing(#[from] anyhow::Error),
-}
-
-/// A logged-in user changes their password. The current one is checked exactly like a log-in
-/// ([`authenticate`]: same throttle, same counters), so an open session someone walked up to
-/// is no way around the growing delays for guessing it. Every session of the user ends with
-/// the change; the caller renews its own (`web::auth::start_session`), which is then the only
-/// one.
-pub fn change_password(
-    conn: &mut PgConnection,
-    policy: &ThrottlePolicy,
-    user: &User,
-    current: &str,
-    new: &NewPassword,
-    address: &str,
-    device: Option<&KnownDevice>,
-) -> Result<KnownDevice, PasswordChangeError> {
-    match authenticate(conn, policy, &user.login, current, address, device) {
-        Ok((checked, _)) if checked.id == user.id => {}
-        Ok(_) | Err(LoginError::WrongCredentials) => {
-            return Err(PasswordChangeError::WrongPassword);
-        }
-        Err(LoginError::Throttled { until }) => {
-            return Err(PasswordChangeError::Throttled { until });
-        }
-        Err(LoginError::Database(err)) => return Err(err.into()),
-    }
-    let hash = hash_password(new.as_str())?;
-    conn.transaction(|conn| set_password_and_end_sessions(conn, user.id, &hash))?;
-    Ok(KnownDevice::of(user.id, &hash))
-}
-
-/// Stores a new password hash and deletes every session of the user. Run it inside a
-/// transaction: the password and the sessions change together or not at all.
-fn set_password_and_end_sessions(
-    conn: &mut PgConnection,
-    user_id: UserId,
-    hash: &str,
-) -> QueryResult<()> {
-    // The update locks the user row first, the order `sessions::create` takes at a log-in.
-    diesel::update(users::table.find(user_id))
-        .set(users::password_hash.eq(hash))
-        .execute(conn)?;
-    sessions::end_all_of_user(conn, user_id, sessions::SessionEnd::PasswordChanged)?;
-    Ok(())
-}
-
 /// `bookstore create-staff`: makes `login` a staff account, creating it when it does not exist
-/// (then a password is required). An existing account keeps its password unless one is given.
+/// (then a password is required), and records it as done by `context`. An existing account
+/// keeps its password unless one is given.
 pub fn create_or_promote_staff(
     conn: &mut PgConnection,
+    context: &AuditContext,
     login: &Login,
     password: Option<&NewPassword>,
 ) -> anyhow::Result<(User, bool)> {
     conn.transaction(|conn| {
-        if let Some((user, _)) = find_by_login(conn, login.as_str())? {
-            let target = users::table.find(user.id);
-            match password {
-                Some(password) => diesel::update(target)
-                    .set((
-                        users::role.eq(Role::Staff.as_str()),
-                        users::password_hash.eq(hash_password(password.as_str())?),
-                    ))
-                    .execute(conn)?,
-                None => diesel::update(target)
-                    .set(users::role.eq(Role::Staff.as_str()))
-                    .execute(conn)?,
-            };
-            let user = find_user(conn, user.id)?.expect("the user was just updated");
-            return Ok((user, false));
-        }
-        let password = password.ok_or_else(|| {
-            anyhow::anyhow!(
-                "{} does not exist yet: a password is needed to create it",
-                login.as_str()
-            )
-        })?;
-        let name = DisplayName::parse(login.as_str()).map_err(anyhow::Error::msg)?;
-        let user = register(conn, login, &name, password, Role::Staff)?;
-        Ok((user, true))
+        let (user, created) = promote_or_create(conn, login, password)?;
+        let subject = format!("user {}", user.login);
+        audit::record(
+            conn,
+            context,
+            AuditAction::StaffGranted,
+            &subject,
+            json!({}),
+        )?;
+        Ok((user, created))
     })
+}
+
+fn promote_or_create(
+    conn: &mut PgConnection,
+    login: &Login,
+    password: Option<&NewPassword>,
+) -> anyhow::Result<(User, bool)> {
+    if let Some((user, _)) = find_by_login(conn, login.as_str())? {
+        let target = users::table.find(user.id);
+        match password {
+            Some(password) => diesel::update(target)
+                .set((
+                    users::role.eq(Role::Staff.as_str()),
+                    users::password_hash.eq(hash_password(password.as_str())?),
+                ))
+                .execute(conn)?,
+            None => diesel::update(target)
+                .set(users::role.eq(Role::Staff.as_str()))
+                .execute(conn)?,
+        };
+        let user = find_user(conn, user.id)?.expect("the user was just updated");
+        return Ok((user, false));
+    }
+    let password = password.ok_or_else(|| {
+        anyhow::anyhow!(
+            "{} does not exist yet: a password is needed to create it",
+            login.as_str()
+        )
+    })?;
+    let name = DisplayName::parse(login.as_str()).map_err(anyhow::Error::msg)?;
+    let user = register(conn, login, &name, password, Role::Staff)?;
+    Ok((user, true))
 }
 
 #[cfg(test)]

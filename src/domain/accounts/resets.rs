@@ -6,13 +6,17 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use serde_json::json;
 
-use crate::domain::ids::UserId;
 use crate::{
     db::schema::password_resets,
-    domain::accounts::{
-        Login, NewPassword, User, find_by_login, find_user, hash_password, sessions::SessionToken,
-        set_password_and_end_sessions,
+    domain::{
+        accounts::{
+            Login, NewPassword, User, find_by_login, find_user, hash_password,
+            login::set_password_and_end_sessions, sessions::SessionToken,
+        },
+        audit::{self, AuditAction, AuditContext},
+        ids::UserId,
     },
 };
 
@@ -82,11 +86,12 @@ pub enum CreateLinkError {
     Database(#[from] diesel::result::Error),
 }
 
-/// Creates a link for the account with this login (any case). Earlier links of that account
-/// are deleted: only the newest one handed out works, so a link given to the wrong person is
-/// undone by giving out another.
+/// Creates a link for the account with this login (any case), handed out by `context`, and
+/// records it. Earlier links of that account are deleted: only the newest one handed out
+/// works, so a link given to the wrong person is undone by giving out another.
 pub fn create_link(
     conn: &mut PgConnection,
+    context: &AuditContext,
     login: &Login,
     issuer: LinkIssuer,
 ) -> Result<ResetLink, CreateLinkError> {
@@ -109,6 +114,9 @@ pub fn create_link(
                 password_resets::expires_at.eq(expires_at),
             ))
             .execute(conn)?;
+        let subject = format!("user {}", user.login);
+        let action = AuditAction::PasswordResetIssued;
+        audit::record(conn, context, action, &subject, json!({}))?;
         Ok(ResetLink {
             token,
             user,
@@ -159,12 +167,14 @@ pub enum ResetError {
     Hashing(#[from] anyhow::Error),
 }
 
-/// Uses a link: marks it used, sets the new password and deletes every session of the
-/// account, in one transaction. The link is claimed by one UPDATE that matches only while it
-/// is unused and unexpired: of two simultaneous uses, the second waits for the first's row
-/// lock, then finds `used_at` set and matches nothing, so a link works exactly once.
+/// Uses a link, by `context` (whoever holds it): marks it used, sets the new password, deletes
+/// every session of the account and records it, in one transaction. The link is claimed by one
+/// UPDATE that matches only while it is unused and unexpired: of two simultaneous uses, the
+/// second waits for the first's row lock, then finds `used_at` set and matches nothing, so a
+/// link works exactly once.
 pub fn use_link(
     conn: &mut PgConnection,
+    context: &AuditContext,
     token: &ResetToken,
     password: &NewPassword,
 ) -> Result<User, ResetError> {
@@ -187,6 +197,14 @@ pub fn use_link(
         let user = find_user(conn, user_id)?.ok_or(ResetError::NotUsable)?;
         // The owner's way in past the throttle's ceiling: the new password works at once.
         super::throttle::forget_login(conn, &user.login)?;
+        let subject = format!("user {}", user.login);
+        audit::record(
+            conn,
+            context,
+            AuditAction::PasswordReset,
+            &subject,
+            json!({}),
+        )?;
         Ok(user)
     })
 }

@@ -5,10 +5,13 @@ use chrono::{DateTime, Days, NaiveDate, NaiveTime, Utc};
 use diesel::{prelude::*, result::DatabaseErrorKind};
 use sha2::{Digest, Sha256};
 
-use crate::domain::ids::{ApiTokenId, UserId};
 use crate::{
     db::schema::api_tokens,
-    domain::accounts::{User, find_user},
+    domain::{
+        accounts::{User, find_user},
+        audit::{self, AuditAction, AuditContext},
+        ids::{ApiTokenId, UserId},
+    },
 };
 
 /// Every token starts with this, so leaked ones are easy to recognise.
@@ -91,10 +94,30 @@ pub enum CreateError {
     Database(#[from] diesel::result::Error),
 }
 
-/// Creates a token; returns it in clear, the only time it exists outside the caller. The unique
-/// index on live names decides between two creations of the same name, so there is no check
-/// before the insert to race with. Run it in a transaction: a refused name aborts it.
+/// Creates a token for `user_id`, made by `context`, and records it; returns the token in
+/// clear, the only time it exists outside the caller. The unique index on live names decides
+/// between two creations of the same name, so there is no check before the insert to race
+/// with: a refused name rolls back the whole creation.
 pub fn create(
+    conn: &mut PgConnection,
+    context: &AuditContext,
+    user_id: UserId,
+    name: &str,
+    expires_at: Option<DateTime<Utc>>,
+) -> Result<String, CreateError> {
+    conn.transaction(|conn| {
+        let token = insert_token(conn, user_id, name, expires_at)?;
+        let details = serde_json::json!({
+            "prefix": display_prefix(&token),
+            "expires_at": expires_at,
+        });
+        let subject = format!("token {name}");
+        audit::record(conn, context, AuditAction::TokenCreated, &subject, details)?;
+        Ok(token)
+    })
+}
+
+fn insert_token(
     conn: &mut PgConnection,
     user_id: UserId,
     name: &str,
@@ -189,18 +212,30 @@ const TOKEN_INFO_COLUMNS: (
     api_tokens::expires_at,
 );
 
-/// Revokes one of the user's own tokens; `false` if there is no such token of theirs that is
-/// not already revoked.
-pub fn revoke(conn: &mut PgConnection, user_id: UserId, token_id: ApiTokenId) -> QueryResult<bool> {
-    let revoked = diesel::update(
-        api_tokens::table
-            .find(token_id)
-            .filter(api_tokens::user_id.eq(user_id))
-            .filter(api_tokens::revoked_at.is_null()),
-    )
-    .set(api_tokens::revoked_at.eq(diesel::dsl::now))
-    .execute(conn)?;
-    Ok(revoked == 1)
+/// Revokes one of the user's own tokens, by `context`, and records it; `false` (and nothing
+/// recorded) if there is no such token of theirs that is not already revoked.
+pub fn revoke(
+    conn: &mut PgConnection,
+    context: &AuditContext,
+    user_id: UserId,
+    token_id: ApiTokenId,
+) -> QueryResult<bool> {
+    conn.transaction(|conn| {
+        let revoked = diesel::update(
+            api_tokens::table
+                .find(token_id)
+                .filter(api_tokens::user_id.eq(user_id))
+                .filter(api_tokens::revoked_at.is_null()),
+        )
+        .set(api_tokens::revoked_at.eq(diesel::dsl::now))
+        .execute(conn)?;
+        if revoked == 1 {
+            let subject = format!("token #{token_id}");
+            let details = serde_json::json!({});
+            audit::record(conn, context, AuditAction::TokenRevoked, &subject, details)?;
+        }
+        Ok(revoked == 1)
+    })
 }
 
 /// The owner of a live token (neither revoked nor expired), and the token's name.

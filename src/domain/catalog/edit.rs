@@ -1,10 +1,13 @@
-//! Staff edits of the catalog: create and update a book from a validated form, hide and show.
+//! Staff edits of the catalog: create and update a book from a validated form, hide and show,
+//! each recorded in the audit log in the edit's own transaction.
 
 use diesel::{prelude::*, result::DatabaseErrorKind};
+use serde_json::json;
 
 use crate::{
     db::schema::{book_authors, books},
     domain::{
+        audit::{self, AuditAction, AuditContext},
         catalog::{
             book_form::BookInput,
             bulk::{author_links, ensure_authors},
@@ -13,21 +16,34 @@ use crate::{
     },
 };
 
-/// Takes a book out of the catalog, or puts it back; its rows and order history stay. Returns
-/// its title, or `None` when there is no such book.
+/// Takes a book out of the catalog, or puts it back, by `context`; its rows and order history
+/// stay. Returns its title, or `None` (and nothing recorded) when there is no such book.
 pub fn set_hidden(
     conn: &mut PgConnection,
+    context: &AuditContext,
     id: BookId,
     hidden: bool,
 ) -> QueryResult<Option<String>> {
-    diesel::update(books::table.find(id))
-        .set((
-            books::hidden.eq(hidden),
-            books::updated_at.eq(diesel::dsl::now),
-        ))
-        .returning(books::title)
-        .get_result(conn)
-        .optional()
+    conn.transaction(|conn| {
+        let title: Option<String> = diesel::update(books::table.find(id))
+            .set((
+                books::hidden.eq(hidden),
+                books::updated_at.eq(diesel::dsl::now),
+            ))
+            .returning(books::title)
+            .get_result(conn)
+            .optional()?;
+        if let Some(title) = &title {
+            let action = if hidden {
+                AuditAction::BookHidden
+            } else {
+                AuditAction::BookUnhidden
+            };
+            let details = json!({ "title": title });
+            audit::record(conn, context, action, &format!("book {id}"), details)?;
+        }
+        Ok(title)
+    })
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -54,21 +70,27 @@ impl From<diesel::result::Error> for EditError {
     }
 }
 
-/// Adds a book; returns its id.
-pub fn create_book(conn: &mut PgConnection, input: &BookInput) -> Result<BookId, EditError> {
+/// Adds a book, by `context`; returns its id.
+pub fn create_book(
+    conn: &mut PgConnection,
+    context: &AuditContext,
+    input: &BookInput,
+) -> Result<BookId, EditError> {
     conn.transaction(|conn| {
         let id: BookId = diesel::insert_into(books::table)
             .values(&input.book)
             .returning(books::id)
             .get_result(conn)?;
         link_authors(conn, id, &input.authors)?;
+        record_saved(conn, context, AuditAction::BookCreated, id, input)?;
         Ok(id)
     })
 }
 
-/// Replaces a book's fields and authors.
+/// Replaces a book's fields and authors, by `context`.
 pub fn update_book(
     conn: &mut PgConnection,
+    context: &AuditContext,
     id: BookId,
     input: &BookInput,
 ) -> Result<(), EditError> {
@@ -97,8 +119,21 @@ pub fn update_book(
         }
         diesel::delete(book_authors::table.filter(book_authors::book_id.eq(id))).execute(conn)?;
         link_authors(conn, id, &input.authors)?;
+        record_saved(conn, context, AuditAction::BookEdited, id, input)?;
         Ok(())
     })
+}
+
+/// The audit record of a book added or edited: what a shopper sees change first.
+fn record_saved(
+    conn: &mut PgConnection,
+    context: &AuditContext,
+    action: AuditAction,
+    id: BookId,
+    input: &BookInput,
+) -> QueryResult<()> {
+    let details = json!({ "title": input.book.title, "price": input.book.price.plain(), "stock": input.book.stock });
+    audit::record(conn, context, action, &format!("book {id}"), details)
 }
 
 fn link_authors(conn: &mut PgConnection, book_id: BookId, names: &[String]) -> QueryResult<()> {

@@ -5,12 +5,13 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::{
-    domain::{
-        audit::{self, AuditAction},
-        ids::TaskId,
+    domain::ids::TaskId,
+    tasks::{
+        bulk::{self, BulkAction},
+        ops,
+        status::TaskStatus,
+        views,
     },
-    tasks::ops::BulkAction,
-    tasks::{ops, status::TaskStatus, views},
     web::{
         AppState,
         api::{ApiError, ApiStaff},
@@ -61,13 +62,7 @@ pub async fn register(
     } = body.into_inner();
     let (n, f) = (name.clone(), function_name.clone());
     let id = call(&state, move |conn| {
-        audit::within(
-            conn,
-            &audit,
-            AuditAction::ProgramRegistered,
-            |_| format!("program {n}"),
-            |conn| ops::register_program(conn, &n, &f),
-        )
+        ops::register_program_as(conn, &audit, &n, &f)
     })
     .await?;
     Ok(HttpResponse::Created()
@@ -98,13 +93,7 @@ pub async fn run(
         if let (Some(function), Some(params)) = (function, parameters.as_ref()) {
             ops::check_before_queueing(&function, params, &settings)?;
         }
-        audit::within(
-            conn,
-            &audit,
-            AuditAction::TaskQueued,
-            |id| format!("task {id}"),
-            |conn| ops::run_program(conn, &program, parameters.as_ref()),
-        )
+        ops::run_program_as(conn, &audit, &program, parameters.as_ref())
     })
     .await?;
     Ok(HttpResponse::Created()
@@ -187,16 +176,7 @@ pub async fn cancel(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = task_id(&path)?;
-    let status = call(&state, move |conn| {
-        audit::within(
-            conn,
-            &audit,
-            AuditAction::TaskCancelled,
-            |_| format!("task {id}"),
-            |conn| ops::cancel_task(conn, id),
-        )
-    })
-    .await?;
+    let status = call(&state, move |conn| ops::cancel_task_as(conn, &audit, id)).await?;
     Ok(HttpResponse::Ok()
         .json(json!({ "id": id, "status": status, "cancel_requested": status.is_running() })))
 }
@@ -255,13 +235,7 @@ pub async fn bulk(
             Some(filter) => views::matching_ids(conn, &filter, 10_000)?,
             None => ids.unwrap_or_default(),
         };
-        let changed = audit::within(
-            conn,
-            &audit,
-            action.audit_action(),
-            |changed| format!("{changed} tasks"),
-            |conn| ops::bulk(conn, action, &ids),
-        )?;
+        let changed = bulk::bulk(conn, &audit, action, &ids)?;
         Ok((ids.len(), changed))
     })
     .await?;

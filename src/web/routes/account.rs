@@ -6,19 +6,14 @@ use askama::Template;
 use askama_web::WebTemplate;
 use chrono::Utc;
 use serde::Deserialize;
-use serde_json::json;
 
 use crate::{
-    domain::{
-        accounts::{self, DisplayName, Login, LoginError, RegisterError},
-        audit::{self, Actor, AuditAction, AuditContext},
-    },
+    domain::accounts::{self, DisplayName, Login, LoginError, RegisterError},
     web::routes::cart,
     web::{
         AppState,
         auth::{
-            actor_of, client_address, end_session, known_device, remember_device, safe_next,
-            start_session,
+            client_address, end_session, known_device, remember_device, safe_next, start_session,
         },
         csrf::{CsrfForm, FormToken},
         error::{WebError, html, see_other},
@@ -196,18 +191,8 @@ pub async fn login(
     let (login, password) = (form.login.clone(), form.password.clone());
     let device = known_device(&req);
     let outcome = with_conn(&state, move |conn| {
-        let outcome =
-            accounts::authenticate(conn, &policy, &login, &password, &address, device.as_ref());
-        let (action, actor) = match &outcome {
-            Ok((user, _)) => (AuditAction::LoginSucceeded, actor_of(user)),
-            Err(LoginError::WrongCredentials) => (AuditAction::LoginFailed, Actor::Visitor),
-            Err(LoginError::Throttled { .. }) => (AuditAction::LoginThrottled, Actor::Visitor),
-            Err(LoginError::Database(_)) => return Ok::<_, WebError>(outcome),
-        };
-        let context = AuditContext::new(actor, Some(address));
-        let subject = format!("login {}", login.trim());
-        audit::record(conn, &context, action, &subject, json!({}))?;
-        Ok(outcome)
+        let outcome = accounts::log_in(conn, &policy, &login, &password, &address, device.as_ref());
+        Ok::<_, WebError>(outcome)
     })
     .await?;
     let (status, error) = match outcome {

@@ -6,10 +6,7 @@ use askama::Template;
 use askama_web::WebTemplate;
 use serde::Deserialize;
 
-use serde_json::json;
-
 use crate::{
-    domain::audit::{AuditAction, AuditContext},
     domain::{
         accounts::{
             self, DisplayName, PasswordChangeError, User,
@@ -18,10 +15,8 @@ use crate::{
         orders::{self, OrderSummary},
     },
     web::{
-        AppState, audit,
-        auth::{
-            CurrentUser, actor_of, client_address, known_device, remember_device, start_session,
-        },
+        AppState,
+        auth::{CurrentUser, client_address, known_device, remember_device, start_session},
         csrf::{self, CsrfForm},
         error::{WebError, html, see_other},
         flash,
@@ -186,7 +181,6 @@ pub async fn change_password(
         return again(&state, &req, &session, user, None, errors, status).await;
     };
     let (policy, address) = (state.throttle, client_address(&req));
-    let context = AuditContext::new(actor_of(&user), Some(address.clone()));
     let (checked, current) = (user.clone(), form.current_password);
     let device = known_device(&req);
     let changed = with_conn(&state, move |conn| {
@@ -203,15 +197,6 @@ pub async fn change_password(
     .await?;
     let status = match changed {
         Ok(device) => {
-            let subject = format!("user {}", user.login);
-            audit::record(
-                &state,
-                context,
-                AuditAction::PasswordChanged,
-                subject,
-                json!({}),
-            )
-            .await;
             // The change deleted every session of the user, this one too; renewing stores
             // this browser's state again under a new token, as a log-in would.
             start_session(&session, &user)?;

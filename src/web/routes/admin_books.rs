@@ -6,20 +6,15 @@ use actix_web::{FromRequest, HttpRequest, HttpResponse, http::StatusCode, web};
 use askama::Template;
 use askama_web::WebTemplate;
 
-use diesel::Connection;
 use serde::Deserialize;
-use serde_json::json;
 
 use crate::domain::ids::BookId;
 use crate::{
-    domain::{
-        audit::{self, AuditAction},
-        catalog::{
-            self, BookSummary,
-            book_form::BookFields,
-            edit::{self, EditError},
-            search::{self, CatalogQuery, Sort},
-        },
+    domain::catalog::{
+        self, BookSummary,
+        book_form::BookFields,
+        edit::{self, EditError},
+        search::{self, CatalogQuery, Sort},
     },
     web::{
         AppState,
@@ -146,19 +141,10 @@ pub async fn save(
     };
     let price = input.book.price;
     let saved = with_conn(&state, move |conn| {
-        Ok::<_, WebError>(conn.transaction(|conn| {
-            let (id, action) = match book_id {
-                Some(id) => (
-                    edit::update_book(conn, id, &input).map(|()| id)?,
-                    AuditAction::BookEdited,
-                ),
-                None => (edit::create_book(conn, &input)?, AuditAction::BookCreated),
-            };
-            let details =
-                json!({ "title": input.book.title, "price": price.plain(), "stock": input.book.stock });
-            audit::record(conn, &audit, action, &format!("book {id}"), details)?;
-            Ok::<_, EditError>(id)
-        }))
+        Ok::<_, WebError>(match book_id {
+            Some(id) => edit::update_book(conn, &audit, id, &input).map(|()| id),
+            None => edit::create_book(conn, &audit, &input),
+        })
     })
     .await?;
     match saved {
@@ -299,19 +285,7 @@ pub async fn hide_or_unhide(
     let id: BookId = id.parse().map_err(|_| WebError::NotFound)?;
     let hidden = verb == "hide";
     let title = with_conn(&state, move |conn| {
-        conn.transaction(|conn| {
-            let title = edit::set_hidden(conn, id, hidden)?;
-            if let Some(title) = &title {
-                let action = if hidden {
-                    AuditAction::BookHidden
-                } else {
-                    AuditAction::BookUnhidden
-                };
-                let details = json!({ "title": title });
-                audit::record(conn, &audit, action, &format!("book {id}"), details)?;
-            }
-            Ok::<_, diesel::result::Error>(title)
-        })
+        edit::set_hidden(conn, &audit, id, hidden)
     })
     .await?
     .ok_or(WebError::NotFound)?;

@@ -7,13 +7,10 @@ use actix_session::Session;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, http::StatusCode, web};
 use askama::Template;
 use askama_web::WebTemplate;
-use diesel::Connection;
 use serde::Deserialize;
-use serde_json::json;
 
 use crate::domain::ids::TaskId;
 use crate::{
-    domain::audit::{self, AuditAction},
     tasks::{
         ops::{self, OperationError, ProgramInfo},
         refusal::FieldProblem,
@@ -133,13 +130,7 @@ pub async fn register(
     );
     let (n, f) = (name.clone(), function.clone());
     let outcome = with_conn(&state, move |conn| {
-        Ok::<_, WebError>(audit::within(
-            conn,
-            &audit,
-            AuditAction::ProgramRegistered,
-            |_| format!("program {n}"),
-            |conn| ops::register_program(conn, &n, &f),
-        ))
+        Ok::<_, WebError>(ops::register_program_as(conn, &audit, &n, &f))
     })
     .await?;
     match outcome {
@@ -182,36 +173,10 @@ pub async fn settings(
     CsrfForm(form): CsrfForm<SettingsForm>,
 ) -> Result<HttpResponse, WebError> {
     let program = find_program(&state, &path).await?;
-    let enabled = form.enabled.is_some();
-    let schedule = form.schedule.trim().to_owned();
-    let id = program.id;
-    let before = program.clone();
+    let (id, enabled, schedule) = (program.id, form.enabled.is_some(), form.schedule);
     let outcome = with_conn(&state, move |conn| {
-        Ok::<_, WebError>(conn.transaction(|conn| {
-            ops::configure_program(conn, id, Some(&schedule), enabled)?;
-            let subject = format!("program {}", before.name);
-            // The page shows "0 3 * * *" as "daily at 03:00": saving that is no change.
-            let in_words = crate::tasks::schedule::in_words;
-            if in_words(before.schedule.as_deref().unwrap_or("")) != in_words(&schedule) {
-                let details = json!({ "schedule": schedule });
-                audit::record(
-                    conn,
-                    &audit,
-                    AuditAction::ProgramScheduled,
-                    &subject,
-                    details,
-                )?;
-            }
-            if before.enabled != enabled {
-                let action = if enabled {
-                    AuditAction::ProgramEnabled
-                } else {
-                    AuditAction::ProgramDisabled
-                };
-                audit::record(conn, &audit, action, &subject, json!({}))?;
-            }
-            Ok::<_, OperationError>(())
-        }))
+        let configured = ops::configure_program(conn, &audit, id, Some(&schedule), enabled);
+        Ok::<_, WebError>(configured)
     })
     .await?;
     match outcome {
@@ -330,13 +295,8 @@ pub async fn run(
         if let Err(refused) = ops::check_before_queueing(&function, &parameters, &settings) {
             return Ok::<_, WebError>(Err(refused));
         }
-        Ok::<_, WebError>(audit::within(
-            conn,
-            &audit,
-            AuditAction::TaskQueued,
-            |id| format!("task {id}"),
-            |conn| ops::run_program(conn, &name, Some(&parameters)),
-        ))
+        let queued = ops::run_program_as(conn, &audit, &name, Some(&parameters));
+        Ok::<_, WebError>(queued)
     })
     .await?;
     match outcome {

@@ -9,9 +9,9 @@ use askama_web::WebTemplate;
 
 use crate::domain::ids::TaskId;
 use crate::{
-    domain::audit,
     tasks::{
-        ops::{self, BulkAction},
+        bulk::{self, BulkAction},
+        ops,
         status::TaskStatus,
         views::{self, TaskRow, TaskSort},
     },
@@ -318,7 +318,7 @@ pub async fn confirm(
     let matching = matches!(request.target, BulkTarget::Matching(..));
     let (named, applicable, highest) = with_conn(&state, move |conn| {
         let ids = request.ids(conn)?;
-        let applicable = ops::bulk_applicable(conn, action, &ids)?;
+        let applicable = bulk::bulk_applicable(conn, action, &ids)?;
         // Newest first: the first is the highest id counted.
         Ok::<_, WebError>((ids.len(), applicable, ids.first().copied()))
     })
@@ -354,14 +354,7 @@ pub async fn apply(
     let back = request.back();
     let changed = with_conn(&state, move |conn| {
         let ids = request.ids(conn)?;
-        let changed = audit::within(
-            conn,
-            &context,
-            action.audit_action(),
-            |changed| format!("{changed} tasks"),
-            |conn| ops::bulk(conn, action, &ids),
-        )?;
-        Ok::<_, WebError>(changed)
+        Ok::<_, WebError>(bulk::bulk(conn, &context, action, &ids)?)
     })
     .await?;
     let tasks = if changed == 1 { "task" } else { "tasks" };

@@ -9,7 +9,6 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::ids::TaskId;
 use crate::{
-    domain::audit::{self, AuditAction},
     tasks::{
         ops::{self},
         status::TaskStatus,
@@ -204,13 +203,7 @@ pub async fn cancel(
     let task = load_task(&state, &path).await?;
     let id = task.row.id;
     let outcome = with_conn(&state, move |conn| {
-        Ok::<_, WebError>(audit::within(
-            conn,
-            &audit,
-            AuditAction::TaskCancelled,
-            |_| format!("task {id}"),
-            |conn| ops::cancel_task(conn, id),
-        ))
+        Ok::<_, WebError>(ops::cancel_task_as(conn, &audit, id))
     })
     .await?;
     match outcome {
@@ -236,13 +229,8 @@ pub async fn rerun(
     let task = load_task(&state, &path).await?;
     let (program, parameters) = (task.row.program.clone(), task.row.parameters.clone());
     let outcome = with_conn(&state, move |conn| {
-        Ok::<_, WebError>(audit::within(
-            conn,
-            &audit,
-            AuditAction::TaskQueued,
-            |id| format!("task {id}"),
-            |conn| ops::run_program(conn, &program, parameters.as_ref()),
-        ))
+        let queued = ops::run_program_as(conn, &audit, &program, parameters.as_ref());
+        Ok::<_, WebError>(queued)
     })
     .await?;
     match outcome {

@@ -6,16 +6,11 @@ use actix_web::{HttpResponse, http::StatusCode, web};
 use askama::Template;
 use askama_web::WebTemplate;
 use chrono::{DateTime, Days, Utc};
-use diesel::Connection;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use crate::domain::ids::{ApiTokenId, UserId};
 use crate::{
-    domain::{
-        accounts::tokens::{self, CreateError, MAX_LIFETIME_DAYS, TokenInfo},
-        audit::{self, AuditAction},
-    },
+    domain::accounts::tokens::{self, CreateError, MAX_LIFETIME_DAYS, TokenInfo},
     web::{
         AppState,
         auth::Staff,
@@ -150,18 +145,8 @@ pub async fn create(
     let user_id = user.id;
     let token_name = name.clone();
     let created = with_conn(&state, move |conn| {
-        let created = conn.transaction(|conn| {
-            let token = tokens::create(conn, user_id, &token_name, expires_at)?;
-            let details = json!({
-                "prefix": tokens::display_prefix(&token),
-                "expires_at": expires_at,
-            });
-            let subject = format!("token {token_name}");
-            audit::record(conn, &audit, AuditAction::TokenCreated, &subject, details)?;
-            Ok::<_, CreateError>(token)
-        });
         // A taken name is an answer for the form, anything else an error of the page.
-        match created {
+        match tokens::create(conn, &audit, user_id, &token_name, expires_at) {
             Ok(token) => Ok(Ok(token)),
             Err(taken @ CreateError::NameTaken(_)) => Ok(Err(taken.to_string())),
             Err(CreateError::Database(err)) => Err(err),
@@ -262,14 +247,7 @@ pub async fn revoke(
     let id = token_id(&path)?;
     let user_id = user.id;
     let revoked = with_conn(&state, move |conn| {
-        conn.transaction(|conn| {
-            let revoked = tokens::revoke(conn, user_id, id)?;
-            if revoked {
-                let subject = format!("token #{id}");
-                audit::record(conn, &audit, AuditAction::TokenRevoked, &subject, json!({}))?;
-            }
-            Ok::<_, diesel::result::Error>(revoked)
-        })
+        tokens::revoke(conn, &audit, user_id, id)
     })
     .await?;
     if !revoked {

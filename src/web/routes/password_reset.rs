@@ -7,8 +7,6 @@ use actix_web::{FromRequest, HttpRequest, HttpResponse, http::StatusCode, web};
 use askama::Template;
 use serde::Deserialize;
 
-use serde_json::json;
-
 use crate::domain::ids::UserId;
 use crate::{
     domain::accounts::{
@@ -16,9 +14,9 @@ use crate::{
         resets::{self, LinkState, ResetError, ResetToken},
         sessions::USER_ID_KEY,
     },
-    domain::audit::{Actor, AuditAction, AuditContext},
+    domain::audit::{Actor, AuditContext},
     web::{
-        AppState, audit,
+        AppState,
         auth::{client_address, end_session},
         csrf::{CsrfForm, FormToken},
         error::{WebError, html, see_other},
@@ -136,22 +134,13 @@ pub async fn reset(
     };
     // The link was usable a moment ago; `use_link` decides, once, whether it still is.
     let token = ResetToken::parse(&path).ok_or(WebError::NotFound)?;
+    let context = AuditContext::new(Actor::Visitor, Some(client_address(&req)));
     let used = with_conn(&state, move |conn| {
-        Ok::<_, WebError>(resets::use_link(conn, &token, &password))
+        Ok::<_, WebError>(resets::use_link(conn, &context, &token, &password))
     })
     .await?;
     match used {
         Ok(user) => {
-            let context = AuditContext::new(Actor::Visitor, Some(client_address(&req)));
-            let subject = format!("user {}", user.login);
-            audit::record(
-                &state,
-                context,
-                AuditAction::PasswordReset,
-                subject,
-                json!({}),
-            )
-            .await;
             // This browser's session was the account's too: it is gone from the table, so
             // the message needs a new (anonymous) session to travel in.
             if session.get::<UserId>(USER_ID_KEY).ok().flatten() == Some(user.id) {
