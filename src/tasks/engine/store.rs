@@ -1,5 +1,5 @@
-//! The engine's statements: each calls one of the `task_*` SQL functions (migration
-//! `engine_v2`), where the rules live. Every write about a running task names the attempt
+//! The engine's statements: each calls one of the `task_*` SQL functions (migrations
+//! `engine_v2`, `engine_rescue`, `engine_v3`), where the rules live. Every write about a running task names the attempt
 //! ([`AttemptKey`]) and the worker; a write the worker no longer holds changes nothing.
 
 use std::collections::HashSet;
@@ -12,14 +12,7 @@ use diesel::{
 };
 use serde_json::Value;
 
-use crate::{
-    db::schema::programs,
-    domain::{
-        audit::{self, Actor, AuditContext},
-        ids::{ProgramId, TaskId},
-    },
-    tasks::{ops, schedule::Schedule, status::TaskStatus},
-};
+use crate::{domain::ids::TaskId, tasks::status::TaskStatus};
 
 /// One attempt at a task: the task's id and its attempt number. A task rescued from a lost
 /// worker and claimed again is a new attempt, so the old run's writes cannot touch it.
@@ -416,48 +409,6 @@ pub fn run_sql_function(
         .get_result(conn)
 }
 
-/// Queues one task for every program whose schedule is due, and moves its next firing on.
-/// The row lock (`SKIP LOCKED`) means one node fires a given slot, once; the others skip it.
-pub fn fire_due_schedules(conn: &mut PgConnection) -> QueryResult<Vec<TaskId>> {
-    conn.transaction(|conn| {
-        // The tasks (and their audit events) are queued by "schedule".
-        audit::act_as(conn, &AuditContext::new(Actor::Schedule, None))?;
-        type Due = (ProgramId, String, Option<String>, Option<DateTime<Utc>>);
-        let due: Vec<Due> = programs::table
-            .filter(programs::enabled.eq(true))
-            .filter(programs::schedule.is_not_null())
-            .filter(programs::next_run_at.le(diesel::dsl::now))
-            .select((
-                programs::id,
-                programs::name,
-                programs::schedule,
-                programs::next_run_at,
-            ))
-            .for_update()
-            .skip_locked()
-            .load(conn)?;
-        let mut queued = Vec::new();
-        for (id, name, schedule, slot) in due {
-            let now = Utc::now();
-            let schedule = schedule
-                .as_deref()
-                .and_then(|text| Schedule::parse(text).ok());
-            // Keep the cadence from the slot; after downtime, fire once and carry on from now.
-            let next = schedule.and_then(|schedule| {
-                schedule
-                    .next_after(slot.unwrap_or(now))
-                    .filter(|next| *next > now)
-                    .or_else(|| schedule.next_after(now))
-            });
-            diesel::update(programs::table.find(id))
-                .set(programs::next_run_at.eq(next))
-                .execute(conn)?;
-            // A savepoint: a program whose defaults no longer validate must not stop the others.
-            match conn.transaction(|conn| ops::run_program(conn, &name, None)) {
-                Ok(task_id) => queued.push(task_id),
-                Err(err) => tracing::warn!(program = %name, "scheduled run refused: {err}"),
-            }
-        }
-        Ok(queued)
-    })
-}
+mod schedules;
+
+pub use schedules::fire_due_schedules;
