@@ -10,7 +10,7 @@ use super::*;
 use crate::domain::ids::TaskId;
 use crate::tasks::{
     engine::store::FunctionKind,
-    program::{ProgramFn, ProgramFunction, TaskOutput},
+    program::{ProgramFn, ProgramFunction, TaskError, TaskOutput},
 };
 
 fn function(name: &'static str, run: ProgramFn) -> ProgramFunction {
@@ -43,6 +43,10 @@ fn executor(threads: usize) -> (Executor, mpsc::UnboundedReceiver<Report>) {
             }),
         ),
         function("explode", ProgramFn::Plain(|_| panic!("on purpose"))),
+        function(
+            "later",
+            ProgramFn::Plain(|_| Err(TaskError::Snooze(Duration::from_secs(90)))),
+        ),
         function(
             "plain_db",
             ProgramFn::Plain(|ctx| {
@@ -184,4 +188,14 @@ fn the_local_queue_hands_out_the_highest_priority_first_then_in_claim_order() {
     assert_eq!(rest, vec![1, 2, 4, 3]);
     queue.close();
     assert!(queue.pop().is_none(), "closed and empty: the threads end");
+}
+
+#[test]
+fn a_program_asking_to_snooze_is_neither_a_success_nor_a_failure() {
+    let (executor, mut reports) = executor(1);
+    executor.submit(job(7, "later").0);
+    match next(&mut reports).outcome {
+        Outcome::Snoozed { wait } => assert_eq!(wait, Duration::from_secs(90)),
+        other => panic!("{other:?}"),
+    }
 }
