@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::{
     db::schema::{programs, tasks},
-    domain::ids::TaskId,
+    domain::ids::{TaskBatchId, TaskId},
     tasks::{status::TaskStatus, table::ResultTable},
 };
 
@@ -35,6 +35,11 @@ pub struct TaskRow {
     pub progress_done: Option<i64>,
     pub progress_total: Option<i64>,
     pub progress_message: Option<String>,
+    /// Higher runs first.
+    pub priority: i32,
+    /// While this task holds it, its program queues no other task with the same key.
+    pub unique_key: Option<String>,
+    pub batch_id: Option<TaskBatchId>,
 }
 
 impl TaskRow {
@@ -116,6 +121,8 @@ pub struct TaskFilter {
     pub created_from: Option<DateTime<Utc>>,
     /// Exclusive.
     pub created_until: Option<DateTime<Utc>>,
+    pub batch: Option<TaskBatchId>,
+    pub priority: Option<i32>,
     /// Only tasks up to this id: what a confirmation counted, not what was queued since.
     pub up_to_id: Option<TaskId>,
 }
@@ -249,6 +256,12 @@ fn filtered(filter: &TaskFilter) -> BoxedTasks<'static> {
     }
     if let Some(until) = filter.created_until {
         query = query.filter(tasks::created_at.lt(until));
+    }
+    if let Some(batch) = filter.batch {
+        query = query.filter(tasks::batch_id.eq(batch));
+    }
+    if let Some(priority) = filter.priority {
+        query = query.filter(tasks::priority.eq(priority));
     }
     if let Some(up_to) = filter.up_to_id {
         query = query.filter(tasks::id.le(up_to));

@@ -133,6 +133,7 @@ mod tests {
         ("error", "card", AA_TEXT), // field errors
         ("scheduled", "scheduled-bg", AA_TEXT),
         ("running", "running-bg", AA_TEXT),
+        ("pending", "pending-bg", AA_TEXT),
         ("code", "code-bg", AA_TEXT),
         // Focus rings, field borders, stars.
         ("focus", "paper", AA_NON_TEXT),

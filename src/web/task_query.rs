@@ -4,9 +4,12 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::tasks::{
-    status::TaskStatus,
-    views::{TaskFilter, TaskSearch, TaskSort},
+use crate::{
+    domain::ids::TaskBatchId,
+    tasks::{
+        status::TaskStatus,
+        views::{TaskFilter, TaskSearch, TaskSort},
+    },
 };
 
 /// As typed; every field optional.
@@ -30,6 +33,12 @@ pub struct TaskListParams {
     /// Created on or before this day (UTC).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub to: String,
+    /// A batch's number: its members.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub batch: String,
+    /// Tasks of this priority (-100 to 100).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub priority: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub sort: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -85,6 +94,29 @@ impl TaskListParams {
             problems.push(("from", "from is after to: nothing can match".to_owned()));
         }
         let (created_from, created_until) = crate::web::forms::day_bounds(from, to);
+        let batch = match self.batch.trim().trim_start_matches('#') {
+            "" => None,
+            value => match value.parse::<TaskBatchId>() {
+                Ok(batch) if batch.0 > 0 => Some(batch),
+                _ => {
+                    problems.push(("batch", "batch is a batch number like 12".to_owned()));
+                    None
+                }
+            },
+        };
+        let priority = match self.priority.trim() {
+            "" => None,
+            value => match value.parse::<i32>() {
+                Ok(priority) if (-100..=100).contains(&priority) => Some(priority),
+                _ => {
+                    problems.push((
+                        "priority",
+                        "priority is a whole number from -100 to 100".to_owned(),
+                    ));
+                    None
+                }
+            },
+        };
         let sort = match self.sort.trim() {
             "" => TaskSort::default(),
             value => TaskSort::parse(value).unwrap_or_else(|| {
@@ -114,6 +146,8 @@ impl TaskListParams {
                 node: text(&self.node),
                 created_from,
                 created_until,
+                batch,
+                priority,
                 up_to_id: None,
             },
             sort,
@@ -179,13 +213,18 @@ mod tests {
             status: "done".into(),
             from: "2026-12-01".into(),
             to: "2026-11-01".into(),
+            batch: "x".into(),
+            priority: "101".into(),
             sort: "fastest".into(),
             page: "0".into(),
             ..Default::default()
         }
         .parse();
         let fields: Vec<&str> = problems.iter().map(|(field, _)| *field).collect();
-        assert_eq!(fields, ["status", "from", "sort", "page"]);
+        assert_eq!(
+            fields,
+            ["status", "from", "batch", "priority", "sort", "page"]
+        );
         assert_eq!((query.filter.status, query.page), (None, 1));
     }
 }

@@ -42,8 +42,8 @@
   // What a message about a task says once the task has moved on from the status it was
   // about ("Task #6 queued." while the task runs would contradict the page).
   var NOW = {
-    scheduled: "is queued", running: "is running", finished: "has finished",
-    error: "has failed", cancelled: "is cancelled"
+    pending: "is waiting for other tasks", scheduled: "is queued", running: "is running",
+    finished: "has finished", error: "has failed", cancelled: "is cancelled"
   };
 
   function syncFlash(id, status) {
@@ -78,7 +78,7 @@
     }
     text(el, ".task-duration", task.duration || "");
     progressBar(el, task);
-    var active = task.status === "scheduled" || task.status === "running";
+    var active = task.status === "pending" || task.status === "scheduled" || task.status === "running";
     if (!active) {
       el.removeAttribute("data-active");
       // The task page shows the result, attempts and actions: fetch them once.
