@@ -12,8 +12,11 @@ use diesel::{
 use serde_json::Value;
 
 use crate::{
-    domain::ids::{TaskBatchId, TaskId},
-    tasks::ops::OperationError,
+    domain::{
+        audit::{self, AuditAction, AuditContext},
+        ids::{TaskBatchId, TaskId},
+    },
+    tasks::ops::{self, OperationError},
 };
 
 /// How a task is queued beyond its program and parameters. The default is a plain task.
@@ -139,4 +142,45 @@ pub fn set_program_options(
     serde_json::from_value(row.options).map_err(|err| {
         OperationError::Database(diesel::result::Error::DeserializationError(err.into()))
     })
+}
+
+/// [`enqueue`] by `context`: the SQL function records the queueing under that actor (a key
+/// already held queues nothing and records nothing, so unlike `ops::as_actor` this logs only
+/// a task it queued).
+pub fn enqueue_as(
+    conn: &mut PgConnection,
+    context: &AuditContext,
+    name: &str,
+    params: Option<&Value>,
+    options: &RunOptions,
+) -> Result<Enqueued, OperationError> {
+    let done = conn.transaction(|conn| {
+        audit::act_as(conn, context)?;
+        enqueue(conn, name, params, options)
+    })?;
+    if !done.existed {
+        audit::log(
+            context,
+            AuditAction::TaskQueued,
+            &format!("task {}", done.id),
+        );
+    }
+    Ok(done)
+}
+
+/// [`set_program_options`] by `context` (the SQL function records it under that actor).
+pub fn set_program_options_as(
+    conn: &mut PgConnection,
+    context: &AuditContext,
+    name: &str,
+    options: ProgramOptions,
+) -> Result<ProgramOptions, OperationError> {
+    let subject = |_: &ProgramOptions| format!("program {name}");
+    ops::as_actor(
+        conn,
+        context,
+        AuditAction::ProgramOptionsSet,
+        subject,
+        |conn| set_program_options(conn, name, options),
+    )
 }

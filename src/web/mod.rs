@@ -7,6 +7,7 @@ pub mod chart;
 pub mod contrast;
 pub mod cover;
 pub mod csrf;
+pub mod engine_options;
 pub mod error;
 mod error_page;
 pub mod flash;

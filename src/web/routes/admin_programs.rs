@@ -13,6 +13,7 @@ use crate::domain::ids::TaskId;
 use crate::{
     tasks::{
         ops::{self, OperationError, ProgramInfo},
+        queueing::{self, Enqueued, RunOptions},
         refusal::FieldProblem,
         views::{self},
     },
@@ -20,6 +21,7 @@ use crate::{
         AppState,
         auth::Staff,
         csrf::{self, CsrfForm},
+        engine_options::{AdvancedInput, AdvancedSection},
         error::{WebError, html, see_other},
         flash,
         forms::NoFields,
@@ -213,7 +215,7 @@ pub async fn pause_or_resume(
     Ok(see_other("/admin/programs"))
 }
 
-async fn find_program(state: &AppState, name: &str) -> Result<ProgramInfo, WebError> {
+pub(super) async fn find_program(state: &AppState, name: &str) -> Result<ProgramInfo, WebError> {
     let name = name.to_owned();
     with_conn(state, ops::get_programs)
         .await?
@@ -229,6 +231,8 @@ pub struct RunPage {
     csrf_token: String,
     program: ProgramInfo,
     fields: Vec<ParamField>,
+    /// Priority, unique key, tasks to wait for.
+    advanced: AdvancedSection,
     error: Option<String>,
 }
 
@@ -272,12 +276,14 @@ pub async fn run_form(
         layout,
         csrf_token: csrf::token(&session),
         fields,
+        advanced: AdvancedSection::new(AdvancedInput::default(), program.priority),
         program,
         error: None,
     })
 }
 
-/// `POST /admin/programs/{name}/run`: run_program; then the new task's page.
+/// `POST /admin/programs/{name}/run`: run_program (with the advanced section's options);
+/// then the new task's page, or the task that holds the unique key.
 pub async fn run(
     state: web::Data<AppState>,
     Staff(_, audit): Staff,
@@ -288,34 +294,94 @@ pub async fn run(
 ) -> Result<HttpResponse, WebError> {
     let program = find_program(&state, &path).await?;
     let parameters = params::parameters(program.parameters.as_ref(), &input);
+    let mut advanced = AdvancedSection::new(AdvancedInput::from_form(&input), program.priority);
+    let options = match advanced.input.parse() {
+        Ok(options) => options,
+        Err(errors) => {
+            advanced.errors = errors;
+            let refused = (
+                BTreeMap::new(),
+                "an advanced option is not valid.".to_owned(),
+            );
+            return refused_run(&req, &session, program, &input, advanced, refused).await;
+        }
+    };
     let name = program.name.clone();
     let (function, settings) = (program.function_name.clone(), state.programs.clone());
+    let queued = options.clone();
     let outcome = with_conn(&state, move |conn| {
         // On the blocking pool: the import's check looks at files.
         if let Err(refused) = ops::check_before_queueing(&function, &parameters, &settings) {
             return Ok::<_, WebError>(Err(refused));
         }
-        let queued = ops::run_program_as(conn, &audit, &name, Some(&parameters));
-        Ok::<_, WebError>(queued)
+        let enqueued = queueing::enqueue_as(conn, &audit, &name, Some(&parameters), &queued);
+        Ok::<_, WebError>(enqueued)
     })
     .await?;
     match outcome {
-        Ok(task_id) => {
-            flash::task_queued(&session, format!("Task #{task_id} queued."), task_id);
-            Ok(see_other(&format!("/admin/tasks/{task_id}")))
-        }
+        Ok(enqueued) => Ok(announce(&session, enqueued, &options)),
         Err(OperationError::Refused {
-            fields, message, ..
+            mut fields,
+            message,
+            ..
         }) => {
-            let page = RunPage {
-                layout: Layout::extract(&req).await?,
-                csrf_token: csrf::token(&session),
-                fields: params::fields(program.parameters.as_ref(), Some(&input), &fields),
-                program,
-                error: Some(message),
-            };
-            Ok(html(StatusCode::UNPROCESSABLE_ENTITY, &page))
+            advanced.take_refusals(&mut fields);
+            refused_run(&req, &session, program, &input, advanced, (fields, message)).await
         }
         Err(OperationError::Database(err)) => Err(err.into()),
     }
+}
+
+/// Says what queueing did, then that task's page: the new one, or the one holding the key.
+fn announce(session: &Session, enqueued: Enqueued, options: &RunOptions) -> HttpResponse {
+    let id = enqueued.id;
+    if enqueued.existed {
+        let key = options.unique_key.as_deref().unwrap_or_default();
+        flash::info(
+            session,
+            format!(
+                "A task with key “{key}” is already queued: task #{id}. Nothing new was queued."
+            ),
+        );
+    } else {
+        flash::task_queued(session, queued_message(id, options), id);
+    }
+    see_other(&format!("/admin/tasks/{id}"))
+}
+
+/// "Task #6 queued." (and what it waits for).
+fn queued_message(id: TaskId, options: &RunOptions) -> String {
+    match options.after.as_slice() {
+        [] => format!("Task #{id} queued."),
+        after => {
+            let ids: Vec<String> = after.iter().map(|id| format!("#{id}")).collect();
+            format!(
+                "Task #{id} queued; it starts once {} finished.",
+                match after.len() {
+                    1 => format!("task {} has", ids[0]),
+                    _ => format!("tasks {} have", ids.join(", ")),
+                }
+            )
+        }
+    }
+}
+
+/// The run form again, with what was typed and what was refused: (field messages, message).
+async fn refused_run(
+    req: &HttpRequest,
+    session: &Session,
+    program: ProgramInfo,
+    input: &HashMap<String, String>,
+    advanced: AdvancedSection,
+    (fields, message): (BTreeMap<String, FieldProblem>, String),
+) -> Result<HttpResponse, WebError> {
+    let page = RunPage {
+        layout: Layout::extract(req).await?,
+        csrf_token: csrf::token(session),
+        fields: params::fields(program.parameters.as_ref(), Some(input), &fields),
+        advanced,
+        program,
+        error: Some(message),
+    };
+    Ok(html(StatusCode::UNPROCESSABLE_ENTITY, &page))
 }

@@ -4,6 +4,7 @@ mod admin_audit;
 mod admin_books;
 mod admin_imports;
 mod admin_overview;
+mod admin_program;
 mod admin_programs;
 mod admin_task_list;
 mod admin_tasks;
@@ -70,6 +71,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/admin", web::get().to(admin_overview::overview))
         .route("/admin/programs", web::get().to(admin_programs::programs))
         .route("/admin/programs", web::post().to(admin_programs::register))
+        .route("/admin/programs/{name}", web::get().to(admin_program::show))
+        .route(
+            "/admin/programs/{name}/options",
+            web::post().to(admin_program::save_options),
+        )
         .route(
             "/admin/programs/{name}/run",
             web::get().to(admin_programs::run_form),
