@@ -21,6 +21,7 @@ pub mod session_end;
 pub mod session_store;
 pub mod state;
 pub mod task_query;
+pub mod workflow_svg;
 
 use std::net::TcpListener;
 

@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use crate::domain::ids::TaskId;
 use crate::{
     tasks::{
+        flow::{self, TaskFlow},
         ops::{self},
         status::TaskStatus,
         views::{self, TaskDetail},
@@ -24,6 +25,7 @@ use crate::{
         layout::Layout,
         result_view::{ResultParams, ResultView},
         with_conn,
+        workflow_svg::{self, Graph},
     },
 };
 
@@ -36,6 +38,10 @@ pub struct TaskPage {
     parameters: String,
     /// The table result, paged and sorted as asked.
     result: Option<ResultView>,
+    /// What it waits for, what waits for it, its batch.
+    flow: TaskFlow,
+    /// The workflow it is part of, drawn.
+    graph: Option<Graph>,
 }
 
 /// One attempt of a task, as the attempts table shows it.
@@ -117,6 +123,9 @@ pub async fn task(
     result: web::Query<ResultParams>,
 ) -> Result<TaskPage, WebError> {
     let task = load_task(&state, &path).await?;
+    let (id, batch) = (task.row.id, task.row.batch_id);
+    let flow = with_conn(&state, move |conn| flow::task_flow(conn, id, batch)).await?;
+    let graph = flow.workflow.as_ref().map(|w| workflow_svg::layout(w, id));
     let attempts = AttemptRow::all_of(&task);
     let parameters = task
         .row
@@ -134,6 +143,8 @@ pub async fn task(
         attempts,
         parameters,
         result,
+        flow,
+        graph,
     })
 }
 

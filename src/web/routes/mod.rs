@@ -1,6 +1,7 @@
 mod account;
 mod account_page;
 mod admin_audit;
+mod admin_batches;
 mod admin_books;
 mod admin_imports;
 mod admin_overview;
@@ -116,6 +117,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/admin/tasks/{id}/result.{format}",
             web::get().to(admin_tasks::download),
         )
+        .route("/admin/batches/{id}", web::get().to(admin_batches::show))
         .route("/admin/imports", web::post().to(admin_imports::upload))
         .route("/admin/tokens", web::get().to(admin_tokens::list))
         .route("/admin/tokens", web::post().to(admin_tokens::create))
