@@ -130,6 +130,23 @@ fn forms() -> Vec<Form> {
             vec![("param_name", "you")],
         ),
         (
+            "/admin/programs/hello_world/run",
+            "/admin/programs/hello_world/run",
+            vec![
+                ("param_name", "you"),
+                ("priority", "1"),
+                ("unique_key", "corpus"),
+                ("unique_for", "1"),
+                ("unique_for_unit", "hours"),
+                ("after", ""),
+            ],
+        ),
+        (
+            "/admin/programs/hello_world/options",
+            "/admin/programs/hello_world",
+            vec![("priority", "1"), ("max_running", "2"), ("per_minute", "")],
+        ),
+        (
             "/admin/programs/hello_world/settings",
             "/admin/programs",
             vec![("schedule", ""), ("enabled", "on")],
@@ -228,7 +245,11 @@ async fn no_form_field_and_no_query_gives_a_500() {
 
     let queries = [
         ("/books", vec!["q", "author", "in_stock", "sort", "page"]),
-        ("/admin/tasks", vec!["status", "program", "q", "page"]),
+        (
+            "/admin/tasks",
+            vec!["status", "program", "q", "batch", "priority", "page"],
+        ),
+        ("/admin/batches/1", vec!["after"]),
         ("/login", vec!["next"]),
         ("/admin/programs/hello_world/run", vec!["x"]),
     ];
@@ -249,6 +270,10 @@ async fn no_form_field_and_no_query_gives_a_500() {
         "/admin/tasks/%FF",
         "/admin/tasks/1/result.%00",
         "/admin/programs/%00/run",
+        "/admin/programs/%00",
+        "/admin/batches/%00",
+        "/admin/batches/-1",
+        "/admin/batches/99999999999999999999",
         "/cart/items/0/remove",
         "/admin/books/-5/edit",
         "/password-reset/%00",

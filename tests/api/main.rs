@@ -32,5 +32,6 @@ mod sessions;
 mod sql_programs;
 mod staff_browser;
 mod staff_console;
+mod staff_engine_v3;
 mod tasks;
 mod tokens;

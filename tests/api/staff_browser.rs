@@ -1,5 +1,6 @@
-//! The staff console in headless Chromium: the "queued" banner follows its task, and the task
-//! list works on a phone (cards, 44 px tick boxes, a skip link to the list).
+//! The staff console in headless Chromium: the "queued" banner follows its task, the task
+//! list works on a phone (cards, 44 px tick boxes, a skip link to the list), and the run
+//! form's advanced section opens and queues a task that waits (its page keeps polling).
 
 use bookstore::config::Role;
 use fantoccini::{
@@ -155,5 +156,82 @@ async fn the_task_list_fits_a_phone_with_big_tick_boxes_and_a_skip_link() {
     )
     .await;
     assert_eq!(listed, json!(true), "the skip link leads to the list");
+    client.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_run_forms_advanced_section_opens_and_queues_a_task_that_waits() {
+    let app = spawn_app().await; // no engine: the tasks stay where they are
+    let first = app
+        .db(|conn| bookstore::tasks::ops::run_program(conn, "noop", None).unwrap())
+        .await;
+    let client = browser(1280).await;
+    log_in(&client, &app, "staff", "staff-runs-tasks").await;
+    let run_form = format!("{}/admin/programs/hello_world/run", app.address);
+    client.goto(&run_form).await.unwrap();
+    let priority = css(&client, "#priority").await;
+    assert!(!priority.is_displayed().await.unwrap(), "closed at first");
+    click(&client, "details.advanced summary").await;
+    assert!(priority.is_displayed().await.unwrap(), "open once clicked");
+    fill(&client, "#priority", "7").await;
+    fill(&client, "#unique_key", "browser-1").await;
+    fill(&client, "#after", &first.to_string()).await;
+    screenshot(&client, "console-run-advanced-1280px").await;
+    click(
+        &client,
+        "form[action='/admin/programs/hello_world/run'] button",
+    )
+    .await;
+    let banner = css(&client, "[data-flash-task]").await;
+    let id = banner.attr("data-flash-task").await.unwrap().unwrap();
+    assert_eq!(
+        css(&client, ".task-priority").await.text().await.unwrap(),
+        "7"
+    );
+    // It waits: the banner says so, and the page keeps polling instead of reloading.
+    run_script(&client, "document.body.setAttribute('data-mark', 'kept');").await;
+    wait_until(20, "two polls of the waiting task", || async {
+        let seen = run_script(
+            &client,
+            "return [document.body.getAttribute('data-mark'), performance.getEntriesByType('resource') \
+               .filter(function (e) { return e.name.indexOf('/api/v1/tasks/') >= 0; }).length];",
+        )
+        .await;
+        seen[0] == json!("kept") && seen[1].as_u64().unwrap_or(0) >= 2
+    })
+    .await;
+    let text = css(&client, "[data-flash-task] .flash-text").await;
+    assert_eq!(
+        text.text().await.unwrap(),
+        format!("Task #{id} is waiting for other tasks.")
+    );
+    css(&client, "#workflow svg").await;
+    screenshot(&client, "console-task-workflow-1280px").await;
+
+    // The same key again lands on the same task, saying so.
+    client.goto(&run_form).await.unwrap();
+    click(&client, "details.advanced summary").await;
+    fill(&client, "#unique_key", "browser-1").await;
+    click(
+        &client,
+        "form[action='/admin/programs/hello_world/run'] button",
+    )
+    .await;
+    css(&client, ".task-summary").await;
+    let flash = css(&client, ".flash-info .flash-text").await;
+    assert_eq!(
+        flash.text().await.unwrap(),
+        format!(
+            "A task with key “browser-1” is already queued: task #{id}. Nothing new was queued."
+        )
+    );
+    assert!(
+        client
+            .current_url()
+            .await
+            .unwrap()
+            .path()
+            .ends_with(&format!("/admin/tasks/{id}"))
+    );
     client.close().await.unwrap();
 }
