@@ -91,6 +91,9 @@ CREATE TABLE task_batches (
     created_by          TEXT,
     CHECK (finished + failed <= size)
 );
+-- A callback task finds its batch (task_batch(), the task page).
+CREATE UNIQUE INDEX task_batches_callback_idx ON task_batches (callback_task_id)
+    WHERE callback_task_id IS NOT NULL;
 
 -- Errors raised below follow the engine's convention: a readable message, and in DETAIL
 -- {"code": "...", "fields": {...}} for the app's forms and API.
