@@ -109,14 +109,15 @@ impl Links {
 
 /// Which way a link is read.
 #[derive(Debug, Clone, Copy)]
-enum Direction {
+pub enum Direction {
     /// The tasks it waits for.
     Upstream,
     /// The tasks waiting for it.
     Downstream,
 }
 
-fn links(conn: &mut PgConnection, task: TaskId, direction: Direction) -> QueryResult<Links> {
+/// The first [`LINKS_SHOWN`] tasks `task` waits for (or that wait for it), and how many.
+pub fn links(conn: &mut PgConnection, task: TaskId, direction: Direction) -> QueryResult<Links> {
     let statement = match direction {
         Direction::Upstream => {
             "SELECT d.upstream_id AS id, p.name AS program, t.status, count(*) OVER () AS total \
@@ -224,6 +225,15 @@ pub fn batch_members(
     let more = rows.len() as i64 > limit;
     rows.truncate(limit.max(0) as usize);
     Ok((rows, more))
+}
+
+/// The ids of a batch's members, in queue order (what queueing the batch made).
+pub fn batch_member_ids(conn: &mut PgConnection, id: TaskBatchId) -> QueryResult<Vec<TaskId>> {
+    tasks::table
+        .filter(tasks::batch_id.eq(id))
+        .order(tasks::id)
+        .select(tasks::id)
+        .load(conn)
 }
 
 /// A task of a workflow, as a node of its graph.

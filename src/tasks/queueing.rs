@@ -1,6 +1,8 @@
 //! Queueing with engine v3's options: priority, unique keys, waiting for other tasks, many
 //! tasks in one statement, batches with a callback, and a program's defaults and limits.
 //! Each calls the SQL function a DBA would (migration `engine_v3`), where the rules live.
+//! The `*_as` forms are how the pages and the API call them, by someone: their own
+//! transaction, whose SQL records the change under that actor.
 
 use chrono::Duration as ChronoDuration;
 use diesel::{
@@ -12,6 +14,7 @@ use diesel::{
 use serde_json::Value;
 
 use crate::{
+    db::schema::programs,
     domain::{
         audit::{self, AuditAction, AuditContext},
         ids::{TaskBatchId, TaskId},
@@ -183,4 +186,75 @@ pub fn set_program_options_as(
         subject,
         |conn| set_program_options(conn, name, options),
     )
+}
+
+/// [`enqueue_many`] by `context` (the SQL function records it under that actor).
+pub fn enqueue_many_as(
+    conn: &mut PgConnection,
+    context: &AuditContext,
+    name: &str,
+    params: &[Value],
+    priority: Option<i32>,
+) -> Result<Vec<TaskId>, OperationError> {
+    let subject = |ids: &Vec<TaskId>| match (ids.first(), ids.last()) {
+        (Some(first), Some(last)) => format!("tasks {first} to {last}"),
+        _ => "no tasks".to_owned(),
+    };
+    ops::as_actor(conn, context, AuditAction::TaskQueued, subject, |conn| {
+        enqueue_many(conn, name, params, priority)
+    })
+}
+
+/// [`enqueue_batch`] by `context` (the SQL function records it under that actor).
+pub fn enqueue_batch_as(
+    conn: &mut PgConnection,
+    context: &AuditContext,
+    name: &str,
+    params: &[Value],
+    callback: Option<(&str, Option<&Value>)>,
+) -> Result<TaskBatchId, OperationError> {
+    let subject = |id: &TaskBatchId| format!("batch {id}");
+    let (callback, callback_params) = callback.unzip();
+    ops::as_actor(conn, context, AuditAction::BatchQueued, subject, |conn| {
+        enqueue_batch(conn, name, params, callback, callback_params.flatten())
+    })
+}
+
+/// A program's options as they are, if there is such a program.
+pub fn program_options(conn: &mut PgConnection, name: &str) -> QueryResult<Option<ProgramOptions>> {
+    programs::table
+        .filter(programs::name.eq(name))
+        .select((
+            programs::priority,
+            programs::max_running,
+            programs::per_minute,
+        ))
+        .first(conn)
+        .optional()
+        .map(|found| {
+            found.map(|(priority, max_running, per_minute)| ProgramOptions {
+                priority,
+                max_running,
+                per_minute,
+            })
+        })
+}
+
+/// Whether [`enqueue`] would take this task now, without queueing it (it runs in a savepoint
+/// that is rolled back): for a batch's callback, which SQL queues when the batch ends, too
+/// late to refuse it to whoever asked for it.
+pub fn check_queueable(
+    conn: &mut PgConnection,
+    name: &str,
+    params: Option<&Value>,
+) -> Result<(), OperationError> {
+    let rolled_back = diesel::result::Error::RollbackTransaction;
+    let tried = conn.transaction(|conn| {
+        enqueue(conn, name, params, &RunOptions::default())?;
+        Err::<(), _>(OperationError::Database(rolled_back))
+    });
+    match tried {
+        Err(OperationError::Database(diesel::result::Error::RollbackTransaction)) => Ok(()),
+        other => other,
+    }
 }
