@@ -4,19 +4,26 @@
 //! or the database sees it. JSON is judged as the text it decodes to, wherever it comes in: a
 //! JSON body (any type actix's `Json` accepts), or a query or form value that is a JSON object
 //! or array (the task search reads one), so an escaped `\u0000` never reaches jsonb either.
-//! Lengths and formats are the parsed types' business (`domain`).
+//! Lengths and formats are the parsed types' business (`domain`). A body is read up to
+//! actix's default 256 KiB, or the larger limit of the few routes that take more.
+
+use std::rc::Rc;
 
 use actix_web::{
     HttpMessage, ResponseError,
     body::{EitherBody, MessageBody},
-    dev::{Payload, ServiceRequest, ServiceResponse},
+    dev::{Extensions, Payload, ServiceRequest, ServiceResponse},
+    http::StatusCode,
     middleware::Next,
-    web::Bytes,
+    web::{Bytes, PayloadConfig},
 };
 use percent_encoding::percent_decode;
 use serde_json::Value;
 
-use crate::web::{api::ApiError, error::WebError};
+use crate::web::{
+    api::{self, ApiError},
+    error::WebError,
+};
 
 /// Why a piece of input was refused, for the message.
 fn unsafe_text(text: &[u8]) -> Option<&'static str> {
@@ -72,6 +79,10 @@ fn unsafe_json(body: &[u8]) -> Option<&'static str> {
         .and_then(|value| walk(&value))
 }
 
+/// What actix's `PayloadConfig` reads by default: the most of a body this guard judges, except
+/// on the routes that take more (`api::large_body_limit`).
+const DEFAULT_BODY_LIMIT: usize = 256 * 1024;
+
 enum BodyKind {
     Json,
     Form,
@@ -113,7 +124,25 @@ pub async fn reject_unsafe_input<B: MessageBody>(
     if problem.is_none()
         && let Some(kind) = body_kind
     {
-        let body = req.extract::<Bytes>().await?;
+        let large = api::large_body_limit(req.method(), req.path());
+        if let Some(limit) = large {
+            // The route takes bodies past the default that `extract` reads below.
+            let mut larger = Extensions::new();
+            larger.insert(PayloadConfig::new(limit));
+            req.add_data_container(Rc::new(larger));
+        }
+        let body = match req.extract::<Bytes>().await {
+            Ok(body) => body,
+            Err(err)
+                if uri.path().starts_with("/api/")
+                    && err.as_response_error().status_code() == StatusCode::PAYLOAD_TOO_LARGE =>
+            {
+                let limit = large.unwrap_or(DEFAULT_BODY_LIMIT);
+                let response = ApiError::body_too_large(limit).error_response();
+                return Ok(req.into_response(response).map_into_right_body());
+            }
+            Err(err) => return Err(err),
+        };
         problem = match kind {
             BodyKind::Json => unsafe_json(&body),
             BodyKind::Form => unsafe_urlencoded(&body),

@@ -3,6 +3,7 @@
 
 mod account_page;
 mod accounts;
+mod api_v3;
 mod audit;
 mod audit_records;
 mod bad_input;

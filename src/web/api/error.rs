@@ -18,6 +18,9 @@ pub struct ApiError {
     code: String,
     message: String,
     fields: BTreeMap<String, String>,
+    /// Which element of a list in the body is wrong (0-based), when one is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    index: Option<usize>,
     /// A bearer token was refused (an authentication failure the audit log records).
     #[serde(skip)]
     token_refused: bool,
@@ -30,6 +33,7 @@ impl ApiError {
             code: code.to_owned(),
             message: message.into(),
             fields: BTreeMap::new(),
+            index: None,
             token_refused: false,
         }
     }
@@ -49,6 +53,43 @@ impl ApiError {
 
     pub fn bad_request(code: &str, message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    /// 422: the body reads, but what it asks for cannot be done.
+    pub fn unprocessable(code: &str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+    }
+
+    /// 422 `invalid_option`: a run option or a program option that cannot be, worded as our
+    /// SQL functions word theirs ("invalid priority: must be ...", the field: "must be ...").
+    pub fn invalid_option(field: &str, problem: impl Into<String>) -> ApiError {
+        let problem = problem.into();
+        let message = format!("invalid {field}: {problem}");
+        let mut error = ApiError::unprocessable(RefusalCode::InvalidOption.as_str(), message);
+        error.fields.insert(field.to_owned(), problem);
+        error
+    }
+
+    /// 413 for a body past its route's limit.
+    pub fn body_too_large(limit: usize) -> ApiError {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("The body is larger than this route accepts ({limit} bytes)."),
+        )
+    }
+
+    /// 404 `program_not_found`, as `run_program` refuses an unknown name.
+    pub fn program_not_found(name: &str) -> ApiError {
+        let mut error = ApiError::new(
+            StatusCode::NOT_FOUND,
+            RefusalCode::ProgramNotFound.as_str(),
+            format!("no program named {name}"),
+        );
+        error
+            .fields
+            .insert("program".into(), "no such program".into());
+        error
     }
 
     pub fn not_found(message: impl Into<String>) -> ApiError {
@@ -99,6 +140,50 @@ impl ApiError {
         self.fields = fields;
         self
     }
+
+    /// The error is about element `index` (0-based) of a list of `of`: says so in `index` and
+    /// the message ("task 3 of 10: ...", as `run_programs` words it, which this also reads).
+    pub fn at_element(mut self, index: usize, of: usize) -> ApiError {
+        let prefix = format!("task {} of {of}: ", index + 1);
+        if !self.message.starts_with(&prefix) {
+            self.message.insert_str(0, &prefix);
+        }
+        self.index = Some(index);
+        self
+    }
+
+    /// For a list of `of` queued in one statement: the element `run_programs` named in its
+    /// message, if it named one.
+    pub fn at_named_element(self, of: usize) -> ApiError {
+        let named = self
+            .message
+            .strip_prefix("task ")
+            .and_then(|rest| rest.split_once(&format!(" of {of}: ")))
+            .and_then(|(n, _)| n.parse::<usize>().ok())
+            .filter(|n| (1..=of).contains(n));
+        match named {
+            Some(n) => self.at_element(n - 1, of),
+            None => self,
+        }
+    }
+
+    /// A field the SQL function names by its own parameter, named as the body names it.
+    pub fn renaming(mut self, sql_name: &str, body_name: &str) -> ApiError {
+        if let Some(message) = self.fields.remove(sql_name) {
+            self.fields.insert(body_name.to_owned(), message);
+        }
+        self
+    }
+
+    /// The error's fields are those of a part of the body: `program` becomes
+    /// `callback.program`.
+    pub fn within(mut self, part: &str) -> ApiError {
+        self.fields = std::mem::take(&mut self.fields)
+            .into_iter()
+            .map(|(field, message)| (format!("{part}.{field}"), message))
+            .collect();
+        self
+    }
 }
 
 impl std::fmt::Display for ApiError {
@@ -145,6 +230,12 @@ impl From<OperationError> for ApiError {
             }
             OperationError::Database(err) => ApiError::internal(err.to_string()),
         }
+    }
+}
+
+impl From<diesel::result::Error> for ApiError {
+    fn from(err: diesel::result::Error) -> Self {
+        ApiError::from(OperationError::from(err))
     }
 }
 

@@ -1,13 +1,18 @@
 //! The JSON API for background programs, `/api/v1`. Staff only: a staff session (the pages'
 //! live updates) or a personal API token (`Authorization: Bearer bks_...`, made on
 //! `/admin/tokens`). The operations and their errors are the same as the pages': both call the
-//! SQL functions of the task engine.
+//! SQL functions of the task engine. Engine v3's queueing (options, many tasks at once,
+//! batches, a program's options) is in `queue`, what the API says about a task or a batch in
+//! `resources`.
 
+mod bodies;
 mod error;
+mod queue;
+mod resources;
 mod routes;
 
 use actix_session::SessionExt;
-use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
+use actix_web::{FromRequest, HttpRequest, dev::Payload, http::Method, web};
 use futures_util::future::LocalBoxFuture;
 
 use crate::{
@@ -24,20 +29,35 @@ use crate::{
 
 pub use error::ApiError;
 
+/// The most a body of most calls may be.
+const BODY_LIMIT: usize = 64 * 1024;
+
+/// The most a body that queues many tasks may be: 10,000 parameter sets of about 200 bytes.
+pub const LARGE_BODY_LIMIT: usize = 2 * 1024 * 1024;
+
+/// The larger limit of the calls that queue many tasks, for the input guard, which reads a
+/// body before the route's own extractor does.
+pub fn large_body_limit(method: &Method, path: &str) -> Option<usize> {
+    let queues_many = matches!(path, "/api/v1/tasks" | "/api/v1/batches");
+    (method == Method::POST && queues_many).then_some(LARGE_BODY_LIMIT)
+}
+
+fn json_config(limit: usize) -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(limit)
+        .error_handler(|err, _| {
+            ApiError::bad_request(
+                "invalid_json",
+                format!("The body is not the JSON expected: {err}"),
+            )
+            .into()
+        })
+}
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/api/v1")
-            .app_data(
-                web::JsonConfig::default()
-                    .limit(64 * 1024)
-                    .error_handler(|err, _| {
-                        ApiError::bad_request(
-                            "invalid_json",
-                            format!("The body is not the JSON expected: {err}"),
-                        )
-                        .into()
-                    }),
-            )
+            .app_data(json_config(BODY_LIMIT))
             .app_data(web::QueryConfig::default().error_handler(|err, _| {
                 ApiError::bad_request(
                     "invalid_query",
@@ -47,19 +67,40 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             }))
             .route("/programs", web::get().to(routes::programs))
             .route("/programs", web::post().to(routes::register))
-            .route("/tasks", web::get().to(routes::tasks))
-            .route("/tasks", web::post().to(routes::run))
+            .service(
+                web::resource("/tasks")
+                    .default_service(web::to(no_such_route))
+                    .app_data(json_config(LARGE_BODY_LIMIT))
+                    .route(web::get().to(routes::tasks))
+                    .route(web::post().to(queue::run)),
+            )
             .route("/tasks/bulk", web::post().to(routes::bulk))
             .route("/tasks/{id}", web::get().to(routes::task))
+            .service(
+                web::resource("/batches")
+                    .default_service(web::to(no_such_route))
+                    .app_data(json_config(LARGE_BODY_LIMIT))
+                    .route(web::post().to(queue::create_batch)),
+            )
+            .route("/batches/{id}", web::get().to(queue::batch))
+            .service(
+                web::resource("/programs/{name}/options")
+                    .default_service(web::to(no_such_route))
+                    .route(web::get().to(queue::program_options))
+                    .route(web::put().to(queue::set_program_options)),
+            )
             .route(
                 "/programs/{name}/{verb:pause|resume}",
                 web::post().to(routes::pause),
             )
             .route("/tasks/{id}/cancel", web::post().to(routes::cancel))
-            .default_service(web::to(|| async {
-                Err::<actix_web::HttpResponse, _>(ApiError::not_found("no such API route"))
-            })),
+            .default_service(web::to(no_such_route)),
     );
+}
+
+/// A path or method the API does not have (a resource's other methods too).
+async fn no_such_route() -> Result<actix_web::HttpResponse, ApiError> {
+    Err(ApiError::not_found("no such API route"))
 }
 
 /// Why a state-changing call authenticated by the session cookie is refused, if it is: it must

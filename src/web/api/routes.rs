@@ -2,19 +2,17 @@
 
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::{
     domain::ids::TaskId,
     tasks::{
         bulk::{self, BulkAction},
-        ops,
-        status::TaskStatus,
-        views,
+        ops, views,
     },
     web::{
         AppState,
-        api::{ApiError, ApiStaff},
+        api::{ApiError, ApiStaff, resources},
         task_query::TaskListParams,
         with_conn,
     },
@@ -69,38 +67,6 @@ pub async fn register(
         .json(json!({ "id": id, "name": name, "function_name": function_name })))
 }
 
-#[derive(Deserialize)]
-pub struct RunBody {
-    program: String,
-    #[serde(default)]
-    parameters: Option<Value>,
-}
-
-/// `POST /api/v1/tasks` `{"program", "parameters"}`: run_program.
-pub async fn run(
-    state: web::Data<AppState>,
-    ApiStaff(_, audit): ApiStaff,
-    body: web::Json<RunBody>,
-) -> Result<HttpResponse, ApiError> {
-    let RunBody {
-        program,
-        parameters,
-    } = body.into_inner();
-    let settings = state.programs.clone();
-    let id = call(&state, move |conn| {
-        // Rules the schema cannot say (from after to, a missing import file): refused now.
-        let function = ops::function_of(conn, &program)?;
-        if let (Some(function), Some(params)) = (function, parameters.as_ref()) {
-            ops::check_before_queueing(&function, params, &settings)?;
-        }
-        ops::run_program_as(conn, &audit, &program, parameters.as_ref())
-    })
-    .await?;
-    Ok(HttpResponse::Created()
-        .insert_header(("Location", format!("/api/v1/tasks/{id}")))
-        .json(json!({ "id": id, "status": TaskStatus::Scheduled, "url": format!("/api/v1/tasks/{id}") })))
-}
-
 /// `GET /api/v1/tasks?status=&program=&q=&queued_by=&node=&from=&to=&sort=&page=`: 50 a
 /// page, newest first unless `sort` says otherwise (see `TaskListParams`).
 pub async fn tasks(
@@ -132,41 +98,17 @@ fn task_id(path: &str) -> Result<TaskId, ApiError> {
         .map_err(|_| ApiError::not_found("no task with that id"))
 }
 
-/// `GET /api/v1/tasks/{id}`: get_task_result, plus progress, attempts and a table result.
+/// `GET /api/v1/tasks/{id}`: get_task_result, plus progress, attempts, a table result, how
+/// it was queued and the tasks it waits for and that wait for it (`resources::task`).
 pub async fn task(
     state: web::Data<AppState>,
     _staff: ApiStaff,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = task_id(&path)?;
-    let (result, detail) = call(&state, move |conn| {
-        let result = ops::get_task_result(conn, id)?;
-        Ok((result, views::task_detail(conn, id)?))
-    })
-    .await?;
-    let detail = detail.ok_or_else(|| ApiError::not_found(format!("no task with id {id}")))?;
-    Ok(HttpResponse::Ok().json(json!({
-        "id": result.id,
-        "program": result.program,
-        "status": result.status,
-        "parameters": result.parameters,
-        "created_at": result.created_at,
-        "start_time": result.start_time,
-        "end_time": result.end_time,
-        "attempt": result.attempt,
-        "max_attempts": detail.row.max_attempts,
-        "result": result.result,
-        "result_table": detail.result_table,
-        "attempts": detail.attempts,
-        "progress": {
-            "done": detail.row.progress_done,
-            "total": detail.row.progress_total,
-            "message": detail.row.progress_message,
-            "percent": detail.row.percent(),
-        },
-        "duration": detail.row.duration_label(),
-        "cancel_requested": detail.cancel_requested,
-    })))
+    let task = call(&state, move |conn| resources::task(conn, id)).await?;
+    let task = task.ok_or_else(|| ApiError::not_found(format!("no task with id {id}")))?;
+    Ok(HttpResponse::Ok().json(task))
 }
 
 /// `POST /api/v1/tasks/{id}/cancel`
