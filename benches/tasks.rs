@@ -259,9 +259,9 @@ fn throughput_chains(conn: &mut PgConnection, url: &str, tasks: u64) -> f64 {
         conn,
         &format!(
             "DO $$ DECLARE previous BIGINT; BEGIN \
-               FOR chain IN 1 .. {chains} LOOP \
+               FOR n IN 1 .. {chains} LOOP \
                  previous := run_program('noop', NULL); \
-                 FOR step IN 2 .. 10 LOOP \
+                 FOR k IN 2 .. 10 LOOP \
                    previous := run_program('noop', NULL, after => ARRAY[previous]); \
                  END LOOP; \
                END LOOP; END $$",

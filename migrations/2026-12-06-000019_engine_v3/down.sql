@@ -1,4 +1,27 @@
 -- Reverts engine_v3: the functions as they were, then the tables and columns.
+CREATE OR REPLACE FUNCTION retry_task(task_id BIGINT) RETURNS TEXT
+    LANGUAGE plpgsql AS $$
+DECLARE
+    current TEXT;
+BEGIN
+    SELECT t.status INTO current FROM tasks t WHERE t.id = retry_task.task_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no task with id %', coalesce(task_id::text, 'NULL')
+            USING ERRCODE = 'P0002', DETAIL = '{"code": "task_not_found", "fields": {}}';
+    END IF;
+    IF task_action_applies('retry', current) THEN
+        UPDATE tasks t
+           SET status = 'scheduled', run_after = now(), end_time = NULL, result = NULL,
+               result_table = NULL, cancel_requested = false, worker_id = NULL,
+               max_attempts = t.attempt + 1
+         WHERE t.id = retry_task.task_id;
+        PERFORM audit_record('task.retried', 'task ' || retry_task.task_id,
+                             jsonb_build_object('was', current));
+        RETURN 'scheduled';
+    END IF;
+    RETURN current;
+END $$;
+
 DROP FUNCTION get_programs();
 CREATE FUNCTION get_programs()
     RETURNS TABLE (id BIGINT, name TEXT, function_name TEXT, description TEXT,

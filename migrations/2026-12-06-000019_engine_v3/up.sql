@@ -89,6 +89,9 @@ CREATE TABLE task_batches (
     created_at          TIMESTAMPTZ NOT NULL DEFAULT now(),
     ended_at            TIMESTAMPTZ,
     created_by          TEXT,
+    -- Why the callback could not be queued when the batch ended (its program disabled or
+    -- its parameters no longer valid): the members' ends are recorded all the same.
+    callback_error      TEXT,
     CHECK (finished + failed <= size)
 );
 -- A callback task finds its batch (task_batch(), the task page).
@@ -376,6 +379,10 @@ BEGIN
                 USING ERRCODE = 'P0002',
                       DETAIL = '{"code": "program_not_found", "fields": {"callback": "no such program"}}';
         END IF;
+        -- Its parameters are checked now, as if it were queued now (it is queued later).
+        PERFORM CASE WHEN f.kind = 'sql' THEN task_sql_parameters(callback_params)
+                     ELSE task_parameters_check(f.parameters, callback_params) END
+           FROM program_functions f WHERE f.name = callback_program.function_name;
     END IF;
     INSERT INTO task_batches (size, callback_program_id, callback_parameters, created_by)
     VALUES (coalesce(cardinality(params), 0), callback_program.id, callback_params, audit_actor())
@@ -404,9 +411,15 @@ BEGIN
     UPDATE task_batches SET ended_at = now() WHERE id = batch;
     IF b.callback_program_id IS NOT NULL THEN
         SELECT p.name INTO program FROM programs p WHERE p.id = b.callback_program_id;
-        UPDATE task_batches
-           SET callback_task_id = (SELECT e.task_id FROM task_enqueue(program, b.callback_parameters) e)
-         WHERE id = batch;
+        -- This runs inside the statement that ended the last member (a worker's batch of
+        -- outcomes, say): a callback that cannot be queued must not undo those ends.
+        BEGIN
+            UPDATE task_batches
+               SET callback_task_id = (SELECT e.task_id FROM task_enqueue(program, b.callback_parameters) e)
+             WHERE id = batch;
+        EXCEPTION WHEN OTHERS THEN
+            UPDATE task_batches SET callback_error = SQLERRM WHERE id = batch;
+        END;
     END IF;
 END $$;
 
@@ -869,3 +882,38 @@ CREATE FUNCTION get_programs()
       ) last ON true
      ORDER BY p.name
 $$;
+
+-- retry_task(id): as before (migration audit_and_console), and a task queued after others
+-- waits for them again: pending until those not finished yet have (it was cancelled because
+-- one failed; retrying that one lets this one run after it).
+CREATE OR REPLACE FUNCTION retry_task(task_id BIGINT) RETURNS TEXT
+    LANGUAGE plpgsql AS $$
+DECLARE
+    current TEXT;
+    left_   INTEGER;
+BEGIN
+    SELECT t.status INTO current FROM tasks t WHERE t.id = retry_task.task_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no task with id %', coalesce(task_id::text, 'NULL')
+            USING ERRCODE = 'P0002', DETAIL = '{"code": "task_not_found", "fields": {}}';
+    END IF;
+    IF task_action_applies('retry', current) THEN
+        -- Its upstream tasks locked (in id order, as run_program does), so none ends unseen.
+        PERFORM 1 FROM tasks u
+         WHERE u.id IN (SELECT d.upstream_id FROM task_dependencies d
+                         WHERE d.task_id = retry_task.task_id)
+         ORDER BY u.id FOR NO KEY UPDATE;
+        SELECT count(*) INTO left_ FROM task_dependencies d JOIN tasks u ON u.id = d.upstream_id
+         WHERE d.task_id = retry_task.task_id AND u.status <> 'finished';
+        UPDATE tasks t
+           SET status = CASE WHEN left_ > 0 THEN 'pending' ELSE 'scheduled' END,
+               upstream_left = left_, run_after = now(), end_time = NULL, result = NULL,
+               result_table = NULL, cancel_requested = false, worker_id = NULL,
+               max_attempts = t.attempt + 1
+         WHERE t.id = retry_task.task_id;
+        PERFORM audit_record('task.retried', 'task ' || retry_task.task_id,
+                             jsonb_build_object('was', current));
+        RETURN CASE WHEN left_ > 0 THEN 'pending' ELSE 'scheduled' END;
+    END IF;
+    RETURN current;
+END $$;

@@ -196,6 +196,7 @@ diesel::table! {
         created_at -> Timestamptz,
         ended_at -> Nullable<Timestamptz>,
         created_by -> Nullable<Text>,
+        callback_error -> Nullable<Text>,
     }
 }
 

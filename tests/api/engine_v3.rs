@@ -427,3 +427,70 @@ fn plain_work_that_fills_every_claim_does_not_starve_a_limited_program() {
         "the limited program's task is in a full claim"
     );
 }
+
+#[test]
+fn a_batch_whose_callback_cannot_be_queued_still_records_its_members_ends() {
+    let mut conn = connect(&fresh_database());
+    let bad = queueing::enqueue_batch(
+        &mut conn,
+        "noop",
+        &[serde_json::json!({})],
+        Some("hello_world"),
+        Some(&serde_json::json!({"name": 7})),
+    )
+    .unwrap_err();
+    assert_eq!(
+        bad.code(),
+        "invalid_parameters",
+        "checked when the batch is queued"
+    );
+
+    let batch = queueing::enqueue_batch(
+        &mut conn,
+        "noop",
+        &[serde_json::json!({})],
+        Some("hello_world"),
+        None,
+    )
+    .unwrap();
+    // The callback's program is disabled before the batch ends.
+    diesel::sql_query("UPDATE programs SET enabled = false WHERE name = 'hello_world'")
+        .execute(&mut conn)
+        .unwrap();
+    let (claimed, _) = store::claim(&mut conn, "a", 10, None).unwrap();
+    finish(&mut conn, "a", &[claimed[0].key]);
+    let (callback, error): (Option<i64>, Option<String>) = task_batches::table
+        .find(batch)
+        .select((task_batches::callback_task_id, task_batches::callback_error))
+        .first(&mut conn)
+        .unwrap();
+    assert_eq!(callback, None);
+    assert_eq!(error.as_deref(), Some("program hello_world is disabled"));
+}
+
+#[test]
+fn retrying_a_dependent_cancelled_by_its_failed_upstream_makes_it_wait_again() {
+    let mut conn = connect(&fresh_database());
+    let a = run(&mut conn, "noop", RunOptions::default());
+    let b = run(&mut conn, "noop", after(&[a]));
+    let (claimed, _) = store::claim(&mut conn, "w", 10, None).unwrap();
+    store::fail(&mut conn, "w", claimed[0].key, "boom", false, 10).unwrap();
+    assert_eq!(status(&mut conn, b).0, TaskStatus::Cancelled);
+
+    let retry = |conn: &mut PgConnection, id: TaskId| {
+        diesel::sql_query(format!("SELECT retry_task({id})"))
+            .execute(conn)
+            .unwrap();
+    };
+    retry(&mut conn, b);
+    assert_eq!(
+        status(&mut conn, b).0,
+        TaskStatus::Pending,
+        "it waits for a again"
+    );
+    retry(&mut conn, a);
+    let (claimed, _) = store::claim(&mut conn, "w", 10, None).unwrap();
+    assert_eq!(ids(&claimed), vec![a], "only the upstream runs first");
+    finish(&mut conn, "w", &[claimed[0].key]);
+    assert_eq!(status(&mut conn, b).0, TaskStatus::Scheduled);
+}
