@@ -1,4 +1,10 @@
 -- Reverts engine_v3: the functions as they were, then the tables and columns.
+CREATE OR REPLACE FUNCTION tasks_notify_queued() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('bookstore_tasks', '');
+    RETURN NULL;
+END $$;
+
 CREATE OR REPLACE FUNCTION retry_task(task_id BIGINT) RETURNS TEXT
     LANGUAGE plpgsql AS $$
 DECLARE

@@ -917,3 +917,12 @@ BEGIN
     END IF;
     RETURN current;
 END $$;
+
+-- The queue's notification: as before, and its payload is the task's priority when above 0,
+-- so a node whose local queue is full of lower ones claims it at once rather than after the
+-- queue drains. (Equal payloads of one transaction still fold into one notice.)
+CREATE OR REPLACE FUNCTION tasks_notify_queued() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('bookstore_tasks', CASE WHEN NEW.priority > 0 THEN NEW.priority::text ELSE '' END);
+    RETURN NULL;
+END $$;

@@ -238,3 +238,71 @@ async fn priorities_unique_keys_and_refusals_work_verbatim_in_psql() {
     let (ok, _, error) = app.psql("SELECT set_program_options('noop', max_running => -1)");
     assert!(!ok && error.contains("invalid max_running -1"), "{error}");
 }
+
+#[actix_web::test]
+async fn an_urgent_task_queued_behind_a_full_local_queue_starts_before_the_low_ones() {
+    let app = spawn_app_with(|config| {
+        config.role = Role::All;
+        config.task_concurrency = 1;
+    })
+    .await;
+    // Warm up, so the node knows no-ops are quick and holds many of them at a time.
+    let warm: Vec<TaskId> = psql_ok(
+        &app,
+        "SELECT * FROM run_programs('noop', array_fill('{}'::jsonb, ARRAY[50]))",
+    )
+    .lines()
+    .map(|id| TaskId(id.parse().unwrap()))
+    .collect();
+    wait_for_status(&app, *warm.last().unwrap(), "finished").await;
+
+    // The one thread is busy for a while; a backlog of low-priority tasks fills the node's
+    // local queue behind it (and the rest stays queued in the database).
+    let busy = psql_id(
+        &app,
+        r#"SELECT run_program('demo_long', '{"seconds": 3, "steps": 3}')"#,
+    );
+    wait_for_status(&app, busy, "running").await;
+    psql_ok(
+        &app,
+        "SELECT count(*) FROM run_programs('noop', array_fill('{}'::jsonb, ARRAY[1500]), \
+                                           priority => -1)",
+    );
+    let claimed_low = "SELECT count(*) FROM tasks WHERE priority = -1 AND status <> 'scheduled'";
+    let mut last = String::new();
+    let mut steady = 0;
+    wait_until(
+        30,
+        "the node to stop claiming (its local queue full)",
+        || {
+            let now = psql_ok(&app, claimed_low);
+            steady = if now == last && now != "0" {
+                steady + 1
+            } else {
+                0
+            };
+            last = now;
+            async move { steady >= 3 }
+        },
+    )
+    .await;
+    assert_eq!(
+        run_of(&app, busy).await.0,
+        "running",
+        "still busy: the queue is full"
+    );
+
+    let urgent = psql_id(&app, "SELECT run_program('noop', NULL, priority => 10)");
+    wait_for_status(&app, urgent, "finished").await;
+    let started_before = psql_ok(
+        &app,
+        &format!(
+            "SELECT count(*) FROM tasks WHERE priority = -1 AND start_time < \
+               (SELECT start_time FROM tasks WHERE id = {urgent})"
+        ),
+    );
+    assert_eq!(
+        started_before, "0",
+        "no low task started before the urgent one"
+    );
+}

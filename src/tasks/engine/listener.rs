@@ -3,7 +3,13 @@
 //! costs nothing between notifications. On a lost connection it reconnects with backoff and
 //! wakes the engine once, to catch up on what was queued meanwhile.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use futures_util::{StreamExt, stream};
 use tokio::sync::{Notify, watch};
@@ -12,8 +18,31 @@ use tokio_postgres::{AsyncMessage, NoTls};
 /// The LISTEN/NOTIFY channel (see the `task_engine` migration).
 pub const CHANNEL: &str = "bookstore_tasks";
 
+/// What the listener tells the engine loop: something was queued, and whether it was urgent
+/// (a priority above 0: the notification's payload, migration `engine_v3`), which should not
+/// wait until a full local queue of lower ones has drained to be claimed.
+#[derive(Default)]
+pub struct Wake {
+    pub notify: Notify,
+    urgent: AtomicBool,
+}
+
+impl Wake {
+    fn queued(&self, payload: &str) {
+        if !payload.is_empty() {
+            self.urgent.store(true, Ordering::SeqCst);
+        }
+        self.notify.notify_one();
+    }
+
+    /// Whether an urgent task was queued since the last call.
+    pub fn take_urgent(&self) -> bool {
+        self.urgent.swap(false, Ordering::SeqCst)
+    }
+}
+
 /// Runs until `stop` turns true.
-pub async fn run(database_url: String, wake: Arc<Notify>, mut stop: watch::Receiver<bool>) {
+pub async fn run(database_url: String, wake: Arc<Wake>, mut stop: watch::Receiver<bool>) {
     let mut backoff = FIRST_BACKOFF;
     while !*stop.borrow() {
         let connected_at = tokio::time::Instant::now();
@@ -42,7 +71,7 @@ pub async fn run(database_url: String, wake: Arc<Notify>, mut stop: watch::Recei
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 
 /// One connection's life: returns when it ends.
-async fn listen(database_url: &str, wake: &Notify) -> Result<(), tokio_postgres::Error> {
+async fn listen(database_url: &str, wake: &Wake) -> Result<(), tokio_postgres::Error> {
     let (client, mut connection) = tokio_postgres::connect(database_url, NoTls).await?;
     let mut messages = stream::poll_fn(move |cx| connection.poll_message(cx));
     let statement = format!("LISTEN {CHANNEL}");
@@ -55,10 +84,10 @@ async fn listen(database_url: &str, wake: &Notify) -> Result<(), tokio_postgres:
                 result?;
                 subscribed = true;
                 // Whatever was queued before we listened.
-                wake.notify_one();
+                wake.notify.notify_one();
             }
             message = messages.next() => match message {
-                Some(Ok(AsyncMessage::Notification(_))) => wake.notify_one(),
+                Some(Ok(AsyncMessage::Notification(note))) => wake.queued(note.payload()),
                 Some(Ok(_)) => {}
                 Some(Err(err)) => return Err(err),
                 None => return Ok(()),

@@ -11,7 +11,7 @@ use std::{
 };
 
 use tokio::{
-    sync::{Notify, mpsc, watch},
+    sync::{mpsc, watch},
     time::MissedTickBehavior,
 };
 
@@ -68,6 +68,9 @@ pub(super) struct Engine {
     /// The last look at the queue found due tasks held back by their program's limit: an
     /// outcome written here may have freed a slot.
     limited_waiting: bool,
+    /// A task with a priority above 0 was queued: claim a few now, even with a full local
+    /// queue (the local queue puts it before the lower ones it holds).
+    urgent: bool,
     /// Seconds a program has been taking (moving average).
     average_run: Option<f64>,
     shutting_down: bool,
@@ -114,6 +117,7 @@ impl Engine {
             queue_may_have_work: true,
             next_due: None,
             limited_waiting: false,
+            urgent: false,
             average_run: None,
             shutting_down: false,
         })
@@ -122,7 +126,7 @@ impl Engine {
     pub(super) async fn run(mut self, mut stop: watch::Receiver<bool>) {
         let config = self.config.clone();
         tracing::info!(worker = %config.worker_id, concurrency = config.concurrency, "task engine started");
-        let wake = Arc::new(Notify::new());
+        let wake = Arc::new(listener::Wake::default());
         let (listener_stop, listener_stop_rx) = watch::channel(false);
         let listener = actix_rt::spawn(listener::run(
             config.listen_url.clone(),
@@ -152,13 +156,16 @@ impl Engine {
                 _ = schedules.tick() => Event::Schedules,
                 _ = poll.tick() => Event::Poll,
                 Some(report) = self.reports.recv() => Event::Report(report),
-                () = wake.notified() => Event::Wake,
+                () = wake.notify.notified() => Event::Wake,
                 () = sleep_until(timer) => Event::Timer,
             };
             match event {
                 Event::Stop => break,
                 Event::Report(report) => self.take(report),
-                Event::Wake => self.queue_may_have_work = true,
+                Event::Wake => {
+                    self.queue_may_have_work = true;
+                    self.urgent = self.urgent || wake.take_urgent();
+                }
                 // The fallback poll also claims from the start once: tasks that sit before the
                 // cursor (a resumed program's, a late commit's) wait at most one poll interval,
                 // even while new work keeps the claims full.
@@ -261,15 +268,29 @@ impl Engine {
         !self.shutting_down
             && self.queue_may_have_work
             && self.claim_retry.ready()
-            && wants_more(
-                self.unfinished(),
-                self.config.concurrency,
-                self.local_queue_capacity(),
-            )
+            && (self.urgent
+                || wants_more(
+                    self.unfinished(),
+                    self.config.concurrency,
+                    self.local_queue_capacity(),
+                ))
     }
 
     fn claim(&mut self) {
-        let want = self.config.concurrency + self.local_queue_capacity() - self.unfinished();
+        let refill = wants_more(
+            self.unfinished(),
+            self.config.concurrency,
+            self.local_queue_capacity(),
+        );
+        let urgent = std::mem::take(&mut self.urgent) && !refill;
+        let want = if urgent {
+            // Just past the local queue: the claim takes the highest priorities first.
+            self.config.concurrency
+        } else {
+            (self.config.concurrency + self.local_queue_capacity())
+                .saturating_sub(self.unfinished())
+                .max(1)
+        };
         let (worker, cursor) = (self.config.worker_id.clone(), self.cursor);
         let claimed = self
             .db
@@ -291,6 +312,10 @@ impl Engine {
             let signal = Arc::new(StopSignal::default());
             self.held.insert(task.key, signal.clone());
             self.executor.submit(Job { task, signal });
+        }
+        if urgent {
+            // Taken out of turn: where the queue's claims stand is unchanged.
+            return;
         }
         if got == want {
             self.cursor = last;
