@@ -470,10 +470,14 @@ BEGIN
     END IF;
     RETURN NULL;
 END $$;
+-- Only for rows entering or leaving an end (a dependent released from pending to scheduled,
+-- a task claimed or retried: nothing to do), checked before any function is called.
 CREATE TRIGGER tasks_status_changed
     AFTER UPDATE OF status ON tasks
     FOR EACH ROW WHEN ((NEW.has_dependents OR NEW.batch_id IS NOT NULL)
-                       AND OLD.status IS DISTINCT FROM NEW.status)
+                       AND OLD.status IS DISTINCT FROM NEW.status
+                       AND (NEW.status IN ('finished', 'error', 'cancelled')
+                            OR OLD.status IN ('finished', 'error', 'cancelled')))
     EXECUTE FUNCTION tasks_status_changed();
 
 -- A deleted task no longer has dependencies to show.
