@@ -271,5 +271,6 @@ CREATE INDEX tasks_queue_idx ON tasks (run_after, id) WHERE status = 'scheduled'
 ALTER TABLE tasks DROP CONSTRAINT tasks_status_check;
 ALTER TABLE tasks ADD CONSTRAINT tasks_status_check
     CHECK (status IN ('scheduled', 'running', 'finished', 'error', 'cancelled'));
+ALTER TABLE tasks RESET (fillfactor);
 ALTER TABLE program_functions DROP COLUMN default_max_running;
 ALTER TABLE programs DROP COLUMN per_minute, DROP COLUMN max_running, DROP COLUMN priority;

@@ -43,6 +43,13 @@ ALTER TABLE tasks
     -- A member of this batch.
     ADD COLUMN batch_id        BIGINT;
 
+-- Every task is updated at least twice after its insert (claimed, ended), and neither update
+-- can be HOT (the status decides which partial indexes hold it). With room left on each page
+-- the new version goes beside the old one instead of onto a new page: measured on the no-op
+-- run of 40,000 tasks, 10 runs alternating, 28.3k tasks/s at 70 against 25.6k at 100 (85: no
+-- gain; 50: no more than 70). The price: ended tasks take about 40% more heap.
+ALTER TABLE tasks SET (fillfactor = 70);
+
 -- The queue, in claim order. Plain tasks and limited ones are in separate indexes, so neither
 -- claim wades through the other's entries.
 DROP INDEX tasks_queue_idx;
