@@ -67,13 +67,16 @@ CREATE INDEX tasks_batch_idx ON tasks (batch_id) WHERE batch_id IS NOT NULL;
 
 -- Which task waits for which. No foreign keys: one on tasks would add a trigger to every
 -- update of every task; run_program checks the ids instead, and pruning removes old edges.
+-- The key leads with upstream_id: a task's end looks up what waits for it on every end, so
+-- that lookup gets the index no plan can pass over (a second-column match of the other order
+-- was chosen on a young table with no statistics, and scanned the whole index per end).
 CREATE TABLE task_dependencies (
     task_id     BIGINT NOT NULL,
     upstream_id BIGINT NOT NULL,
-    PRIMARY KEY (task_id, upstream_id),
+    PRIMARY KEY (upstream_id, task_id),
     CHECK (task_id <> upstream_id)
 );
-CREATE INDEX task_dependencies_upstream_idx ON task_dependencies (upstream_id);
+CREATE INDEX task_dependencies_task_idx ON task_dependencies (task_id);
 
 -- Starts of rate-limited programs' tasks in the last minute (the claim writes and trims it).
 CREATE TABLE task_rate_starts (
@@ -559,10 +562,11 @@ END $$;
 -- that a stream of plain work cannot starve them; their limits keep them from crowding the
 -- rest out. Then plain tasks from the queue index, starting after the cursor (priority,
 -- run_after, id) where this worker's previous claim stopped (so it does not wade through
--- entries of tasks it took, which stay in the index until vacuum): any of a higher priority
--- than the cursor's (from their start), then its own level after the cursor, then lower
--- levels. A NULL cursor starts at the beginning. The rows come back plain first, in queue
--- order (the worker's next cursor is its last plain row).
+-- entries of tasks it took, which stay in the index until vacuum): its own level after the
+-- cursor, then lower levels. Nothing above the cursor's level: the worker starts from the
+-- beginning (a NULL cursor) when it hears of a task queued above it (the notification
+-- carries the priority), when a claim comes back short, and at each fallback poll. The rows
+-- come back plain first, in queue order (the worker's next cursor is its last plain row).
 DROP FUNCTION task_claim(TEXT, INTEGER, TIMESTAMPTZ, BIGINT);
 CREATE FUNCTION task_claim(worker_name TEXT, max_tasks INTEGER, after_priority INTEGER,
                            after_run_after TIMESTAMPTZ, after_id BIGINT)
@@ -572,15 +576,15 @@ CREATE FUNCTION task_claim(worker_name TEXT, max_tasks INTEGER, after_priority I
     LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
-    paused_ids BIGINT[];
-    ids    BIGINT[];
-    more   BIGINT[];
-    lim    RECORD;
-    room   INTEGER;
+    paused_ids     BIGINT[];
+    ids            BIGINT[];
+    -- For each claimed task of a rate-limited program, that program (its starts are counted).
+    rated_programs BIGINT[];
 BEGIN
     SELECT coalesce(array_agg(p.id), '{}') INTO paused_ids FROM programs p WHERE p.paused;
-    ids := '{}';
-    FOR lim IN
+    -- One statement for every limited program (a loop of statements per program cost a few
+    -- milliseconds per claim, and a limited program's throughput is claims per second).
+    WITH lim AS MATERIALIZED (
         SELECT p.id, p.max_running, p.per_minute FROM programs p
          WHERE NOT p.paused AND (p.max_running IS NOT NULL OR p.per_minute IS NOT NULL)
            AND EXISTS (SELECT 1 FROM tasks q
@@ -588,34 +592,38 @@ BEGIN
                           AND q.run_after <= now())
          ORDER BY p.id
            FOR NO KEY UPDATE OF p SKIP LOCKED
-    LOOP
-        room := max_tasks - cardinality(ids);
-        EXIT WHEN room <= 0;
-        IF lim.max_running IS NOT NULL THEN
-            room := least(room, lim.max_running - (
-                SELECT count(*) FROM tasks r
-                 WHERE r.status = 'running' AND r.limited AND r.program_id = lim.id)::int);
-        END IF;
-        IF lim.per_minute IS NOT NULL THEN
-            DELETE FROM task_rate_starts s
-             WHERE s.program_id = lim.id AND s.started_at <= now() - interval '1 minute';
-            room := least(room, lim.per_minute - (
-                SELECT count(*) FROM task_rate_starts s WHERE s.program_id = lim.id)::int);
-        END IF;
-        CONTINUE WHEN room <= 0;
-        more := ARRAY(
-            SELECT q.id FROM tasks q
-             WHERE q.status = 'scheduled' AND q.limited AND q.program_id = lim.id
-               AND q.run_after <= now()
-             ORDER BY q.priority DESC, q.run_after, q.id
-             LIMIT room
-               FOR UPDATE SKIP LOCKED);
-        IF lim.per_minute IS NOT NULL THEN
-            INSERT INTO task_rate_starts (program_id, started_at)
-            SELECT lim.id, now() FROM unnest(more);
-        END IF;
-        ids := ids || more;
-    END LOOP;
+    ), room AS (
+        SELECT lim.id, lim.per_minute IS NOT NULL AS rated,
+               least(max_tasks,
+                     lim.max_running - (SELECT count(*) FROM tasks r
+                                         WHERE r.status = 'running' AND r.limited
+                                           AND r.program_id = lim.id)::int,
+                     lim.per_minute - (SELECT count(*) FROM task_rate_starts s
+                                        WHERE s.program_id = lim.id
+                                          AND s.started_at > now() - interval '1 minute')::int)
+                   AS room
+          FROM lim
+    )
+    SELECT coalesce(array_agg(picked.id), '{}'),
+           coalesce(array_agg(room.id) FILTER (WHERE room.rated), '{}')
+      INTO ids, rated_programs
+      FROM room
+     CROSS JOIN LATERAL (
+        SELECT q.id FROM tasks q
+         WHERE q.status = 'scheduled' AND q.limited AND q.program_id = room.id
+           AND q.run_after <= now()
+         ORDER BY q.priority DESC, q.run_after, q.id
+         LIMIT greatest(room.room, 0)
+           FOR UPDATE SKIP LOCKED
+     ) picked;
+    -- (More than max_tasks in all: the rest stay queued; their locks end with this claim.)
+    ids := ids[1:max_tasks];
+    IF cardinality(rated_programs) > 0 THEN
+        INSERT INTO task_rate_starts (program_id, started_at)
+        SELECT program_id, now() FROM unnest(rated_programs[1:max_tasks]) AS r(program_id);
+        DELETE FROM task_rate_starts s
+         WHERE s.program_id = ANY (rated_programs) AND s.started_at <= now() - interval '1 minute';
+    END IF;
 
     IF after_id IS NULL THEN
         ids := ids || ARRAY(
@@ -626,13 +634,6 @@ BEGIN
              LIMIT max_tasks - cardinality(ids)
                FOR UPDATE SKIP LOCKED);
     ELSE
-        ids := ids || ARRAY(
-            SELECT q.id FROM tasks q
-             WHERE q.status = 'scheduled' AND NOT q.limited AND q.run_after <= now()
-               AND q.priority > after_priority AND q.program_id <> ALL (paused_ids)
-             ORDER BY q.priority DESC, q.run_after, q.id
-             LIMIT max_tasks - cardinality(ids)
-               FOR UPDATE SKIP LOCKED);
         IF cardinality(ids) < max_tasks THEN
             ids := ids || ARRAY(
                 SELECT q.id FROM tasks q
@@ -929,11 +930,12 @@ BEGIN
     RETURN current;
 END $$;
 
--- The queue's notification: as before, and its payload is the task's priority when above 0,
--- so a node whose local queue is full of lower ones claims it at once rather than after the
+-- The queue's notification: as before, and its payload is the task's priority, so that a node
+-- whose claims have moved past that level looks again from the start, and one whose local
+-- queue is full of lower ones claims an urgent task (above 0) at once rather than after the
 -- queue drains. (Equal payloads of one transaction still fold into one notice.)
 CREATE OR REPLACE FUNCTION tasks_notify_queued() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM pg_notify('bookstore_tasks', CASE WHEN NEW.priority > 0 THEN NEW.priority::text ELSE '' END);
+    PERFORM pg_notify('bookstore_tasks', NEW.priority::text);
     RETURN NULL;
 END $$;

@@ -201,7 +201,7 @@ diesel::table! {
 }
 
 diesel::table! {
-    task_dependencies (task_id, upstream_id) {
+    task_dependencies (upstream_id, task_id) {
         task_id -> Int8,
         upstream_id -> Int8,
     }

@@ -80,7 +80,7 @@ fn options(max_running: Option<i32>, per_minute: Option<i32>) -> ProgramOptions 
 }
 
 #[test]
-fn the_claim_takes_higher_priorities_first_even_behind_its_cursor() {
+fn the_claim_takes_higher_priorities_first_and_a_cursor_continues_at_its_level() {
     let mut conn = connect(&fresh_database());
     let low: Vec<TaskId> = (0..4)
         .map(|_| run(&mut conn, "noop", with_priority(-5)))
@@ -95,13 +95,21 @@ fn the_claim_takes_higher_priorities_first_even_behind_its_cursor() {
         plain[..2],
         "priority 0 before -5, in queue order"
     );
-    assert!(cursor.is_some());
+    let cursor = cursor.expect("where the claim stopped");
+    assert_eq!(cursor.priority, 0);
 
-    // Queued after the claim moved past the start of the queue: still taken first.
+    // Queued after the claim moved on: a claim from the cursor continues at its level and
+    // below (the engine starts from the beginning when it hears of a task above its level).
     let urgent = run(&mut conn, "noop", with_priority(10));
-    let (next, _) = store::claim(&mut conn, "a", 4, cursor).unwrap();
-    assert_eq!(ids(&next), vec![urgent, plain[2], plain[3], low[0]]);
-    assert_eq!(next[0].priority, 10);
+    let (next, _) = store::claim(&mut conn, "a", 3, Some(cursor)).unwrap();
+    assert_eq!(ids(&next), vec![plain[2], plain[3], low[0]]);
+    let (from_start, _) = store::claim(&mut conn, "a", 2, None).unwrap();
+    assert_eq!(
+        ids(&from_start),
+        vec![urgent, low[1]],
+        "from the start: the highest first"
+    );
+    assert_eq!(from_start[0].priority, 10);
 }
 
 #[test]

@@ -6,7 +6,7 @@
 use std::{
     sync::{
         Arc,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicI32, Ordering},
     },
     time::Duration,
 };
@@ -18,26 +18,39 @@ use tokio_postgres::{AsyncMessage, NoTls};
 /// The LISTEN/NOTIFY channel (see the `task_engine` migration).
 pub const CHANNEL: &str = "bookstore_tasks";
 
-/// What the listener tells the engine loop: something was queued, and whether it was urgent
-/// (a priority above 0: the notification's payload, migration `engine_v3`), which should not
-/// wait until a full local queue of lower ones has drained to be claimed.
-#[derive(Default)]
+/// What the listener tells the engine loop: something was queued, and the highest priority
+/// queued since it last asked (the notification's payload, migration `engine_v3`): claims
+/// that moved past that level must look again from the start, and an urgent task should not
+/// wait until a full local queue of lower ones has drained.
 pub struct Wake {
     pub notify: Notify,
-    urgent: AtomicBool,
+    highest: AtomicI32,
+}
+
+/// No priority heard of since the last [`Wake::take_highest`].
+const NONE: i32 = i32::MIN;
+
+impl Default for Wake {
+    fn default() -> Wake {
+        Wake {
+            notify: Notify::new(),
+            highest: AtomicI32::new(NONE),
+        }
+    }
 }
 
 impl Wake {
     fn queued(&self, payload: &str) {
-        if !payload.is_empty() {
-            self.urgent.store(true, Ordering::SeqCst);
-        }
+        // An empty or unreadable payload (a task queued by hand, an older node): as urgent as
+        // it gets, so nothing queued is ever passed over.
+        let priority = payload.parse().unwrap_or(i32::MAX);
+        self.highest.fetch_max(priority, Ordering::SeqCst);
         self.notify.notify_one();
     }
 
-    /// Whether an urgent task was queued since the last call.
-    pub fn take_urgent(&self) -> bool {
-        self.urgent.swap(false, Ordering::SeqCst)
+    /// The highest priority queued since the last call, if any was.
+    pub fn take_highest(&self) -> Option<i32> {
+        Some(self.highest.swap(NONE, Ordering::SeqCst)).filter(|&p| p != NONE)
     }
 }
 
@@ -83,8 +96,8 @@ async fn listen(database_url: &str, wake: &Wake) -> Result<(), tokio_postgres::E
             result = &mut subscribe, if !subscribed => {
                 result?;
                 subscribed = true;
-                // Whatever was queued before we listened.
-                wake.notify.notify_one();
+                // Whatever was queued before we listened, at any priority.
+                wake.queued("");
             }
             message = messages.next() => match message {
                 Some(Ok(AsyncMessage::Notification(note))) => wake.queued(note.payload()),

@@ -164,7 +164,9 @@ impl Engine {
                 Event::Report(report) => self.take(report),
                 Event::Wake => {
                     self.queue_may_have_work = true;
-                    self.urgent = self.urgent || wake.take_urgent();
+                    if let Some(priority) = wake.take_highest() {
+                        self.heard_of(priority);
+                    }
                 }
                 // The fallback poll also claims from the start once: tasks that sit before the
                 // cursor (a resumed program's, a late commit's) wait at most one poll interval,
@@ -194,6 +196,15 @@ impl Engine {
         let _ = listener_stop.send(true);
         let _ = listener.await;
         tracing::info!(worker = %config.worker_id, "task engine stopped");
+    }
+
+    /// A task of `priority` was queued: claims that moved below its level start again from
+    /// the top; above 0 it is urgent (claimed even with a full local queue).
+    fn heard_of(&mut self, priority: i32) {
+        if self.cursor.is_some_and(|cursor| priority > cursor.priority) {
+            self.cursor = None;
+        }
+        self.urgent |= priority > 0;
     }
 
     /// One turn: take every report that is in, write outcomes, claim if the queue runs low.
@@ -321,14 +332,19 @@ impl Engine {
             self.cursor = last;
             return;
         }
-        // Short: nothing more after the cursor. Tasks committed late may sit before it, so
-        // the next claim starts from the beginning; from there, short means drained.
-        let from_start = self.cursor.is_none();
-        self.cursor = None;
-        if from_start {
-            self.queue_may_have_work = false;
-            self.find_next_due();
+        // Short. Nothing at all after the cursor while something woke us: what was queued
+        // sits before it (a transaction that committed late), so look from the beginning.
+        if got == 0 && self.cursor.is_some() {
+            self.cursor = None;
+            return;
         }
+        // Otherwise the queue is drained. The cursor stays where the claims got to: new tasks
+        // queue after it (tasks a chain releases, say), and starting over from the beginning
+        // would wade through the entries of every task claimed since the last vacuum. (The
+        // fallback poll still starts from the beginning now and then.)
+        self.cursor = last.or(self.cursor);
+        self.queue_may_have_work = false;
+        self.find_next_due();
     }
 
     /// A retry waiting out its backoff, or tasks waiting for their program's limit: wake
