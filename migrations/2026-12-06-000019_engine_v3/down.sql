@@ -170,7 +170,7 @@ DROP FUNCTION task_current_id();
 DROP FUNCTION task_snooze_sql(INTERVAL);
 DROP FUNCTION task_snooze(TEXT, BIGINT, INTEGER, DOUBLE PRECISION);
 DROP FUNCTION task_next_due();
-DROP FUNCTION task_claim(TEXT, INTEGER, INTEGER, TIMESTAMPTZ, BIGINT);
+DROP FUNCTION task_claim(TEXT, INTEGER, INTEGER, TIMESTAMPTZ, BIGINT, BOOLEAN);
 CREATE FUNCTION task_claim(worker_name TEXT, max_tasks INTEGER,
                                       after_run_after TIMESTAMPTZ, after_id BIGINT)
     RETURNS TABLE (id BIGINT, attempt INTEGER, function_name TEXT, function_kind TEXT,

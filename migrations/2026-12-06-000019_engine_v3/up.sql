@@ -563,13 +563,16 @@ END $$;
 -- rest out. Then plain tasks from the queue index, starting after the cursor (priority,
 -- run_after, id) where this worker's previous claim stopped (so it does not wade through
 -- entries of tasks it took, which stay in the index until vacuum): its own level after the
--- cursor, then lower levels. Nothing above the cursor's level: the worker starts from the
--- beginning (a NULL cursor) when it hears of a task queued above it (the notification
--- carries the priority), when a claim comes back short, and at each fallback poll. The rows
--- come back plain first, in queue order (the worker's next cursor is its last plain row).
+-- cursor, then lower levels. The levels above the cursor's only when the worker asks
+-- (look_above: it heard of a task queued above its level; the notification carries the
+-- priority), since looking there wades through the entries of every task already claimed
+-- at those levels. A NULL cursor starts at the beginning (after a claim found nothing past
+-- the cursor, and at each fallback poll). The rows come back plain first, in queue order
+-- (the worker's next cursor is its last plain row).
 DROP FUNCTION task_claim(TEXT, INTEGER, TIMESTAMPTZ, BIGINT);
 CREATE FUNCTION task_claim(worker_name TEXT, max_tasks INTEGER, after_priority INTEGER,
-                           after_run_after TIMESTAMPTZ, after_id BIGINT)
+                           after_run_after TIMESTAMPTZ, after_id BIGINT,
+                           look_above BOOLEAN DEFAULT false)
     RETURNS TABLE (id BIGINT, attempt INTEGER, function_name TEXT, function_kind TEXT,
                    parameters JSONB, timeout_seconds INTEGER, priority INTEGER,
                    run_after TIMESTAMPTZ, limited BOOLEAN)
@@ -634,6 +637,15 @@ BEGIN
              LIMIT max_tasks - cardinality(ids)
                FOR UPDATE SKIP LOCKED);
     ELSE
+        IF look_above THEN
+            ids := ids || ARRAY(
+                SELECT q.id FROM tasks q
+                 WHERE q.status = 'scheduled' AND NOT q.limited AND q.run_after <= now()
+                   AND q.priority > after_priority AND q.program_id <> ALL (paused_ids)
+                 ORDER BY q.priority DESC, q.run_after, q.id
+                 LIMIT max_tasks - cardinality(ids)
+                   FOR UPDATE SKIP LOCKED);
+        END IF;
         IF cardinality(ids) < max_tasks THEN
             ids := ids || ARRAY(
                 SELECT q.id FROM tasks q

@@ -89,7 +89,7 @@ fn the_claim_takes_higher_priorities_first_and_a_cursor_continues_at_its_level()
         .map(|_| run(&mut conn, "noop", RunOptions::default()))
         .collect();
 
-    let (first, cursor) = store::claim(&mut conn, "a", 2, None).unwrap();
+    let (first, cursor) = store::claim(&mut conn, "a", 2, None, false).unwrap();
     assert_eq!(
         ids(&first),
         plain[..2],
@@ -99,17 +99,14 @@ fn the_claim_takes_higher_priorities_first_and_a_cursor_continues_at_its_level()
     assert_eq!(cursor.priority, 0);
 
     // Queued after the claim moved on: a claim from the cursor continues at its level and
-    // below (the engine starts from the beginning when it hears of a task above its level).
+    // below (it looks above only when the engine heard of a task queued there).
     let urgent = run(&mut conn, "noop", with_priority(10));
-    let (next, _) = store::claim(&mut conn, "a", 3, Some(cursor)).unwrap();
+    let (next, cursor) = store::claim(&mut conn, "a", 3, Some(cursor), false).unwrap();
     assert_eq!(ids(&next), vec![plain[2], plain[3], low[0]]);
-    let (from_start, _) = store::claim(&mut conn, "a", 2, None).unwrap();
-    assert_eq!(
-        ids(&from_start),
-        vec![urgent, low[1]],
-        "from the start: the highest first"
-    );
-    assert_eq!(from_start[0].priority, 10);
+    // Told of it (look_above), the claim takes it first, then goes on from the cursor.
+    let (told, _) = store::claim(&mut conn, "a", 2, cursor, true).unwrap();
+    assert_eq!(ids(&told), vec![urgent, low[1]], "the highest first");
+    assert_eq!(told[0].priority, 10);
 }
 
 #[test]
@@ -156,7 +153,7 @@ fn fifty_concurrent_calls_with_one_unique_key_queue_one_task() {
     assert_eq!(count, 1);
 
     // Once it has ended the key is free again; with unique_for it stays taken for that long.
-    let (claimed, _) = store::claim(&mut conn, "a", 10, None).unwrap();
+    let (claimed, _) = store::claim(&mut conn, "a", 10, None, false).unwrap();
     finish(&mut conn, "a", &[claimed[0].key]);
     let keyed = |key: &str, unique_for| RunOptions {
         unique_key: Some(key.into()),
@@ -173,7 +170,7 @@ fn fifty_concurrent_calls_with_one_unique_key_queue_one_task() {
     let daily = queueing::enqueue(&mut conn, "noop", None, &held)
         .unwrap()
         .id;
-    let (claimed, _) = store::claim(&mut conn, "a", 10, None).unwrap();
+    let (claimed, _) = store::claim(&mut conn, "a", 10, None, false).unwrap();
     let daily_key = claimed.iter().find(|t| t.key.task_id == daily).unwrap().key;
     finish(&mut conn, "a", &[daily_key]);
     let within = queueing::enqueue(&mut conn, "noop", None, &held).unwrap();
@@ -192,9 +189,9 @@ fn max_running_holds_across_claimers_and_a_slot_frees_when_a_task_ends() {
         .map(|_| run(&mut conn, "noop", RunOptions::default()))
         .collect();
 
-    let (a, _) = store::claim(&mut conn, "a", 10, None).unwrap();
+    let (a, _) = store::claim(&mut conn, "a", 10, None, false).unwrap();
     assert_eq!(ids(&a), queued[..2], "two at most, in queue order");
-    let (b, _) = store::claim(&mut conn, "b", 10, None).unwrap();
+    let (b, _) = store::claim(&mut conn, "b", 10, None, false).unwrap();
     assert!(b.is_empty(), "the other node finds no slot");
     let next = store::next_due(&mut conn).unwrap();
     assert!(
@@ -203,12 +200,12 @@ fn max_running_holds_across_claimers_and_a_slot_frees_when_a_task_ends() {
     );
 
     finish(&mut conn, "a", &[a[0].key]);
-    let (b, _) = store::claim(&mut conn, "b", 10, None).unwrap();
+    let (b, _) = store::claim(&mut conn, "b", 10, None, false).unwrap();
     assert_eq!(ids(&b), vec![queued[2]], "one slot freed, one task");
 
     // No limit: the rest at once.
     queueing::set_program_options(&mut conn, "noop", options(None, None)).unwrap();
-    let (rest, _) = store::claim(&mut conn, "b", 10, None).unwrap();
+    let (rest, _) = store::claim(&mut conn, "b", 10, None, false).unwrap();
     assert_eq!(ids(&rest), queued[3..]);
 }
 
@@ -219,14 +216,14 @@ fn per_minute_counts_starts_in_the_last_sixty_seconds() {
     for _ in 0..8 {
         run(&mut conn, "noop", RunOptions::default());
     }
-    let (first, _) = store::claim(&mut conn, "a", 10, None).unwrap();
+    let (first, _) = store::claim(&mut conn, "a", 10, None, false).unwrap();
     finish(
         &mut conn,
         "a",
         &first.iter().map(|t| t.key).collect::<Vec<_>>(),
     );
     assert_eq!(first.len(), 3);
-    let (none, _) = store::claim(&mut conn, "b", 10, None).unwrap();
+    let (none, _) = store::claim(&mut conn, "b", 10, None, false).unwrap();
     assert!(
         none.is_empty(),
         "three started this minute, though none runs now"
@@ -238,7 +235,7 @@ fn per_minute_counts_starts_in_the_last_sixty_seconds() {
     )
     .execute(&mut conn)
     .unwrap();
-    let (next, _) = store::claim(&mut conn, "b", 10, None).unwrap();
+    let (next, _) = store::claim(&mut conn, "b", 10, None, false).unwrap();
     assert_eq!(next.len(), 3);
 }
 
@@ -251,7 +248,7 @@ fn a_task_waits_for_its_upstream_and_a_failure_cancels_everything_downstream() {
     let d = run(&mut conn, "noop", after(&[a, c]));
     assert_eq!(status(&mut conn, b).0, TaskStatus::Pending);
 
-    let (claimed, _) = store::claim(&mut conn, "w", 10, None).unwrap();
+    let (claimed, _) = store::claim(&mut conn, "w", 10, None, false).unwrap();
     assert_eq!(
         ids(&claimed),
         vec![a],
@@ -265,7 +262,7 @@ fn a_task_waits_for_its_upstream_and_a_failure_cancels_everything_downstream() {
         "still waits for c"
     );
 
-    let (claimed, _) = store::claim(&mut conn, "w", 10, None).unwrap();
+    let (claimed, _) = store::claim(&mut conn, "w", 10, None, false).unwrap();
     assert_eq!(ids(&claimed), vec![b]);
     let upstream = bookstore::tasks::flow::upstream(&mut conn, b).unwrap();
     assert_eq!(upstream.len(), 1);
@@ -317,13 +314,13 @@ fn a_batch_whose_last_two_members_end_at_once_on_two_nodes_calls_back_once() {
     let params = vec![serde_json::json!({}); 4];
     let batch =
         queueing::enqueue_batch(&mut conn, "noop", &params, Some("hello_world"), None).unwrap();
-    let (first, _) = store::claim(&mut conn, "a", 2, None).unwrap();
+    let (first, _) = store::claim(&mut conn, "a", 2, None, false).unwrap();
     finish(
         &mut conn,
         "a",
         &first.iter().map(|t| t.key).collect::<Vec<_>>(),
     );
-    let (last_two, _) = store::claim(&mut conn, "a", 2, None).unwrap();
+    let (last_two, _) = store::claim(&mut conn, "a", 2, None, false).unwrap();
     assert_eq!(last_two.len(), 2);
 
     // Each node finishes one of the last two, at the same moment.
@@ -375,7 +372,7 @@ fn a_snooze_puts_the_task_back_without_spending_an_attempt() {
             .unwrap()
     };
     let before = attempts_of(&mut conn);
-    let (claimed, _) = store::claim(&mut conn, "w", 1, None).unwrap();
+    let (claimed, _) = store::claim(&mut conn, "w", 1, None, false).unwrap();
     assert_eq!(claimed[0].key.attempt, 1);
     let wait = std::time::Duration::from_millis(200);
     let now = store::snooze(&mut conn, "w", claimed[0].key, wait).unwrap();
@@ -385,13 +382,13 @@ fn a_snooze_puts_the_task_back_without_spending_an_attempt() {
         before,
         "the attempt count is as before"
     );
-    let (early, _) = store::claim(&mut conn, "w", 1, None).unwrap();
+    let (early, _) = store::claim(&mut conn, "w", 1, None, false).unwrap();
     assert!(early.is_empty(), "not before its time");
     // Its time comes.
     diesel::sql_query("UPDATE tasks SET run_after = now()")
         .execute(&mut conn)
         .unwrap();
-    let (again, _) = store::claim(&mut conn, "w", 1, None).unwrap();
+    let (again, _) = store::claim(&mut conn, "w", 1, None, false).unwrap();
     assert_eq!(again[0].key.attempt, 1, "the next run is attempt 1 again");
 }
 
@@ -429,7 +426,7 @@ fn plain_work_that_fills_every_claim_does_not_starve_a_limited_program() {
         run(&mut conn, "hello_world", RunOptions::default());
     }
     let limited = run(&mut conn, "noop", RunOptions::default());
-    let (claimed, _) = store::claim(&mut conn, "a", 2, None).unwrap();
+    let (claimed, _) = store::claim(&mut conn, "a", 2, None, false).unwrap();
     assert!(
         ids(&claimed).contains(&limited),
         "the limited program's task is in a full claim"
@@ -465,7 +462,7 @@ fn a_batch_whose_callback_cannot_be_queued_still_records_its_members_ends() {
     diesel::sql_query("UPDATE programs SET enabled = false WHERE name = 'hello_world'")
         .execute(&mut conn)
         .unwrap();
-    let (claimed, _) = store::claim(&mut conn, "a", 10, None).unwrap();
+    let (claimed, _) = store::claim(&mut conn, "a", 10, None, false).unwrap();
     finish(&mut conn, "a", &[claimed[0].key]);
     let (callback, error): (Option<i64>, Option<String>) = task_batches::table
         .find(batch)
@@ -481,7 +478,7 @@ fn retrying_a_dependent_cancelled_by_its_failed_upstream_makes_it_wait_again() {
     let mut conn = connect(&fresh_database());
     let a = run(&mut conn, "noop", RunOptions::default());
     let b = run(&mut conn, "noop", after(&[a]));
-    let (claimed, _) = store::claim(&mut conn, "w", 10, None).unwrap();
+    let (claimed, _) = store::claim(&mut conn, "w", 10, None, false).unwrap();
     store::fail(&mut conn, "w", claimed[0].key, "boom", false, 10).unwrap();
     assert_eq!(status(&mut conn, b).0, TaskStatus::Cancelled);
 
@@ -497,7 +494,7 @@ fn retrying_a_dependent_cancelled_by_its_failed_upstream_makes_it_wait_again() {
         "it waits for a again"
     );
     retry(&mut conn, a);
-    let (claimed, _) = store::claim(&mut conn, "w", 10, None).unwrap();
+    let (claimed, _) = store::claim(&mut conn, "w", 10, None, false).unwrap();
     assert_eq!(ids(&claimed), vec![a], "only the upstream runs first");
     finish(&mut conn, "w", &[claimed[0].key]);
     assert_eq!(status(&mut conn, b).0, TaskStatus::Scheduled);

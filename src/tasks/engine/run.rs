@@ -45,6 +45,8 @@ const SCHEDULE_INTERVAL: Duration = Duration::from_secs(1);
 /// While a limited program's due tasks wait for a slot, how often to look again (a slot
 /// freed on this node wakes the loop at once; one freed on another node is seen this late).
 const LIMITED_RECHECK: Duration = Duration::from_millis(100);
+/// How long the loop may run without letting the listener (on the same thread) in.
+const YIELD_EVERY: Duration = Duration::from_millis(2);
 /// At shutdown, how long to keep trying to record outcomes after the grace period.
 const FINAL_WRITE_TRIES: Duration = Duration::from_secs(5);
 
@@ -71,6 +73,8 @@ pub(super) struct Engine {
     /// A task with a priority above 0 was queued: claim a few now, even with a full local
     /// queue (the local queue puts it before the lower ones it holds).
     urgent: bool,
+    /// A task was queued above the cursor's level: the next claim looks there too.
+    look_above: bool,
     /// Seconds a program has been taking (moving average).
     average_run: Option<f64>,
     shutting_down: bool,
@@ -118,6 +122,7 @@ impl Engine {
             next_due: None,
             limited_waiting: false,
             urgent: false,
+            look_above: false,
             average_run: None,
             shutting_down: false,
         })
@@ -144,8 +149,17 @@ impl Engine {
         let mut watchdog = ticker(WATCHDOG_INTERVAL);
         let mut poll = ticker(config.poll_interval);
 
+        let mut last_yield = Instant::now();
         loop {
             self.turn();
+            // The listener runs on this thread too: while reports keep every select ready,
+            // this loop would not yield to it (for up to tokio's budget of 128 polls, measured
+            // as a third of a second), and a queued urgent task would go unheard. Yielding
+            // every turn halved the no-op rate; every couple of milliseconds costs nothing.
+            if last_yield.elapsed() >= YIELD_EVERY {
+                tokio::task::yield_now().await;
+                last_yield = Instant::now();
+            }
             let timer = self.next_timer();
             let event = tokio::select! {
                 biased;
@@ -155,8 +169,10 @@ impl Engine {
                 _ = rescue.tick() => Event::Rescue,
                 _ = schedules.tick() => Event::Schedules,
                 _ = poll.tick() => Event::Poll,
-                Some(report) = self.reports.recv() => Event::Report(report),
+                // Before the reports: while a backlog runs they never stop coming, and a
+                // queued task (an urgent one above all) must not wait for them to.
                 () = wake.notify.notified() => Event::Wake,
+                Some(report) = self.reports.recv() => Event::Report(report),
                 () = sleep_until(timer) => Event::Timer,
             };
             match event {
@@ -202,7 +218,7 @@ impl Engine {
     /// the top; above 0 it is urgent (claimed even with a full local queue).
     fn heard_of(&mut self, priority: i32) {
         if self.cursor.is_some_and(|cursor| priority > cursor.priority) {
-            self.cursor = None;
+            self.look_above = true;
         }
         self.urgent |= priority > 0;
     }
@@ -303,15 +319,17 @@ impl Engine {
                 .max(1)
         };
         let (worker, cursor) = (self.config.worker_id.clone(), self.cursor);
+        let look_above = std::mem::take(&mut self.look_above);
         let claimed = self
             .db
-            .with(|conn| store::claim(conn, &worker, want, cursor));
+            .with(|conn| store::claim(conn, &worker, want, cursor, look_above));
         let (tasks, last) = match claimed {
             Ok(claimed) => {
                 self.claim_retry.succeeded();
                 claimed
             }
             Err(err) => {
+                self.look_above |= look_above;
                 let delay = self.claim_retry.failed();
                 tracing::warn!("claiming tasks: {err:#}; trying again in {delay:?}");
                 return;

@@ -77,20 +77,23 @@ struct ClaimRow {
     limited: bool,
 }
 
-/// Claims up to `limit` due tasks (plain ones after `cursor`, then limited programs' within
-/// their limits), highest priority first; returns them and where the plain claim stopped.
+/// Claims up to `limit` due tasks (limited programs' within their limits, then plain ones
+/// after `cursor`, and above its level too when `look_above`), highest priority first;
+/// returns them and where the plain claim stopped.
 pub fn claim(
     conn: &mut PgConnection,
     worker: &str,
     limit: usize,
     cursor: Option<QueueCursor>,
+    look_above: bool,
 ) -> QueryResult<(Vec<ClaimedTask>, Option<QueueCursor>)> {
-    let rows: Vec<ClaimRow> = sql_query("SELECT * FROM task_claim($1, $2, $3, $4, $5)")
+    let rows: Vec<ClaimRow> = sql_query("SELECT * FROM task_claim($1, $2, $3, $4, $5, $6)")
         .bind::<Text, _>(worker)
         .bind::<Integer, _>(i32::try_from(limit).unwrap_or(i32::MAX))
         .bind::<Nullable<Integer>, _>(cursor.map(|c| c.priority))
         .bind::<Nullable<Timestamptz>, _>(cursor.map(|c| c.run_after))
         .bind::<Nullable<BigInt>, _>(cursor.map(|c| c.id))
+        .bind::<Bool, _>(look_above)
         .load(conn)?;
     // Plain tasks come first, in queue order.
     let last = rows
