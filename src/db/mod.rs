@@ -2,6 +2,7 @@
 //! migrations, the registry sync and the demo seed, is `startup::prepare`'s.)
 
 pub mod cluster;
+pub mod counting;
 pub mod schema;
 pub mod secrets;
 

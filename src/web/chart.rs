@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Duration, DurationRound, Utc};
 
-use crate::tasks::status::TaskStatus;
+use crate::tasks::{stats::HourlyCounts, status::TaskStatus};
 
 pub struct Segment {
     pub y: i64,
@@ -16,12 +16,16 @@ pub struct Bar {
     pub x: i64,
     pub label: String,
     pub total: i64,
+    /// Its hour was sampled (a busy hour of a busy day): the counts are estimates.
+    pub estimated: bool,
     pub segments: Vec<Segment>,
 }
 
 pub struct Chart {
     pub bars: Vec<Bar>,
     pub max: i64,
+    /// Some bar is an estimate.
+    pub estimated: bool,
     pub width: i64,
     pub height: i64,
     pub bar_width: i64,
@@ -32,7 +36,8 @@ const BAR: i64 = 18;
 const GAP: i64 = 4;
 
 /// 24 hourly bars ending with the current hour.
-pub fn hourly(counts: &[(DateTime<Utc>, String, i64)], now: DateTime<Utc>) -> Chart {
+pub fn hourly(hourly: &HourlyCounts, now: DateTime<Utc>) -> Chart {
+    let counts = &hourly.buckets;
     let this_hour = now.duration_trunc(Duration::hours(1)).unwrap_or(now);
     let hours: Vec<DateTime<Utc>> = (0..24)
         .rev()
@@ -74,6 +79,7 @@ pub fn hourly(counts: &[(DateTime<Utc>, String, i64)], now: DateTime<Utc>) -> Ch
                 x: index as i64 * (BAR + GAP),
                 label: hour.format("%H:00").to_string(),
                 total: total_at(hour),
+                estimated: hourly.estimated.contains(hour),
                 segments,
             }
         })
@@ -81,6 +87,7 @@ pub fn hourly(counts: &[(DateTime<Utc>, String, i64)], now: DateTime<Utc>) -> Ch
     Chart {
         bars,
         max,
+        estimated: !hourly.estimated.is_empty(),
         width: 24 * (BAR + GAP),
         height: HEIGHT,
         bar_width: BAR,

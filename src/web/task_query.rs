@@ -1,14 +1,15 @@
 //! The task list's query string, shared by `/admin/tasks` and `GET /api/v1/tasks`: filters,
-//! search, sort and page, parsed once. Bad values are reported per field; the page shows them
-//! and ignores that filter, the API answers 400.
+//! search, sort and where the page starts, parsed once, and the links to the pages around one.
+//! Bad values are reported per field; the page shows them and ignores that filter, the API
+//! answers 400.
 
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    domain::ids::TaskBatchId,
+    domain::ids::{TaskBatchId, TaskId},
     tasks::{
+        listing::{Cursor, IdRange, TaskFilter, TaskPage, TaskSearch, TaskSort},
         status::TaskStatus,
-        views::{TaskFilter, TaskSearch, TaskSort},
     },
 };
 
@@ -41,6 +42,16 @@ pub struct TaskListParams {
     pub priority: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub sort: String,
+    /// The tasks older than this id: where the "older" link goes on.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub before: String,
+    /// The tasks newer than this id.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub after: String,
+    /// With `before`, for "everything matching": the lowest id a search looked at.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub down_to: String,
+    /// A page number counted from there (old links; each page further skips a page of rows).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub page: String,
 }
@@ -50,6 +61,7 @@ pub struct TaskListParams {
 pub struct TaskListQuery {
     pub filter: TaskFilter,
     pub sort: TaskSort,
+    pub cursor: Cursor,
     pub page: i64,
 }
 
@@ -137,6 +149,29 @@ impl TaskListParams {
                 }
             },
         };
+        let mut cursor_at = |value: &str, field: &'static str| match value.trim() {
+            "" => None,
+            value => match value.trim_start_matches('#').parse::<TaskId>() {
+                Ok(id) if id.0 > 0 => Some(id),
+                _ => {
+                    problems.push((field, format!("{field} is a task number like 42")));
+                    None
+                }
+            },
+        };
+        let down_to = cursor_at(&self.down_to, "down_to");
+        let cursor = match (
+            cursor_at(&self.before, "before"),
+            cursor_at(&self.after, "after"),
+        ) {
+            (Some(_), Some(_)) => {
+                problems.push(("after", "give before or after, not both".to_owned()));
+                Cursor::Newest
+            }
+            (Some(id), None) => Cursor::Before(id),
+            (None, Some(id)) => Cursor::After(id),
+            (None, None) => Cursor::Newest,
+        };
         let query = TaskListQuery {
             filter: TaskFilter {
                 status,
@@ -149,16 +184,25 @@ impl TaskListParams {
                 batch,
                 priority,
                 up_to_id: None,
+                down_to_id: down_to,
             },
             sort,
+            cursor,
             page,
         };
         (query, problems)
     }
 
-    /// The same list at another page, as a query string (empty values left out).
-    pub fn at_page(&self, page: i64) -> String {
+    /// The same list from another place, as a query string (empty values left out).
+    pub fn at(&self, cursor: Cursor, page: i64) -> String {
+        let (before, after) = match cursor {
+            Cursor::Newest => (String::new(), String::new()),
+            Cursor::Before(id) => (id.to_string(), String::new()),
+            Cursor::After(id) => (String::new(), id.to_string()),
+        };
         let params = TaskListParams {
+            before,
+            after,
             page: if page > 1 {
                 page.to_string()
             } else {
@@ -169,14 +213,72 @@ impl TaskListParams {
         serde_urlencoded::to_string(&params).unwrap_or_default()
     }
 
-    /// The filters only (no sort, no page): what "everything matching" carries.
+    /// The filters only (no sort, no place): what "everything matching" carries.
     pub fn filters_only(&self) -> TaskListParams {
         TaskListParams {
             sort: String::new(),
+            before: String::new(),
+            after: String::new(),
+            down_to: String::new(),
             page: String::new(),
             ..self.clone()
         }
     }
+
+    /// What a bulk request on "everything matching" reads: the filters and the window.
+    pub fn bulk_scope(&self) -> TaskListParams {
+        TaskListParams {
+            before: self.before.clone(),
+            down_to: self.down_to.clone(),
+            ..self.filters_only()
+        }
+    }
+
+    /// What "everything matching" on `page` carries: the filters, and for filters that read
+    /// each task the ids the page searched (the same window, once confirmed).
+    pub fn matching(&self, page: &TaskPage) -> TaskListParams {
+        let searched = |id: fn(IdRange) -> i64| page.searched.map(id).map(|id| id.to_string());
+        TaskListParams {
+            before: searched(|ids| ids.highest.0 + 1).unwrap_or_default(),
+            down_to: searched(|ids| ids.lowest.0).unwrap_or_default(),
+            ..self.filters_only()
+        }
+    }
+
+    /// The links around `page` (query strings; empty is the first page, unfiltered).
+    pub fn links(&self, query: &TaskListQuery, page: &TaskPage, per_page: i64) -> PageLinks {
+        let by_id = query.sort == TaskSort::Created;
+        let next = if !by_id && page.more_in_window {
+            Some(self.at(query.cursor, query.page + 1))
+        } else {
+            page.older.map(|id| self.at(Cursor::Before(id), 1))
+        };
+        let previous = if page.rows.is_empty() && query.page > 1 {
+            // Past the end of an old link's pages: the last one.
+            let pages = ((page.total.value() + per_page - 1) / per_page.max(1)).max(1);
+            Some(self.at(query.cursor, pages.min(query.page - 1)))
+        } else if !by_id && query.page > 1 {
+            Some(self.at(query.cursor, query.page - 1))
+        } else {
+            page.newer.map(|id| self.at(Cursor::After(id), 1))
+        };
+        let moved = query.cursor != Cursor::Newest || query.page > 1;
+        PageLinks {
+            next,
+            previous,
+            newest: moved.then(|| self.at(Cursor::Newest, 1)),
+        }
+    }
+}
+
+/// Query strings of the pages around one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PageLinks {
+    /// Older tasks (newest first), or the next page in another order.
+    pub next: Option<String>,
+    pub previous: Option<String>,
+    /// The first page, when this is not it.
+    pub newest: Option<String>,
 }
 
 #[cfg(test)]
@@ -216,6 +318,7 @@ mod tests {
             batch: "x".into(),
             priority: "101".into(),
             sort: "fastest".into(),
+            before: "x".into(),
             page: "0".into(),
             ..Default::default()
         }
@@ -223,7 +326,9 @@ mod tests {
         let fields: Vec<&str> = problems.iter().map(|(field, _)| *field).collect();
         assert_eq!(
             fields,
-            ["status", "from", "batch", "priority", "sort", "page"]
+            [
+                "status", "from", "batch", "priority", "sort", "page", "before"
+            ]
         );
         assert_eq!((query.filter.status, query.page), (None, 1));
     }

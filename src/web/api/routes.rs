@@ -8,7 +8,8 @@ use crate::{
     domain::ids::TaskId,
     tasks::{
         bulk::{self, BulkAction},
-        ops, views,
+        listing::{self, PageRequest},
+        ops,
     },
     web::{
         AppState,
@@ -67,30 +68,54 @@ pub async fn register(
         .json(json!({ "id": id, "name": name, "function_name": function_name })))
 }
 
-/// `GET /api/v1/tasks?status=&program=&q=&queued_by=&node=&from=&to=&sort=&page=`: 50 a
-/// page, newest first unless `sort` says otherwise (see `TaskListParams`).
+/// `GET /api/v1/tasks?status=&program=&q=&queued_by=&node=&from=&to=&batch=&priority=&sort=`
+/// `&before=&after=&page=`: 50 a page, newest first unless `sort` says otherwise (see
+/// `TaskListParams`). `next` and `previous` are the paths of the pages around this one (by
+/// task id, `before=`/`after=`: follow them rather than counting pages). `total` is exact up
+/// to 10,000 and PostgreSQL's estimate beyond (`total_is`: "exact", "about" or "more_than").
+/// Filters that read each task (text, JSON, who queued, node, priority, dates, finished, the
+/// other orders) search 50,000 task ids per page, named in `searched`; `total` then counts
+/// the matches among those, and `next` goes on with older ones.
 pub async fn tasks(
     state: web::Data<AppState>,
     _staff: ApiStaff,
-    query: web::Query<TaskListParams>,
+    params: web::Query<TaskListParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let (query, problems) = query.parse();
+    let params = params.into_inner();
+    let (query, problems) = params.parse();
     if let Some((field, message)) = problems.into_iter().next() {
         return Err(ApiError::bad_request("invalid_query", message).with_field(field));
     }
-    let page = query.page;
-    let (tasks, total) = call(&state, move |conn| {
-        Ok(views::list_tasks(
+    let lookup = query.clone();
+    let found = call(&state, move |conn| {
+        let request = PageRequest {
+            cursor: lookup.cursor,
+            page: lookup.page,
+            per_page: PER_PAGE,
+        };
+        Ok(listing::list_tasks(
             conn,
-            &query.filter,
-            query.sort,
-            query.page,
-            PER_PAGE,
+            &lookup.filter,
+            lookup.sort,
+            request,
         )?)
     })
     .await?;
-    Ok(HttpResponse::Ok()
-        .json(json!({ "tasks": tasks, "page": page, "per_page": PER_PAGE, "total": total })))
+    let links = params.links(&query, &found, PER_PAGE);
+    let path = |query: Option<String>| query.map(|query| format!("/api/v1/tasks?{query}"));
+    let searched = found
+        .searched
+        .map(|ids| json!({ "lowest": ids.lowest, "highest": ids.highest }));
+    Ok(HttpResponse::Ok().json(json!({
+        "tasks": found.rows,
+        "page": query.page,
+        "per_page": PER_PAGE,
+        "total": found.total.value(),
+        "total_is": found.total.kind(),
+        "searched": searched,
+        "next": path(links.next),
+        "previous": path(links.previous),
+    })))
 }
 
 fn task_id(path: &str) -> Result<TaskId, ApiError> {
@@ -128,7 +153,8 @@ pub struct BulkBody {
     action: String,
     #[serde(default)]
     ids: Option<Vec<TaskId>>,
-    /// Everything matching these filters (the list's query fields), when there are no ids.
+    /// Everything matching these filters (the list's query fields), when there are no ids;
+    /// for filters that read each task, among the ids the list searched (`before`).
     #[serde(default)]
     filter: Option<TaskListParams>,
 }
@@ -163,7 +189,7 @@ pub async fn bulk(
             if let Some((field, message)) = problems.into_iter().next() {
                 return Err(ApiError::bad_request("invalid_filter", message).with_field(field));
             }
-            Some(query.filter)
+            Some((query.filter, query.cursor))
         }
         (None, None) => {
             return Err(ApiError::bad_request(
@@ -174,7 +200,7 @@ pub async fn bulk(
     };
     let (named, changed) = call(&state, move |conn| {
         let ids = match filter {
-            Some(filter) => views::matching_ids(conn, &filter, 10_000)?,
+            Some((filter, cursor)) => listing::matching_ids(conn, &filter, cursor, 10_000)?,
             None => ids.unwrap_or_default(),
         };
         let changed = bulk::bulk(conn, &audit, action, &ids)?;

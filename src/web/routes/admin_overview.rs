@@ -8,10 +8,12 @@ use chrono::Utc;
 use serde::Deserialize;
 
 use crate::{
+    db::counting::Count,
     domain::overview::{self, ShopCounts},
     tasks::{
+        listing, stats,
         status::TaskStatus,
-        views::{self, TaskFilter, TaskRow, TaskSort},
+        views::{self, TaskRow},
     },
     web::{
         AppState,
@@ -36,7 +38,8 @@ pub struct OverviewPage {
 #[derive(Template, WebTemplate)]
 #[template(path = "admin/_overview_live.html")]
 pub struct OverviewLive {
-    counts: Vec<(TaskStatus, i64)>,
+    /// Exact up to a threshold, estimates beyond ("about 10.0M").
+    counts: Vec<(TaskStatus, Count)>,
     running: Vec<TaskRow>,
     latest: Vec<TaskRow>,
     failures: Vec<TaskRow>,
@@ -65,14 +68,15 @@ pub async fn overview(
     req: HttpRequest,
     live: web::Query<LiveParam>,
 ) -> Result<Either<OverviewLive, OverviewPage>, WebError> {
-    let (shop, counts, running, latest, failures, hourly) = with_conn(&state, |conn| {
+    let now = Utc::now();
+    let (shop, counts, running, latest, failures, hourly) = with_conn(&state, move |conn| {
         Ok::<_, diesel::result::Error>((
             overview::shop_counts(conn)?,
-            views::status_counts(conn)?,
+            stats::status_counts(conn)?,
             views::running_tasks(conn)?,
-            views::list_tasks(conn, &TaskFilter::default(), TaskSort::Created, 1, 10)?.0,
-            views::failures_since(conn, Utc::now() - chrono::Duration::hours(24), 10)?,
-            views::hourly_counts(conn)?,
+            listing::latest_tasks(conn, 10)?,
+            views::failures_since(conn, now - chrono::Duration::hours(24), 10)?,
+            stats::hourly_counts(conn, now)?,
         ))
     })
     .await?;
@@ -82,7 +86,7 @@ pub async fn overview(
         running,
         latest,
         failures,
-        chart: chart::hourly(&hourly, Utc::now()),
+        chart: chart::hourly(&hourly, now),
     };
     if live.wanted() {
         return Ok(Either::Left(fragment));

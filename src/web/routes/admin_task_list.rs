@@ -9,11 +9,12 @@ use askama_web::WebTemplate;
 
 use crate::domain::ids::TaskId;
 use crate::{
+    db::counting::Count,
     tasks::{
         bulk::{self, BulkAction},
-        ops,
+        listing::{self, Cursor, IdRange, PageRequest, TaskPage, TaskSort},
         status::TaskStatus,
-        views::{self, TaskRow, TaskSort},
+        views::{self, TaskRow},
     },
     web::{
         AppState,
@@ -23,7 +24,7 @@ use crate::{
         flash,
         layout::Layout,
         routes::admin_overview::LiveParam,
-        task_query::TaskListParams,
+        task_query::{Problem, TaskListParams, TaskListQuery},
         with_conn,
     },
 };
@@ -59,16 +60,20 @@ pub struct TasksPage {
 pub struct TaskListLive {
     problems: Vec<String>,
     tasks: Vec<TaskRow>,
-    total: i64,
+    /// "4 tasks.", "About 11.0M tasks.", "2 tasks. Searched tasks #1–#50000 ...".
+    summary: String,
+    total: Count,
     page: i64,
     page_count: i64,
+    /// What the page searched, when its filters read each task.
+    searched: Option<String>,
     actions: [BulkAction; 3],
     /// Rows get a checkbox.
     selectable: bool,
-    previous: Option<String>,
-    next: Option<String>,
+    /// Page links: ("newest"|"previous"|"next", its label, where).
+    links: Vec<(&'static str, &'static str, String)>,
     filtered: bool,
-    /// The filters as a query string, for "everything matching".
+    /// The filters (and the searched window) as fields, for "everything matching".
     matching_query: Vec<(String, String)>,
 }
 
@@ -83,50 +88,21 @@ pub async fn list(
     let params = params.into_inner();
     let (query, problems) = params.parse();
     let lookup = query.clone();
-    let ((tasks, total), programs) = with_conn(&state, move |conn| {
-        let programs = ops::get_programs(conn)?
-            .into_iter()
-            .map(|p| p.name)
-            .collect();
-        Ok::<_, diesel::result::Error>((
-            views::list_tasks(
-                conn,
-                &lookup.filter,
-                lookup.sort,
-                lookup.page,
-                TASKS_PER_PAGE,
-            )?,
-            programs,
-        ))
+    let (found, programs) = with_conn(&state, move |conn| {
+        let request = PageRequest {
+            cursor: lookup.cursor,
+            page: lookup.page,
+            per_page: TASKS_PER_PAGE,
+        };
+        let found = listing::list_tasks(conn, &lookup.filter, lookup.sort, request)?;
+        Ok::<_, diesel::result::Error>((found, views::program_names(conn)?))
     })
     .await?;
-    let page_count = ((total + TASKS_PER_PAGE - 1) / TASKS_PER_PAGE).max(1);
-    let link = |page: i64| match params.at_page(page) {
-        query if query.is_empty() => "/admin/tasks".to_owned(),
-        query => format!("/admin/tasks?{query}"),
-    };
-    let matching = params.filters_only();
-    let matching_query: Vec<(String, String)> =
-        serde_urlencoded::from_str(&serde_urlencoded::to_string(&matching).unwrap_or_default())
-            .unwrap_or_default();
-    let filtered = !query.filter.is_empty();
-    let fragment = TaskListLive {
-        previous: (query.page > 1).then(|| link((query.page - 1).min(page_count))),
-        next: (query.page < page_count).then(|| link(query.page + 1)),
-        problems: problems.into_iter().map(|(_, message)| message).collect(),
-        tasks,
-        total,
-        page: query.page,
-        page_count,
-        actions: BulkAction::ALL,
-        selectable: true,
-        filtered,
-        matching_query,
-    };
+    let fragment = TaskListLive::new(&params, &query, found, problems);
     if live.wanted() {
         return Ok(Either::Left(fragment));
     }
-    let here = link(query.page);
+    let here = list_href(params.at(query.cursor, query.page));
     let live_src = if here.contains('?') {
         format!("{here}&live=1")
     } else {
@@ -145,11 +121,103 @@ pub async fn list(
                 selected: sort == query.sort,
             })
             .collect(),
-        filtered,
+        filtered: !query.filter.is_empty(),
         live_src,
         live: fragment,
         params,
     }))
+}
+
+fn list_href(query: String) -> String {
+    match query {
+        query if query.is_empty() => "/admin/tasks".to_owned(),
+        query => format!("/admin/tasks?{query}"),
+    }
+}
+
+impl TaskListLive {
+    /// What the list shows of `found`: its sentence, its links, its forms.
+    fn new(
+        params: &TaskListParams,
+        query: &TaskListQuery,
+        found: TaskPage,
+        problems: Vec<Problem>,
+    ) -> TaskListLive {
+        let links = params.links(query, &found, TASKS_PER_PAGE);
+        let by_id = query.sort == TaskSort::Created;
+        let links = [
+            (
+                "newest",
+                if by_id { "« Newest" } else { "« First" },
+                links.newest,
+            ),
+            (
+                "prev",
+                if by_id { "‹ Newer" } else { "‹ Previous" },
+                links.previous,
+            ),
+            ("next", if by_id { "Older ›" } else { "Next ›" }, links.next),
+        ]
+        .into_iter()
+        .filter_map(|(rel, label, query)| Some((rel, label, list_href(query?))))
+        .collect();
+        let matching_query: Vec<(String, String)> = serde_urlencoded::from_str(
+            &serde_urlencoded::to_string(params.matching(&found)).unwrap_or_default(),
+        )
+        .unwrap_or_default();
+        TaskListLive {
+            summary: summary(&found, query.page),
+            page_count: ((found.total.value() + TASKS_PER_PAGE - 1) / TASKS_PER_PAGE).max(1),
+            problems: problems.into_iter().map(|(_, message)| message).collect(),
+            searched: found
+                .searched
+                .map(|ids| searched(ids, found.older.is_some())),
+            tasks: found.rows,
+            total: found.total,
+            page: query.page,
+            actions: BulkAction::ALL,
+            selectable: true,
+            links,
+            filtered: !query.filter.is_empty(),
+            matching_query,
+        }
+    }
+}
+
+/// "4 tasks.", "About 11.0M tasks.", "1 task. Searched tasks #1–#3, newest first." and
+/// " Page 2." after an old link's page number.
+fn summary(found: &TaskPage, page: i64) -> String {
+    let total = found.total.to_string();
+    let mut text = format!(
+        "{}{} task{}.",
+        total[..1].to_uppercase(),
+        &total[1..],
+        if found.total == Count::Exact(1) {
+            ""
+        } else {
+            "s"
+        }
+    );
+    if let Some(ids) = found.searched {
+        text.push_str(&format!(" {}", searched(ids, found.older.is_some())));
+    }
+    if page > 1 {
+        text.push_str(&format!(" Page {page}."));
+    }
+    text
+}
+
+/// What a page of filters that look at each task says it read.
+fn searched(ids: IdRange, older: bool) -> String {
+    let (lowest, highest) = (ids.lowest, ids.highest);
+    if older {
+        format!(
+            "Searched tasks #{lowest}–#{highest}, newest first: these filters look at each \
+             task, so a page stops after a moment and “Older” searches on."
+        )
+    } else {
+        format!("Searched tasks #{lowest}–#{highest}.")
+    }
 }
 
 /// What a bulk form asks: an action, and either ticked ids or "everything matching" filters.
@@ -195,7 +263,7 @@ impl BulkRequest {
             let encoded = serde_urlencoded::to_string(&rest).unwrap_or_default();
             let params: TaskListParams = serde_urlencoded::from_str(&encoded)
                 .map_err(|err| WebError::BadRequest(format!("The filters are not valid: {err}")))?;
-            BulkTarget::Matching(Box::new(params.filters_only()), up_to)
+            BulkTarget::Matching(Box::new(params.bulk_scope()), up_to)
         } else {
             let ids: Vec<TaskId> = pairs
                 .iter()
@@ -227,11 +295,16 @@ impl BulkRequest {
                 if let Some((_, message)) = problems.into_iter().next() {
                     return Err(WebError::BadRequest(message));
                 }
-                let filter = views::TaskFilter {
+                let filter = listing::TaskFilter {
                     up_to_id: *up_to,
                     ..query.filter
                 };
-                Ok(views::matching_ids(conn, &filter, MAX_BULK)?)
+                Ok(listing::matching_ids(
+                    conn,
+                    &filter,
+                    query.cursor,
+                    MAX_BULK,
+                )?)
             }
         }
     }
@@ -239,7 +312,7 @@ impl BulkRequest {
     /// Back to the list the form came from.
     fn back(&self) -> String {
         match &self.target {
-            BulkTarget::Matching(params, _) => match params.at_page(1) {
+            BulkTarget::Matching(params, _) => match params.filters_only().at(Cursor::Newest, 1) {
                 query if query.is_empty() => "/admin/tasks".to_owned(),
                 query => format!("/admin/tasks?{query}"),
             },
