@@ -28,6 +28,7 @@ mod outage;
 mod pages;
 mod pgbouncer;
 mod process;
+mod scale;
 mod search;
 mod sessions;
 mod sql_programs;
