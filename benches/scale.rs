@@ -295,6 +295,14 @@ fn main() {
         &mut conn,
         "SELECT coalesce(max(id), 0) + 1 AS n FROM tasks WHERE status <> 'scheduled'",
     );
+    // The day in the middle of the kept tasks (ten million reach back about a year).
+    let middle_day = sql_query(
+        "SELECT to_char((min(created_at) + (max(created_at) - min(created_at)) / 2) \
+                AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS line FROM tasks WHERE status <> 'scheduled'",
+    )
+    .get_result::<Line>(&mut conn)
+    .expect("the middle day")
+    .line;
     println!("scale: {rows} tasks: {ended_rows} ended, {queued_rows} queued");
     disk_use(&mut conn, rows);
 
@@ -328,6 +336,16 @@ fn main() {
             (
                 "by status: /admin/tasks?status=error",
                 "/admin/tasks?status=error".to_owned(),
+                row,
+            ),
+            (
+                "queued: /admin/tasks?status=scheduled",
+                "/admin/tasks?status=scheduled".to_owned(),
+                row,
+            ),
+            (
+                "one day, in the middle: ?from=DAY&to=DAY",
+                format!("/admin/tasks?from={middle_day}&to={middle_day}"),
                 row,
             ),
             (

@@ -163,6 +163,51 @@ async fn staff_pages_and_the_api_over_a_hundred_thousand_kept_tasks() {
     .await;
     assert_eq!(listed(&by_program), sales);
 
+    // The queue, from its two partial indexes (plain and limited tasks).
+    let queued = app.page("/admin/tasks?status=scheduled").await;
+    let newest_queued = ids(
+        &app,
+        "SELECT id FROM tasks WHERE status = 'scheduled' ORDER BY id DESC LIMIT 25",
+    )
+    .await;
+    assert_eq!(listed(&queued), newest_queued);
+    assert!(summary(&queued).starts_with(&format!("{QUEUED} tasks.")));
+
+    // A day in the middle of the kept tasks: where it begins and ends is found by task id.
+    let day = app
+        .db(|conn| {
+            #[derive(QueryableByName)]
+            struct Day {
+                #[diesel(sql_type = diesel::sql_types::Text)]
+                day: String,
+            }
+            sql_query(
+                "SELECT to_char((min(created_at) + (max(created_at) - min(created_at)) / 2) \
+                        AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day FROM tasks",
+            )
+            .get_result::<Day>(conn)
+            .unwrap()
+            .day
+        })
+        .await;
+    let that_day = app.page(&format!("/admin/tasks?from={day}&to={day}")).await;
+    let newest_that_day: Vec<TaskId> = app
+        .db(move |conn| {
+            sql_query(format!(
+                "SELECT id FROM tasks \
+                  WHERE created_at >= '{day}'::timestamp AT TIME ZONE 'UTC' \
+                    AND created_at < ('{day}'::timestamp + interval '1 day') AT TIME ZONE 'UTC' \
+                  ORDER BY id DESC LIMIT 25"
+            ))
+            .load::<Id>(conn)
+            .unwrap()
+            .into_iter()
+            .map(|row| TaskId(row.id))
+            .collect()
+        })
+        .await;
+    assert_eq!(listed(&that_day), newest_that_day);
+
     // A task by its number, deep in the kept ones.
     let deep = TaskId(number(&app, "SELECT min(id) + 1234 AS id FROM tasks").await);
     let found = app.page(&format!("/admin/tasks?q=%23{deep}")).await;
