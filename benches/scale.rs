@@ -252,7 +252,8 @@ fn main() {
     let ended = env_number("BENCH_SCALE_ENDED", 10_000_000);
     let queued = env_number("BENCH_SCALE_QUEUED", 1_000_000);
     let requests = env_number("BENCH_SCALE_REQUESTS", 20);
-    let own_database;
+    // Stopped and deleted on drop, so dropped before exiting (`exit` runs no destructors).
+    let mut own_database = None;
     let url = match std::env::var("BENCH_SCALE_URL") {
         Ok(url) => {
             let mut conn = diesel::Connection::establish(&url).expect("connecting");
@@ -260,8 +261,10 @@ fn main() {
             url
         }
         Err(_) => {
-            own_database = BenchDatabase::start("scale");
-            own_database.url.clone()
+            let database = BenchDatabase::start("scale");
+            let url = database.url.clone();
+            own_database = Some(database);
+            url
         }
     };
     let mut conn: PgConnection = diesel::Connection::establish(&url).expect("connecting");
@@ -408,6 +411,9 @@ fn main() {
     println!("{requests} requests each, one at a time, after 2 unmeasured ones");
     if failures > 0 {
         eprintln!("{failures} requests did not answer 200");
+        drop(runtime);
+        drop(conn);
+        drop(own_database);
         std::process::exit(1);
     }
 }
