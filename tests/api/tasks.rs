@@ -409,15 +409,49 @@ async fn cancelling_a_running_task_stops_it() {
 #[actix_web::test]
 async fn two_workers_run_two_thousand_tasks_each_exactly_once() {
     let app = spawn_app_with(|_| {}).await;
-    let (stop_a, a) = spawn_worker(&app.database_url, |c| c.task_concurrency = 8);
-    let (stop_b, b) = spawn_worker(&app.database_url, |c| c.task_concurrency = 8);
+    // Every task first waits at a gate the test holds shut (an advisory lock), so neither node
+    // can drain the queue before the other starts claiming: both nodes' taking part is then an
+    // event to wait for, not a race the faster node wins.
+    let (ok, _, error) = app.psql(
+        "CREATE FUNCTION through_the_gate(params jsonb) RETURNS text LANGUAGE sql AS $$ \
+           SELECT pg_advisory_xact_lock_shared(4242); SELECT 'through' $$; \
+         SELECT register_program('gated', 'through_the_gate');",
+    );
+    assert!(ok, "{error}");
+    let mut gate = PgConnection::establish(&app.database_url).unwrap();
+    sql_query("SELECT pg_advisory_lock(4242)")
+        .execute(&mut gate)
+        .unwrap();
 
+    let workers = |c: &mut Config| {
+        c.task_concurrency = 4;
+        c.pool_size = 10;
+    };
+    let (stop_a, a) = spawn_worker(&app.database_url, workers);
+    let (stop_b, b) = spawn_worker(&app.database_url, workers);
     app.db(|conn| {
-        sql_query("SELECT run_program('noop', NULL) FROM generate_series(1, 2000)")
+        sql_query("SELECT run_program('gated', NULL) FROM generate_series(1, 2000)")
             .execute(conn)
             .unwrap()
     })
     .await;
+    let claiming_nodes = || {
+        app.db(|conn| {
+            tasks::table
+                .filter(tasks::status.eq("running"))
+                .select(diesel::dsl::count(tasks::worker_id).aggregate_distinct())
+                .first::<i64>(conn)
+                .unwrap()
+        })
+    };
+    wait_until(120, "both nodes to hold tasks at the gate", || async {
+        claiming_nodes().await == 2
+    })
+    .await;
+    sql_query("SELECT pg_advisory_unlock(4242)")
+        .execute(&mut gate)
+        .unwrap();
+
     wait_until(120, "2,000 tasks to finish", || async {
         app.db(|conn| {
             tasks::table
@@ -433,22 +467,23 @@ async fn two_workers_run_two_thousand_tasks_each_exactly_once() {
 
     let (finished, max_attempt, workers): (i64, Option<i32>, i64) = app
         .db(|conn| {
-            // Only the noop tasks: scheduled clean-ups may have run too.
-            let noop = || {
+            // Only the gated tasks: scheduled clean-ups may have run too.
+            let gated = || {
                 tasks::table
                     .inner_join(programs::table)
-                    .filter(programs::name.eq("noop"))
+                    .filter(programs::name.eq("gated"))
             };
-            let finished = noop()
+            let finished = gated()
                 .filter(tasks::status.eq("finished"))
+                .filter(tasks::result.eq("through"))
                 .count()
                 .get_result(conn)
                 .unwrap();
-            let max_attempt = noop()
+            let max_attempt = gated()
                 .select(diesel::dsl::max(tasks::attempt))
                 .first(conn)
                 .unwrap();
-            let workers = noop()
+            let workers = gated()
                 .select(diesel::dsl::count(tasks::worker_id).aggregate_distinct())
                 .first(conn)
                 .unwrap();
