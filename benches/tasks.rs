@@ -8,6 +8,8 @@
 //!   before the workers start.
 //! - BENCH_SAMPLES: queue-to-start latency samples (default 200).
 //! - BENCH_IDLE_SECONDS: how long the idle worker's CPU use is measured (default 60).
+//! - BENCH_V3_ONLY=1: only the plain 1-node rate and the engine v3 rates beside it (mixed
+//!   priorities, limits, chains), each run twice, alternating: quick to repeat while tuning.
 //!
 //! Rows:
 //! - throughput, 1 / 2 worker nodes: tasks / (last end_time - first start_time), both stamped
@@ -403,6 +405,9 @@ fn main() {
     let defaults = Config::default();
     let database = BenchDatabase::start("tasks");
     let mut conn = database.connect();
+    if std::env::var_os("BENCH_V3_ONLY").is_some() {
+        return v3_only(&mut conn, &database.url, tasks);
+    }
 
     reset(&mut conn);
     let (one, peak_rss) = throughput(&mut conn, &database.url, 1, tasks);
@@ -493,6 +498,28 @@ fn main() {
     println!(
         "| enqueue rate, run_programs (one statement) / run_program per row | {bulk:.0} / {one_by_one:.0} tasks/s |"
     );
+}
+
+/// The plain rate and the engine v3 rates beside it, twice, alternating.
+fn v3_only(conn: &mut PgConnection, url: &str, tasks: u64) {
+    println!("| round | plain | mixed priorities | 8 programs x max_running 4 | chains of 10 |");
+    println!("|---|---:|---:|---:|---:|");
+    for round in 1..=2 {
+        reset(conn);
+        let (one, _) = throughput(conn, url, 1, tasks);
+        reset(conn);
+        let mixed = throughput_mixed_priorities(conn, url, tasks);
+        reset(conn);
+        let limited = throughput_limited(conn, url, tasks);
+        reset(conn);
+        let chains = throughput_chains(conn, url, tasks);
+        println!(
+            "| {round} | {one:.0} | {mixed:.0} ({:.2}) | {limited:.0} ({:.2}) | {chains:.0} ({:.2}) |",
+            mixed / one,
+            limited / one,
+            chains / one
+        );
+    }
 }
 
 /// 20000 -> "20,000".

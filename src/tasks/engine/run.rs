@@ -25,7 +25,7 @@ use crate::{
             connection::{LoopConnection, Retry},
             executor::{Executor, ExecutorContext, Job, Outcome, Report, StopReason, StopSignal},
             listener, maintenance,
-            store::{self, AttemptKey, QueueCursor},
+            store::{self, AttemptKey, ClaimRequest, Claimed, QueueCursor},
         },
     },
 };
@@ -223,7 +223,8 @@ impl Engine {
         self.urgent |= priority > 0;
     }
 
-    /// One turn: take every report that is in, write outcomes, claim if the queue runs low.
+    /// One turn: take every report that is in, write outcomes, claim if the queue runs low
+    /// (in the same round trip as the successes when there are some).
     fn turn(&mut self) {
         while let Ok(report) = self.reports.try_recv() {
             self.take(report);
@@ -232,10 +233,36 @@ impl Engine {
             self.next_due = None;
             self.queue_may_have_work = true;
         }
-        self.write_outcomes();
-        if self.should_claim() {
-            self.claim();
+        if self.limited_waiting && self.completer.ready() {
+            // The outcomes written now may free a limited program's slot.
+            self.queue_may_have_work = true;
         }
+        let claim = self.should_claim().then(|| self.claim_request());
+        let written = self
+            .completer
+            .write(&mut self.db, claim.map(|(request, _)| request));
+        for key in written.settled {
+            self.held.remove(&key);
+        }
+        let Some((request, urgent)) = claim else {
+            return;
+        };
+        let claimed = match written.claimed {
+            Some(claimed) => Ok(claimed),
+            None => {
+                let worker = &self.config.worker_id;
+                self.db.with(|conn| {
+                    store::claim(
+                        conn,
+                        worker,
+                        request.limit,
+                        request.cursor,
+                        request.look_above,
+                    )
+                })
+            }
+        };
+        self.claimed(request, urgent, claimed);
     }
 
     /// The earliest of: a due retry of a task, a retry of a failed statement.
@@ -303,14 +330,16 @@ impl Engine {
                 ))
     }
 
-    fn claim(&mut self) {
+    /// What the next claim asks for, and whether it is an urgent one (taken out of turn for a
+    /// task queued above 0 while the local queue is full).
+    fn claim_request(&mut self) -> (ClaimRequest, bool) {
         let refill = wants_more(
             self.unfinished(),
             self.config.concurrency,
             self.local_queue_capacity(),
         );
         let urgent = std::mem::take(&mut self.urgent) && !refill;
-        let want = if urgent {
+        let limit = if urgent {
             // Just past the local queue: the claim takes the highest priorities first.
             self.config.concurrency
         } else {
@@ -318,26 +347,33 @@ impl Engine {
                 .saturating_sub(self.unfinished())
                 .max(1)
         };
-        let (worker, cursor) = (self.config.worker_id.clone(), self.cursor);
-        let look_above = std::mem::take(&mut self.look_above);
-        let claimed = self
-            .db
-            .with(|conn| store::claim(conn, &worker, want, cursor, look_above));
+        let request = ClaimRequest {
+            limit,
+            cursor: self.cursor,
+            look_above: std::mem::take(&mut self.look_above),
+        };
+        (request, urgent)
+    }
+
+    /// Takes what a claim got: the tasks go to the executor; the cursor moves on.
+    fn claimed(&mut self, request: ClaimRequest, urgent: bool, claimed: anyhow::Result<Claimed>) {
         let (tasks, last) = match claimed {
             Ok(claimed) => {
                 self.claim_retry.succeeded();
                 claimed
             }
             Err(err) => {
-                self.look_above |= look_above;
+                self.look_above |= request.look_above;
                 let delay = self.claim_retry.failed();
                 tracing::warn!("claiming tasks: {err:#}; trying again in {delay:?}");
                 return;
             }
         };
-        let got = tasks.len();
+        let (want, got) = (request.limit, tasks.len());
         tracing::debug!(want, got, "claimed");
+        let mut limited = false;
         for task in tasks {
+            limited |= task.limited;
             let signal = Arc::new(StopSignal::default());
             self.held.insert(task.key, signal.clone());
             self.executor.submit(Job { task, signal });
@@ -362,6 +398,14 @@ impl Engine {
         // fallback poll still starts from the beginning now and then.)
         self.cursor = last.or(self.cursor);
         self.queue_may_have_work = false;
+        if limited {
+            // A limited program's tasks took the slots there were: more of them are probably
+            // waiting for the next slot to free. Its outcome claims again (above); asking the
+            // queue what waits would cost a round trip per slot. A claim that finds none asks.
+            self.limited_waiting = true;
+            self.next_due = Some(Instant::now() + LIMITED_RECHECK);
+            return;
+        }
         self.find_next_due();
     }
 
@@ -392,12 +436,7 @@ impl Engine {
 
     /// Writes the outcomes that are in; the attempts they settle are no longer held.
     fn write_outcomes(&mut self) {
-        let settled = self.completer.write(&mut self.db);
-        if !settled.is_empty() && self.limited_waiting {
-            // A limited program's slot may be free now.
-            self.queue_may_have_work = true;
-        }
-        for key in settled {
+        for key in self.completer.write(&mut self.db, None).settled {
             self.held.remove(&key);
         }
     }

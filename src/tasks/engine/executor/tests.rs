@@ -92,6 +92,7 @@ fn job_with_priority(id: i64, function_name: &str, priority: i32) -> (Job, Arc<S
             parameters: Some(json!({})),
             timeout_seconds: 30,
             priority,
+            limited: false,
         },
         signal: signal.clone(),
     };
