@@ -281,7 +281,7 @@ impl TestApp {
     }
 
     pub async fn register(&self, login: &str, name: &str, password: &str) -> reqwest::Response {
-        let email = format!("{login}@example.test");
+        let email = format!("{}@example.test", login.trim());
         let fields = [
             ("login", login),
             ("display_name", name),
