@@ -22,6 +22,7 @@ mod helpers;
 mod imports;
 mod login_throttle;
 mod looks;
+mod mail;
 mod ops;
 mod orders;
 mod outage;
