@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::{
     db::schema::{program_functions, programs},
-    tasks::{program::ProgramFunction, programs as builtin},
+    tasks::{program::ProgramFunction, programs as builtin, schedule::Schedule},
 };
 
 pub struct Registry {
@@ -78,8 +78,12 @@ impl Registry {
                         programs::function_name.eq(function.name),
                         programs::description.eq(function.description),
                         programs::schedule.eq(function.default_schedule),
-                        programs::next_run_at
-                            .eq(function.default_schedule.map(|_| chrono::Utc::now())),
+                        // The first firing is the schedule's next time, not the first start:
+                        // a new shop's staff get the daily digest at 07:00, not at install.
+                        programs::next_run_at.eq(function
+                            .default_schedule
+                            .and_then(|text| Schedule::parse(text).ok())
+                            .and_then(|schedule| schedule.next_after(chrono::Utc::now()))),
                         programs::max_running.eq(function
                             .default_max_running
                             .map(|limit| i32::try_from(limit).unwrap_or(i32::MAX))),

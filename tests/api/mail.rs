@@ -582,3 +582,49 @@ async fn reset_requests_are_throttled_per_network_address_and_per_account() {
         "at most 3 reset mails to one account in the window"
     );
 }
+
+#[actix_web::test]
+async fn staff_receive_the_low_stock_digest_listing_the_books_running_out() {
+    let sink = SmtpSink::started().await;
+    let app = shop_mailing_to(&sink).await;
+    // Every book well stocked but one, which is down to its last copy.
+    let title = app
+        .db(|conn| {
+            diesel::update(books::table)
+                .set(books::stock.eq(50))
+                .execute(conn)
+                .unwrap();
+            let (id, title): (i64, String) = books::table
+                .filter(books::hidden.eq(false))
+                .order(books::id)
+                .select((books::id, books::title))
+                .first(conn)
+                .unwrap();
+            diesel::update(books::table.find(id))
+                .set(books::stock.eq(1))
+                .execute(conn)
+                .unwrap();
+            title
+        })
+        .await;
+
+    let (ok, _, error) = app.psql(r#"SELECT run_program('low_stock_digest', '{"threshold": 2}');"#);
+    assert!(ok, "{error}");
+
+    let digest = sink.wait_for("staff@example.com", 1).await;
+    let digest = &digest[0];
+    assert!(digest.contains("Subject: Low stock: 1 book"), "{digest}");
+    let plain_title = title.replace('&', "&amp;");
+    assert!(
+        digest.contains(&title) || digest.contains(&plain_title),
+        "the book running out is listed: {digest}"
+    );
+    assert!(
+        digest.contains(&format!("{PUBLIC}/")),
+        "links from the public address"
+    );
+    assert!(
+        sink.to("alice@example.com").is_empty(),
+        "customers get no staff digest"
+    );
+}
