@@ -31,9 +31,11 @@ use std::{
 };
 
 use diesel::{PgConnection, QueryableByName, RunQueryDsl, sql_query, sql_types::BigInt};
-use support::{BenchDatabase, Stats, env_number, ms, worker::WorkerProcess};
-
-const CHUNK: u64 = 1_000_000;
+use support::{
+    BenchDatabase, Stats, env_number, ms,
+    task_rows::{idle_latency, keep_ended_tasks},
+    worker::WorkerProcess,
+};
 
 #[derive(QueryableByName)]
 struct Number {
@@ -59,26 +61,6 @@ fn highest_id(conn: &mut PgConnection) -> i64 {
         conn,
         "SELECT coalesce(max(id), 0)::float8 AS value FROM tasks",
     ) as i64
-}
-
-/// Ended tasks in chunks of a million (a progress line each).
-fn keep_ended(conn: &mut PgConnection, ended: u64) {
-    let began = Instant::now();
-    let mut done = 0;
-    while done < ended {
-        let last = (done + CHUNK).min(ended);
-        sql_query(include_str!("support/kept_tasks.sql"))
-            .bind::<BigInt, _>(done as i64 + 1)
-            .bind::<BigInt, _>(last as i64)
-            .bind::<BigInt, _>(ended as i64)
-            .execute(conn)
-            .expect("generating ended tasks");
-        done = last;
-        eprintln!(
-            "  {done} ended tasks ({:.0} s)",
-            began.elapsed().as_secs_f64()
-        );
-    }
 }
 
 /// Queues `queued` noops, vacuums, drains them with one worker; returns tasks per second
@@ -124,35 +106,13 @@ fn drain(conn: &mut PgConnection, url: &str, queued: u64) -> (f64, f64) {
     (rate, rss)
 }
 
-/// Queue-to-start of one task at a time on an idle worker.
-fn idle_latency(conn: &mut PgConnection, url: &str, samples: u64) -> Stats {
+/// Queue-to-start on an idle worker of its own.
+fn idle_worker_latency(conn: &mut PgConnection, url: &str, samples: u64) -> Stats {
     let worker = WorkerProcess::start(url);
     sleep(Duration::from_secs(1));
-    let started = Instant::now();
-    let mut latencies = Vec::new();
-    for _ in 0..samples {
-        let id = scalar(conn, "SELECT run_program('noop', NULL)::float8 AS value") as i64;
-        let query = format!(
-            "SELECT coalesce(extract(epoch FROM start_time - created_at)::float8, -1) AS value \
-               FROM tasks WHERE id = {id}"
-        );
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let latency = loop {
-            let value = scalar(conn, &query);
-            if value >= 0.0 {
-                break value;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "task {id} not started after 60 s"
-            );
-            sleep(Duration::from_micros(500));
-        };
-        latencies.push(Duration::from_secs_f64(latency));
-        sleep(Duration::from_millis(20));
-    }
+    let latency = idle_latency(conn, samples);
     worker.stop();
-    Stats::new(latencies, started.elapsed())
+    latency
 }
 
 /// The sustained run: a producer keeps the queue topped up, one worker drains it, the run's
@@ -260,13 +220,13 @@ fn main() {
     );
 
     let (empty_rate, empty_rss) = drain(&mut conn, &database.url, queued);
-    let empty_latency = idle_latency(&mut conn, &database.url, samples);
+    let empty_latency = idle_worker_latency(&mut conn, &database.url, samples);
     execute(&mut conn, "DELETE FROM tasks");
     execute(&mut conn, "VACUUM tasks");
 
-    keep_ended(&mut conn, ended);
+    keep_ended_tasks(&mut conn, ended);
     let (kept_rate, kept_rss) = drain(&mut conn, &database.url, queued);
-    let kept_latency = idle_latency(&mut conn, &database.url, samples);
+    let kept_latency = idle_worker_latency(&mut conn, &database.url, samples);
     let per_million = scalar(
         &mut conn,
         "SELECT (pg_total_relation_size('tasks') / 1048576.0 \

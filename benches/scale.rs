@@ -30,11 +30,10 @@ use diesel::{
     PgConnection, QueryableByName, RunQueryDsl, sql_query,
     sql_types::{BigInt, Text},
 };
-use support::{BenchDatabase, Stats, env_number, ms, start_app};
+use support::{BenchDatabase, Stats, env_number, ms, start_app, task_rows::keep_ended_tasks};
 
 const STAFF_LOGIN: &str = "boss";
 const STAFF_PASSWORD: &str = "a year of tasks kept in the shop";
-const CHUNK: u64 = 1_000_000;
 
 #[derive(QueryableByName)]
 struct Number {
@@ -58,21 +57,7 @@ fn number(conn: &mut PgConnection, sql: &str) -> i64 {
 /// Ended tasks in chunks (a progress line each), then the queue, then VACUUM (ANALYZE).
 fn generate(conn: &mut PgConnection, ended: u64, queued: u64) {
     let began = Instant::now();
-    let mut done = 0;
-    while done < ended {
-        let last = (done + CHUNK).min(ended);
-        sql_query(include_str!("support/kept_tasks.sql"))
-            .bind::<BigInt, _>(done as i64 + 1)
-            .bind::<BigInt, _>(last as i64)
-            .bind::<BigInt, _>(ended as i64)
-            .execute(conn)
-            .expect("generating ended tasks");
-        done = last;
-        eprintln!(
-            "  {done} ended tasks ({:.0} s)",
-            began.elapsed().as_secs_f64()
-        );
-    }
+    keep_ended_tasks(conn, ended);
     sql_query(include_str!("support/queued_tasks.sql"))
         .bind::<BigInt, _>(queued as i64)
         .execute(conn)

@@ -37,7 +37,9 @@ use std::{
 
 use bookstore::config::Config;
 use diesel::{PgConnection, RunQueryDsl, sql_query, sql_types::Double};
-use support::{BenchDatabase, Stats, env_number, ms, worker::WorkerProcess};
+use support::{
+    BenchDatabase, Stats, env_number, ms, task_rows::idle_latency, worker::WorkerProcess,
+};
 
 #[derive(diesel::QueryableByName)]
 struct Number {
@@ -251,42 +253,6 @@ fn throughput_with_open_transaction(
     let (rate, _) = throughput(conn, &database.url, 1, tasks);
     execute(&mut holder, "ROLLBACK");
     rate
-}
-
-/// Queue-to-start latency of single tasks on the idle `worker`, stamped by the database clock.
-fn idle_latency(conn: &mut PgConnection, samples: u64) -> Stats {
-    #[derive(diesel::QueryableByName)]
-    struct Id {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        id: i64,
-    }
-    let started = Instant::now();
-    let mut latencies = Vec::new();
-    for _ in 0..samples {
-        let id = sql_query("SELECT run_program('noop', NULL) AS id")
-            .get_result::<Id>(conn)
-            .expect("queueing")
-            .id;
-        let query = format!(
-            "SELECT coalesce(extract(epoch FROM start_time - created_at)::float8, -1) AS value \
-               FROM tasks WHERE id = {id}"
-        );
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let latency = loop {
-            let value = scalar(conn, &query);
-            if value >= 0.0 {
-                break value;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "task {id} not started after 60 s"
-            );
-            sleep(Duration::from_micros(500));
-        };
-        latencies.push(Duration::from_secs_f64(latency));
-        sleep(Duration::from_millis(20));
-    }
-    Stats::new(latencies, started.elapsed())
 }
 
 /// CPU used by the idle `worker` over `seconds`, as a percentage of one core.

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod task_rows;
 pub mod worker;
 
 use std::{

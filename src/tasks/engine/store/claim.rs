@@ -142,26 +142,16 @@ pub fn finish_then_claim(
     done: &[Success],
     request: ClaimRequest,
 ) -> QueryResult<(HashSet<AttemptKey>, Claimed)> {
-    let rows: Vec<FinishThenClaimRow> = sql_query(
+    let query = sql_query(
         "SELECT * FROM task_finish_then_claim($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-    )
-    .bind::<Text, _>(worker)
-    .bind::<Array<BigInt>, _>(done.iter().map(|s| s.key.task_id).collect::<Vec<_>>())
-    .bind::<Array<Integer>, _>(done.iter().map(|s| s.key.attempt).collect::<Vec<_>>())
-    .bind::<Array<Text>, _>(done.iter().map(|s| s.result.as_str()).collect::<Vec<_>>())
-    .bind::<Array<Nullable<Jsonb>>, _>(
-        done.iter()
-            .map(|s| s.result_table.as_ref())
-            .collect::<Vec<_>>(),
-    )
-    .bind::<Array<Timestamptz>, _>(done.iter().map(|s| s.started_at).collect::<Vec<_>>())
-    .bind::<Array<Timestamptz>, _>(done.iter().map(|s| s.ended_at).collect::<Vec<_>>())
-    .bind::<Integer, _>(claim_limit(request))
-    .bind::<Nullable<Integer>, _>(request.cursor.map(|c| c.priority))
-    .bind::<Nullable<Timestamptz>, _>(request.cursor.map(|c| c.run_after))
-    .bind::<Nullable<BigInt>, _>(request.cursor.map(|c| c.id))
-    .bind::<Bool, _>(request.look_above)
-    .load(conn)?;
+    );
+    let rows: Vec<FinishThenClaimRow> = bind_successes!(query, worker, done)
+        .bind::<Integer, _>(claim_limit(request))
+        .bind::<Nullable<Integer>, _>(request.cursor.map(|c| c.priority))
+        .bind::<Nullable<Timestamptz>, _>(request.cursor.map(|c| c.run_after))
+        .bind::<Nullable<BigInt>, _>(request.cursor.map(|c| c.id))
+        .bind::<Bool, _>(request.look_above)
+        .load(conn)?;
     let mut recorded = HashSet::new();
     let mut claimed_rows = Vec::new();
     for row in rows {
