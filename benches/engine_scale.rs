@@ -10,14 +10,16 @@
 //! - BENCH_SCALE_QUEUED (default 1000000): noop tasks queued before the worker starts
 //!   (`benches/support/queued_tasks.sql`); the rate is theirs, first start to last end.
 //! - BENCH_SAMPLES (default 200): queue-to-start samples on the idle worker, 20 ms apart.
-//! - BENCH_SUSTAINED_MINUTES (default 10): a producer keeps about 100,000 tasks queued (bulk
-//!   `run_programs` of 10,000), the worker drains them, and once a minute the tasks of the
+//! - BENCH_SUSTAINED_MINUTES (default 10): a producer keeps about 100,000 tasks queued (ten
+//!   bulk `run_programs` of 10,000 ahead of the worker), the worker drains them, and once a minute the tasks of the
 //!   run that ended over a minute ago are deleted (prune_tasks' statement with a minute for
 //!   its days, so the table stays at its kept size); each minute's row gives the rate, the
 //!   dead rows, and the sizes of the queue's index and of the table.
 //!
-//! Both drains start from the same state: rows vacuumed and analyzed (as autovacuum leaves
-//! them long before a queue this size is drained).
+//! The empty table and the kept one are two databases of one cluster, drained in turns (two
+//! rounds each) so that both see the same machine. Every drain starts from the same state:
+//! the queue inserted, vacuumed and analyzed (as autovacuum leaves rows long before a queue
+//! this size is drained); what it added is deleted after it.
 
 mod support;
 
@@ -30,7 +32,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use diesel::{PgConnection, QueryableByName, RunQueryDsl, sql_query, sql_types::BigInt};
+use diesel::{
+    Connection, PgConnection, QueryableByName, RunQueryDsl, sql_query, sql_types::BigInt,
+};
 use support::{
     BenchDatabase, Stats, env_number, ms,
     task_rows::{idle_latency, keep_ended_tasks},
@@ -124,16 +128,34 @@ fn sustained(database: &BenchDatabase, minutes: u64) {
     let producer = {
         let (stop, mut conn) = (stop.clone(), database.connect());
         thread::spawn(move || {
-            let queued = "SELECT count(*)::float8 AS value FROM tasks WHERE status = 'scheduled'";
+            // Ten batches ahead of the worker: a batch is queued when the first task of the
+            // oldest one started (a lookup by id; counting the queue would scan the table).
+            let mut ahead = std::collections::VecDeque::new();
             while !stop.load(Ordering::Relaxed) {
-                if scalar(&mut conn, queued) < 100_000.0 {
-                    execute(
+                let started = match ahead.front() {
+                    None => true,
+                    Some(first) => {
+                        scalar(
+                            &mut conn,
+                            &format!(
+                                "SELECT (status <> 'scheduled')::int::float8 AS value \
+                               FROM tasks WHERE id = {first}"
+                            ),
+                        ) > 0.0
+                    }
+                };
+                if ahead.len() < 10 || started {
+                    if ahead.len() >= 10 {
+                        ahead.pop_front();
+                    }
+                    let first = scalar(
                         &mut conn,
-                        "SELECT count(*) FROM run_programs('noop', \
-                           array_fill('{}'::jsonb, ARRAY[10000]))",
-                    );
+                        "SELECT min(id)::float8 AS value FROM run_programs('noop', \
+                           array_fill('{}'::jsonb, ARRAY[10000])) AS id",
+                    ) as i64;
+                    ahead.push_back(first);
                 } else {
-                    sleep(Duration::from_millis(50));
+                    sleep(Duration::from_millis(20));
                 }
             }
         })
@@ -205,30 +227,61 @@ fn sustained(database: &BenchDatabase, minutes: u64) {
     );
 }
 
+/// A second database in the bench's cluster, migrated, for the empty table.
+fn empty_database(database: &BenchDatabase) -> String {
+    database
+        .cluster
+        .ensure_database("empty")
+        .expect("creating the empty database");
+    let url = database.cluster.conninfo("empty");
+    let mut conn = PgConnection::establish(&url).expect("connecting");
+    bookstore::startup::prepare(&mut conn, false).expect("migrating");
+    url
+}
+
+/// Drains, then deletes what the drain added (and vacuums): each round starts alike.
+fn drain_and_clear(conn: &mut PgConnection, url: &str, queued: u64) -> (f64, f64) {
+    let base = highest_id(conn);
+    let measured = drain(conn, url, queued);
+    execute(conn, &format!("DELETE FROM tasks WHERE id > {base}"));
+    execute(conn, "VACUUM tasks");
+    measured
+}
+
 fn main() {
     let ended = env_number("BENCH_SCALE_ENDED", 10_000_000);
     let queued = env_number("BENCH_SCALE_QUEUED", 1_000_000);
     let samples = env_number("BENCH_SAMPLES", 200);
     let minutes = env_number("BENCH_SUSTAINED_MINUTES", 10);
     let database = BenchDatabase::start("engine-scale");
-    let mut conn = database.connect();
+    let empty_url = empty_database(&database);
+    let (mut kept, mut empty) = (
+        database.connect(),
+        PgConnection::establish(&empty_url).expect("connecting"),
+    );
     // Only the bench's tasks run: no schedule fires (prune_tasks' would delete most of the
     // kept tasks, which reach back a year).
-    execute(
-        &mut conn,
-        "UPDATE programs SET schedule = NULL, next_run_at = NULL",
-    );
+    for conn in [&mut kept, &mut empty] {
+        execute(
+            conn,
+            "UPDATE programs SET schedule = NULL, next_run_at = NULL",
+        );
+    }
+    keep_ended_tasks(&mut kept, ended);
 
-    let (empty_rate, empty_rss) = drain(&mut conn, &database.url, queued);
-    let empty_latency = idle_worker_latency(&mut conn, &database.url, samples);
-    execute(&mut conn, "DELETE FROM tasks");
-    execute(&mut conn, "VACUUM tasks");
-
-    keep_ended_tasks(&mut conn, ended);
-    let (kept_rate, kept_rss) = drain(&mut conn, &database.url, queued);
-    let kept_latency = idle_worker_latency(&mut conn, &database.url, samples);
+    // The machine is shared: the two tables take turns, twice, and the better round of each
+    // is reported (both rounds are printed).
+    let mut rounds = Vec::new();
+    for round in 1..=2 {
+        let (empty_rate, empty_rss) = drain_and_clear(&mut empty, &empty_url, queued);
+        let (kept_rate, kept_rss) = drain_and_clear(&mut kept, &database.url, queued);
+        eprintln!("  round {round}: empty {empty_rate:.0}, kept {kept_rate:.0} tasks/s");
+        rounds.push((empty_rate, kept_rate, empty_rss.max(kept_rss)));
+    }
+    let empty_latency = idle_worker_latency(&mut empty, &empty_url, samples);
+    let kept_latency = idle_worker_latency(&mut kept, &database.url, samples);
     let per_million = scalar(
-        &mut conn,
+        &mut kept,
         "SELECT (pg_total_relation_size('tasks') / 1048576.0 \
                  / greatest(count(*) / 1e6, 1e-6))::float8 AS value FROM tasks",
     );
@@ -237,9 +290,18 @@ fn main() {
     println!();
     println!("| measurement | empty table | {ended} kept | kept / empty |");
     println!("|---|---:|---:|---:|");
+    for (round, (empty_rate, kept_rate, _)) in rounds.iter().enumerate() {
+        println!(
+            "| no-op throughput, round {} | {empty_rate:.0} tasks/s | {kept_rate:.0} tasks/s | {:.2} |",
+            round + 1,
+            kept_rate / empty_rate
+        );
+    }
+    let best = |pick: fn(&(f64, f64, f64)) -> f64| rounds.iter().map(pick).fold(0.0, f64::max);
+    let (empty_best, kept_best) = (best(|r| r.0), best(|r| r.1));
     println!(
-        "| no-op throughput | {empty_rate:.0} tasks/s | {kept_rate:.0} tasks/s | {:.2} |",
-        kept_rate / empty_rate
+        "| no-op throughput, better round of each | {empty_best:.0} tasks/s | {kept_best:.0} tasks/s | {:.2} |",
+        kept_best / empty_best
     );
     let (e50, k50) = (empty_latency.percentile(0.5), kept_latency.percentile(0.5));
     println!(
@@ -253,7 +315,10 @@ fn main() {
         ms(empty_latency.percentile(0.99)),
         ms(kept_latency.percentile(0.99))
     );
-    println!("| worker peak RSS | {empty_rss:.1} MB | {kept_rss:.1} MB | |");
+    println!(
+        "| worker peak RSS (most of any drain) | {:.1} MB | | |",
+        best(|r| r.2)
+    );
     println!("| disk per million tasks (heap + indexes) | | {per_million:.0} MiB | |");
 
     if minutes > 0 {
