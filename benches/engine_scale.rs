@@ -1,6 +1,6 @@
 //! The task engine over a year of kept tasks (issue 23): one worker node (the release binary,
-//! `--role worker`, default settings) draining a queue on an empty table and then beside ten
-//! million ended tasks, its queue-to-start latency in both, and a sustained run with pruning.
+//! `--role worker`, default settings) draining a queue on an empty table and beside ten
+//! million ended tasks, its queue-to-start latency on both, and a sustained run with pruning.
 //!
 //!     cargo bench --bench engine_scale
 //!
