@@ -78,3 +78,13 @@ CREATE TRIGGER tasks_status_changed
                        AND (NEW.status IN ('finished', 'error', 'cancelled')
                             OR OLD.status IN ('finished', 'error', 'cancelled')))
     EXECUTE FUNCTION tasks_status_changed();
+
+CREATE OR REPLACE FUNCTION task_next_due(OUT due_at TIMESTAMPTZ, OUT limited_waiting BOOLEAN)
+    LANGUAGE sql STABLE AS $$
+    SELECT (SELECT min(q.run_after) FROM tasks q
+             WHERE q.status = 'scheduled' AND NOT q.limited
+               AND q.program_id NOT IN (SELECT p.id FROM programs p WHERE p.paused)),
+           EXISTS (SELECT 1 FROM tasks q JOIN programs p ON p.id = q.program_id
+                    WHERE q.status = 'scheduled' AND q.limited AND NOT p.paused
+                      AND q.run_after <= now())
+$$;
