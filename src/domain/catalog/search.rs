@@ -333,20 +333,35 @@ pub fn search(conn: &mut PgConnection, query: &CatalogQuery) -> QueryResult<Cata
             None => (Count::Exact(0), 0, Vec::new()),
         }
     };
-    let suggestion = suggestion(conn, text)?;
+    let shown: Vec<BookId> = found.2.iter().map(|book| book.id).collect();
+    let suggestion = suggestion(conn, text, &shown)?;
     Ok(page(found, Matching::Corrected, suggestion))
 }
 
-/// The closest title or author name to `text`, unless it is what was typed.
-fn suggestion(conn: &mut PgConnection, text: &str) -> QueryResult<Option<String>> {
+/// The closest title or author name to `text`, unless it is what was typed: among the books
+/// shown when there are some (they are the close spellings), else in the whole catalog.
+fn suggestion(
+    conn: &mut PgConnection,
+    text: &str,
+    shown: &[BookId],
+) -> QueryResult<Option<String>> {
     #[derive(QueryableByName)]
     struct Suggestion {
         #[diesel(sql_type = Nullable<Text>)]
         suggestion: Option<String>,
     }
-    let found: Suggestion = diesel::sql_query("SELECT search_suggestion($1) AS suggestion")
-        .bind::<Text, _>(text)
-        .get_result(conn)?;
+    let found: Suggestion = if shown.is_empty() {
+        diesel::sql_query("SELECT search_suggestion($1) AS suggestion")
+            .bind::<Text, _>(text)
+            .get_result(conn)?
+    } else {
+        diesel::sql_query("SELECT search_suggestion_among($1, $2) AS suggestion")
+            .bind::<Text, _>(text)
+            .bind::<diesel::sql_types::Array<diesel::sql_types::BigInt>, _>(
+                shown.iter().map(|id| id.0).collect::<Vec<i64>>(),
+            )
+            .get_result(conn)?
+    };
     Ok(found
         .suggestion
         .filter(|suggestion| !suggestion.eq_ignore_ascii_case(text)))
