@@ -156,27 +156,12 @@ fn filtered(query: &CatalogQuery, text: Option<&SearchQueries>) -> BoxedBooks<'s
     books_query
 }
 
-/// `many`: more matches than `EXACT_UP_TO` (see `page_of`).
-fn ordered(query: &CatalogQuery, text: Option<&SearchQueries>, many: bool) -> BoxedBooks<'static> {
+fn ordered(query: &CatalogQuery, text: Option<&SearchQueries>) -> BoxedBooks<'static> {
     let books_query = filtered(query, text);
     // The id breaks ties, so pages never overlap or skip a book.
     match (query.sort, text) {
-        // The popularity index walks the matches in order (`many_by_relevance` puts the
-        // books titled as the query first).
-        (Sort::Relevance, Some(_)) if many => {
-            books_query.order((books::ratings_count.desc(), books::id.asc()))
-        }
-        (Sort::Relevance, Some(text)) => books_query.order((
-            sql::<Bool>("books.title_key = ")
-                .bind::<Text, _>(text.title_key.clone())
-                .desc(),
-            sql::<Bool>("coalesce(books.search_doc @@ CAST(")
-                .bind::<Nullable<Text>, _>(text.exact.clone())
-                .sql(" AS tsquery), false)")
-                .desc(),
-            books::ratings_count.desc(),
-            books::id.asc(),
-        )),
+        // Relevance over many matches (`many_by_relevance`, which puts the books titled as
+        // the query first; `ranked_ids` ranks fewer): the popularity index, as browsing.
         (Sort::Relevance | Sort::Popularity, _) => {
             books_query.order((books::ratings_count.desc(), books::id.asc()))
         }
@@ -224,8 +209,17 @@ fn page_of(
     text: Option<&SearchQueries>,
 ) -> QueryResult<(Count, i64, Vec<BookSummary>)> {
     counting::planned_for_values(conn, |conn| {
-        let found =
-            counting::count_up_to(conn, filtered(query, text).select(books::id), EXACT_UP_TO)?;
+        // By relevance, one read of the matches gives both their count and their order.
+        let ranked = match text {
+            Some(text) if query.sort == Sort::Relevance => Some(ranked_ids(conn, query, text)?),
+            _ => None,
+        };
+        let found = match &ranked {
+            Some(ids) => ids.len() as i64,
+            None => {
+                counting::count_up_to(conn, filtered(query, text).select(books::id), EXACT_UP_TO)?
+            }
+        };
         if found == 0 {
             return Ok((Count::Exact(0), 0, Vec::new()));
         }
@@ -246,11 +240,17 @@ fn page_of(
             return Ok((total, listed, Vec::new()));
         }
         let limit = query.per_page.min(listed - skip);
-        let rows = match text {
-            Some(text) if many && query.sort == Sort::Relevance => {
-                many_by_relevance(conn, query, text, skip, limit)?
+        let rows = match (text, ranked) {
+            (Some(text), Some(_)) if many => many_by_relevance(conn, query, text, skip, limit)?,
+            (_, Some(ids)) => {
+                let page: Vec<BookId> = ids
+                    .into_iter()
+                    .skip(skip as usize)
+                    .take(limit as usize)
+                    .collect();
+                rows_in_order(conn, &page)?
             }
-            _ => ordered(query, text, many)
+            _ => ordered(query, text)
                 .select(SummaryRow::as_select())
                 .limit(limit)
                 .offset(skip)
@@ -258,6 +258,43 @@ fn page_of(
         };
         Ok((total, listed, with_authors(conn, rows)?))
     })
+}
+
+/// The matching books best first (a title equal to the query, then every word as typed, then
+/// popularity), or `EXACT_UP_TO + 1` of them, unranked, when there are more: the sort keys
+/// of each match, read once and ranked here.
+fn ranked_ids(
+    conn: &mut PgConnection,
+    query: &CatalogQuery,
+    text: &SearchQueries,
+) -> QueryResult<Vec<BookId>> {
+    let mut keys: Vec<(BookId, bool, bool, i32)> = filtered(query, Some(text))
+        .select((
+            books::id,
+            sql::<Bool>("books.title_key = ").bind::<Text, _>(text.title_key.clone()),
+            sql::<Bool>("coalesce(books.search_doc @@ CAST(")
+                .bind::<Nullable<Text>, _>(text.exact.clone())
+                .sql(" AS tsquery), false)"),
+            books::ratings_count,
+        ))
+        .limit(EXACT_UP_TO + 1)
+        .load(conn)?;
+    if keys.len() as i64 <= EXACT_UP_TO {
+        keys.sort_by_key(|&(id, titled, exact, popularity)| {
+            (!titled, !exact, std::cmp::Reverse(popularity), id)
+        });
+    }
+    Ok(keys.into_iter().map(|(id, ..)| id).collect())
+}
+
+/// The rows of `ids`, in that order.
+fn rows_in_order(conn: &mut PgConnection, ids: &[BookId]) -> QueryResult<Vec<SummaryRow>> {
+    let mut rows: Vec<SummaryRow> = books::table
+        .filter(books::id.eq_any(ids))
+        .select(SummaryRow::as_select())
+        .load(conn)?;
+    rows.sort_by_key(|row| ids.iter().position(|id| *id == row.id));
+    Ok(rows)
 }
 
 /// Rows `skip..skip + limit` of many matches by relevance: the books titled as the query
@@ -281,7 +318,7 @@ fn many_by_relevance(
     let wanted = limit - rows.len() as i64;
     if wanted > 0 {
         rows.extend(
-            ordered(query, Some(text), true)
+            ordered(query, Some(text))
                 .filter(books::title_key.ne(text.title_key.clone()))
                 .select(SummaryRow::as_select())
                 .limit(wanted)
