@@ -2,11 +2,11 @@
 --
 -- Typo candidates keep the query word's first letter, as Lucene's spell checker does by
 -- default (DirectSpellChecker, minPrefix 1): first letters are the ones people get right,
--- and the words of about the same length are a third of a dictionary that grows with the
--- catalog (230,000 words at a million books: 40 ms of Levenshtein per query word), while the
--- ones with its first letter too are a twentieth of that. The commonest typo, two neighbouring
--- letters swapped, is still forgiven at the start ("ahrry"): words beginning with the second
--- letter then the first are candidates too.
+-- and the words of about the same length are most of a dictionary that grows with the
+-- catalog (at a million books, 286,545 of 316,903 words for "tolkein": 40 ms of Levenshtein
+-- per query word), while the ones with its first letter too are 15,290. The commonest
+-- typo, two neighbouring letters swapped, is still forgiven at the start ("ahrry"): words
+-- beginning with the second letter then the first are candidates too.
 CREATE INDEX search_words_initial_idx ON search_words (left(word, 1), length(word)) INCLUDE (word);
 DROP INDEX search_words_length_idx;
 
