@@ -106,7 +106,8 @@ fn summary(page: &str) -> String {
 fn link(page: &str, rel: &str) -> Option<String> {
     let marker = format!("rel=\"{rel}\" href=\"");
     let href = page.split(&marker).nth(1)?.split('"').next()?;
-    Some(href.replace("&amp;", "&"))
+    // Askama writes `&` in an attribute as `&#38;`.
+    Some(href.replace("&#38;", "&").replace("&amp;", "&"))
 }
 
 /// The app's peak resident memory so far, in MiB.

@@ -20,7 +20,8 @@ fn subjects(page: &str) -> Vec<String> {
 fn link(page: &str, rel: &str) -> Option<String> {
     let marker = format!("rel=\"{rel}\" href=\"");
     let href = page.split(&marker).nth(1)?.split('"').next()?;
-    Some(href.replace("&amp;", "&"))
+    // Askama writes `&` in an attribute as `&#38;`.
+    Some(href.replace("&#38;", "&").replace("&amp;", "&"))
 }
 
 /// What the page says about how many events it lists.
