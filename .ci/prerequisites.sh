@@ -34,4 +34,11 @@ ensure_prerequisites() {
   if [ "${#missing[@]}" -gt 0 ]; then
     apt_install $(printf '%s\n' "${missing[@]}" | sort -u)
   fi
+  # An SMTP server for the mail tests (they start it themselves): Python's aiosmtpd, from PyPI.
+  if ! python3 -c 'import aiosmtpd' 2>/dev/null; then
+    command -v pip3 >/dev/null || command -v pip >/dev/null || apt_install python3-pip
+    echo "installing missing Python package: aiosmtpd" >&2
+    $(command -v pip3 || command -v pip) install --quiet aiosmtpd >&2 \
+      || $(command -v pip3 || command -v pip) install --quiet --break-system-packages aiosmtpd >&2
+  fi
 }

@@ -8,6 +8,8 @@
 //!   before the workers start.
 //! - BENCH_SAMPLES: queue-to-start latency samples (default 200).
 //! - BENCH_IDLE_SECONDS: how long the idle worker's CPU use is measured (default 60).
+//! - BENCH_V3_ONLY=1: only the plain 1-node rate and the engine v3 rates beside it (mixed
+//!   priorities, limits, chains), each run twice, alternating: quick to repeat while tuning.
 //!
 //! Rows:
 //! - throughput, 1 / 2 worker nodes: tasks / (last end_time - first start_time), both stamped
@@ -29,115 +31,13 @@
 mod support;
 
 use std::{
-    process::{Child, Command, Stdio},
     thread::sleep,
     time::{Duration, Instant},
 };
 
 use bookstore::config::Config;
 use diesel::{PgConnection, RunQueryDsl, sql_query, sql_types::Double};
-use nix::{
-    sys::signal::{Signal, kill},
-    unistd::Pid,
-};
-use support::{BenchDatabase, Stats, env_number, ms};
-
-/// `bookstore --role worker` on the bench database, every other setting at its default.
-struct WorkerProcess {
-    child: Child,
-}
-
-impl WorkerProcess {
-    fn start(url: &str) -> WorkerProcess {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_bookstore"));
-        // Default settings: nothing from the caller's environment may change them.
-        for (name, _) in std::env::vars_os() {
-            if name.to_string_lossy().starts_with("BOOKSTORE_") {
-                command.env_remove(name);
-            }
-        }
-        let child = command
-            .args(["--role", "worker"])
-            .env("DATABASE_URL", url)
-            .env("BOOKSTORE_SEED_DEMO", "false")
-            .env("BOOKSTORE_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("starting the worker process");
-        WorkerProcess { child }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn assert_running(&mut self) {
-        if let Some(status) = self.child.try_wait().expect("worker status") {
-            panic!("worker {} exited early: {status}", self.pid());
-        }
-    }
-
-    /// Peak resident memory so far (VmHWM).
-    fn peak_rss_mb(&self) -> f64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
-            .expect("reading the worker's status");
-        let kib: f64 = status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmHWM:"))
-            .and_then(|value| value.split_whitespace().next()?.parse().ok())
-            .expect("VmHWM in /proc/<pid>/status");
-        kib / 1024.0
-    }
-
-    /// User + system CPU time used so far, all threads.
-    fn cpu_seconds(&self) -> f64 {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid()))
-            .expect("reading the worker's stat");
-        // Fields after the command name (which may hold spaces) start at field 3.
-        let fields: Vec<&str> = stat[stat.rfind(')').expect("stat") + 1..]
-            .split_whitespace()
-            .collect();
-        let ticks: f64 = [fields[14 - 3], fields[15 - 3]]
-            .iter()
-            .map(|field| field.parse::<f64>().expect("utime/stime"))
-            .sum();
-        ticks / clock_ticks_per_second()
-    }
-
-    /// SIGTERM, then waits for a clean exit.
-    fn stop(mut self) {
-        kill(Pid::from_raw(self.pid() as i32), Signal::SIGTERM).expect("SIGTERM");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let status = loop {
-            if let Some(status) = self.child.try_wait().expect("waiting for the worker") {
-                break status;
-            }
-            assert!(Instant::now() < deadline, "worker ignored SIGTERM for 60 s");
-            sleep(Duration::from_millis(10));
-        };
-        assert!(status.success(), "worker exited with {status}");
-    }
-}
-
-impl Drop for WorkerProcess {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-fn clock_ticks_per_second() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|out| String::from_utf8(out.stdout).ok()?.trim().parse().ok())
-        .unwrap_or(100.0)
-}
+use support::{BenchDatabase, Stats, env_number, ms, worker::WorkerProcess};
 
 #[derive(diesel::QueryableByName)]
 struct Number {
@@ -403,6 +303,9 @@ fn main() {
     let defaults = Config::default();
     let database = BenchDatabase::start("tasks");
     let mut conn = database.connect();
+    if std::env::var_os("BENCH_V3_ONLY").is_some() {
+        return v3_only(&mut conn, &database.url, tasks);
+    }
 
     reset(&mut conn);
     let (one, peak_rss) = throughput(&mut conn, &database.url, 1, tasks);
@@ -493,6 +396,28 @@ fn main() {
     println!(
         "| enqueue rate, run_programs (one statement) / run_program per row | {bulk:.0} / {one_by_one:.0} tasks/s |"
     );
+}
+
+/// The plain rate and the engine v3 rates beside it, twice, alternating.
+fn v3_only(conn: &mut PgConnection, url: &str, tasks: u64) {
+    println!("| round | plain | mixed priorities | 8 programs x max_running 4 | chains of 10 |");
+    println!("|---|---:|---:|---:|---:|");
+    for round in 1..=2 {
+        reset(conn);
+        let (one, _) = throughput(conn, url, 1, tasks);
+        reset(conn);
+        let mixed = throughput_mixed_priorities(conn, url, tasks);
+        reset(conn);
+        let limited = throughput_limited(conn, url, tasks);
+        reset(conn);
+        let chains = throughput_chains(conn, url, tasks);
+        println!(
+            "| {round} | {one:.0} | {mixed:.0} ({:.2}) | {limited:.0} ({:.2}) | {chains:.0} ({:.2}) |",
+            mixed / one,
+            limited / one,
+            chains / one
+        );
+    }
 }
 
 /// 20000 -> "20,000".

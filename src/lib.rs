@@ -5,6 +5,7 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod housekeeping;
+pub mod mail;
 pub mod seed;
 pub mod startup;
 pub mod tasks;

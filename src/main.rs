@@ -42,10 +42,10 @@ enum Command {
         /// The login of the staff account.
         login: String,
     },
-    /// Print a one-time password reset link for an account, valid 30 minutes (there is no
-    /// e-mail: hand it over yourself). The link starts with http://BOOKSTORE_ADDR; if people
-    /// reach the shop at another address, use its path there. Earlier links of the account stop
-    /// working.
+    /// Print a one-time password reset link for an account, valid 30 minutes, to hand over
+    /// yourself (customers can also have one mailed from the log-in page). The link starts
+    /// with BOOKSTORE_PUBLIC_URL (default http://BOOKSTORE_ADDR). Earlier links of the account
+    /// stop working.
     ResetPassword {
         /// The login of the account.
         login: String,
@@ -204,18 +204,18 @@ fn reset_password(config: &Config, login: &str) -> anyhow::Result<ExitCode> {
         });
     database.shutdown()?;
     let link = outcome?;
-    // There is no setting for the shop's public address: the link names the address the app
-    // listens on (BOOKSTORE_ADDR), and says so.
     println!(
         "A password reset link for {} (works once, until {}):",
         link.user.login,
         link.expires_at.format("%Y-%m-%d %H:%M UTC")
     );
-    println!("http://{}{}", config.addr, link.path());
-    println!(
-        "(http://{} is BOOKSTORE_ADDR, where the app listens; if people reach the shop at \
-         another address, put that one before /password-reset/.)",
-        config.addr
-    );
+    println!("{}{}", config.public_url(), link.path());
+    if config.public_url.is_none() {
+        println!(
+            "(http://{} is BOOKSTORE_ADDR, where the app listens; set BOOKSTORE_PUBLIC_URL to the \
+             address people reach the shop at.)",
+            config.addr
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -7,7 +7,7 @@ use diesel::prelude::*;
 use crate::{
     db::schema::books,
     domain::{
-        accounts::{self, DisplayName, Login, NewPassword, Role},
+        accounts::{self, DisplayName, Login, NewPassword, Role, email::EmailAddress},
         catalog::{
             bulk::insert_new_entries,
             goodbooks::{CatalogEntry, GoodbooksRecord},
@@ -59,11 +59,17 @@ pub fn load_demo_accounts(conn: &mut PgConnection) -> anyhow::Result<Vec<DemoAcc
         let parsed_password =
             NewPassword::parse(&password, &[login, name.as_str()]).map_err(anyhow::Error::msg)?;
         match accounts::register(conn, &parsed_login, &name, &parsed_password, role) {
-            Ok(_) => created.push(DemoAccount {
-                login: login.to_owned(),
-                password,
-                role,
-            }),
+            Ok(user) => {
+                // An example address, confirmed: the demo's mails land in the outbox folder.
+                let address = EmailAddress::parse(&format!("{login}@example.com"))
+                    .map_err(anyhow::Error::msg)?;
+                accounts::email::set_confirmed(conn, user.id, &address)?;
+                created.push(DemoAccount {
+                    login: login.to_owned(),
+                    password,
+                    role,
+                });
+            }
             // Another node created it meanwhile.
             Err(accounts::RegisterError::LoginTaken) => {}
             Err(err) => return Err(err.into()),

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod worker;
+
 use std::{
     net::SocketAddr,
     path::PathBuf,

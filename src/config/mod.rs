@@ -69,6 +69,31 @@ pub struct Config {
     pub registrations_per_address: u32,
     /// Days the audit log keeps an event.
     pub audit_days: u64,
+    /// `None`: `http://<addr>`. Checked: http(s), a host, no trailing slash.
+    pub public_url: Option<String>,
+    /// `None`: mails are written to `<data_dir>/outbox/`.
+    pub smtp_url: Option<SmtpUrl>,
+    /// Checked: a mailbox (`Name <address>` or an address).
+    pub mail_from: String,
+}
+
+/// `BOOKSTORE_SMTP_URL`: it may carry a password, so `{:?}` (logs, panics) shows only its
+/// scheme and host.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct SmtpUrl(pub String);
+
+impl std::fmt::Debug for SmtpUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown = match self.0.split_once("://") {
+            Some((scheme, rest)) => {
+                let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+                format!("{scheme}://{}", host.split(['/', '?']).next().unwrap_or(""))
+            }
+            None => "..".to_owned(),
+        };
+        write!(f, "SmtpUrl({shown})")
+    }
 }
 
 /// The table's defaults ([`settings::SETTINGS`]).
@@ -110,6 +135,12 @@ impl Config {
         config.database_listen_url = config
             .database_listen_url
             .filter(|url| !url.trim().is_empty());
+        config.smtp_url = config.smtp_url.filter(|url| !url.0.trim().is_empty());
+        config.public_url = config
+            .public_url
+            .map(|url| url.trim().trim_end_matches('/').to_owned())
+            .filter(|url| !url.is_empty());
+        config.validate_mail()?;
         Ok(config)
     }
 
@@ -215,6 +246,58 @@ impl Config {
         Ok(())
     }
 
+    /// The mail settings: a From that is a mailbox, a public URL that is one, an SMTP URL
+    /// lettre understands. Each error names its variable.
+    fn validate_mail(&self) -> Result<(), ConfigError> {
+        let bad = |variable, reason: String| ConfigError::OutOfRange { variable, reason };
+        if let Err(err) = self.mail_from.parse::<lettre::message::Mailbox>() {
+            return Err(bad(
+                "BOOKSTORE_MAIL_FROM",
+                format!(
+                    "{:?} is not a mailbox such as \"Bookstore <shop@example.com>\": {err}",
+                    self.mail_from
+                ),
+            ));
+        }
+        if let Some(url) = &self.public_url {
+            let host = url
+                .strip_prefix("https://")
+                .or_else(|| url.strip_prefix("http://"))
+                .and_then(|rest| rest.split('/').next())
+                .filter(|host| !host.is_empty());
+            if host.is_none() || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(bad(
+                    "BOOKSTORE_PUBLIC_URL",
+                    format!(
+                        "{url:?} is not an http:// or https:// address such as https://shop.example"
+                    ),
+                ));
+            }
+        }
+        if let Some(url) = &self.smtp_url
+            && let Err(err) = lettre::SmtpTransport::from_url(&url.0)
+        {
+            return Err(bad(
+                "BOOKSTORE_SMTP_URL",
+                format!("{url:?} is not a mail server address (smtp://, smtps://): {err}"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Where links in mails and reset links start: `BOOKSTORE_PUBLIC_URL`, else the address
+    /// the app listens on.
+    pub fn public_url(&self) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.addr))
+    }
+
+    /// The folder mails are written to when there is no mail server.
+    pub fn outbox_dir(&self) -> PathBuf {
+        self.data_dir.join("outbox")
+    }
+
     /// The folder `import_catalog` reads from: `BOOKSTORE_IMPORT_DIR`, else
     /// `<data dir>/imports`.
     pub fn import_dir(&self) -> PathBuf {
@@ -275,6 +358,20 @@ mod tests {
     }
 
     #[test]
+    fn the_smtp_password_stays_out_of_debug_output() {
+        let url = SmtpUrl("smtp://shop:s3cret@mail.example:587?tls=required".into());
+        assert_eq!(format!("{url:?}"), "SmtpUrl(smtp://mail.example:587)");
+        Jail::expect_with(|jail| {
+            jail.set_env("BOOKSTORE_SMTP_URL", &url.0);
+            jail.set_env("BOOKSTORE_PUBLIC_URL", "https://shop.example/");
+            let config = Config::from_env().expect("valid values");
+            assert!(!format!("{config:?}").contains("s3cret"));
+            assert_eq!(config.public_url(), "https://shop.example");
+            Ok(())
+        });
+    }
+
+    #[test]
     fn a_lease_must_span_three_heartbeats() {
         Jail::expect_with(|jail| {
             jail.set_env("BOOKSTORE_TASK_HEARTBEAT_SECONDS", "5");
@@ -310,6 +407,10 @@ mod tests {
             ("BOOKSTORE_TASK_CONCURRENCY", "0"),
             ("BOOKSTORE_TASK_LEASE_SECONDS", "2"),
             ("BOOKSTORE_TASK_HEARTBEAT_SECONDS", "0"),
+            ("BOOKSTORE_MAIL_FROM", "shop\r\nBcc: x@example.com"),
+            ("BOOKSTORE_MAIL_FROM", "not an address"),
+            ("BOOKSTORE_PUBLIC_URL", "shop.example"),
+            ("BOOKSTORE_SMTP_URL", "ftp://mail.example"),
         ] {
             Jail::expect_with(|jail| {
                 jail.set_env(variable, value);

@@ -178,6 +178,24 @@ pub const SETTINGS: &[Setting] = &[
         "100",
         "the largest file `import_catalog` reads or an upload may be",
     ),
+    none(
+        "BOOKSTORE_PUBLIC_URL",
+        "`http://` + `BOOKSTORE_ADDR`",
+        "the shop's address as customers reach it (`https://shop.example`): every link in a mail \
+         or a reset link starts with it, never with the request's Host header",
+    ),
+    none(
+        "BOOKSTORE_SMTP_URL",
+        "unset: mails go to `<data dir>/outbox/`",
+        "the mail server: `smtp://host:25` (plain), `smtp://user:pass@host:587?tls=required` \
+         (STARTTLS), `smtps://user:pass@host:465` (TLS); unset, each mail is written there as an \
+         `.eml` file",
+    ),
+    value(
+        "BOOKSTORE_MAIL_FROM",
+        "Bookstore <bookstore@localhost>",
+        "the From of every mail (a name and an address)",
+    ),
     value(
         "BOOKSTORE_TASK_CONCURRENCY",
         "4",

@@ -90,6 +90,18 @@ diesel::table! {
 }
 
 diesel::table! {
+    email_confirmations (id) {
+        id -> Int8,
+        user_id -> Int8,
+        email -> Text,
+        token_hash -> Nullable<Bytea>,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        used_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
     ended_sessions (token_hash) {
         token_hash -> Bytea,
         reason -> Text,
@@ -103,6 +115,24 @@ diesel::table! {
         failures -> Int4,
         window_started_at -> Timestamptz,
         last_failure_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    mails (id) {
+        id -> Int8,
+        kind -> Text,
+        recipient -> Text,
+        user_id -> Nullable<Int8>,
+        subject -> Text,
+        data -> Jsonb,
+        message_id -> Text,
+        task_id -> Nullable<Int8>,
+        status -> Text,
+        attempts -> Int4,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamptz,
+        sent_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -258,6 +288,7 @@ diesel::table! {
         password_hash -> Text,
         role -> Text,
         created_at -> Timestamptz,
+        email -> Nullable<Text>,
     }
 }
 
@@ -266,6 +297,8 @@ diesel::joinable!(book_authors -> authors (author_id));
 diesel::joinable!(book_authors -> books (book_id));
 diesel::joinable!(cart_items -> books (book_id));
 diesel::joinable!(cart_items -> users (user_id));
+diesel::joinable!(email_confirmations -> users (user_id));
+diesel::joinable!(mails -> users (user_id));
 diesel::joinable!(order_lines -> books (book_id));
 diesel::joinable!(order_lines -> orders (order_id));
 diesel::joinable!(orders -> users (user_id));
@@ -284,8 +317,10 @@ diesel::allow_tables_to_appear_in_same_query!(
     book_authors,
     books,
     cart_items,
+    email_confirmations,
     ended_sessions,
     login_throttle,
+    mails,
     order_lines,
     orders,
     password_resets,

@@ -56,6 +56,12 @@ pub enum AuditAction {
     PasswordChanged,
     PasswordResetIssued,
     PasswordReset,
+    /// Someone asked for a reset link by mail ("Forgot your password?") for this account.
+    PasswordResetRequested,
+    /// A new e-mail address was asked for: a confirmation link goes to it.
+    EmailChangeRequested,
+    /// The link sent to an address was used: it is the account's address now.
+    EmailConfirmed,
     AccessRefused,
     CsrfRefused,
     /// An API call with a token that is unknown, revoked or expired.
@@ -63,7 +69,7 @@ pub enum AuditAction {
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 28] = [
+    pub const ALL: [AuditAction; 31] = [
         AuditAction::TaskQueued,
         AuditAction::TaskCancelled,
         AuditAction::TaskRetried,
@@ -89,6 +95,9 @@ impl AuditAction {
         AuditAction::PasswordChanged,
         AuditAction::PasswordResetIssued,
         AuditAction::PasswordReset,
+        AuditAction::PasswordResetRequested,
+        AuditAction::EmailChangeRequested,
+        AuditAction::EmailConfirmed,
         AuditAction::AccessRefused,
         AuditAction::CsrfRefused,
         AuditAction::TokenRefused,
@@ -121,6 +130,9 @@ impl AuditAction {
             AuditAction::PasswordChanged => "password.changed",
             AuditAction::PasswordResetIssued => "password.reset_issued",
             AuditAction::PasswordReset => "password.reset",
+            AuditAction::PasswordResetRequested => "password.reset_requested",
+            AuditAction::EmailChangeRequested => "email.change_requested",
+            AuditAction::EmailConfirmed => "email.confirmed",
             AuditAction::AccessRefused => "access.refused",
             AuditAction::CsrfRefused => "csrf.refused",
             AuditAction::TokenRefused => "token.refused",
@@ -161,6 +173,8 @@ pub enum Actor {
     Schedule,
     /// The `bookstore` command line (create-staff, reset-password).
     Cli,
+    /// A background task acting on its own (the mail program making a reset link).
+    Task(crate::domain::ids::TaskId),
 }
 
 impl fmt::Display for Actor {
@@ -172,6 +186,7 @@ impl fmt::Display for Actor {
             Actor::Visitor => f.write_str("visitor"),
             Actor::Schedule => f.write_str("schedule"),
             Actor::Cli => f.write_str("command line"),
+            Actor::Task(id) => write!(f, "task {id}"),
         }
     }
 }

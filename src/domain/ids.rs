@@ -82,3 +82,13 @@ id_type!(
     /// A row of `task_batches`: tasks queued together, with one callback when all have ended.
     TaskBatchId
 );
+
+id_type!(
+    /// A row of `mails`: one message of the outbox.
+    MailId
+);
+
+id_type!(
+    /// A row of `email_confirmations`: an address waiting for its owner to open the link.
+    EmailConfirmationId
+);

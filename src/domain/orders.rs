@@ -2,16 +2,25 @@
 //! user (one checkout at a time per user), the cart lines and the books (in id order, so two
 //! checkouts never deadlock), checks every line against stock, then decrements stock, writes
 //! the order with price snapshots and empties the cart. If any line is short, nothing changes.
+//! The order's confirmation mail is queued in that same transaction (an outbox): no order
+//! without its mail, no mail for an order that rolled back.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use serde_json::json;
 use uuid::Uuid;
 
 use crate::{
     db::schema::{books, cart_items, order_lines, orders, users},
     domain::{
+        accounts::email,
+        audit::AuditContext,
         ids::{BookId, CartLineId, OrderId, UserId},
         money::Cents,
+    },
+    mail::{
+        MailKind,
+        outbox::{self, NewMail},
     },
 };
 
@@ -41,6 +50,7 @@ pub enum CheckoutError {
 /// submitted, and this is that order).
 pub fn checkout(
     conn: &mut PgConnection,
+    context: &AuditContext,
     user_id: UserId,
     idempotency_key: Uuid,
 ) -> Result<(OrderId, bool), CheckoutError> {
@@ -136,6 +146,17 @@ pub fn checkout(
             .execute(conn)?;
         // Only the lines ordered: one added in another tab meanwhile stays in the cart.
         diesel::delete(cart_items::table.filter(cart_items::id.eq_any(&line_ids))).execute(conn)?;
+        // To the confirmed address only: an unconfirmed one may be someone else's.
+        if let Some(address) = email::address_of(conn, user_id)? {
+            let mail = NewMail {
+                kind: MailKind::OrderConfirmation,
+                recipient: address,
+                user_id: Some(user_id),
+                subject: format!("Your Bookstore order #{order_id}"),
+                data: json!({ "order": order_id }),
+            };
+            outbox::queue(conn, context, mail)?;
+        }
         Ok((order_id, true))
     })
 }

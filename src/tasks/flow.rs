@@ -146,15 +146,8 @@ pub fn links(conn: &mut PgConnection, task: TaskId, direction: Direction) -> Que
 /// queued and by whom, and its callback.
 #[derive(Debug, Clone, PartialEq, QueryableByName)]
 pub struct BatchSummary {
-    #[diesel(sql_type = BigInt)]
-    pub id: TaskBatchId,
-    #[diesel(sql_type = Integer)]
-    pub size: i32,
-    #[diesel(sql_type = Integer)]
-    pub finished: i32,
-    /// Ended in error or cancelled.
-    #[diesel(sql_type = Integer)]
-    pub failed: i32,
+    #[diesel(embed)]
+    pub counts: BatchCounts,
     #[diesel(sql_type = Timestamptz)]
     pub created_at: DateTime<Utc>,
     /// When its last member ended (and its callback was queued).
@@ -167,25 +160,31 @@ pub struct BatchSummary {
     pub callback_program: Option<String>,
     #[diesel(sql_type = Nullable<BigInt>)]
     pub callback_task_id: Option<TaskId>,
+    /// Why the callback could not be queued when the batch ended (its program deleted or
+    /// disabled since, say); the members' ends stand.
+    #[diesel(sql_type = Nullable<Text>)]
+    pub callback_error: Option<String>,
 }
 
 impl BatchSummary {
     /// Members that have not ended yet.
     pub fn remaining(&self) -> i32 {
-        (self.size - self.finished - self.failed).max(0)
+        let counts = &self.counts;
+        (counts.size - counts.finished - counts.failed).max(0)
     }
 
     /// 0-100: the share of members that have ended.
     pub fn percent_ended(&self) -> i64 {
-        match self.size {
+        let counts = &self.counts;
+        match counts.size {
             0 => 100,
-            size => i64::from(self.finished + self.failed) * 100 / i64::from(size),
+            size => i64::from(counts.finished + counts.failed) * 100 / i64::from(size),
         }
     }
 }
 
 const BATCH_COLUMNS: &str = "SELECT b.id, b.size, b.finished, b.failed, b.created_at, b.ended_at, \
-        b.created_by, p.name AS callback_program, b.callback_task_id \
+        b.created_by, p.name AS callback_program, b.callback_task_id, b.callback_error \
    FROM task_batches b LEFT JOIN programs p ON p.id = b.callback_program_id";
 
 pub fn batch(conn: &mut PgConnection, id: TaskBatchId) -> QueryResult<Option<BatchSummary>> {

@@ -125,6 +125,8 @@ pub struct ProgramSettings {
     pub import_dir: std::path::PathBuf,
     /// The largest file it reads (`BOOKSTORE_IMPORT_MAX_MB`).
     pub import_max_bytes: u64,
+    /// How mails are composed and sent (`send_mail`), and the shop's public address.
+    pub mail: crate::mail::Mailer,
 }
 
 impl From<&Config> for ProgramSettings {
@@ -132,6 +134,7 @@ impl From<&Config> for ProgramSettings {
         ProgramSettings {
             import_dir: config.import_dir(),
             import_max_bytes: config.import_max_mb.saturating_mul(1024 * 1024),
+            mail: crate::mail::Mailer::from_config(config),
         }
     }
 }

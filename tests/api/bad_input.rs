@@ -300,6 +300,7 @@ async fn the_account_forms_take_any_input_without_a_500() {
             vec![
                 ("login", "newcomer"),
                 ("display_name", "New Comer"),
+                ("email", "new.comer@example.test"),
                 ("password", "a long enough secret"),
                 ("password_confirmation", "x"),
             ],

@@ -169,6 +169,7 @@ async fn a_new_customer_finds_a_book_and_buys_it() {
     click(&client, "a[href='/register']").await;
     fill(&client, "#login", "nora").await;
     fill(&client, "#display_name", "Nora Reader").await;
+    fill(&client, "#email", "nora@example.test").await;
     fill(&client, "#password", "a good long password").await;
     fill(&client, "#password_confirmation", "a good long password").await;
     click(&client, "form[action='/register'] button").await;

@@ -1,7 +1,7 @@
 //! Faults that used to lose work (issue 21): a node killed with tasks claimed in its local
-//! queue, and (in `process.rs`) the private PostgreSQL killed under running tasks. An attempt
-//! that never started, or whose transaction rolled back with its worker, is not counted: every
-//! task ends `finished`, and none ran twice.
+//! queue or holding a limited program's slots, and (in `process.rs`) the private PostgreSQL
+//! killed under running tasks. An attempt that never started, or whose transaction rolled back
+//! with its worker, is not counted: every task ends `finished`, and none ran twice.
 
 use std::process::{Child, Command};
 
@@ -213,6 +213,69 @@ async fn a_node_killed_in_a_run_of_sql_tasks_loses_none_and_runs_none_twice() {
     assert!(
         given_back.parse::<i64>().unwrap() > 0,
         "the killed node held tasks; they were given their attempt back"
+    );
+    stop.stop();
+    survivor.await.unwrap().unwrap();
+}
+
+#[actix_web::test]
+async fn a_node_killed_holding_a_limited_programs_slots_loses_none_and_never_exceeds_the_limit() {
+    // Arrange: a SQL program limited to 2 running at once in the cluster, that records each
+    // execution with when it ran (the record commits only with its outcome), 300 tasks of
+    // it, and a node working through them.
+    let app = spawn_app().await;
+    sql(
+        &app,
+        "CREATE TABLE executions (n integer NOT NULL, started timestamptz, ended timestamptz); \
+         CREATE FUNCTION limited_execution(params jsonb) RETURNS text LANGUAGE sql AS $$ \
+           SELECT pg_sleep(0.005); \
+           INSERT INTO executions VALUES ((params->>'n')::int, now(), clock_timestamp()); \
+           SELECT 'counted' $$; \
+         SELECT register_program('limited_execution', 'limited_execution'); \
+         SELECT set_program_options('limited_execution', max_running => 2); \
+         SELECT count(run_program('limited_execution', jsonb_build_object('n', n))) \
+           FROM generate_series(1, 300) n",
+    );
+    let ended = |statuses: &'static [&'static str]| {
+        app.db(move |conn| {
+            tasks::table
+                .inner_join(programs::table)
+                .filter(programs::name.eq("limited_execution"))
+                .filter(tasks::status.eq_any(statuses))
+                .count()
+                .get_result::<i64>(conn)
+                .unwrap()
+        })
+    };
+    let mut doomed = doomed_worker(&app, 4);
+    wait_until(60, "the node to be well into the run", || async {
+        ended(&["finished"]).await >= 50
+    })
+    .await;
+
+    // Act: kill -9 while it holds the program's slots; a second node finishes the run (once
+    // the dead node's lease runs out and its slots are rescued).
+    doomed.kill().unwrap();
+    doomed.wait().unwrap();
+    let (stop, survivor) = spawn_worker(&app.database_url, survivor_settings);
+
+    // Assert: every task finished, each counted itself once, and no more than two ever ran
+    // at the same time: not across the kill either.
+    wait_until(180, "every task to end", || async {
+        ended(&["finished", "error", "cancelled"]).await == 300
+    })
+    .await;
+    assert_eq!(ended(&["finished"]).await, 300, "every task ends finished");
+    let counted = sql(&app, EXECUTIONS_COUNTED);
+    assert_eq!(counted, "300 300 1", "each task's work happened once");
+    let most_at_once = sql(
+        &app,
+        "SELECT max((SELECT count(*) FROM executions f \
+                      WHERE f.started < e.ended AND f.ended > e.started)) FROM executions e",
+    );
+    assert!(
+        most_at_once.parse::<i64>().unwrap() <= 2,
+        "{most_at_once} ran at once under max_running 2"
     );
     stop.stop();
     survivor.await.unwrap().unwrap();

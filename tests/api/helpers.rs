@@ -281,9 +281,11 @@ impl TestApp {
     }
 
     pub async fn register(&self, login: &str, name: &str, password: &str) -> reqwest::Response {
+        let email = format!("{}@example.test", login.trim());
         let fields = [
             ("login", login),
             ("display_name", name),
+            ("email", email.as_str()),
             ("password", password),
             ("password_confirmation", password),
         ];
@@ -420,4 +422,10 @@ pub fn use_test_passwords(conn: &mut PgConnection) {
 pub fn staff_acting() -> bookstore::domain::audit::AuditContext {
     use bookstore::domain::audit::{Actor, AuditContext};
     AuditContext::new(Actor::Staff("staff".into()), None)
+}
+
+/// A customer acting from the tests (checkouts queue their confirmation mail as someone).
+pub fn customer_acting() -> bookstore::domain::audit::AuditContext {
+    use bookstore::domain::audit::{Actor, AuditContext};
+    AuditContext::new(Actor::Customer("alice".into()), None)
 }

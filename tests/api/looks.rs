@@ -106,7 +106,7 @@ async fn form_errors_and_help_are_tied_to_their_fields() {
     let app = spawn_app().await;
 
     let register = app.page("/register").await;
-    assert_eq!(assert_errors_and_help_are_linked(&register), 2);
+    assert_eq!(assert_errors_and_help_are_linked(&register), 3);
     let refused = app.register("x", "", "short").await.text().await.unwrap();
     assert!(refused.contains("<p id=\"login-error\" class=\"field-error\">"));
     assert!(refused.contains("aria-describedby=\"login-help login-error\" aria-invalid=\"true\""));

@@ -24,6 +24,7 @@ mod helpers;
 mod imports;
 mod login_throttle;
 mod looks;
+mod mail;
 mod ops;
 mod orders;
 mod outage;

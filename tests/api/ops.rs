@@ -208,6 +208,7 @@ fn rules_across_parameters_are_refused_before_queueing() {
     let settings = ProgramSettings {
         import_dir: PathBuf::from("/nonexistent"),
         import_max_bytes: 1024,
+        mail: bookstore::mail::Mailer::from_config(&bookstore::config::Config::default()),
     };
     let check = |params| ops::check_before_queueing("sales_report", &params, &settings);
 

@@ -113,7 +113,8 @@ fn a_checkout_of_several_lines_takes_the_stock_writes_the_order_and_empties_the_
     }
     let key = Uuid::new_v4();
 
-    let (order_id, placed) = orders::checkout(&mut conn, alice, key).unwrap();
+    let (order_id, placed) =
+        orders::checkout(&mut conn, &crate::helpers::customer_acting(), alice, key).unwrap();
 
     assert!(placed);
     assert_eq!(stock(&mut conn, &ids), [3, 0, 0]);
@@ -145,7 +146,8 @@ fn a_checkout_of_several_lines_takes_the_stock_writes_the_order_and_empties_the_
     assert_eq!(listed, [(order_id, 5, order.total)]);
 
     // The same form submitted again finds the same order and takes nothing more.
-    let again = orders::checkout(&mut conn, alice, key).unwrap();
+    let again =
+        orders::checkout(&mut conn, &crate::helpers::customer_acting(), alice, key).unwrap();
     assert_eq!(again, (order_id, false));
     let after = (stock(&mut conn, &ids), order_count(&mut conn));
     assert_eq!(after, (vec![3, 0, 0], 1));
@@ -162,7 +164,12 @@ fn a_checkout_of_several_lines_takes_the_stock_writes_the_order_and_empties_the_
 fn an_empty_cart_orders_nothing() {
     let (mut conn, alice) = alice();
 
-    let refused = orders::checkout(&mut conn, alice, Uuid::new_v4());
+    let refused = orders::checkout(
+        &mut conn,
+        &crate::helpers::customer_acting(),
+        alice,
+        Uuid::new_v4(),
+    );
 
     assert!(
         matches!(refused, Err(CheckoutError::EmptyCart)),
@@ -183,7 +190,12 @@ fn a_total_past_what_an_order_holds_is_refused_and_changes_nothing() {
     run(&mut conn, &every_copy).unwrap();
     let before = snapshot(&mut conn, alice, &ids);
 
-    let refused = orders::checkout(&mut conn, alice, Uuid::new_v4());
+    let refused = orders::checkout(
+        &mut conn,
+        &crate::helpers::customer_acting(),
+        alice,
+        Uuid::new_v4(),
+    );
 
     assert!(
         matches!(refused, Err(CheckoutError::TotalTooLarge)),
@@ -206,7 +218,12 @@ fn a_line_over_the_stock_names_the_book_and_changes_nothing() {
     .unwrap();
     let before = snapshot(&mut conn, alice, &ids);
 
-    let refused = orders::checkout(&mut conn, alice, Uuid::new_v4());
+    let refused = orders::checkout(
+        &mut conn,
+        &crate::helpers::customer_acting(),
+        alice,
+        Uuid::new_v4(),
+    );
 
     let Err(CheckoutError::NotEnoughStock(shortages)) = refused else {
         panic!("expected a shortage, got {refused:?}");
@@ -244,7 +261,12 @@ fn a_book_hidden_since_it_was_added_is_not_sold() {
     .unwrap();
     let before = snapshot(&mut conn, alice, &ids);
 
-    let refused = orders::checkout(&mut conn, alice, Uuid::new_v4());
+    let refused = orders::checkout(
+        &mut conn,
+        &crate::helpers::customer_acting(),
+        alice,
+        Uuid::new_v4(),
+    );
 
     let Err(CheckoutError::NotEnoughStock(shortages)) = refused else {
         panic!("expected a refusal, got {refused:?}");
@@ -273,7 +295,12 @@ fn two_checkouts_racing_for_the_last_copy_sell_it_once() {
             scope.spawn(move || {
                 let mut conn = PgConnection::establish(url).unwrap();
                 start.wait();
-                orders::checkout(&mut conn, user_id, Uuid::new_v4())
+                orders::checkout(
+                    &mut conn,
+                    &crate::helpers::customer_acting(),
+                    user_id,
+                    Uuid::new_v4(),
+                )
             })
         };
         [racer(alice), racer(bob)].map(|racer| racer.join().unwrap())

@@ -25,7 +25,8 @@ fn listed(page: &str) -> Vec<TaskId> {
 fn link(page: &str, rel: &str) -> Option<String> {
     let marker = format!("rel=\"{rel}\" href=\"");
     let href = page.split(&marker).nth(1)?.split('"').next()?;
-    Some(href.replace("&amp;", "&"))
+    // Askama writes `&` in an attribute as `&#38;`.
+    Some(href.replace("&#38;", "&").replace("&amp;", "&"))
 }
 
 /// The list's sentence about what it shows.

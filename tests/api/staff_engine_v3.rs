@@ -8,7 +8,7 @@ use bookstore::{
     db::schema::{audit_events, tasks},
     domain::ids::TaskId,
     tasks::{
-        ops,
+        flow, ops,
         queueing::{self, RunOptions},
     },
 };
@@ -352,6 +352,7 @@ async fn a_large_batch_pages_its_members_and_counts_a_cancelled_one() {
         .nth(1)
         .and_then(|rest| rest.split('"').next())
         .expect("a next page")
+        .replace("&#38;", "&")
         .replace("&amp;", "&");
     let second = listed(&app.page(&next).await);
     assert_eq!(second.len(), 5);
@@ -409,5 +410,34 @@ async fn the_task_list_filters_pending_tasks_batches_and_priorities() {
         listed(&unread).len(),
         5,
         "the unreadable filters are ignored"
+    );
+}
+
+#[tokio::test]
+async fn a_batch_whose_callback_could_not_be_queued_says_why_on_its_page() {
+    let app = staff_app().await;
+    let batch = app
+        .db(|conn| {
+            queueing::enqueue_batch(conn, "noop", &[json!({})], Some("hello_world"), None).unwrap()
+        })
+        .await;
+    let member = app
+        .db(move |conn| flow::batch_member_ids(conn, batch).unwrap()[0])
+        .await;
+    // The callback's program is disabled before the batch's one task ends (cancelled here).
+    app.db(move |conn| {
+        diesel::sql_query("UPDATE programs SET enabled = false WHERE name = 'hello_world'")
+            .execute(conn)
+            .unwrap();
+        ops::cancel_task(conn, member).unwrap()
+    })
+    .await;
+
+    let page = app.page(&format!("/admin/batches/{batch}")).await;
+    let compact: String = page.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(compact.contains("0 finished, 1 failed of 1"), "{page}");
+    assert!(
+        compact.contains("not queued: program hello_world is disabled"),
+        "{page}"
     );
 }

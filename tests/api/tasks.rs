@@ -841,7 +841,13 @@ async fn reports_and_clean_ups_do_real_work() {
                 bookstore::domain::cart::QuantityChange::parse("2").unwrap(),
             )
             .unwrap();
-            bookstore::domain::orders::checkout(conn, user, uuid::Uuid::new_v4()).unwrap();
+            bookstore::domain::orders::checkout(
+                conn,
+                &crate::helpers::customer_acting(),
+                user,
+                uuid::Uuid::new_v4(),
+            )
+            .unwrap();
             diesel::update(books::table.filter(books::id.ne(book)))
                 .set(books::stock.eq(50))
                 .execute(conn)

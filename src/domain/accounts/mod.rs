@@ -1,6 +1,8 @@
 //! Accounts: registration, log-in checks with throttling, roles, staff bootstrap.
 
 pub mod devices;
+pub mod email;
+pub mod forgot;
 pub mod login;
 pub mod password;
 pub mod resets;
@@ -210,6 +212,16 @@ pub enum RegisterError {
     Hashing(#[from] anyhow::Error),
 }
 
+impl From<email::EmailChangeError> for RegisterError {
+    fn from(err: email::EmailChangeError) -> Self {
+        match err {
+            email::EmailChangeError::Database(err) => RegisterError::Database(err),
+            // A new account has no address and no earlier requests.
+            other => RegisterError::Hashing(anyhow::anyhow!(other)),
+        }
+    }
+}
+
 /// Creates an account. The unique index on `lower(login)` decides races between two sign-ups.
 pub fn register(
     conn: &mut PgConnection,
@@ -219,6 +231,16 @@ pub fn register(
     role: Role,
 ) -> Result<User, RegisterError> {
     let hash = hash_password(password.as_str())?;
+    insert_user(conn, login, display_name, hash, role)
+}
+
+fn insert_user(
+    conn: &mut PgConnection,
+    login: &Login,
+    display_name: &DisplayName,
+    hash: String,
+    role: Role,
+) -> Result<User, RegisterError> {
     diesel::insert_into(users::table)
         .values((
             users::login.eq(login.as_str()),
@@ -237,22 +259,36 @@ pub fn register(
         })
 }
 
+/// What a visitor signs up with.
+pub struct SignUp {
+    pub login: Login,
+    pub display_name: DisplayName,
+    pub password: NewPassword,
+    pub email: email::EmailAddress,
+}
+
 /// A visitor signing up: [`register`] as a customer, at most
-/// `policy.max_registrations_per_address` from one address in the throttle window.
+/// `policy.max_registrations_per_address` from one address in the throttle window, and a
+/// confirmation link mailed to the address given (it becomes the account's when opened), in
+/// one transaction.
 pub fn sign_up(
     conn: &mut PgConnection,
     policy: &ThrottlePolicy,
     address: &str,
-    login: &Login,
-    display_name: &DisplayName,
-    password: &NewPassword,
+    form: &SignUp,
 ) -> Result<User, RegisterError> {
-    if let Some(until) = throttle::registration_locked_until(conn, policy, address)? {
-        return Err(RegisterError::Throttled { until });
-    }
-    let user = register(conn, login, display_name, password, Role::Customer)?;
-    throttle::record_registration(conn, policy, address)?;
-    Ok(user)
+    // Hashing is slow: done before the transaction, so no lock waits on it.
+    let hash = hash_password(form.password.as_str())?;
+    conn.transaction(|conn| {
+        if let Some(until) = throttle::registration_locked_until(conn, policy, address)? {
+            return Err(RegisterError::Throttled { until });
+        }
+        let user = insert_user(conn, &form.login, &form.display_name, hash, Role::Customer)?;
+        throttle::record_registration(conn, policy, address)?;
+        let context = AuditContext::new(user.actor(), Some(address.to_owned()));
+        email::request_change(conn, &context, &user, &form.email)?;
+        Ok(user)
+    })
 }
 
 pub fn change_display_name(

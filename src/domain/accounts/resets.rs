@@ -1,6 +1,7 @@
-//! Password reset without e-mail: staff (or `bookstore reset-password`) hand a customer a
-//! one-time link, `/password-reset/<token>`, valid [`LINK_LIFETIME`]. Using it sets a new
-//! password and ends every session of the account.
+//! Password reset links, `/password-reset/<token>`, valid [`LINK_LIFETIME`]: mailed to the
+//! account's confirmed address when its owner asks ("Forgot your password?"), or handed over
+//! by staff (or `bookstore reset-password`). Using one sets a new password and ends every
+//! session of the account.
 
 use std::time::Duration;
 
@@ -71,6 +72,9 @@ impl ResetLink {
 pub enum LinkIssuer {
     StaffPage,
     CommandLine,
+    /// The mail program, for the owner who asked: the link goes to the account's own
+    /// confirmed address, so staff accounts may have theirs this way too.
+    Mail,
 }
 
 #[derive(Debug, thiserror::Error)]

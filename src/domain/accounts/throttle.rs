@@ -287,6 +287,54 @@ pub fn record_registration(
     count(conn, policy, registration_key(address))
 }
 
+/// "Forgot your password?" asked from one address: at most this many a window.
+pub const RESET_REQUESTS_PER_ADDRESS: u32 = 10;
+/// Reset mails sent to one account: at most this many a window, however many addresses ask
+/// (a flood of mails to someone is a nuisance, and each holds a working link).
+pub const RESET_MAILS_PER_ACCOUNT: u32 = 3;
+
+/// When this address may ask for a reset mail again, if it asked too often lately. Says
+/// nothing about accounts: the answer is the same whichever login or address was typed.
+pub fn reset_requests_locked_until(
+    conn: &mut PgConnection,
+    policy: &ThrottlePolicy,
+    address: &str,
+) -> QueryResult<Option<DateTime<Utc>>> {
+    let rows = counters(conn, policy, &[format!("forgot:{address}")])?;
+    let window = chrono::Duration::from_std(policy.window).unwrap_or_default();
+    Ok(rows
+        .first()
+        .filter(|(_, requests, _, _)| *requests as u32 >= RESET_REQUESTS_PER_ADDRESS)
+        .map(|(_, _, started, _)| *started + window))
+}
+
+/// Counts a request from this address.
+pub fn record_reset_request(
+    conn: &mut PgConnection,
+    policy: &ThrottlePolicy,
+    address: &str,
+) -> QueryResult<()> {
+    count(conn, policy, format!("forgot:{address}"))
+}
+
+/// Whether one more reset mail may go to this account in this window; counts it when so.
+pub fn take_reset_mail(
+    conn: &mut PgConnection,
+    policy: &ThrottlePolicy,
+    user_id: crate::domain::ids::UserId,
+) -> QueryResult<bool> {
+    let key = format!("reset-mail:{user_id}");
+    let rows = counters(conn, policy, std::slice::from_ref(&key))?;
+    if rows
+        .first()
+        .is_some_and(|(_, sent, _, _)| *sent as u32 >= RESET_MAILS_PER_ACCOUNT)
+    {
+        return Ok(false);
+    }
+    count(conn, policy, key)?;
+    Ok(true)
+}
+
 /// Drops counters whose window has passed.
 pub fn purge_stale(conn: &mut PgConnection, policy: &ThrottlePolicy) -> QueryResult<usize> {
     diesel::delete(

@@ -1,6 +1,8 @@
 //! The outcome writer: outcomes the executor reported, written in as few statements as it
-//! can (every success in one `task_finish`, the rest one by one). While the database is away
-//! they are kept and tried again with backoff, so a task that completed is not run again.
+//! can (every success in one `task_finish`, the rest one by one). When the loop wants to claim
+//! too, the successes' statement claims as well (`task_finish_then_claim`): one round trip
+//! where a limited program's freed slot used to wait for two. While the database is away the
+//! outcomes are kept and tried again with backoff, so a task that completed is not run again.
 
 use std::time::{Duration, Instant};
 
@@ -8,10 +10,20 @@ use crate::tasks::{
     engine::{
         connection::{LoopConnection, Retry},
         executor::Outcome,
-        store::{self, AttemptKey},
+        store::{self, AttemptKey, ClaimRequest, Claimed},
     },
     status::TaskStatus,
 };
+
+/// What one [`Completer::write`] did.
+#[derive(Default)]
+pub(super) struct Written {
+    /// Attempts now settled: written, or no longer this node's (the database refuses those
+    /// anyway).
+    pub settled: Vec<AttemptKey>,
+    /// The claim made in the successes' statement, when one was asked for and made.
+    pub claimed: Option<Claimed>,
+}
 
 pub(super) struct Completer {
     worker: String,
@@ -47,6 +59,11 @@ impl Completer {
         self.unwritten.iter().any(|(k, _)| k == key)
     }
 
+    /// Whether [`Completer::write`] would write something now.
+    pub(super) fn ready(&self) -> bool {
+        !self.unwritten.is_empty() && self.retry.ready()
+    }
+
     /// When to try again after a failed write (None when nothing waits).
     pub(super) fn next_try(&self) -> Option<Instant> {
         if self.unwritten.is_empty() {
@@ -74,13 +91,19 @@ impl Completer {
         forgotten
     }
 
-    /// Writes the outcomes that are in, unless backing off; returns the attempts now settled
-    /// (written, or no longer this node's: the database refuses those anyway).
-    pub(super) fn write(&mut self, db: &mut LoopConnection) -> Vec<AttemptKey> {
-        let mut settled = Vec::new();
-        if self.unwritten.is_empty() || !self.retry.ready() {
-            return settled;
+    /// Writes the outcomes that are in, unless backing off. With `then_claim`, the successes'
+    /// statement (if there are successes) also claims; a failed statement writes and claims
+    /// nothing, and the caller claims on its own.
+    pub(super) fn write(
+        &mut self,
+        db: &mut LoopConnection,
+        then_claim: Option<ClaimRequest>,
+    ) -> Written {
+        let mut written = Written::default();
+        if !self.ready() {
+            return written;
         }
+        let settled = &mut written.settled;
         let worker = self.worker.clone();
         let mut successes = Vec::new();
         let mut interrupted = Vec::new();
@@ -95,9 +118,17 @@ impl Completer {
         let mut failure = None;
         if !successes.is_empty() {
             let started = Instant::now();
-            let written = db.with(|conn| store::finish(conn, &worker, &successes));
+            let result = match then_claim {
+                Some(request) => db
+                    .with(|conn| store::finish_then_claim(conn, &worker, &successes, request))
+                    .map(|(recorded, claimed)| {
+                        written.claimed = Some(claimed);
+                        recorded
+                    }),
+                None => db.with(|conn| store::finish(conn, &worker, &successes)),
+            };
             tracing::debug!(count = successes.len(), took = ?started.elapsed(), "recorded successes");
-            match written {
+            match result {
                 Ok(recorded) => {
                     for success in &successes {
                         if !recorded.contains(&success.key) {
@@ -151,7 +182,7 @@ impl Completer {
                 );
             }
         }
-        settled
+        written
     }
 
     /// A failure, a lost connection or a cancellation (successes and interruptions go in

@@ -23,13 +23,14 @@ use crate::{
             EngineConfig,
             completer::Completer,
             connection::{LoopConnection, Retry},
-            executor::{Executor, ExecutorContext, Job, Outcome, Report, StopReason, StopSignal},
+            executor::{Executor, ExecutorContext, Outcome, Report, StopReason, StopSignal},
             listener, maintenance,
             store::{self, AttemptKey, QueueCursor},
         },
     },
 };
 
+mod claiming;
 mod shutdown;
 
 /// The local queue holds about this much work per executor thread, judged by how long
@@ -223,7 +224,8 @@ impl Engine {
         self.urgent |= priority > 0;
     }
 
-    /// One turn: take every report that is in, write outcomes, claim if the queue runs low.
+    /// One turn: take every report that is in, write outcomes, claim if the queue runs low
+    /// (in the same round trip as the successes when there are some).
     fn turn(&mut self) {
         while let Ok(report) = self.reports.try_recv() {
             self.take(report);
@@ -232,10 +234,36 @@ impl Engine {
             self.next_due = None;
             self.queue_may_have_work = true;
         }
-        self.write_outcomes();
-        if self.should_claim() {
-            self.claim();
+        if self.limited_waiting && self.completer.ready() {
+            // The outcomes written now may free a limited program's slot.
+            self.queue_may_have_work = true;
         }
+        let claim = self.should_claim().then(|| self.claim_request());
+        let written = self
+            .completer
+            .write(&mut self.db, claim.map(|(request, _)| request));
+        for key in written.settled {
+            self.held.remove(&key);
+        }
+        let Some((request, urgent)) = claim else {
+            return;
+        };
+        let claimed = match written.claimed {
+            Some(claimed) => Ok(claimed),
+            None => {
+                let worker = &self.config.worker_id;
+                self.db.with(|conn| {
+                    store::claim(
+                        conn,
+                        worker,
+                        request.limit,
+                        request.cursor,
+                        request.look_above,
+                    )
+                })
+            }
+        };
+        self.claimed(request, urgent, claimed);
     }
 
     /// The earliest of: a due retry of a task, a retry of a failed statement.
@@ -287,117 +315,9 @@ impl Engine {
         self.held.len().saturating_sub(self.completer.len())
     }
 
-    fn local_queue_capacity(&self) -> usize {
-        local_queue_capacity(self.config.concurrency, self.average_run)
-    }
-
-    fn should_claim(&self) -> bool {
-        !self.shutting_down
-            && self.queue_may_have_work
-            && self.claim_retry.ready()
-            && (self.urgent
-                || wants_more(
-                    self.unfinished(),
-                    self.config.concurrency,
-                    self.local_queue_capacity(),
-                ))
-    }
-
-    fn claim(&mut self) {
-        let refill = wants_more(
-            self.unfinished(),
-            self.config.concurrency,
-            self.local_queue_capacity(),
-        );
-        let urgent = std::mem::take(&mut self.urgent) && !refill;
-        let want = if urgent {
-            // Just past the local queue: the claim takes the highest priorities first.
-            self.config.concurrency
-        } else {
-            (self.config.concurrency + self.local_queue_capacity())
-                .saturating_sub(self.unfinished())
-                .max(1)
-        };
-        let (worker, cursor) = (self.config.worker_id.clone(), self.cursor);
-        let look_above = std::mem::take(&mut self.look_above);
-        let claimed = self
-            .db
-            .with(|conn| store::claim(conn, &worker, want, cursor, look_above));
-        let (tasks, last) = match claimed {
-            Ok(claimed) => {
-                self.claim_retry.succeeded();
-                claimed
-            }
-            Err(err) => {
-                self.look_above |= look_above;
-                let delay = self.claim_retry.failed();
-                tracing::warn!("claiming tasks: {err:#}; trying again in {delay:?}");
-                return;
-            }
-        };
-        let got = tasks.len();
-        tracing::debug!(want, got, "claimed");
-        for task in tasks {
-            let signal = Arc::new(StopSignal::default());
-            self.held.insert(task.key, signal.clone());
-            self.executor.submit(Job { task, signal });
-        }
-        if urgent {
-            // Taken out of turn: where the queue's claims stand is unchanged.
-            return;
-        }
-        if got == want {
-            self.cursor = last;
-            return;
-        }
-        // Short. Nothing at all after the cursor while something woke us: what was queued
-        // sits before it (a transaction that committed late), so look from the beginning.
-        if got == 0 && self.cursor.is_some() {
-            self.cursor = None;
-            return;
-        }
-        // Otherwise the queue is drained. The cursor stays where the claims got to: new tasks
-        // queue after it (tasks a chain releases, say), and starting over from the beginning
-        // would wade through the entries of every task claimed since the last vacuum. (The
-        // fallback poll still starts from the beginning now and then.)
-        self.cursor = last.or(self.cursor);
-        self.queue_may_have_work = false;
-        self.find_next_due();
-    }
-
-    /// A retry waiting out its backoff, or tasks waiting for their program's limit: wake
-    /// when one may be claimable.
-    fn find_next_due(&mut self) {
-        match self.db.with(store::next_due) {
-            Ok(next) => {
-                self.limited_waiting = next.limited_waiting;
-                // Due already but not claimable (locked by another transaction, or clocks
-                // apart): look again in a second rather than spin.
-                let backoff = next.due_at.map(|due| {
-                    (due - chrono::Utc::now())
-                        .to_std()
-                        .unwrap_or(Duration::from_secs(1))
-                        .max(Duration::from_millis(20))
-                });
-                let limited = next.limited_waiting.then_some(LIMITED_RECHECK);
-                self.next_due = [backoff, limited]
-                    .into_iter()
-                    .flatten()
-                    .min()
-                    .map(|wait| Instant::now() + wait);
-            }
-            Err(err) => tracing::warn!("looking for due tasks: {err:#}"),
-        }
-    }
-
     /// Writes the outcomes that are in; the attempts they settle are no longer held.
     fn write_outcomes(&mut self) {
-        let settled = self.completer.write(&mut self.db);
-        if !settled.is_empty() && self.limited_waiting {
-            // A limited program's slot may be free now.
-            self.queue_may_have_work = true;
-        }
-        for key in settled {
+        for key in self.completer.write(&mut self.db, None).settled {
             self.held.remove(&key);
         }
     }
@@ -445,24 +365,6 @@ impl Engine {
             self.take(report);
         }
     }
-}
-
-/// How many claimed tasks may wait in the local queue: about `LOCAL_QUEUE_WORK` of work per
-/// thread at the average run time seen so far (one per thread before anything ran).
-fn local_queue_capacity(concurrency: usize, average_run_seconds: Option<f64>) -> usize {
-    match average_run_seconds {
-        None => concurrency,
-        Some(seconds) => {
-            let fits = LOCAL_QUEUE_WORK.as_secs_f64() * concurrency as f64 / seconds.max(1e-7);
-            (fits as usize).clamp(1, MAX_LOCAL_QUEUE)
-        }
-    }
-}
-
-/// Whether to claim now, holding `unfinished` attempts: never leave a thread idle; beyond
-/// that, refill the local queue in batches (once it is half empty).
-fn wants_more(unfinished: usize, concurrency: usize, capacity: usize) -> bool {
-    unfinished < concurrency || unfinished * 2 <= concurrency + capacity
 }
 
 async fn sleep_until(at: Option<Instant>) {

@@ -24,125 +24,6 @@ pub struct AttemptKey {
     pub attempt: i32,
 }
 
-/// Where a program's function lives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FunctionKind {
-    /// Compiled into the app.
-    Rust,
-    /// A SQL function `name(params jsonb)` in the database.
-    Sql,
-}
-
-/// A task this worker has just claimed.
-#[derive(Debug, Clone)]
-pub struct ClaimedTask {
-    pub key: AttemptKey,
-    pub function_name: String,
-    pub function_kind: FunctionKind,
-    pub parameters: Option<Value>,
-    pub timeout_seconds: i32,
-    /// Higher runs first, in the local queue as in the claim.
-    pub priority: i32,
-}
-
-/// Where the previous claim stopped in the plain queue's order (priority descending, then
-/// run_after, id); `None` is the start.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct QueueCursor {
-    pub priority: i32,
-    pub run_after: DateTime<Utc>,
-    pub id: TaskId,
-}
-
-#[derive(QueryableByName)]
-struct ClaimRow {
-    #[diesel(sql_type = BigInt)]
-    id: TaskId,
-    #[diesel(sql_type = Integer)]
-    attempt: i32,
-    #[diesel(sql_type = Text)]
-    function_name: String,
-    #[diesel(sql_type = Text)]
-    function_kind: String,
-    #[diesel(sql_type = Nullable<Jsonb>)]
-    parameters: Option<Value>,
-    #[diesel(sql_type = Integer)]
-    timeout_seconds: i32,
-    #[diesel(sql_type = Integer)]
-    priority: i32,
-    #[diesel(sql_type = Timestamptz)]
-    run_after: DateTime<Utc>,
-    /// Claimed through its program's limit (not from the plain queue the cursor walks).
-    #[diesel(sql_type = Bool)]
-    limited: bool,
-}
-
-/// Claims up to `limit` due tasks (limited programs' within their limits, then plain ones
-/// after `cursor`, and above its level too when `look_above`), highest priority first;
-/// returns them and where the plain claim stopped.
-pub fn claim(
-    conn: &mut PgConnection,
-    worker: &str,
-    limit: usize,
-    cursor: Option<QueueCursor>,
-    look_above: bool,
-) -> QueryResult<(Vec<ClaimedTask>, Option<QueueCursor>)> {
-    let rows: Vec<ClaimRow> = sql_query("SELECT * FROM task_claim($1, $2, $3, $4, $5, $6)")
-        .bind::<Text, _>(worker)
-        .bind::<Integer, _>(i32::try_from(limit).unwrap_or(i32::MAX))
-        .bind::<Nullable<Integer>, _>(cursor.map(|c| c.priority))
-        .bind::<Nullable<Timestamptz>, _>(cursor.map(|c| c.run_after))
-        .bind::<Nullable<BigInt>, _>(cursor.map(|c| c.id))
-        .bind::<Bool, _>(look_above)
-        .load(conn)?;
-    // Plain tasks come first, in queue order.
-    let last = rows
-        .iter()
-        .take_while(|row| !row.limited)
-        .last()
-        .map(|row| QueueCursor {
-            priority: row.priority,
-            run_after: row.run_after,
-            id: row.id,
-        });
-    let tasks = rows
-        .into_iter()
-        .map(|row| ClaimedTask {
-            key: AttemptKey {
-                task_id: row.id,
-                attempt: row.attempt,
-            },
-            function_kind: if row.function_kind == "sql" {
-                FunctionKind::Sql
-            } else {
-                FunctionKind::Rust
-            },
-            function_name: row.function_name,
-            parameters: row.parameters,
-            timeout_seconds: row.timeout_seconds,
-            priority: row.priority,
-        })
-        .collect();
-    Ok((tasks, last))
-}
-
-/// What the queue holds once a claim from its start found nothing more.
-#[derive(Debug, Clone, Copy, QueryableByName)]
-pub struct NextDue {
-    /// When the next plain queued task may start (a retry waiting out its backoff); a
-    /// paused program's tasks do not count (a resume wakes the engine).
-    #[diesel(sql_type = Nullable<Timestamptz>)]
-    pub due_at: Option<DateTime<Utc>>,
-    /// A limited program has due tasks its limit holds back (a slot frees when one of its
-    /// tasks ends, here or on another node).
-    #[diesel(sql_type = Bool)]
-    pub limited_waiting: bool,
-}
-
-pub fn next_due(conn: &mut PgConnection) -> QueryResult<NextDue> {
-    sql_query("SELECT * FROM task_next_due()").get_result(conn)
-}
-
 /// A successful attempt, ready to be recorded.
 #[derive(Debug, Clone)]
 pub struct Success {
@@ -412,6 +293,11 @@ pub fn run_sql_function(
         .get_result(conn)
 }
 
+mod claim;
 mod schedules;
 
+pub use claim::{
+    ClaimRequest, Claimed, ClaimedTask, FunctionKind, NextDue, QueueCursor, claim,
+    finish_then_claim, next_due,
+};
 pub use schedules::fire_due_schedules;

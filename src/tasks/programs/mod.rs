@@ -2,6 +2,7 @@
 
 mod basic;
 mod import;
+mod mail;
 mod maintenance;
 mod reports;
 
@@ -42,5 +43,7 @@ pub fn all() -> Vec<ProgramFunction> {
         reports::sales_report(minutes(10)),
         reports::low_stock(minutes(5)),
         import::import_catalog(minutes(60)),
+        mail::send_mail(minutes(2)),
+        mail::low_stock_digest(minutes(5)),
     ]
 }

@@ -66,15 +66,23 @@ pub fn batch(conn: &mut PgConnection, id: TaskBatchId) -> diesel::QueryResult<Op
         return Ok(None);
     };
     // A callback whose program was deleted since still shows the task it queued, if it did.
-    let has_callback = batch.callback_program.is_some() || batch.callback_task_id.is_some();
-    let callback = has_callback
-        .then(|| json!({ "program": batch.callback_program, "task_id": batch.callback_task_id }));
+    // One that could not be queued says why.
+    let has_callback = batch.callback_program.is_some()
+        || batch.callback_task_id.is_some()
+        || batch.callback_error.is_some();
+    let callback = has_callback.then(|| {
+        json!({
+            "program": batch.callback_program,
+            "task_id": batch.callback_task_id,
+            "error": batch.callback_error,
+        })
+    });
     Ok(Some(json!({
-        "id": batch.id,
+        "id": batch.counts.id,
         "url": format!("/api/v1/batches/{id}"),
-        "size": batch.size,
-        "finished": batch.finished,
-        "failed": batch.failed,
+        "size": batch.counts.size,
+        "finished": batch.counts.finished,
+        "failed": batch.counts.failed,
         "pending": batch.remaining(),
         "ended": batch.ended_at.is_some(),
         "callback": callback,

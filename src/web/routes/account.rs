@@ -8,7 +8,9 @@ use chrono::Utc;
 use serde::Deserialize;
 
 use crate::{
-    domain::accounts::{self, DisplayName, Login, LoginError, RegisterError},
+    domain::accounts::{
+        self, DisplayName, Login, LoginError, RegisterError, SignUp, email::EmailAddress,
+    },
     web::routes::cart,
     web::{
         AppState,
@@ -30,6 +32,7 @@ use crate::{
 pub struct RegisterForm {
     login: String,
     display_name: String,
+    email: String,
     password: String,
     password_confirmation: String,
 }
@@ -42,6 +45,7 @@ pub struct RegisterPage {
     /// The visitor's input, kept when the form comes back with errors (passwords never are).
     login: String,
     display_name: String,
+    email: String,
     errors: FieldErrors,
 }
 
@@ -51,6 +55,7 @@ pub async fn register_form(layout: Layout, token: FormToken) -> HttpResponse {
         csrf_token: token.token.clone(),
         login: String::new(),
         display_name: String::new(),
+        email: String::new(),
         errors: FieldErrors::default(),
     };
     token.respond(html(StatusCode::OK, &page))
@@ -66,6 +71,7 @@ pub async fn register(
     let mut errors = FieldErrors::default();
     let login = errors.check("login", Login::parse(&form.login));
     let name = errors.check("display_name", DisplayName::parse(&form.display_name));
+    let email = errors.check("email", EmailAddress::parse(&form.email));
     let password = errors.check(
         "password",
         judge_new_password(&form.password, &[&form.login, &form.display_name]).await?,
@@ -81,21 +87,26 @@ pub async fn register(
             csrf_token: token.token.clone(),
             login: form.login.trim().to_owned(),
             display_name: form.display_name.clone(),
+            email: form.email.trim().to_owned(),
             errors,
         };
         Ok(token.respond(html(StatusCode::UNPROCESSABLE_ENTITY, &page)))
     };
-    let (Some(login), Some(name), Some(password), true) =
-        (login, name, password, errors.is_empty())
+    let (Some(login), Some(display_name), Some(email), Some(password), true) =
+        (login, name, email, password, errors.is_empty())
     else {
         return again(errors).await;
     };
     let address = client_address(&req);
     let policy = state.throttle;
+    let sign_up = SignUp {
+        login,
+        display_name,
+        password,
+        email,
+    };
     let created = with_conn(&state, move |conn| {
-        Ok::<_, WebError>(accounts::sign_up(
-            conn, &policy, &address, &login, &name, &password,
-        ))
+        Ok::<_, WebError>(accounts::sign_up(conn, &policy, &address, &sign_up))
     })
     .await?;
     match created {
@@ -103,7 +114,12 @@ pub async fn register(
             start_session(&session, &user)?;
             flash::success(
                 &session,
-                format!("Welcome to the shop, {}!", user.display_name),
+                format!(
+                    "Welcome to the shop, {}! We sent a link to {}: open it to confirm your \
+                     address.",
+                    user.display_name,
+                    form.email.trim()
+                ),
             );
             let then = cart::finish_pending_add(&state, &session, user.id).await?;
             Ok(see_other(then.as_deref().unwrap_or("/")))

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use crate::{
     domain::{
         accounts::{
-            self, DisplayName, PasswordChangeError, User,
+            self, DisplayName, PasswordChangeError, User, email,
             sessions::{self, SessionInfo},
         },
         orders::{self, OrderSummary},
@@ -39,6 +39,9 @@ pub struct AccountPage {
     errors: FieldErrors,
     session: Option<SessionInfo>,
     orders: Vec<OrderSummary>,
+    /// The confirmed address, and one waiting for its link to be opened.
+    email: Option<String>,
+    pending_email: Option<String>,
 }
 
 async fn account_page(
@@ -50,10 +53,12 @@ async fn account_page(
     errors: FieldErrors,
 ) -> Result<AccountPage, WebError> {
     let user_id = user.id;
-    let (current, orders) = with_conn(state, move |conn| {
+    let (current, orders, email, pending_email) = with_conn(state, move |conn| {
         Ok::<_, diesel::result::Error>((
             sessions::current_of(conn, user_id)?,
             orders::orders_of(conn, user_id)?,
+            email::address_of(conn, user_id)?.map(|address| address.as_str().to_owned()),
+            email::pending_address(conn, user_id)?,
         ))
     })
     .await?;
@@ -65,11 +70,13 @@ async fn account_page(
         errors,
         session: current,
         orders,
+        email,
+        pending_email,
     })
 }
 
 /// The page again, with the form's errors (the layout only now: it takes the flash messages).
-async fn again(
+pub(crate) async fn again(
     state: &AppState,
     req: &HttpRequest,
     session: &Session,

@@ -1,8 +1,8 @@
-//! `/admin/users`: staff create a one-time password reset link for an account (there is no
-//! e-mail: they hand it over themselves).
+//! `/admin/users`: staff create a one-time password reset link for an account and hand it
+//! over themselves (customers can also ask for one by mail on `/password-forgotten`).
 
 use actix_session::Session;
-use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
+use actix_web::{HttpResponse, http::StatusCode, web};
 use askama::Template;
 use askama_web::WebTemplate;
 use serde::Deserialize;
@@ -61,7 +61,6 @@ pub struct ResetLinkForm {
 /// is shown once and kept nowhere, not even in a flash message.
 pub async fn create_reset_link(
     state: web::Data<AppState>,
-    req: HttpRequest,
     Staff(_, context): Staff,
     layout: Layout,
     session: Session,
@@ -92,9 +91,9 @@ pub async fn create_reset_link(
     .await?;
     match created {
         Ok(link) => {
-            // The address this staff member reached the shop at: the customer can too.
-            let info = req.connection_info();
-            let url = format!("{}://{}{}", info.scheme(), info.host(), link.path());
+            // The shop's public address, never the request's Host header (which the client
+            // chooses).
+            let url = state.programs.mail.link(&link.path());
             let expires = link.expires_at.format("%Y-%m-%d %H:%M UTC").to_string();
             page.new_link = Some(NewLink {
                 url,

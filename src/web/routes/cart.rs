@@ -11,13 +11,14 @@ use uuid::Uuid;
 use crate::domain::ids::UserId;
 use crate::{
     domain::{
+        audit::AuditContext,
         cart::{self, Cart, CartError, LineQuantity, QuantityChange},
         ids::{BookId, CartLineId},
         orders::{self, CheckoutError, Shortage},
     },
     web::{
         AppState,
-        auth::{CurrentUser, Visitor},
+        auth::{CurrentUser, Visitor, client_address},
         csrf::{self, CsrfForm},
         error::{WebError, html, see_other},
         flash::{self, FlashAction},
@@ -372,8 +373,9 @@ pub async fn checkout(
         WebError::BadRequest("The checkout form is damaged; reload the cart.".into())
     })?;
     let user_id = user.id;
+    let context = AuditContext::new(user.actor(), Some(client_address(&req)));
     let outcome = with_conn(&state, move |conn| {
-        Ok::<_, WebError>(orders::checkout(conn, user_id, key))
+        Ok::<_, WebError>(orders::checkout(conn, &context, user_id, key))
     })
     .await?;
     match outcome {

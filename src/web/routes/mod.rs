@@ -1,9 +1,11 @@
 mod account;
+mod account_email;
 mod account_page;
 mod admin_audit;
 mod admin_batches;
 mod admin_books;
 mod admin_imports;
+mod admin_mail;
 mod admin_overview;
 mod admin_program;
 mod admin_programs;
@@ -17,6 +19,7 @@ mod covers;
 mod health;
 mod home;
 mod orders;
+mod password_forgotten;
 mod password_reset;
 
 use actix_web::{HttpResponse, http::StatusCode, web};
@@ -46,6 +49,24 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route(
             "/account/password",
             web::get().to(account_page::back_to_account),
+        )
+        .route("/account/email", web::post().to(account_email::change))
+        .route(
+            "/account/email",
+            web::get().to(account_page::back_to_account),
+        )
+        .route("/account/email/{token}", web::get().to(account_email::show))
+        .route(
+            "/account/email/{token}",
+            web::post().to(account_email::confirm),
+        )
+        .route(
+            "/password-forgotten",
+            web::get().to(password_forgotten::form),
+        )
+        .route(
+            "/password-forgotten",
+            web::post().to(password_forgotten::request),
         )
         .route(
             "/password-reset/{token}",
@@ -135,6 +156,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::post().to(admin_books::hide_or_unhide),
         )
         .route("/admin/audit", web::get().to(admin_audit::list))
+        .route("/admin/mail", web::get().to(admin_mail::list))
         .route("/admin/users", web::get().to(admin_users::show))
         .route(
             "/admin/users/password-reset",

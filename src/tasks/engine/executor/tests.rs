@@ -66,6 +66,7 @@ fn executor(threads: usize) -> (Executor, mpsc::UnboundedReceiver<Report>) {
         settings: Arc::new(ProgramSettings {
             import_dir: PathBuf::from("/nonexistent"),
             import_max_bytes: 0,
+            mail: crate::mail::Mailer::from_config(&crate::config::Config::default()),
         }),
     });
     let (reports_tx, reports) = mpsc::unbounded_channel();
@@ -92,6 +93,7 @@ fn job_with_priority(id: i64, function_name: &str, priority: i32) -> (Job, Arc<S
             parameters: Some(json!({})),
             timeout_seconds: 30,
             priority,
+            limited: false,
         },
         signal: signal.clone(),
     };

@@ -1,4 +1,7 @@
-use super::*;
+use super::{
+    claiming::{local_queue_capacity, wants_more},
+    *,
+};
 
 #[test]
 fn the_local_queue_holds_about_20_ms_of_work_per_thread() {

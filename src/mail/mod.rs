@@ -1,0 +1,138 @@
+//! Mail to customers and staff: what the shop sends (an outbox row per mail, written in the
+//! transaction that decides to send it), how a mail is composed (askama templates, a plain
+//! text and an HTML part) and how it leaves (SMTP through lettre, or `.eml` files in the
+//! outbox folder when no mail server is configured). The `send_mail` program
+//! (`tasks::programs::mail`) delivers each row once.
+
+pub mod compose;
+pub mod deliver;
+pub mod outbox;
+mod transport;
+
+use lettre::message::Mailbox;
+
+use crate::config::Config;
+
+pub use transport::Transport;
+
+/// Everything a mail needs from the settings: who it is from, where its links point, and how
+/// it leaves. Cheap to clone (the SMTP transport shares its settings).
+#[derive(Clone)]
+pub struct Mailer {
+    /// `BOOKSTORE_MAIL_FROM`.
+    pub from: Mailbox,
+    /// `BOOKSTORE_PUBLIC_URL` without its trailing slash: links are `{public_url}/path`,
+    /// never built from a request's Host header.
+    pub public_url: String,
+    pub transport: Transport,
+}
+
+impl Mailer {
+    /// From the validated configuration (`Config::from_env` checked each value).
+    pub fn from_config(config: &Config) -> Mailer {
+        let from = config
+            .mail_from
+            .parse()
+            .unwrap_or_else(|_| Mailbox::new(None, "bookstore@localhost".parse().expect("valid")));
+        let transport = match &config.smtp_url {
+            Some(url) => Transport::smtp(&url.0).unwrap_or_else(|err| {
+                tracing::warn!("BOOKSTORE_SMTP_URL: {err}; mails go to the outbox folder");
+                Transport::Files(config.outbox_dir())
+            }),
+            None => Transport::Files(config.outbox_dir()),
+        };
+        Mailer {
+            from,
+            public_url: config.public_url(),
+            transport,
+        }
+    }
+
+    /// A full link to a path of the shop (`/orders/7` -> `https://shop.example/orders/7`).
+    pub fn link(&self, path: &str) -> String {
+        format!("{}{path}", self.public_url)
+    }
+
+    /// The domain Message-IDs are made in: the From address's.
+    fn message_id_domain(&self) -> &str {
+        self.from.email.domain()
+    }
+}
+
+impl std::fmt::Debug for Mailer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mailer")
+            .field("from", &self.from.to_string())
+            .field("public_url", &self.public_url)
+            .field("transport", &self.transport)
+            .finish()
+    }
+}
+
+/// What a mail is about; each kind has its templates and its way of filling them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailKind {
+    OrderConfirmation,
+    PasswordReset,
+    EmailConfirmation,
+    LowStock,
+}
+
+impl MailKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MailKind::OrderConfirmation => "order_confirmation",
+            MailKind::PasswordReset => "password_reset",
+            MailKind::EmailConfirmation => "email_confirmation",
+            MailKind::LowStock => "low_stock",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<MailKind> {
+        [
+            MailKind::OrderConfirmation,
+            MailKind::PasswordReset,
+            MailKind::EmailConfirmation,
+            MailKind::LowStock,
+        ]
+        .into_iter()
+        .find(|kind| kind.as_str() == text)
+    }
+
+    /// How the staff's mail page names it.
+    pub fn label(self) -> &'static str {
+        match self {
+            MailKind::OrderConfirmation => "Order confirmation",
+            MailKind::PasswordReset => "Password reset",
+            MailKind::EmailConfirmation => "Address confirmation",
+            MailKind::LowStock => "Low-stock digest",
+        }
+    }
+}
+
+/// Where a mail is: waiting (or retrying), sent, or given up on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailStatus {
+    Queued,
+    Sent,
+    Failed,
+}
+
+impl MailStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MailStatus::Queued => "queued",
+            MailStatus::Sent => "sent",
+            MailStatus::Failed => "failed",
+        }
+    }
+
+    /// The CHECK constraint allows only these three.
+    pub fn from_db(text: &str) -> MailStatus {
+        match text {
+            "sent" => MailStatus::Sent,
+            "failed" => MailStatus::Failed,
+            _ => MailStatus::Queued,
+        }
+    }
+}

@@ -1,0 +1,223 @@
+//! The outbox: a row per mail, written inside the transaction that decides to send it, with
+//! the `send_mail` task that will send it queued in that same transaction. So an order that
+//! commits has its confirmation on the way, and a rolled-back order has none.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use serde_json::{Value, json};
+
+use crate::{
+    db::schema::mails,
+    domain::{
+        accounts::email::EmailAddress,
+        audit::{self, AuditContext},
+        ids::{MailId, TaskId, UserId},
+    },
+    mail::{MailKind, MailStatus},
+    tasks::{
+        ops::OperationError,
+        queueing::{self, RunOptions},
+    },
+};
+
+/// The program that sends outbox rows.
+pub const SEND_PROGRAM: &str = "send_mail";
+
+/// A mail to queue. `data` says what to fill the templates from; it must never hold a secret
+/// (a link's token is made when the mail is sent): staff read it on the task's page.
+#[derive(Debug, Clone)]
+pub struct NewMail {
+    pub kind: MailKind,
+    pub recipient: EmailAddress,
+    pub user_id: Option<UserId>,
+    pub subject: String,
+    pub data: Value,
+}
+
+/// Writes the mail and queues its task, in the caller's transaction, as `context` (who the
+/// task log says queued it). If the program cannot take it (staff disabled `send_mail`), the
+/// mail is still kept, marked with why, and nothing else is undone: an order must not fail
+/// because its mail cannot leave yet (retrying the mail from its row is staff's to do).
+pub fn queue(
+    conn: &mut PgConnection,
+    context: &AuditContext,
+    mail: NewMail,
+) -> QueryResult<MailId> {
+    let id: MailId = diesel::insert_into(mails::table)
+        .values((
+            mails::kind.eq(mail.kind.as_str()),
+            mails::recipient.eq(mail.recipient.as_str()),
+            mails::user_id.eq(mail.user_id),
+            mails::subject.eq(truncate(&mail.subject, 300)),
+            mails::data.eq(&mail.data),
+            mails::message_id.eq(uuid::Uuid::new_v4().simple().to_string()),
+        ))
+        .returning(mails::id)
+        .get_result(conn)?;
+    audit::act_as(conn, context)?;
+    let params = json!({ "mail": id });
+    // A savepoint: a refused queueing rolls back only itself.
+    let queued = conn.transaction(|conn| {
+        queueing::enqueue(conn, SEND_PROGRAM, Some(&params), &RunOptions::default())
+            .map_err(QueueRefused)
+    });
+    match queued {
+        Ok(task) => {
+            diesel::update(mails::table.find(id))
+                .set(mails::task_id.eq(task.id))
+                .execute(conn)?;
+        }
+        Err(QueueRefused(OperationError::Database(err))) => return Err(err),
+        Err(QueueRefused(refused)) => {
+            tracing::warn!("mail {id} is kept but not queued: {refused}");
+            diesel::update(mails::table.find(id))
+                .set(mails::last_error.eq(format!("not queued: {refused}")))
+                .execute(conn)?;
+        }
+    }
+    Ok(id)
+}
+
+/// An enqueue refusal carried out of the savepoint (which needs a diesel error to roll back).
+#[derive(Debug)]
+struct QueueRefused(OperationError);
+
+impl From<diesel::result::Error> for QueueRefused {
+    fn from(err: diesel::result::Error) -> Self {
+        QueueRefused(OperationError::Database(err))
+    }
+}
+
+/// A row as the sender and the staff's page read it.
+#[derive(Debug, Clone, Queryable)]
+pub struct MailRow {
+    pub id: MailId,
+    pub kind: String,
+    pub recipient: String,
+    pub user_id: Option<UserId>,
+    pub subject: String,
+    pub data: Value,
+    pub message_id: String,
+    pub task_id: Option<TaskId>,
+    pub status: String,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+impl MailRow {
+    pub fn kind(&self) -> Option<MailKind> {
+        MailKind::parse(&self.kind)
+    }
+
+    pub fn status(&self) -> MailStatus {
+        MailStatus::from_db(&self.status)
+    }
+
+    pub fn kind_label(&self) -> &'static str {
+        self.kind().map_or("Mail", MailKind::label)
+    }
+}
+
+type MailColumns = (
+    mails::id,
+    mails::kind,
+    mails::recipient,
+    mails::user_id,
+    mails::subject,
+    mails::data,
+    mails::message_id,
+    mails::task_id,
+    mails::status,
+    mails::attempts,
+    mails::last_error,
+    mails::created_at,
+    mails::sent_at,
+);
+const MAIL_COLUMNS: MailColumns = (
+    mails::id,
+    mails::kind,
+    mails::recipient,
+    mails::user_id,
+    mails::subject,
+    mails::data,
+    mails::message_id,
+    mails::task_id,
+    mails::status,
+    mails::attempts,
+    mails::last_error,
+    mails::created_at,
+    mails::sent_at,
+);
+
+/// The row, locked until the caller's transaction ends: two attempts at one mail (a rescued
+/// one and its replacement) take turns, and the second finds it sent.
+pub fn lock(conn: &mut PgConnection, id: MailId) -> QueryResult<Option<MailRow>> {
+    mails::table
+        .find(id)
+        .select(MAIL_COLUMNS)
+        .for_update()
+        .first(conn)
+        .optional()
+}
+
+/// Records the mail as sent (inside the transaction that holds its lock).
+pub fn record_sent(conn: &mut PgConnection, id: MailId, task: TaskId) -> QueryResult<()> {
+    diesel::update(mails::table.find(id))
+        .set((
+            mails::status.eq(MailStatus::Sent.as_str()),
+            mails::sent_at.eq(Utc::now()),
+            mails::attempts.eq(mails::attempts + 1),
+            mails::last_error.eq(None::<String>),
+            mails::task_id.eq(task),
+        ))
+        .execute(conn)
+        .map(drop)
+}
+
+/// Records a failed attempt; `gave_up`: no attempt follows (the mail is `failed`).
+pub fn record_failure(
+    conn: &mut PgConnection,
+    id: MailId,
+    task: TaskId,
+    error: &str,
+    gave_up: bool,
+) -> QueryResult<()> {
+    let status = if gave_up {
+        MailStatus::Failed
+    } else {
+        MailStatus::Queued
+    };
+    diesel::update(mails::table.find(id))
+        .filter(mails::status.ne(MailStatus::Sent.as_str()))
+        .set((
+            mails::status.eq(status.as_str()),
+            mails::attempts.eq(mails::attempts + 1),
+            mails::last_error.eq(truncate(error, 1000)),
+            mails::task_id.eq(task),
+        ))
+        .execute(conn)
+        .map(drop)
+}
+
+/// The latest mails, newest first, for the staff's page; `status` narrows them.
+pub fn recent(
+    conn: &mut PgConnection,
+    status: Option<MailStatus>,
+    limit: i64,
+) -> QueryResult<Vec<MailRow>> {
+    let mut query = mails::table
+        .select(MAIL_COLUMNS)
+        .order(mails::id.desc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(status) = status {
+        query = query.filter(mails::status.eq(status.as_str()));
+    }
+    query.load(conn)
+}
+
+fn truncate(text: &str, max_chars: usize) -> String {
+    text.chars().take(max_chars).collect()
+}

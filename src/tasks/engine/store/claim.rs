@@ -1,0 +1,248 @@
+//! Claiming: the plain claim (`task_claim`), the claim that first records a batch of
+//! successes in the same round trip (`task_finish_then_claim`), and what the queue holds when
+//! a claim came back short (`task_next_due`).
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+use diesel::{
+    prelude::*,
+    sql_query,
+    sql_types::{Array, BigInt, Bool, Integer, Jsonb, Nullable, Text, Timestamptz},
+};
+use serde_json::Value;
+
+use super::{AttemptKey, Success};
+use crate::domain::ids::TaskId;
+
+/// Where a program's function lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FunctionKind {
+    /// Compiled into the app.
+    Rust,
+    /// A SQL function `name(params jsonb)` in the database.
+    Sql,
+}
+
+/// A task this worker has just claimed.
+#[derive(Debug, Clone)]
+pub struct ClaimedTask {
+    pub key: AttemptKey,
+    pub function_name: String,
+    pub function_kind: FunctionKind,
+    pub parameters: Option<Value>,
+    pub timeout_seconds: i32,
+    /// Higher runs first, in the local queue as in the claim.
+    pub priority: i32,
+    /// Claimed through its program's limit.
+    pub limited: bool,
+}
+
+/// Where the previous claim stopped in the plain queue's order (priority descending, then
+/// run_after, id); `None` is the start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueCursor {
+    pub priority: i32,
+    pub run_after: DateTime<Utc>,
+    pub id: TaskId,
+}
+
+#[derive(QueryableByName)]
+struct ClaimRow {
+    #[diesel(sql_type = BigInt)]
+    id: TaskId,
+    #[diesel(sql_type = Integer)]
+    attempt: i32,
+    #[diesel(sql_type = Text)]
+    function_name: String,
+    #[diesel(sql_type = Text)]
+    function_kind: String,
+    #[diesel(sql_type = Nullable<Jsonb>)]
+    parameters: Option<Value>,
+    #[diesel(sql_type = Integer)]
+    timeout_seconds: i32,
+    #[diesel(sql_type = Integer)]
+    priority: i32,
+    #[diesel(sql_type = Timestamptz)]
+    run_after: DateTime<Utc>,
+    /// Claimed through its program's limit (not from the plain queue the cursor walks).
+    #[diesel(sql_type = Bool)]
+    limited: bool,
+}
+
+/// What to claim: how many, and where in the plain queue.
+#[derive(Debug, Clone, Copy)]
+pub struct ClaimRequest {
+    pub limit: usize,
+    pub cursor: Option<QueueCursor>,
+    /// Also look above the cursor's level (a task was queued there).
+    pub look_above: bool,
+}
+
+/// The claimed tasks and where the plain claim stopped.
+pub type Claimed = (Vec<ClaimedTask>, Option<QueueCursor>);
+
+/// Claims up to `limit` due tasks (limited programs' within their limits, then plain ones
+/// after `cursor`, and above its level too when `look_above`), highest priority first;
+/// returns them and where the plain claim stopped.
+pub fn claim(
+    conn: &mut PgConnection,
+    worker: &str,
+    limit: usize,
+    cursor: Option<QueueCursor>,
+    look_above: bool,
+) -> QueryResult<Claimed> {
+    let request = ClaimRequest {
+        limit,
+        cursor,
+        look_above,
+    };
+    let rows: Vec<ClaimRow> = sql_query("SELECT * FROM task_claim($1, $2, $3, $4, $5, $6)")
+        .bind::<Text, _>(worker)
+        .bind::<Integer, _>(claim_limit(request))
+        .bind::<Nullable<Integer>, _>(request.cursor.map(|c| c.priority))
+        .bind::<Nullable<Timestamptz>, _>(request.cursor.map(|c| c.run_after))
+        .bind::<Nullable<BigInt>, _>(request.cursor.map(|c| c.id))
+        .bind::<Bool, _>(request.look_above)
+        .load(conn)?;
+    Ok(claimed(rows))
+}
+
+#[derive(QueryableByName)]
+struct FinishThenClaimRow {
+    /// A recorded success (only its key is set), not a claimed task.
+    #[diesel(sql_type = Bool)]
+    recorded: bool,
+    #[diesel(sql_type = BigInt)]
+    id: TaskId,
+    #[diesel(sql_type = Integer)]
+    attempt: i32,
+    #[diesel(sql_type = Nullable<Text>)]
+    function_name: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    function_kind: Option<String>,
+    #[diesel(sql_type = Nullable<Jsonb>)]
+    parameters: Option<Value>,
+    #[diesel(sql_type = Nullable<Integer>)]
+    timeout_seconds: Option<i32>,
+    #[diesel(sql_type = Nullable<Integer>)]
+    priority: Option<i32>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    run_after: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Nullable<Bool>)]
+    limited: Option<bool>,
+}
+
+/// Records `done` (as [`super::finish`]) and then claims, in one statement and one
+/// transaction: the claim sees the slots and the chained tasks the finish freed. Returns the
+/// attempts recorded and what was claimed.
+pub fn finish_then_claim(
+    conn: &mut PgConnection,
+    worker: &str,
+    done: &[Success],
+    request: ClaimRequest,
+) -> QueryResult<(HashSet<AttemptKey>, Claimed)> {
+    let rows: Vec<FinishThenClaimRow> = sql_query(
+        "SELECT * FROM task_finish_then_claim($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    )
+    .bind::<Text, _>(worker)
+    .bind::<Array<BigInt>, _>(done.iter().map(|s| s.key.task_id).collect::<Vec<_>>())
+    .bind::<Array<Integer>, _>(done.iter().map(|s| s.key.attempt).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(done.iter().map(|s| s.result.as_str()).collect::<Vec<_>>())
+    .bind::<Array<Nullable<Jsonb>>, _>(
+        done.iter()
+            .map(|s| s.result_table.as_ref())
+            .collect::<Vec<_>>(),
+    )
+    .bind::<Array<Timestamptz>, _>(done.iter().map(|s| s.started_at).collect::<Vec<_>>())
+    .bind::<Array<Timestamptz>, _>(done.iter().map(|s| s.ended_at).collect::<Vec<_>>())
+    .bind::<Integer, _>(claim_limit(request))
+    .bind::<Nullable<Integer>, _>(request.cursor.map(|c| c.priority))
+    .bind::<Nullable<Timestamptz>, _>(request.cursor.map(|c| c.run_after))
+    .bind::<Nullable<BigInt>, _>(request.cursor.map(|c| c.id))
+    .bind::<Bool, _>(request.look_above)
+    .load(conn)?;
+    let mut recorded = HashSet::new();
+    let mut claimed_rows = Vec::new();
+    for row in rows {
+        let key = AttemptKey {
+            task_id: row.id,
+            attempt: row.attempt,
+        };
+        if row.recorded {
+            recorded.insert(key);
+            continue;
+        }
+        // A claimed row has every column (task_claim's are NOT NULL).
+        let missing = || {
+            diesel::result::Error::DeserializationError("a claimed row without its columns".into())
+        };
+        claimed_rows.push(ClaimRow {
+            id: row.id,
+            attempt: row.attempt,
+            function_name: row.function_name.ok_or_else(missing)?,
+            function_kind: row.function_kind.ok_or_else(missing)?,
+            parameters: row.parameters,
+            timeout_seconds: row.timeout_seconds.ok_or_else(missing)?,
+            priority: row.priority.ok_or_else(missing)?,
+            run_after: row.run_after.ok_or_else(missing)?,
+            limited: row.limited.ok_or_else(missing)?,
+        });
+    }
+    Ok((recorded, claimed(claimed_rows)))
+}
+
+fn claim_limit(request: ClaimRequest) -> i32 {
+    i32::try_from(request.limit).unwrap_or(i32::MAX)
+}
+
+/// The claimed tasks, and the cursor: the last plain row (plain rows come first, in queue
+/// order).
+fn claimed(rows: Vec<ClaimRow>) -> Claimed {
+    let last = rows
+        .iter()
+        .take_while(|row| !row.limited)
+        .last()
+        .map(|row| QueueCursor {
+            priority: row.priority,
+            run_after: row.run_after,
+            id: row.id,
+        });
+    let tasks = rows
+        .into_iter()
+        .map(|row| ClaimedTask {
+            key: AttemptKey {
+                task_id: row.id,
+                attempt: row.attempt,
+            },
+            function_kind: if row.function_kind == "sql" {
+                FunctionKind::Sql
+            } else {
+                FunctionKind::Rust
+            },
+            function_name: row.function_name,
+            parameters: row.parameters,
+            timeout_seconds: row.timeout_seconds,
+            priority: row.priority,
+            limited: row.limited,
+        })
+        .collect();
+    (tasks, last)
+}
+
+/// What the queue holds once a claim from its start found nothing more.
+#[derive(Debug, Clone, Copy, QueryableByName)]
+pub struct NextDue {
+    /// When the next plain queued task may start (a retry waiting out its backoff); a
+    /// paused program's tasks do not count (a resume wakes the engine).
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pub due_at: Option<DateTime<Utc>>,
+    /// A limited program has due tasks its limit holds back (a slot frees when one of its
+    /// tasks ends, here or on another node).
+    #[diesel(sql_type = Bool)]
+    pub limited_waiting: bool,
+}
+
+pub fn next_due(conn: &mut PgConnection) -> QueryResult<NextDue> {
+    sql_query("SELECT * FROM task_next_due()").get_result(conn)
+}

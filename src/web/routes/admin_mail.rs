@@ -1,0 +1,59 @@
+//! `/admin/mail`: the latest mails of the outbox (recipient, subject, status, the task that
+//! sends them), so staff can see what left and what is stuck. Never a link's token: those
+//! exist only in the mails themselves.
+
+use actix_web::web;
+use askama::Template;
+use askama_web::WebTemplate;
+use serde::Deserialize;
+
+use crate::{
+    mail::{
+        MailStatus,
+        outbox::{self, MailRow},
+    },
+    web::{AppState, auth::Staff, error::WebError, layout::Layout, with_conn},
+};
+
+/// Mails shown.
+const SHOWN: i64 = 100;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct MailParams {
+    status: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "admin/mail.html")]
+pub struct MailPage {
+    layout: Layout,
+    mails: Vec<MailRow>,
+    status: &'static str,
+    smtp: bool,
+}
+
+/// `GET /admin/mail?status=failed`
+pub async fn list(
+    state: web::Data<AppState>,
+    _staff: Staff,
+    layout: Layout,
+    params: web::Query<MailParams>,
+) -> Result<MailPage, WebError> {
+    let status = match params.status.as_str() {
+        "sent" => Some(MailStatus::Sent),
+        "failed" => Some(MailStatus::Failed),
+        "queued" => Some(MailStatus::Queued),
+        _ => None,
+    };
+    let mails = with_conn(&state, move |conn| outbox::recent(conn, status, SHOWN)).await?;
+    Ok(MailPage {
+        layout,
+        mails,
+        status: status.map_or("", MailStatus::as_str),
+        smtp: matches!(
+            state.programs.mail.transport,
+            crate::mail::Transport::Smtp(_)
+        ),
+    })
+}
