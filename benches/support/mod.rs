@@ -12,6 +12,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+pub mod catalog;
+
 use bookstore::{
     config::{Config, Role},
     db::{

@@ -9,6 +9,7 @@ pub mod isbn;
 pub mod language;
 pub mod rating;
 pub mod search;
+pub mod sort;
 
 use std::collections::HashMap;
 

@@ -15,104 +15,17 @@ use diesel::{
     sql_types::{Bool, Nullable, Text},
 };
 
+pub use super::sort::Sort;
 use crate::{
-    db::schema::{authors, book_authors, books},
+    db::{
+        counting::{self, Count, EXACT_UP_TO},
+        schema::{authors, book_authors, books},
+    },
     domain::{
         catalog::{BookSummary, SummaryRow, isbn::Isbn, with_authors},
         ids::{AuthorId, BookId},
     },
 };
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Sort {
-    /// The default when there is a query: how well a book matches, popularity breaking ties.
-    Relevance,
-    /// Most-rated first.
-    Popularity,
-    /// Highest average rating first (unrated last), popularity breaking ties.
-    Rating,
-    Title,
-    PriceLowToHigh,
-    PriceHighToLow,
-    /// Publication year, most recent first.
-    Year,
-    /// Most recently added to the shop first.
-    Newest,
-    /// Fewest copies first: the staff book list, to restock (not offered to shoppers).
-    LowStock,
-}
-
-impl Sort {
-    pub const ALL: [Sort; 8] = [
-        Sort::Relevance,
-        Sort::Popularity,
-        Sort::Rating,
-        Sort::Title,
-        Sort::PriceLowToHigh,
-        Sort::PriceHighToLow,
-        Sort::Year,
-        Sort::Newest,
-    ];
-
-    /// The value in the query string.
-    pub fn key(self) -> &'static str {
-        match self {
-            Sort::Relevance => "relevance",
-            Sort::Popularity => "popularity",
-            Sort::Rating => "rating",
-            Sort::Title => "title",
-            Sort::PriceLowToHigh => "price",
-            Sort::PriceHighToLow => "price_desc",
-            Sort::Year => "year",
-            Sort::Newest => "newest",
-            Sort::LowStock => "low_stock",
-        }
-    }
-
-    pub fn label(self) -> &'static str {
-        match self {
-            Sort::Relevance => "Best match",
-            Sort::Popularity => "Most popular",
-            Sort::Rating => "Highest rated",
-            Sort::Title => "Title (A-Z)",
-            Sort::PriceLowToHigh => "Price (low to high)",
-            Sort::PriceHighToLow => "Price (high to low)",
-            Sort::Year => "Publication year (newest)",
-            Sort::Newest => "Recently added",
-            Sort::LowStock => "Lowest stock",
-        }
-    }
-
-    /// The order of a list with or without a query: the best matches of a search, and the
-    /// books most people read when browsing (not "11/22/63" and other titles that sort first).
-    pub fn default_for(has_text: bool) -> Sort {
-        if has_text {
-            Sort::Relevance
-        } else {
-            Sort::Popularity
-        }
-    }
-
-    /// The sort asked for; a missing or unknown value (a hand-edited URL) and relevance without
-    /// a query fall back to the default, so the catalog still shows.
-    pub fn resolve(key: Option<&str>, has_text: bool) -> Sort {
-        Sort::ALL
-            .into_iter()
-            .find(|sort| Some(sort.key()) == key)
-            .filter(|sort| has_text || *sort != Sort::Relevance)
-            .unwrap_or(Sort::default_for(has_text))
-    }
-
-    /// The choices a list offers, its default first (no "best match" without a query).
-    pub fn choices(has_text: bool) -> impl Iterator<Item = Sort> {
-        let default = Sort::default_for(has_text);
-        std::iter::once(default).chain(
-            Sort::ALL
-                .into_iter()
-                .filter(move |sort| *sort != default && (has_text || *sort != Sort::Relevance)),
-        )
-    }
-}
 
 /// What the visitor asked for, already cleaned up.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,11 +56,22 @@ impl Default for CatalogQuery {
     }
 }
 
+/// How many books a list pages through at most: its pages read by OFFSET (ordered by an
+/// index, so a page costs the rows before it), and nobody pages through a million books. A
+/// list with more says so ("the first 10,000 of about 1.0M").
+pub const LISTED_UP_TO: i64 = 10_000;
+/// The same for a search with more matches than `counting::EXACT_UP_TO`: its pages walk an
+/// index and keep the matching books, so a page deep in a common word reads many books.
+pub const SEARCH_LISTED_UP_TO: i64 = 1_000;
+
 /// One page of results.
 #[derive(Debug, Clone)]
 pub struct CatalogPage {
     pub books: Vec<BookSummary>,
-    pub total: i64,
+    /// Exact up to `counting::EXACT_UP_TO`, PostgreSQL's estimate beyond.
+    pub total: Count,
+    /// How many of them the pages reach (`LISTED_UP_TO`, `SEARCH_LISTED_UP_TO`).
+    pub listed: i64,
     pub page: i64,
     pub per_page: i64,
     /// How the query's words were taken.
@@ -170,14 +94,19 @@ pub enum Matching {
 
 impl CatalogPage {
     pub fn page_count(&self) -> i64 {
-        ((self.total + self.per_page - 1) / self.per_page).max(1)
+        ((self.listed + self.per_page - 1) / self.per_page).max(1)
+    }
+
+    /// Whether the pages stop before the last matching book.
+    pub fn is_cut(&self) -> bool {
+        self.listed < self.total.value()
     }
 
     /// 1-based positions of the first and last book shown.
     pub fn range(&self) -> (i64, i64) {
         let first = (self.page - 1) * self.per_page + 1;
         (
-            first.min(self.total),
+            first.min(self.listed),
             (first + self.books.len() as i64 - 1).max(0),
         )
     }
@@ -231,17 +160,8 @@ fn ordered(query: &CatalogQuery, text: Option<&SearchQueries>) -> BoxedBooks<'st
     let books_query = filtered(query, text);
     // The id breaks ties, so pages never overlap or skip a book.
     match (query.sort, text) {
-        (Sort::Relevance, Some(text)) => books_query.order((
-            sql::<Bool>("books.title_key = ")
-                .bind::<Text, _>(text.title_key.clone())
-                .desc(),
-            sql::<Bool>("coalesce(books.search_doc @@ CAST(")
-                .bind::<Nullable<Text>, _>(text.exact.clone())
-                .sql(" AS tsquery), false)")
-                .desc(),
-            books::ratings_count.desc(),
-            books::id.asc(),
-        )),
+        // Relevance over many matches (`many_by_relevance`, which puts the books titled as
+        // the query first; `ranked_ids` ranks fewer): the popularity index, as browsing.
         (Sort::Relevance | Sort::Popularity, _) => {
             books_query.order((books::ratings_count.desc(), books::id.asc()))
         }
@@ -277,28 +197,144 @@ fn search_queries(
         .optional()
 }
 
+/// A page and the count. Up to `EXACT_UP_TO` matches, counted exactly and ranked as the
+/// sort says (reading every match: at most that many). Beyond, the matches are many, so an
+/// index in the sort's order finds a page's books after a few hundred rows: relevance is then
+/// a title equal to the query first, then popularity (whether every word was as typed no
+/// longer ranks: a first pass matches as typed whenever every word is known), and the count
+/// is PostgreSQL's estimate. Either way a page costs what its rows cost, not the catalog.
 fn page_of(
     conn: &mut PgConnection,
     query: &CatalogQuery,
     text: Option<&SearchQueries>,
-) -> QueryResult<(i64, Vec<BookSummary>)> {
-    let total: i64 = filtered(query, text).count().get_result(conn)?;
-    if total == 0 {
-        return Ok((0, Vec::new()));
-    }
-    let rows: Vec<SummaryRow> = ordered(query, text)
-        .select(SummaryRow::as_select())
-        .limit(query.per_page)
-        .offset((query.page - 1) * query.per_page)
+) -> QueryResult<(Count, i64, Vec<BookSummary>)> {
+    counting::planned_for_values(conn, |conn| {
+        // By relevance, one read of the matches gives both their count and their order.
+        let ranked = match text {
+            Some(text) if query.sort == Sort::Relevance => Some(ranked_ids(conn, query, text)?),
+            _ => None,
+        };
+        let found = match &ranked {
+            Some(ids) => ids.len() as i64,
+            None => {
+                counting::count_up_to(conn, filtered(query, text).select(books::id), EXACT_UP_TO)?
+            }
+        };
+        if found == 0 {
+            return Ok((Count::Exact(0), 0, Vec::new()));
+        }
+        let many = found > EXACT_UP_TO;
+        let total = if many {
+            counting::beyond_exact(conn, filtered(query, text).select(books::id))?
+        } else {
+            Count::Exact(found)
+        };
+        let reach = if many && text.is_some() {
+            SEARCH_LISTED_UP_TO
+        } else {
+            LISTED_UP_TO
+        };
+        let listed = total.value().min(reach);
+        let skip = (query.page - 1) * query.per_page;
+        if skip >= listed {
+            return Ok((total, listed, Vec::new()));
+        }
+        let limit = query.per_page.min(listed - skip);
+        let rows = match (text, ranked) {
+            (Some(text), Some(_)) if many => many_by_relevance(conn, query, text, skip, limit)?,
+            (_, Some(ids)) => {
+                let page: Vec<BookId> = ids
+                    .into_iter()
+                    .skip(skip as usize)
+                    .take(limit as usize)
+                    .collect();
+                rows_in_order(conn, &page)?
+            }
+            _ => ordered(query, text)
+                .select(SummaryRow::as_select())
+                .limit(limit)
+                .offset(skip)
+                .load(conn)?,
+        };
+        Ok((total, listed, with_authors(conn, rows)?))
+    })
+}
+
+/// The matching books best first (a title equal to the query, then every word as typed, then
+/// popularity), or `EXACT_UP_TO + 1` of them, unranked, when there are more: the sort keys
+/// of each match, read once and ranked here.
+fn ranked_ids(
+    conn: &mut PgConnection,
+    query: &CatalogQuery,
+    text: &SearchQueries,
+) -> QueryResult<Vec<BookId>> {
+    let mut keys: Vec<(BookId, bool, bool, i32)> = filtered(query, Some(text))
+        .select((
+            books::id,
+            sql::<Bool>("books.title_key = ").bind::<Text, _>(text.title_key.clone()),
+            sql::<Bool>("coalesce(books.search_doc @@ CAST(")
+                .bind::<Nullable<Text>, _>(text.exact.clone())
+                .sql(" AS tsquery), false)"),
+            books::ratings_count,
+        ))
+        .limit(EXACT_UP_TO + 1)
         .load(conn)?;
-    Ok((total, with_authors(conn, rows)?))
+    if keys.len() as i64 <= EXACT_UP_TO {
+        keys.sort_by_key(|&(id, titled, exact, popularity)| {
+            (!titled, !exact, std::cmp::Reverse(popularity), id)
+        });
+    }
+    Ok(keys.into_iter().map(|(id, ..)| id).collect())
+}
+
+/// The rows of `ids`, in that order.
+fn rows_in_order(conn: &mut PgConnection, ids: &[BookId]) -> QueryResult<Vec<SummaryRow>> {
+    let mut rows: Vec<SummaryRow> = books::table
+        .filter(books::id.eq_any(ids))
+        .select(SummaryRow::as_select())
+        .load(conn)?;
+    rows.sort_by_key(|row| ids.iter().position(|id| *id == row.id));
+    Ok(rows)
+}
+
+/// Rows `skip..skip + limit` of many matches by relevance: the books titled as the query
+/// (their own index), then the others by popularity (the popularity index).
+fn many_by_relevance(
+    conn: &mut PgConnection,
+    query: &CatalogQuery,
+    text: &SearchQueries,
+    skip: i64,
+    limit: i64,
+) -> QueryResult<Vec<SummaryRow>> {
+    let titled_as_query = || books::title_key.eq(text.title_key.clone());
+    let mut rows: Vec<SummaryRow> = filtered(query, Some(text))
+        .filter(titled_as_query())
+        .order((books::ratings_count.desc(), books::id.asc()))
+        .select(SummaryRow::as_select())
+        .limit(skip + limit)
+        .load(conn)?;
+    let titled = rows.len() as i64;
+    rows.drain(..(skip.min(titled) as usize));
+    let wanted = limit - rows.len() as i64;
+    if wanted > 0 {
+        rows.extend(
+            ordered(query, Some(text))
+                .filter(books::title_key.ne(text.title_key.clone()))
+                .select(SummaryRow::as_select())
+                .limit(wanted)
+                .offset((skip - titled).max(0))
+                .load(conn)?,
+        );
+    }
+    Ok(rows)
 }
 
 /// The page of books matching `query`, and how many match in all.
 pub fn search(conn: &mut PgConnection, query: &CatalogQuery) -> QueryResult<CatalogPage> {
-    let page = |(total, books), matching, suggestion| CatalogPage {
+    let page = |(total, listed, books), matching, suggestion| CatalogPage {
         books,
         total,
+        listed,
         page: query.page,
         per_page: query.per_page,
         matching,
@@ -314,36 +350,55 @@ pub fn search(conn: &mut PgConnection, query: &CatalogQuery) -> QueryResult<Cata
     let as_typed = search_queries(conn, text, false)?;
     // Only punctuation: no word to look for, so nothing matches.
     let Some(as_typed) = as_typed else {
-        return Ok(page((0, Vec::new()), Matching::AsTyped, None));
+        return Ok(page(
+            (Count::Exact(0), 0, Vec::new()),
+            Matching::AsTyped,
+            None,
+        ));
     };
     let found = page_of(conn, query, Some(&as_typed))?;
-    if found.0 > 0 && as_typed.exact.is_some() {
+    if found.1 > 0 && as_typed.exact.is_some() {
         return Ok(page(found, Matching::AsTyped, None));
     }
-    let found = if found.0 > 0 {
+    let found = if found.1 > 0 {
         found
     } else {
         // Nothing even with the unknown words widened: a known word may be the typo
         // ("stephan" is a name in the catalog, "stephen" was meant).
         match search_queries(conn, text, true)? {
             Some(forgiving) => page_of(conn, query, Some(&forgiving))?,
-            None => (0, Vec::new()),
+            None => (Count::Exact(0), 0, Vec::new()),
         }
     };
-    let suggestion = suggestion(conn, text)?;
+    let shown: Vec<BookId> = found.2.iter().map(|book| book.id).collect();
+    let suggestion = suggestion(conn, text, &shown)?;
     Ok(page(found, Matching::Corrected, suggestion))
 }
 
-/// The closest title or author name to `text`, unless it is what was typed.
-fn suggestion(conn: &mut PgConnection, text: &str) -> QueryResult<Option<String>> {
+/// The closest title or author name to `text`, unless it is what was typed: among the books
+/// shown when there are some (they are the close spellings), else in the whole catalog.
+fn suggestion(
+    conn: &mut PgConnection,
+    text: &str,
+    shown: &[BookId],
+) -> QueryResult<Option<String>> {
     #[derive(QueryableByName)]
     struct Suggestion {
         #[diesel(sql_type = Nullable<Text>)]
         suggestion: Option<String>,
     }
-    let found: Suggestion = diesel::sql_query("SELECT search_suggestion($1) AS suggestion")
-        .bind::<Text, _>(text)
-        .get_result(conn)?;
+    let found: Suggestion = if shown.is_empty() {
+        diesel::sql_query("SELECT search_suggestion($1) AS suggestion")
+            .bind::<Text, _>(text)
+            .get_result(conn)?
+    } else {
+        diesel::sql_query("SELECT search_suggestion_among($1, $2) AS suggestion")
+            .bind::<Text, _>(text)
+            .bind::<diesel::sql_types::Array<diesel::sql_types::BigInt>, _>(
+                shown.iter().map(|id| id.0).collect::<Vec<i64>>(),
+            )
+            .get_result(conn)?
+    };
     Ok(found
         .suggestion
         .filter(|suggestion| !suggestion.eq_ignore_ascii_case(text)))
@@ -366,21 +421,4 @@ pub fn author_name(conn: &mut PgConnection, author_id: AuthorId) -> QueryResult<
         .select(authors::name)
         .first(conn)
         .optional()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sort_keys_round_trip() {
-        for sort in Sort::ALL {
-            assert_eq!(Sort::resolve(Some(sort.key()), true), sort);
-        }
-        assert_eq!(Sort::resolve(Some("bogus"), false), Sort::Popularity);
-        assert_eq!(Sort::resolve(None, true), Sort::Relevance);
-        // Relevance needs a query to be relevant to.
-        assert_eq!(Sort::resolve(Some("relevance"), false), Sort::Popularity);
-        assert!(Sort::choices(false).all(|sort| sort != Sort::Relevance));
-    }
 }

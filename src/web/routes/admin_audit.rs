@@ -1,4 +1,5 @@
-//! `/admin/audit`: the audit log, newest first, with filters (action, actor, dates).
+//! `/admin/audit`: the audit log, newest first, with filters (action, actor, dates), paged by
+//! keyset (`?before=ID` / `?after=ID`: "Older" and "Newer").
 
 use actix_web::web;
 use askama::Template;
@@ -6,7 +7,11 @@ use askama_web::WebTemplate;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    domain::audit::{self, AuditAction, AuditQuery, AuditRow},
+    db::counting::Count,
+    domain::{
+        audit::{self, AuditAction, AuditCursor, AuditQuery, AuditRow},
+        ids::AuditEventId,
+    },
     web::{AppState, auth::Staff, error::WebError, layout::Layout, with_conn},
 };
 
@@ -24,8 +29,12 @@ pub struct AuditParams {
     from: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     to: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    page: Option<i64>,
+    /// The events older than this id: where "Older" goes on.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    before: String,
+    /// The events newer than this id.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    after: String,
 }
 
 impl AuditParams {
@@ -61,20 +70,45 @@ impl AuditParams {
             }
         };
         let actor = self.actor.trim().chars().take(100).collect::<String>();
+        let mut cursor_at = |value: &str, what: &str| match value.trim() {
+            "" => None,
+            value => match value.parse::<AuditEventId>() {
+                Ok(id) if id.0 > 0 => Some(id),
+                _ => {
+                    problems.push(format!("“{what}” is an event number like 42; ignored."));
+                    None
+                }
+            },
+        };
+        let cursor = match (
+            cursor_at(&self.before, "before"),
+            cursor_at(&self.after, "after"),
+        ) {
+            (Some(id), _) => AuditCursor::Before(id),
+            (None, Some(id)) => AuditCursor::After(id),
+            (None, None) => AuditCursor::Newest,
+        };
         let query = AuditQuery {
             action,
             actor: (!actor.is_empty()).then_some(actor),
             from: from_instant,
             until,
-            page: self.page.unwrap_or(1).clamp(1, 100_000),
+            cursor,
             per_page: PER_PAGE,
         };
         (query, problems)
     }
 
-    fn link(&self, page: i64) -> String {
+    /// The same filters from another cursor.
+    fn link(&self, cursor: AuditCursor) -> String {
+        let (before, after) = match cursor {
+            AuditCursor::Newest => (String::new(), String::new()),
+            AuditCursor::Before(id) => (id.to_string(), String::new()),
+            AuditCursor::After(id) => (String::new(), id.to_string()),
+        };
         let params = AuditParams {
-            page: (page > 1).then_some(page),
+            before,
+            after,
             ..self.clone()
         };
         match serde_urlencoded::to_string(&params).unwrap_or_default() {
@@ -97,9 +131,10 @@ pub struct AuditPage {
     actions: Vec<ActionOption>,
     problems: Vec<String>,
     events: Vec<AuditRow>,
-    total: i64,
-    page: i64,
-    page_count: i64,
+    /// "12 events, newest first.", "About 1.2M events, newest first."
+    summary: String,
+    /// The count is PostgreSQL's estimate.
+    estimated: bool,
     previous: Option<String>,
     next: Option<String>,
     filtered: bool,
@@ -115,8 +150,7 @@ pub async fn list(
     let params = params.into_inner();
     let (query, problems) = params.parse();
     let lookup = query.clone();
-    let (events, total) = with_conn(&state, move |conn| audit::list(conn, &lookup)).await?;
-    let page_count = ((total + PER_PAGE - 1) / PER_PAGE).max(1);
+    let page = with_conn(&state, move |conn| audit::list(conn, &lookup)).await?;
     Ok(AuditPage {
         layout,
         actions: AuditAction::ALL
@@ -127,16 +161,27 @@ pub async fn list(
             })
             .collect(),
         problems,
-        events,
-        total,
-        page: query.page,
-        page_count,
-        previous: (query.page > 1).then(|| params.link(query.page - 1)),
-        next: (query.page < page_count).then(|| params.link(query.page + 1)),
+        events: page.events,
+        summary: summary(page.total),
+        estimated: !page.total.is_exact(),
+        previous: page.newer.map(|id| params.link(AuditCursor::After(id))),
+        next: page.older.map(|id| params.link(AuditCursor::Before(id))),
         filtered: query.action.is_some()
             || query.actor.is_some()
             || query.from.is_some()
             || query.until.is_some(),
         params,
     })
+}
+
+/// "12 events, newest first.", "About 1.2M events, newest first." (an estimate beyond the
+/// count's threshold, as the task list says it).
+fn summary(total: Count) -> String {
+    let count = total.to_string();
+    let plural = if total == Count::Exact(1) { "" } else { "s" };
+    format!(
+        "{}{} event{plural}, newest first.",
+        count[..1].to_uppercase(),
+        &count[1..]
+    )
 }

@@ -182,7 +182,7 @@ pub struct BookListPage {
     csrf_token: String,
     search_text: String,
     books: Vec<BookSummary>,
-    total: i64,
+    total: crate::db::counting::Count,
     page: i64,
     page_count: i64,
     previous: Option<String>,

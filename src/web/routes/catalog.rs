@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::ids::{AuthorId, BookId};
 use crate::{
+    db::counting::Count,
     domain::catalog::{
         self, BookDetail, BookSummary,
         isbn::Isbn,
@@ -43,7 +44,7 @@ pub struct CatalogParams {
 
 /// Longest search text taken; the rest is ignored, and the page says so.
 const MAX_SEARCH_CHARS: usize = 200;
-/// Deep pages cost an OFFSET scan; nobody pages this far by hand.
+/// Deep pages cost an OFFSET scan; the lists stop at `search::LISTED_UP_TO` books anyway.
 const MAX_PAGE: i64 = 10_000;
 
 impl CatalogParams {
@@ -125,7 +126,10 @@ pub struct CatalogPageView {
     in_stock_only: bool,
     sort_options: Vec<SortOption>,
     books: Vec<BookSummary>,
-    total: i64,
+    /// Exact, or PostgreSQL's estimate ("about 1.0M") beyond a threshold.
+    total: Count,
+    /// The pages stop before the last match, at this many books.
+    listed_up_to: Option<i64>,
     first: i64,
     last: i64,
     page: i64,
@@ -170,6 +174,7 @@ pub async fn list(
     .await?;
     let page_count = results.page_count();
     let (first, last) = results.range();
+    let listed_up_to = results.is_cut().then_some(results.listed);
     // A window of page numbers around the current one.
     let window = (query.page - 3).max(1)..=(query.page + 3).min(page_count);
     let pages = window
@@ -216,6 +221,7 @@ pub async fn list(
             .collect(),
         books: results.books,
         total: results.total,
+        listed_up_to,
         first,
         last,
         page: query.page,
