@@ -6,6 +6,7 @@ pub mod db;
 pub mod domain;
 pub mod housekeeping;
 pub mod mail;
+pub mod monitoring;
 pub mod seed;
 pub mod startup;
 pub mod tasks;

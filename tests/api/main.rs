@@ -23,6 +23,7 @@ mod imports;
 mod login_throttle;
 mod looks;
 mod mail;
+mod metrics;
 mod ops;
 mod orders;
 mod outage;
