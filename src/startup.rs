@@ -141,15 +141,6 @@ impl Application {
         }
         // Installed before anything counts.
         crate::monitoring::handle();
-        let metrics = match config.metrics_addr {
-            Some(addr) => {
-                let listener = TcpListener::bind(addr)
-                    .with_context(|| format!("listening on {addr} (BOOKSTORE_METRICS_ADDR)"))?;
-                let addr = listener.local_addr()?;
-                Some((addr, web::metrics::server(listener, pool.clone())?))
-            }
-            None => None,
-        };
         let engine = if config.role.runs_tasks() {
             let url = config
                 .database_url
@@ -162,6 +153,17 @@ impl Application {
             )?)
         } else {
             None
+        };
+        let engine_alive = engine.as_ref().map(EngineHandle::alive);
+        let metrics = match config.metrics_addr {
+            Some(addr) => {
+                let listener = TcpListener::bind(addr)
+                    .with_context(|| format!("listening on {addr} (BOOKSTORE_METRICS_ADDR)"))?;
+                let addr = listener.local_addr()?;
+                let server = web::metrics::server(listener, pool.clone(), engine_alive.clone())?;
+                Some((addr, server))
+            }
+            None => None,
         };
         let (addr, server) = if config.role.serves_web() {
             let mut conn = pool.get().context("connecting to PostgreSQL")?;
@@ -178,6 +180,7 @@ impl Application {
                 programs: ProgramSettings::from(config),
                 secure_cookies: config.secure_cookies,
                 cookie_key: cookie_key.clone(),
+                engine: engine_alive,
             };
             (
                 Some(addr),

@@ -76,8 +76,9 @@ pub const SETTINGS: &[Setting] = &[
     none(
         "BOOKSTORE_METRICS_ADDR",
         "unset: `/metrics` on the public port, for staff",
-        "a private address (`127.0.0.1:9898`) serving Prometheus' `/metrics` to anyone who \
-         reaches it; unset, the public port serves it to a staff session or API token only",
+        "a private address (`127.0.0.1:9898`) serving `/metrics`, `/healthz` and `/readyz` to \
+         anyone who reaches it (a worker's only HTTP); unset, the public port serves `/metrics` \
+         to a staff session or API token only",
     ),
     value(
         "BOOKSTORE_DATA_DIR",

@@ -17,10 +17,12 @@ use actix_web::{
 use crate::{
     db::PgPool,
     monitoring,
+    tasks::engine::EngineAlive,
     web::{
         AppState,
         api::{ApiError, ApiStaff},
         error::WebError,
+        routes::health,
         within_deadline,
     },
 };
@@ -65,18 +67,28 @@ async fn scrape(pool: PgPool) -> Result<HttpResponse, WebError> {
         .body(text))
 }
 
-/// The scrape's own listener (`BOOKSTORE_METRICS_ADDR`): `/metrics` and nothing else, for
-/// whoever reaches the address.
-pub fn server(listener: TcpListener, pool: PgPool) -> std::io::Result<Server> {
+/// The operations listener (`BOOKSTORE_METRICS_ADDR`): `/metrics`, `/healthz` and `/readyz`
+/// for whoever reaches the address, and nothing else. A worker-only node has no other HTTP.
+pub fn server(
+    listener: TcpListener,
+    pool: PgPool,
+    engine: Option<EngineAlive>,
+) -> std::io::Result<Server> {
     Ok(HttpServer::new(move || {
-        let pool = pool.clone();
+        let (scrape_pool, live_pool, ready_pool) = (pool.clone(), pool.clone(), pool.clone());
+        let engine = engine.clone();
         App::new()
             .route(
                 "/metrics",
-                web::get().to(move || {
-                    let pool = pool.clone();
-                    async move { scrape(pool).await }
-                }),
+                web::get().to(move || scrape(scrape_pool.clone())),
+            )
+            .route(
+                "/healthz",
+                web::get().to(move || health::liveness(live_pool.clone())),
+            )
+            .route(
+                "/readyz",
+                web::get().to(move || health::readiness(ready_pool.clone(), engine.clone())),
             )
             .default_service(web::to(HttpResponse::NotFound))
     })

@@ -17,7 +17,7 @@ pub mod layout;
 pub mod metrics;
 pub mod params;
 pub mod result_view;
-mod routes;
+pub(crate) mod routes;
 pub mod session_end;
 pub mod session_store;
 pub mod state;

@@ -18,6 +18,7 @@ mod engine_losses;
 mod engine_outage;
 mod engine_store;
 mod engine_v3;
+mod health;
 mod helpers;
 mod imports;
 mod login_throttle;
