@@ -6,6 +6,7 @@ mod accounts;
 mod api_v3;
 mod audit;
 mod audit_records;
+mod backup;
 mod bad_input;
 mod browser;
 mod cart;
