@@ -1,7 +1,12 @@
-use std::{ffi::OsString, process::ExitCode};
+use std::{
+    ffi::OsString,
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
 
 use anyhow::Context;
 use bookstore::{
+    backup::{self, BackupSettings},
     config::{Config, Role, settings},
     db,
     domain::{
@@ -34,6 +39,24 @@ enum Command {
     Psql {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
+    },
+    /// Back the app's database up into FILE (pg_dump's custom format: one consistent
+    /// snapshot; the app may keep running). The private cluster is started for it if the app
+    /// is not running; with DATABASE_URL that database.
+    Backup {
+        /// Where to write the backup (replaced if it exists).
+        file: PathBuf,
+    },
+    /// Restore a backup made by `backup` into an empty data folder (BOOKSTORE_DATA_DIR, a new
+    /// private cluster) or an empty DATABASE_URL database, in one transaction. The file is read
+    /// through first: a truncated or damaged one is refused and nothing is touched. Stop the
+    /// app first.
+    Restore {
+        /// The backup file.
+        file: PathBuf,
+        /// Restore even into a database that has tables, replacing what the backup holds.
+        #[arg(long)]
+        replace: bool,
     },
     /// Create a staff account, or make an existing account staff. The password is read from
     /// BOOKSTORE_STAFF_PASSWORD or the first line of stdin (needed to create; to promote an
@@ -70,6 +93,8 @@ fn main() -> ExitCode {
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(&config),
         Command::Psql { args } => psql(&config, args),
+        Command::Backup { file } => backup(&config, &file),
+        Command::Restore { file, replace } => restore(&config, &file, replace),
         Command::CreateStaff { login } => create_staff(&config, &login),
         Command::ResetPassword { login } => reset_password(&config, &login),
     };
@@ -149,6 +174,46 @@ fn psql(config: &Config, args: Vec<OsString>) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(
         status.code().unwrap_or(1).clamp(0, 255) as u8
     ))
+}
+
+fn backup(config: &Config, file: &Path) -> anyhow::Result<ExitCode> {
+    let settings = BackupSettings::from(config);
+    let (url, cluster) = db::locate(&config.into(), false)?;
+    let dumped = backup::dump(&url, file, settings.pg_bin_dir.as_deref());
+    drop(cluster);
+    dumped?;
+    let size = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+    println!(
+        "Backed up the database to {} ({} KiB).",
+        file.display(),
+        size.div_ceil(1024)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn restore(config: &Config, file: &Path, replace: bool) -> anyhow::Result<ExitCode> {
+    let bin_dir = BackupSettings::from(config).pg_bin_dir;
+    // Before anything is created or touched.
+    backup::check(file, bin_dir.as_deref())?;
+    let (url, cluster) = db::locate(&config.into(), false)?;
+    let restored = PgConnection::establish(&url)
+        .context("connecting to the target database")
+        .and_then(|mut conn| backup::table_count(&mut conn))
+        .and_then(|tables| {
+            if tables > 0 && !replace {
+                anyhow::bail!(
+                    "the target database is not empty ({tables} tables): restore into an empty                      data folder (BOOKSTORE_DATA_DIR) or database (DATABASE_URL), or pass                      --replace to replace what the backup holds"
+                );
+            }
+            backup::restore(&url, file, tables > 0, bin_dir.as_deref())
+        });
+    drop(cluster);
+    restored?;
+    println!(
+        "Restored {}. Start the app with the same settings to use it.",
+        file.display()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn create_staff(config: &Config, login: &str) -> anyhow::Result<ExitCode> {

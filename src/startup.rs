@@ -100,6 +100,8 @@ pub fn announce_demo_accounts(accounts: &[seed::DemoAccount], data_dir: &std::pa
 pub struct Application {
     addr: Option<SocketAddr>,
     server: Option<Server>,
+    /// The scrape's own listener (`BOOKSTORE_METRICS_ADDR`), on any role.
+    metrics: Option<(SocketAddr, Server)>,
     engine: Option<EngineHandle>,
     stop: Arc<Notify>,
     termination: Termination,
@@ -137,6 +139,8 @@ impl Application {
                 imports.display()
             );
         }
+        // Installed before anything counts.
+        crate::monitoring::handle();
         let engine = if config.role.runs_tasks() {
             let url = config
                 .database_url
@@ -149,6 +153,17 @@ impl Application {
             )?)
         } else {
             None
+        };
+        let engine_alive = engine.as_ref().map(EngineHandle::alive);
+        let metrics = match config.metrics_addr {
+            Some(addr) => {
+                let listener = TcpListener::bind(addr)
+                    .with_context(|| format!("listening on {addr} (BOOKSTORE_METRICS_ADDR)"))?;
+                let addr = listener.local_addr()?;
+                let server = web::metrics::server(listener, pool.clone(), engine_alive.clone())?;
+                Some((addr, server))
+            }
+            None => None,
         };
         let (addr, server) = if config.role.serves_web() {
             let mut conn = pool.get().context("connecting to PostgreSQL")?;
@@ -165,6 +180,7 @@ impl Application {
                 programs: ProgramSettings::from(config),
                 secure_cookies: config.secure_cookies,
                 cookie_key: cookie_key.clone(),
+                engine: engine_alive,
             };
             (
                 Some(addr),
@@ -176,6 +192,7 @@ impl Application {
         Ok(Application {
             addr,
             server,
+            metrics,
             engine,
             stop: Arc::new(Notify::new()),
             termination: Termination::install(),
@@ -195,6 +212,11 @@ impl Application {
         self.addr
     }
 
+    /// Where `/metrics` has its own listener (`BOOKSTORE_METRICS_ADDR`), if it has one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|(addr, _)| *addr)
+    }
+
     pub fn port(&self) -> u16 {
         self.addr().port()
     }
@@ -211,12 +233,20 @@ impl Application {
     /// The signals are ours, not actix-server's: on a signal it would stop the whole actix
     /// System, and with it the engine's Arbiter, before the tasks could finish.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let cleanup = housekeeping::run(
+        let metrics = self.metrics.map(|(_, server)| {
+            let handle = server.handle();
+            tokio::spawn(server);
+            handle
+        });
+        let housekeeping = housekeeping::run(
             self.pool,
             self.session_policy,
             self.throttle_policy,
             self.audit_days,
         );
+        let cleanup = async {
+            tokio::join!(housekeeping, metrics_upkeep());
+        };
         let stop_requested = async {
             tokio::select! {
                 () = self.termination.received() => {}
@@ -248,7 +278,20 @@ impl Application {
         if let Some(engine) = self.engine {
             engine.shutdown().await;
         }
+        if let Some(metrics) = metrics {
+            metrics.stop(true).await;
+        }
         served
+    }
+}
+
+/// The metrics exporter's upkeep, so histograms stay small between scrapes; runs until the
+/// app stops.
+async fn metrics_upkeep() {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+    loop {
+        every.tick().await;
+        crate::monitoring::upkeep();
     }
 }
 

@@ -38,6 +38,8 @@ impl Role {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Config {
     pub addr: SocketAddr,
+    /// `None`: `/metrics` on the public port, for staff only.
+    pub metrics_addr: Option<SocketAddr>,
     pub data_dir: PathBuf,
     /// `None`: `<data_dir>/imports`.
     pub import_dir: Option<PathBuf>,

@@ -73,6 +73,13 @@ pub const SETTINGS: &[Setting] = &[
         "127.0.0.1:8080",
         "address the web server listens on (port 0 picks a free one)",
     ),
+    none(
+        "BOOKSTORE_METRICS_ADDR",
+        "unset: `/metrics` on the public port, for staff",
+        "a private address (`127.0.0.1:9898`) serving `/metrics`, `/healthz` and `/readyz` to \
+         anyone who reaches it (a worker's only HTTP); unset, the public port serves `/metrics` \
+         to a staff session or API token only",
+    ),
     value(
         "BOOKSTORE_DATA_DIR",
         "./data",

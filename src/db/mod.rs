@@ -323,6 +323,14 @@ pub fn with_prepare_lock<T>(
 }
 
 /// Runs the pending embedded migrations.
+/// The migrations of this build that the database has not run (empty: its schema is current).
+pub fn pending_migrations(conn: &mut PgConnection) -> anyhow::Result<Vec<String>> {
+    let pending = conn
+        .pending_migrations(MIGRATIONS)
+        .map_err(|err| anyhow::anyhow!("reading the applied migrations: {err}"))?;
+    Ok(pending.iter().map(|m| m.name().to_string()).collect())
+}
+
 pub fn migrate(conn: &mut PgConnection) -> anyhow::Result<()> {
     let applied = conn
         .run_pending_migrations(MIGRATIONS)

@@ -127,6 +127,8 @@ pub struct ProgramSettings {
     pub import_max_bytes: u64,
     /// How mails are composed and sent (`send_mail`), and the shop's public address.
     pub mail: crate::mail::Mailer,
+    /// Where the `backup` program writes, and what it backs up.
+    pub backups: crate::backup::BackupSettings,
 }
 
 impl From<&Config> for ProgramSettings {
@@ -135,6 +137,7 @@ impl From<&Config> for ProgramSettings {
             import_dir: config.import_dir(),
             import_max_bytes: config.import_max_mb.saturating_mul(1024 * 1024),
             mail: crate::mail::Mailer::from_config(config),
+            backups: crate::backup::BackupSettings::from(config),
         }
     }
 }

@@ -14,9 +14,10 @@ pub mod flash;
 pub mod forms;
 mod input_guard;
 pub mod layout;
+pub mod metrics;
 pub mod params;
 pub mod result_view;
-mod routes;
+pub(crate) mod routes;
 pub mod session_end;
 pub mod session_store;
 pub mod state;
@@ -60,6 +61,8 @@ pub fn server(
     let session_store = PgSessionStore::new(state.pool.clone(), SessionPolicy::from(config));
     let cookie_lifetime = CookieDuration::hours(config.session_lifetime_hours as i64);
     let secure_cookies = config.secure_cookies;
+    // With a listener of its own, the public port has no /metrics at all.
+    let public_metrics = config.metrics_addr.is_none();
     let server = HttpServer::new(move || {
         let sessions = SessionMiddleware::builder(session_store.clone(), cookie_key.clone())
             .cookie_name(session_cookie_name(secure_cookies).to_owned())
@@ -70,8 +73,8 @@ pub fn server(
             .cookie_content_security(CookieContentSecurity::Signed)
             .session_lifecycle(PersistentSession::default().session_ttl(cookie_lifetime))
             .build();
-        // Middleware runs bottom-up: the request is logged, refusals are recorded, it gets its
-        // headers, is checked for cross-site origin and for unsafe input, then finds its
+        // Middleware runs bottom-up: the request is counted and logged, refusals are recorded,
+        // it gets its headers, is checked for cross-site origin and for unsafe input, then finds its
         // session.
         App::new()
             .wrap(sessions)
@@ -82,6 +85,7 @@ pub fn server(
             .wrap(security_headers(secure_cookies))
             .wrap(from_fn(audit::record_refusals))
             .wrap(TracingLogger::default())
+            .wrap(from_fn(metrics::record_requests))
             .app_data(web::Data::new(state.clone()))
             .app_data(web::Data::new(session_end::SessionCookie {
                 name: session_cookie_name(secure_cookies),
@@ -89,6 +93,11 @@ pub fn server(
             }))
             .service(Files::new("/static", &static_dir))
             .configure(api::configure)
+            .configure(|cfg| {
+                if public_metrics {
+                    cfg.route("/metrics", web::get().to(metrics::scrape_for_staff));
+                }
+            })
             .configure(routes::configure)
             .default_service(web::to(routes::not_found))
     })

@@ -5,8 +5,8 @@ use actix_web::{cookie::Key, web};
 use diesel::PgConnection;
 
 use crate::{
-    db::PgPool, domain::accounts::throttle::ThrottlePolicy, tasks::program::ProgramSettings,
-    web::error::WebError,
+    db::PgPool, domain::accounts::throttle::ThrottlePolicy, tasks::engine::EngineAlive,
+    tasks::program::ProgramSettings, web::error::WebError,
 };
 
 /// What every handler can reach. Nothing here is per-node state: sessions and tasks live in
@@ -23,6 +23,8 @@ pub struct AppState {
     pub secure_cookies: bool,
     /// Signs the cookies (the session's, the known device's); the same on every node.
     pub cookie_key: Key,
+    /// This node's task engine, when it runs one (`/readyz`).
+    pub engine: Option<EngineAlive>,
 }
 
 /// Runs database work on the blocking thread pool. Taking a pooled connection can block too

@@ -110,6 +110,8 @@ pub struct TestApp {
     /// The libpq connection string of this test's database.
     pub database_url: String,
     pub stop: StopHandle,
+    /// `http://` + `BOOKSTORE_METRICS_ADDR`'s listener, when the test gave it one.
+    pub metrics_address: Option<String>,
 }
 
 /// The real app, in this process, on a random port, over its own fresh database.
@@ -132,6 +134,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     let pool = db::build_pool(&url, config.pool_size).expect("building the pool");
     let app = Application::build(&config, pool.clone()).expect("building the app");
     let address = format!("http://{}", app.addr());
+    let metrics_address = app.metrics_addr().map(|addr| format!("http://{addr}"));
     let stop = app.stop_handle();
     tokio::spawn(app.run_until_stopped());
     TestApp {
@@ -140,6 +143,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
         pool,
         database_url: url,
         stop,
+        metrics_address,
     }
 }
 
@@ -254,6 +258,7 @@ impl TestApp {
             pool: self.pool.clone(),
             database_url: self.database_url.clone(),
             stop: self.stop.clone(),
+            metrics_address: self.metrics_address.clone(),
         }
     }
 

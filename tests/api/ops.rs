@@ -209,6 +209,7 @@ fn rules_across_parameters_are_refused_before_queueing() {
         import_dir: PathBuf::from("/nonexistent"),
         import_max_bytes: 1024,
         mail: bookstore::mail::Mailer::from_config(&bookstore::config::Config::default()),
+        backups: bookstore::backup::BackupSettings::from(&bookstore::config::Config::default()),
     };
     let check = |params| ops::check_before_queueing("sales_report", &params, &settings);
 

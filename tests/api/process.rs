@@ -114,7 +114,7 @@ impl RunningApp {
     }
 }
 
-fn psql(data: &DataDir, sql: &str) -> String {
+pub(crate) fn psql(data: &DataDir, sql: &str) -> String {
     let output = bookstore(data)
         .args(["psql", "-At", "-c", sql])
         .output()
@@ -127,7 +127,7 @@ fn psql(data: &DataDir, sql: &str) -> String {
     String::from_utf8(output.stdout).unwrap().trim().to_owned()
 }
 
-async fn home_page(app: &RunningApp) -> String {
+pub(crate) async fn home_page(app: &RunningApp) -> String {
     let response = reqwest::get(format!("{}/", app.address)).await.unwrap();
     assert_eq!(response.status(), 200);
     response.text().await.unwrap()

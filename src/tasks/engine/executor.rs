@@ -23,6 +23,7 @@ use self::local_queue::LocalQueue;
 
 use crate::{
     db::PgPool,
+    monitoring,
     tasks::{
         Registry,
         engine::{
@@ -116,6 +117,21 @@ pub enum Outcome {
     },
     /// No longer held by this node: nothing to write.
     Lost,
+}
+
+impl Outcome {
+    /// The `outcome` label of `bookstore_task_runs_total`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::Done(_) | Outcome::Recorded => "finished",
+            Outcome::Failed { .. } => "failed",
+            Outcome::Cancelled => "cancelled",
+            Outcome::Interrupted => "interrupted",
+            Outcome::ConnectionLost { .. } => "connection_lost",
+            Outcome::Snoozed { .. } => "snoozed",
+            Outcome::Lost => "lost",
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -302,11 +318,14 @@ fn work(
             .unwrap_or_else(|e| e.into_inner())
             .take()
             .is_some_and(|running| running.abandoned);
+        let program = &job.task.function_name;
         if abandoned {
             // Its failure was recorded when it was given up on, and a replacement thread
             // took its place: this one is done.
+            monitoring::task_ran(program, "timed_out", Some(started.elapsed()));
             return;
         }
+        monitoring::task_ran(program, outcome.label(), Some(started.elapsed()));
         let _ = reports.send(Report {
             key,
             outcome,

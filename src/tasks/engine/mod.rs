@@ -15,7 +15,13 @@ mod maintenance;
 mod run;
 pub mod store;
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use actix_rt::Arbiter;
 use tokio::sync::{oneshot, watch};
@@ -86,9 +92,33 @@ pub struct EngineHandle {
     stop: watch::Sender<bool>,
     stopped: oneshot::Receiver<()>,
     arbiter: Arbiter,
+    alive: EngineAlive,
+}
+
+/// Whether the engine's loop runs: false once it has ended, stopped or by a panic (`/readyz`).
+#[derive(Debug, Clone)]
+pub struct EngineAlive(Arc<AtomicBool>);
+
+impl EngineAlive {
+    pub fn is_running(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Held by the loop's future: dropped when it ends, however it ends (a panic unwinds it too).
+struct Running(Arc<AtomicBool>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
 }
 
 impl EngineHandle {
+    pub fn alive(&self) -> EngineAlive {
+        self.alive.clone()
+    }
+
     /// Stops claiming, waits for running tasks up to the grace period, re-queues the rest,
     /// records what it can, then stops the arbiter.
     pub async fn shutdown(self) {
@@ -108,7 +138,10 @@ pub fn start(
     let (stopped_tx, stopped) = oneshot::channel();
     let arbiter = Arbiter::new();
     let engine = run::Engine::new(pool, registry, config)?;
+    let alive = Arc::new(AtomicBool::new(true));
+    let running = Running(alive.clone());
     arbiter.spawn(async move {
+        let _running = running;
         engine.run(stop_rx).await;
         let _ = stopped_tx.send(());
     });
@@ -116,5 +149,6 @@ pub fn start(
         stop,
         stopped,
         arbiter,
+        alive: EngineAlive(alive),
     })
 }

@@ -1,5 +1,6 @@
 //! The built-in programs, one file per area. Each is a plain function over a [`TaskContext`].
 
+mod backup;
 mod basic;
 mod import;
 mod mail;
@@ -45,5 +46,6 @@ pub fn all() -> Vec<ProgramFunction> {
         import::import_catalog(minutes(60)),
         mail::send_mail(minutes(2)),
         mail::low_stock_digest(minutes(5)),
+        backup::backup(minutes(60)),
     ]
 }

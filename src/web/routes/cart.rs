@@ -377,8 +377,9 @@ pub async fn checkout(
     let outcome = with_conn(&state, move |conn| {
         Ok::<_, WebError>(orders::checkout(conn, &context, user_id, key))
     })
-    .await?;
-    match outcome {
+    .await;
+    crate::monitoring::checkout(&outcome);
+    match outcome? {
         Ok((order_id, placed)) => {
             if placed {
                 flash::success(

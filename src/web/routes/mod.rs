@@ -16,7 +16,7 @@ mod admin_users;
 pub(crate) mod cart;
 mod catalog;
 mod covers;
-mod health;
+pub(crate) mod health;
 mod home;
 mod orders;
 mod password_forgotten;
@@ -30,6 +30,7 @@ use crate::web::{error::html, layout::Layout};
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(home::get))
         .route("/healthz", web::get().to(health::get))
+        .route("/readyz", web::get().to(health::ready))
         .route("/favicon.ico", web::get().to(covers::favicon))
         .route("/register", web::get().to(account::register_form))
         .route("/register", web::post().to(account::register))

@@ -67,6 +67,7 @@ fn executor(threads: usize) -> (Executor, mpsc::UnboundedReceiver<Report>) {
             import_dir: PathBuf::from("/nonexistent"),
             import_max_bytes: 0,
             mail: crate::mail::Mailer::from_config(&crate::config::Config::default()),
+            backups: crate::backup::BackupSettings::from(&crate::config::Config::default()),
         }),
     });
     let (reports_tx, reports) = mpsc::unbounded_channel();
