@@ -52,9 +52,6 @@ pub fn parts(
     row: &MailRow,
     task: TaskId,
 ) -> Result<Parts, ComposeError> {
-    let kind = row
-        .kind()
-        .ok_or_else(|| ComposeError::Pointless(format!("unknown kind {:?}", row.kind)))?;
     let user = match row.user_id {
         Some(id) => find_user(conn, id)?,
         None => None,
@@ -65,7 +62,7 @@ pub fn parts(
         user.clone()
             .ok_or_else(|| ComposeError::Pointless("the account no longer exists".into()))
     };
-    let (text, html) = match kind {
+    let (text, html) = match row.kind {
         MailKind::OrderConfirmation => order(conn, mailer, row, &needs_user()?, greeting)?,
         MailKind::PasswordReset => reset(conn, mailer, &needs_user()?, task, greeting)?,
         MailKind::EmailConfirmation => confirmation(conn, mailer, row, &needs_user()?, greeting)?,

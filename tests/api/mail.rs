@@ -12,6 +12,7 @@ use std::{
 use bookstore::{
     config::{Role, SmtpUrl},
     db::schema::{books, mails},
+    mail::{MailKind, MailStatus},
 };
 use diesel::prelude::*;
 use uuid::Uuid;
@@ -149,7 +150,7 @@ fn path_of(app: &TestApp, link: &str) -> String {
     link.strip_prefix(&app.address).unwrap().to_owned()
 }
 
-async fn mail_rows_to(app: &TestApp, address: &'static str) -> Vec<(String, String, i32)> {
+async fn mail_rows_to(app: &TestApp, address: &'static str) -> Vec<(MailKind, MailStatus, i32)> {
     app.db(move |conn| {
         mails::table
             .filter(mails::recipient.eq(address))
@@ -342,7 +343,7 @@ async fn an_order_confirmation_is_received_once_though_the_mail_server_was_down(
         mail_rows_to(&app, "alice@example.com")
             .await
             .first()
-            .is_some_and(|(_, status, attempts)| status == "queued" && *attempts >= 2)
+            .is_some_and(|(_, status, attempts)| *status == MailStatus::Queued && *attempts >= 2)
     })
     .await;
     let staff = app.another_browser();
@@ -356,7 +357,7 @@ async fn an_order_confirmation_is_received_once_though_the_mail_server_was_down(
     sink.start().await;
     let received = sink.wait_for("alice@example.com", 1).await;
     wait_until(30, "the mail recorded as sent", || async {
-        mail_rows_to(&app, "alice@example.com").await[0].1 == "sent"
+        mail_rows_to(&app, "alice@example.com").await[0].1 == MailStatus::Sent
     })
     .await;
 
