@@ -14,7 +14,7 @@ use tokio::sync::Notify;
 use crate::{
     config::Config,
     db::{self, PgPool},
-    domain::accounts::{sessions::SessionPolicy, throttle::ThrottlePolicy},
+    domain::accounts::throttle::ThrottlePolicy,
     housekeeping, seed,
     tasks::{
         Registry,
@@ -104,10 +104,8 @@ pub struct Application {
     stop: Arc<Notify>,
     termination: Termination,
     pool: PgPool,
-    session_policy: SessionPolicy,
-    throttle_policy: ThrottlePolicy,
-    /// Days the audit log keeps an event (housekeeping purges older ones).
-    audit_days: u64,
+    /// What the housekeeping keeps.
+    keeping: housekeeping::Keeping,
 }
 
 /// Stops an application from outside, like SIGTERM does (tests).
@@ -180,9 +178,7 @@ impl Application {
             stop: Arc::new(Notify::new()),
             termination: Termination::install(),
             pool,
-            session_policy: SessionPolicy::from(config),
-            throttle_policy: ThrottlePolicy::from(config),
-            audit_days: config.audit_days,
+            keeping: housekeeping::Keeping::from(config),
         })
     }
 
@@ -211,12 +207,7 @@ impl Application {
     /// The signals are ours, not actix-server's: on a signal it would stop the whole actix
     /// System, and with it the engine's Arbiter, before the tasks could finish.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let cleanup = housekeeping::run(
-            self.pool,
-            self.session_policy,
-            self.throttle_policy,
-            self.audit_days,
-        );
+        let cleanup = housekeeping::run(self.pool, self.keeping);
         let stop_requested = async {
             tokio::select! {
                 () = self.termination.received() => {}

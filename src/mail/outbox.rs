@@ -186,6 +186,21 @@ pub fn recent(
     query.load(conn)
 }
 
+/// Days a sent or given-up mail stays on the staff's page; the housekeeping deletes it then.
+/// A queued one stays until it is sent or given up on.
+pub const KEEP_DAYS: i64 = 30;
+
+/// Deletes the mails sent or given up on more than [`KEEP_DAYS`] ago; returns how many.
+pub fn purge_old(conn: &mut PgConnection) -> QueryResult<usize> {
+    let cutoff = Utc::now() - chrono::Duration::days(KEEP_DAYS);
+    diesel::delete(
+        mails::table
+            .filter(mails::status.ne(MailStatus::Queued))
+            .filter(mails::created_at.lt(cutoff)),
+    )
+    .execute(conn)
+}
+
 fn truncate(text: &str, max_chars: usize) -> String {
     text.chars().take(max_chars).collect()
 }

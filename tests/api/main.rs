@@ -23,6 +23,7 @@ mod imports;
 mod login_throttle;
 mod looks;
 mod mail;
+mod mail_staff;
 mod mailbox;
 mod ops;
 mod orders;
