@@ -14,7 +14,7 @@ use tokio::sync::Notify;
 use crate::{
     config::Config,
     db::{self, PgPool},
-    domain::accounts::{sessions::SessionPolicy, throttle::ThrottlePolicy},
+    domain::accounts::throttle::ThrottlePolicy,
     housekeeping, seed,
     tasks::{
         Registry,
@@ -106,10 +106,8 @@ pub struct Application {
     stop: Arc<Notify>,
     termination: Termination,
     pool: PgPool,
-    session_policy: SessionPolicy,
-    throttle_policy: ThrottlePolicy,
-    /// Days the audit log keeps an event (housekeeping purges older ones).
-    audit_days: u64,
+    /// What the housekeeping keeps.
+    keeping: housekeeping::Keeping,
 }
 
 /// Stops an application from outside, like SIGTERM does (tests).
@@ -197,9 +195,7 @@ impl Application {
             stop: Arc::new(Notify::new()),
             termination: Termination::install(),
             pool,
-            session_policy: SessionPolicy::from(config),
-            throttle_policy: ThrottlePolicy::from(config),
-            audit_days: config.audit_days,
+            keeping: housekeeping::Keeping::from(config),
         })
     }
 
@@ -238,12 +234,7 @@ impl Application {
             tokio::spawn(server);
             handle
         });
-        let housekeeping = housekeeping::run(
-            self.pool,
-            self.session_policy,
-            self.throttle_policy,
-            self.audit_days,
-        );
+        let housekeeping = housekeeping::run(self.pool, self.keeping);
         let cleanup = async {
             tokio::join!(housekeeping, metrics_upkeep());
         };

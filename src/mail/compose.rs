@@ -52,9 +52,6 @@ pub fn parts(
     row: &MailRow,
     task: TaskId,
 ) -> Result<Parts, ComposeError> {
-    let kind = row
-        .kind()
-        .ok_or_else(|| ComposeError::Pointless(format!("unknown kind {:?}", row.kind)))?;
     let user = match row.user_id {
         Some(id) => find_user(conn, id)?,
         None => None,
@@ -65,17 +62,30 @@ pub fn parts(
         user.clone()
             .ok_or_else(|| ComposeError::Pointless("the account no longer exists".into()))
     };
-    let (text, html) = match kind {
-        MailKind::OrderConfirmation => order(conn, mailer, row, &needs_user()?, greeting)?,
-        MailKind::PasswordReset => reset(conn, mailer, &needs_user()?, task, greeting)?,
-        MailKind::EmailConfirmation => confirmation(conn, mailer, row, &needs_user()?, greeting)?,
-        MailKind::LowStock => low_stock(mailer, row, greeting)?,
+    let start = Start {
+        mailer,
+        row,
+        name: greeting,
+    };
+    let (text, html) = match row.kind {
+        MailKind::OrderConfirmation => order(conn, start, &needs_user()?)?,
+        MailKind::PasswordReset => reset(conn, start, &needs_user()?, task)?,
+        MailKind::EmailConfirmation => confirmation(conn, start, &needs_user()?)?,
+        MailKind::LowStock => low_stock(start)?,
     };
     Ok(Parts {
         to_name: name,
         text,
         html,
     })
+}
+
+/// What each kind is filled from.
+struct Start<'a> {
+    mailer: &'a Mailer,
+    row: &'a MailRow,
+    /// Whom the mail greets.
+    name: String,
 }
 
 /// The message itself: From, To, Subject and Message-ID in headers that cannot carry a line
@@ -154,16 +164,11 @@ struct OrderHtml<'a> {
 
 fn order(
     conn: &mut PgConnection,
-    mailer: &Mailer,
-    row: &MailRow,
+    start: Start,
     user: &User,
-    name: String,
 ) -> Result<(String, String), ComposeError> {
-    #[derive(Deserialize)]
-    struct Data {
-        order: OrderId,
-    }
-    let Data { order } = data(row)?;
+    let Start { mailer, row, name } = start;
+    let order: OrderId = data_id(row, "order")?;
     let detail = orders::order_of(conn, user.id, order)?
         .ok_or_else(|| ComposeError::Pointless(format!("order {order} no longer exists")))?;
     let mail = OrderMail {
@@ -209,11 +214,11 @@ struct ResetHtml<'a> {
 /// this mail, never in the outbox or the task's parameters.
 fn reset(
     conn: &mut PgConnection,
-    mailer: &Mailer,
+    start: Start,
     user: &User,
     task: TaskId,
-    name: String,
 ) -> Result<(String, String), ComposeError> {
+    let Start { mailer, name, .. } = start;
     let login = Login::parse(&user.login).map_err(ComposeError::Pointless)?;
     let context = AuditContext::new(Actor::Task(task), None);
     let link =
@@ -252,16 +257,11 @@ struct ConfirmationHtml<'a> {
 
 fn confirmation(
     conn: &mut PgConnection,
-    mailer: &Mailer,
-    row: &MailRow,
+    start: Start,
     user: &User,
-    name: String,
 ) -> Result<(String, String), ComposeError> {
-    #[derive(Deserialize)]
-    struct Data {
-        confirmation: EmailConfirmationId,
-    }
-    let Data { confirmation } = data(row)?;
+    let Start { mailer, row, name } = start;
+    let confirmation: EmailConfirmationId = data_id(row, "confirmation")?;
     let (token, expires_at) = email::issue_token(conn, confirmation)?.ok_or_else(|| {
         ComposeError::Pointless("the address was confirmed already or its request expired".into())
     })?;
@@ -322,11 +322,8 @@ struct LowStockHtml<'a> {
     mail: &'a LowStockMail,
 }
 
-fn low_stock(
-    mailer: &Mailer,
-    row: &MailRow,
-    name: String,
-) -> Result<(String, String), ComposeError> {
+fn low_stock(start: Start) -> Result<(String, String), ComposeError> {
+    let Start { mailer, row, name } = start;
     let data: LowStockData = data(row)?;
     let mail = LowStockMail {
         name,
@@ -348,6 +345,15 @@ fn low_stock(
 }
 
 fn data<T: serde::de::DeserializeOwned>(row: &MailRow) -> Result<T, ComposeError> {
-    serde_json::from_value(row.data.clone())
+    from_data(row.data.clone())
+}
+
+/// The id the row's data name under `key` (an order's mail has `{"order": 7}`).
+fn data_id<T: serde::de::DeserializeOwned>(row: &MailRow, key: &str) -> Result<T, ComposeError> {
+    from_data(row.data.get(key).cloned().unwrap_or_default())
+}
+
+fn from_data<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, ComposeError> {
+    serde_json::from_value(value)
         .map_err(|err| ComposeError::Pointless(format!("its data do not fit: {err}")))
 }

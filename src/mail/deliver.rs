@@ -51,7 +51,7 @@ pub fn deliver(
         let Some(row) = outbox::lock(conn, id)? else {
             return Ok(Delivered::Dropped(format!("mail {id} does not exist")));
         };
-        if row.status() == MailStatus::Sent {
+        if row.status == MailStatus::Sent {
             return Ok(Delivered::AlreadySent);
         }
         let message = compose::parts(conn, mailer, &row, task)

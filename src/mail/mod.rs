@@ -6,6 +6,7 @@
 
 pub mod compose;
 pub mod deliver;
+mod kinds;
 pub mod outbox;
 mod transport;
 
@@ -13,6 +14,7 @@ use lettre::message::Mailbox;
 
 use crate::config::Config;
 
+pub use kinds::{MailKind, MailStatus};
 pub use transport::Transport;
 
 /// Everything a mail needs from the settings: who it is from, where its links point, and how
@@ -66,73 +68,5 @@ impl std::fmt::Debug for Mailer {
             .field("public_url", &self.public_url)
             .field("transport", &self.transport)
             .finish()
-    }
-}
-
-/// What a mail is about; each kind has its templates and its way of filling them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MailKind {
-    OrderConfirmation,
-    PasswordReset,
-    EmailConfirmation,
-    LowStock,
-}
-
-impl MailKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MailKind::OrderConfirmation => "order_confirmation",
-            MailKind::PasswordReset => "password_reset",
-            MailKind::EmailConfirmation => "email_confirmation",
-            MailKind::LowStock => "low_stock",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<MailKind> {
-        [
-            MailKind::OrderConfirmation,
-            MailKind::PasswordReset,
-            MailKind::EmailConfirmation,
-            MailKind::LowStock,
-        ]
-        .into_iter()
-        .find(|kind| kind.as_str() == text)
-    }
-
-    /// How the staff's mail page names it.
-    pub fn label(self) -> &'static str {
-        match self {
-            MailKind::OrderConfirmation => "Order confirmation",
-            MailKind::PasswordReset => "Password reset",
-            MailKind::EmailConfirmation => "Address confirmation",
-            MailKind::LowStock => "Low-stock digest",
-        }
-    }
-}
-
-/// Where a mail is: waiting (or retrying), sent, or given up on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MailStatus {
-    Queued,
-    Sent,
-    Failed,
-}
-
-impl MailStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MailStatus::Queued => "queued",
-            MailStatus::Sent => "sent",
-            MailStatus::Failed => "failed",
-        }
-    }
-
-    /// The CHECK constraint allows only these three.
-    pub fn from_db(text: &str) -> MailStatus {
-        match text {
-            "sent" => MailStatus::Sent,
-            "failed" => MailStatus::Failed,
-            _ => MailStatus::Queued,
-        }
     }
 }

@@ -45,7 +45,7 @@ pub fn queue(
 ) -> QueryResult<MailId> {
     let id: MailId = diesel::insert_into(mails::table)
         .values((
-            mails::kind.eq(mail.kind.as_str()),
+            mails::kind.eq(mail.kind),
             mails::recipient.eq(mail.recipient.as_str()),
             mails::user_id.eq(mail.user_id),
             mails::subject.eq(truncate(&mail.subject, 300)),
@@ -89,17 +89,18 @@ impl From<diesel::result::Error> for QueueRefused {
 }
 
 /// A row as the sender and the staff's page read it.
-#[derive(Debug, Clone, Queryable)]
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = mails, check_for_backend(diesel::pg::Pg))]
 pub struct MailRow {
     pub id: MailId,
-    pub kind: String,
+    pub kind: MailKind,
     pub recipient: String,
     pub user_id: Option<UserId>,
     pub subject: String,
     pub data: Value,
     pub message_id: String,
     pub task_id: Option<TaskId>,
-    pub status: String,
+    pub status: MailStatus,
     pub attempts: i32,
     pub last_error: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -107,56 +108,23 @@ pub struct MailRow {
 }
 
 impl MailRow {
-    pub fn kind(&self) -> Option<MailKind> {
-        MailKind::parse(&self.kind)
-    }
-
-    pub fn status(&self) -> MailStatus {
-        MailStatus::from_db(&self.status)
-    }
-
-    pub fn kind_label(&self) -> &'static str {
-        self.kind().map_or("Mail", MailKind::label)
+    /// How the staff's page says where it is: a queued mail that failed before is retrying.
+    pub fn state_label(&self) -> &'static str {
+        match self.status {
+            MailStatus::Queued if self.attempts > 0 => "retrying",
+            MailStatus::Queued => "waiting",
+            MailStatus::Sent => "sent",
+            MailStatus::Failed => "failed",
+        }
     }
 }
-
-type MailColumns = (
-    mails::id,
-    mails::kind,
-    mails::recipient,
-    mails::user_id,
-    mails::subject,
-    mails::data,
-    mails::message_id,
-    mails::task_id,
-    mails::status,
-    mails::attempts,
-    mails::last_error,
-    mails::created_at,
-    mails::sent_at,
-);
-const MAIL_COLUMNS: MailColumns = (
-    mails::id,
-    mails::kind,
-    mails::recipient,
-    mails::user_id,
-    mails::subject,
-    mails::data,
-    mails::message_id,
-    mails::task_id,
-    mails::status,
-    mails::attempts,
-    mails::last_error,
-    mails::created_at,
-    mails::sent_at,
-);
 
 /// The row, locked until the caller's transaction ends: two attempts at one mail (a rescued
 /// one and its replacement) take turns, and the second finds it sent.
 pub fn lock(conn: &mut PgConnection, id: MailId) -> QueryResult<Option<MailRow>> {
     mails::table
         .find(id)
-        .select(MAIL_COLUMNS)
+        .select(MailRow::as_select())
         .for_update()
         .first(conn)
         .optional()
@@ -166,7 +134,7 @@ pub fn lock(conn: &mut PgConnection, id: MailId) -> QueryResult<Option<MailRow>>
 pub fn record_sent(conn: &mut PgConnection, id: MailId, task: TaskId) -> QueryResult<()> {
     diesel::update(mails::table.find(id))
         .set((
-            mails::status.eq(MailStatus::Sent.as_str()),
+            mails::status.eq(MailStatus::Sent),
             mails::sent_at.eq(Utc::now()),
             mails::attempts.eq(mails::attempts + 1),
             mails::last_error.eq(None::<String>),
@@ -190,9 +158,9 @@ pub fn record_failure(
         MailStatus::Queued
     };
     diesel::update(mails::table.find(id))
-        .filter(mails::status.ne(MailStatus::Sent.as_str()))
+        .filter(mails::status.ne(MailStatus::Sent))
         .set((
-            mails::status.eq(status.as_str()),
+            mails::status.eq(status),
             mails::attempts.eq(mails::attempts + 1),
             mails::last_error.eq(truncate(error, 1000)),
             mails::task_id.eq(task),
@@ -208,14 +176,29 @@ pub fn recent(
     limit: i64,
 ) -> QueryResult<Vec<MailRow>> {
     let mut query = mails::table
-        .select(MAIL_COLUMNS)
+        .select(MailRow::as_select())
         .order(mails::id.desc())
         .limit(limit)
         .into_boxed();
     if let Some(status) = status {
-        query = query.filter(mails::status.eq(status.as_str()));
+        query = query.filter(mails::status.eq(status));
     }
     query.load(conn)
+}
+
+/// Days a sent or given-up mail stays on the staff's page; the housekeeping deletes it then.
+/// A queued one stays until it is sent or given up on.
+pub const KEEP_DAYS: i64 = 30;
+
+/// Deletes the mails sent or given up on more than [`KEEP_DAYS`] ago; returns how many.
+pub fn purge_old(conn: &mut PgConnection) -> QueryResult<usize> {
+    let cutoff = Utc::now() - chrono::Duration::days(KEEP_DAYS);
+    diesel::delete(
+        mails::table
+            .filter(mails::status.ne(MailStatus::Queued))
+            .filter(mails::created_at.lt(cutoff)),
+    )
+    .execute(conn)
 }
 
 fn truncate(text: &str, max_chars: usize) -> String {

@@ -63,11 +63,6 @@ fn reset_path_in(text: &str) -> String {
 }
 
 /// Fills in the reset form at `path` (taking its CSRF token) with `password` twice.
-async fn use_reset_link(browser: &TestApp, path: &str, password: &str) -> reqwest::Response {
-    let fields = [("password", password), ("password_confirmation", password)];
-    browser.submit(path, path, &fields).await
-}
-
 #[tokio::test]
 async fn anonymous_visitors_are_sent_to_log_in_and_the_pages_are_not_stored() {
     let app = spawn_app().await;
@@ -398,7 +393,7 @@ async fn a_link_from_the_cli_sets_the_password_once_and_ends_every_session() {
     let visitor = app.another_browser();
     let form = visitor.page(&path).await;
     assert!(form.contains("Choose a new password") && form.contains("alice"));
-    let weak = use_reset_link(&visitor, &path, "password").await;
+    let weak = visitor.use_reset_link(&path, "password").await;
     assert_eq!(weak.status(), 422);
     assert!(
         weak.text()
@@ -407,7 +402,7 @@ async fn a_link_from_the_cli_sets_the_password_once_and_ends_every_session() {
             .contains("This password is too easy to guess")
     );
 
-    let used = use_reset_link(&visitor, &path, NEW_PASSWORD).await;
+    let used = visitor.use_reset_link(&path, NEW_PASSWORD).await;
 
     assert_is_redirect_to(&used, "/login");
     assert!(
@@ -559,7 +554,10 @@ async fn staff_create_links_and_a_newer_link_replaces_the_older() {
         !app.page("/admin/users").await.contains("/password-reset/"),
         "shown once"
     );
-    let used = use_reset_link(&app.another_browser(), &second, NEW_PASSWORD).await;
+    let used = app
+        .another_browser()
+        .use_reset_link(&second, NEW_PASSWORD)
+        .await;
     assert_is_redirect_to(&used, "/login");
     assert!(
         !is_logged_in(&customer.page("/").await),

@@ -297,6 +297,12 @@ impl TestApp {
         self.submit("/register", "/register", &fields).await
     }
 
+    /// Sets `password` through the reset link at `path` (its form, then the post).
+    pub async fn use_reset_link(&self, path: &str, password: &str) -> reqwest::Response {
+        let fields = [("password", password), ("password_confirmation", password)];
+        self.submit(path, path, &fields).await
+    }
+
     pub async fn log_in(&self, login: &str, password: &str) -> reqwest::Response {
         self.submit(
             "/login",

@@ -68,11 +68,7 @@ async fn many_addresses_buy_no_more_guesses_once_the_account_is_over_its_limit()
         })
         .await;
     let new_password = "violet harbour lantern 42";
-    let fields = [
-        ("password", new_password),
-        ("password_confirmation", new_password),
-    ];
-    let reset = new_computer.submit(&link, &link, &fields).await;
+    let reset = new_computer.use_reset_link(&link, new_password).await;
     assert_eq!(reset.status(), 303, "the link sets the new password");
     let logged_in = new_computer.log_in(ALICE.0, new_password).await;
     assert_eq!(logged_in.status(), 303, "the owner is in at once");

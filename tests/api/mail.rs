@@ -3,153 +3,22 @@
 //! received, an order confirmation sent once while the server was down and then back, no
 //! mail for a failed checkout, no enumeration, throttling, and a forged Host header.
 
-use std::{
-    net::TcpListener,
-    path::PathBuf,
-    process::{Child, Command, Stdio},
-};
-
 use bookstore::{
-    config::{Role, SmtpUrl},
     db::schema::{books, mails},
+    mail::{MailKind, MailStatus},
 };
 use diesel::prelude::*;
-use uuid::Uuid;
 
-use crate::helpers::{TestApp, assert_is_redirect_to, csrf_token_in, spawn_app_with, wait_until};
-
-const PUBLIC: &str = "https://shop.example";
-
-/// An SMTP server of the test's own on a free port; stopped when dropped.
-struct SmtpSink {
-    port: u16,
-    maildir: PathBuf,
-    server: Option<Child>,
-}
-
-impl SmtpSink {
-    /// A port for it, not listening yet (the server is "down" until [`SmtpSink::start`]).
-    fn reserve() -> SmtpSink {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let maildir =
-            std::env::temp_dir().join(format!("bookstore-smtp-{}", Uuid::new_v4().simple()));
-        SmtpSink {
-            port,
-            maildir,
-            server: None,
-        }
-    }
-
-    async fn started() -> SmtpSink {
-        let mut sink = SmtpSink::reserve();
-        sink.start().await;
-        sink
-    }
-
-    async fn start(&mut self) {
-        let server = Command::new("python3")
-            .args(["-m", "aiosmtpd", "-n", "-l"])
-            .arg(format!("127.0.0.1:{}", self.port))
-            .args(["-c", "aiosmtpd.handlers.Mailbox"])
-            .arg(&self.maildir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("starting aiosmtpd (pip install aiosmtpd)");
-        self.server = Some(server);
-        let port = self.port;
-        wait_until(20, "the SMTP server to listen", || async move {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-        })
-        .await;
-    }
-
-    fn url(&self) -> SmtpUrl {
-        SmtpUrl(format!("smtp://127.0.0.1:{}", self.port))
-    }
-
-    /// Every message received, as text (quoted-printable soft breaks undone).
-    fn messages(&self) -> Vec<String> {
-        let mut messages = Vec::new();
-        for folder in ["new", "cur"] {
-            let Ok(entries) = std::fs::read_dir(self.maildir.join(folder)) else {
-                continue;
-            };
-            for entry in entries.flatten() {
-                let raw = std::fs::read_to_string(entry.path()).unwrap();
-                messages.push(
-                    raw.replace("=\r\n", "")
-                        .replace("=\n", "")
-                        .replace("=3D", "="),
-                );
-            }
-        }
-        messages
-    }
-
-    fn to(&self, address: &str) -> Vec<String> {
-        self.messages()
-            .into_iter()
-            .filter(|message| {
-                message
-                    .lines()
-                    .any(|line| line.starts_with("To:") && line.contains(address))
-            })
-            .collect()
-    }
-
-    async fn wait_for(&self, address: &str, count: usize) -> Vec<String> {
-        wait_until(30, &format!("{count} mail(s) to {address}"), || async {
-            self.to(address).len() >= count
-        })
-        .await;
-        self.to(address)
-    }
-}
-
-impl Drop for SmtpSink {
-    fn drop(&mut self) {
-        if let Some(server) = &mut self.server {
-            let _ = server.kill();
-            let _ = server.wait();
-        }
-        let _ = std::fs::remove_dir_all(&self.maildir);
-    }
-}
-
-async fn shop_mailing_to(sink: &SmtpSink) -> TestApp {
-    let url = sink.url();
-    spawn_app_with(move |config| {
-        config.role = Role::All;
-        config.smtp_url = Some(url);
-        config.public_url = Some(PUBLIC.into());
-        config.task_retry_base_ms = 50;
-    })
-    .await
-}
-
-/// The first link in `message` to `path_prefix` on the public address, made to reach the
-/// test's app instead.
-fn link_in(app: &TestApp, message: &str, path_prefix: &str) -> String {
-    let start = message
-        .find(&format!("{PUBLIC}{path_prefix}"))
-        .unwrap_or_else(|| panic!("no {path_prefix} link in:\n{message}"));
-    let link: String = message[start..]
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || "/:.-_".contains(*c))
-        .collect();
-    link.replacen(PUBLIC, &app.address, 1)
-}
+use crate::{
+    helpers::{TestApp, assert_is_redirect_to, csrf_token_in, spawn_app_with, wait_until},
+    mailbox::{PUBLIC, SmtpSink, link_in, shop_mailing_to, shop_writing_to_outbox},
+};
 
 fn path_of(app: &TestApp, link: &str) -> String {
     link.strip_prefix(&app.address).unwrap().to_owned()
 }
 
-async fn mail_rows_to(app: &TestApp, address: &'static str) -> Vec<(String, String, i32)> {
+async fn mail_rows_to(app: &TestApp, address: &'static str) -> Vec<(MailKind, MailStatus, i32)> {
     app.db(move |conn| {
         mails::table
             .filter(mails::recipient.eq(address))
@@ -176,7 +45,7 @@ async fn a_new_customer_confirms_the_address_then_resets_a_forgotten_password_by
         account.contains("Waiting for confirmation: <strong>nora@example.test"),
         "{account}"
     );
-    let confirmation = &sink.wait_for("nora@example.test", 1).await[0];
+    let confirmation = &sink.wait_for(&app, "nora@example.test", 1).await[0];
     assert!(
         confirmation.contains("Subject: Confirm your e-mail address"),
         "{confirmation}"
@@ -251,7 +120,7 @@ async fn a_new_customer_confirms_the_address_then_resets_a_forgotten_password_by
         answer(&nora_page),
         "the same answer either way"
     );
-    let reset = sink.wait_for("nora@example.test", 2).await;
+    let reset = sink.wait_for(&app, "nora@example.test", 2).await;
     let reset = reset.iter().find(|m| m.contains("password-reset")).unwrap();
     assert!(
         mail_rows_to(&app, "ghost@example.test").await.is_empty(),
@@ -260,16 +129,8 @@ async fn a_new_customer_confirms_the_address_then_resets_a_forgotten_password_by
 
     // The link from the mail sets a new password; the new one logs in.
     let reset_path = path_of(&app, &link_in(&app, reset, "/password-reset/"));
-    let form = visitor.page(&reset_path).await;
     let set = visitor
-        .post_form(
-            &reset_path,
-            &[
-                ("csrf_token", &csrf_token_in(&form)),
-                ("password", "another fine passphrase"),
-                ("password_confirmation", "another fine passphrase"),
-            ],
-        )
+        .use_reset_link(&reset_path, "another fine passphrase")
         .await;
     assert_eq!(set.status(), 303, "{}", set.text().await.unwrap());
     let fresh = app.another_browser();
@@ -283,6 +144,24 @@ async fn a_new_customer_confirms_the_address_then_resets_a_forgotten_password_by
         410,
         "the link is used up"
     );
+}
+
+/// The first book on sale, now with `stock` copies: its id and title.
+async fn first_book_stocked(app: &TestApp, stock: i32) -> (i64, String) {
+    app.db(move |conn| {
+        let (id, title): (i64, String) = books::table
+            .filter(books::hidden.eq(false))
+            .order(books::id)
+            .select((books::id, books::title))
+            .first(conn)
+            .unwrap();
+        diesel::update(books::table.find(id))
+            .set(books::stock.eq(stock))
+            .execute(conn)
+            .unwrap();
+        (id, title)
+    })
+    .await
 }
 
 async fn add_to_cart(app: &TestApp, book: i64) {
@@ -318,21 +197,7 @@ async fn check_out(app: &TestApp) -> reqwest::Response {
 async fn an_order_confirmation_is_received_once_though_the_mail_server_was_down() {
     let mut sink = SmtpSink::reserve();
     let app = shop_mailing_to(&sink).await;
-    let (book, title) = app
-        .db(|conn| {
-            let (id, title): (i64, String) = books::table
-                .filter(books::hidden.eq(false))
-                .order(books::id)
-                .select((books::id, books::title))
-                .first(conn)
-                .unwrap();
-            diesel::update(books::table.find(id))
-                .set(books::stock.eq(10))
-                .execute(conn)
-                .unwrap();
-            (id, title)
-        })
-        .await;
+    let (book, title) = first_book_stocked(&app, 10).await;
     app.log_in_as("alice", "alice-reads-books").await;
 
     add_to_cart(&app, book).await;
@@ -342,7 +207,7 @@ async fn an_order_confirmation_is_received_once_though_the_mail_server_was_down(
         mail_rows_to(&app, "alice@example.com")
             .await
             .first()
-            .is_some_and(|(_, status, attempts)| status == "queued" && *attempts >= 2)
+            .is_some_and(|(_, status, attempts)| *status == MailStatus::Queued && *attempts >= 2)
     })
     .await;
     let staff = app.another_browser();
@@ -354,9 +219,9 @@ async fn an_order_confirmation_is_received_once_though_the_mail_server_was_down(
     );
 
     sink.start().await;
-    let received = sink.wait_for("alice@example.com", 1).await;
+    let received = sink.wait_for(&app, "alice@example.com", 1).await;
     wait_until(30, "the mail recorded as sent", || async {
-        mail_rows_to(&app, "alice@example.com").await[0].1 == "sent"
+        mail_rows_to(&app, "alice@example.com").await[0].1 == MailStatus::Sent
     })
     .await;
 
@@ -399,15 +264,7 @@ async fn an_order_confirmation_is_received_once_though_the_mail_server_was_down(
 #[actix_web::test]
 async fn a_forged_host_header_does_not_reach_the_link_and_the_outbox_folder_holds_the_mail() {
     // No mail server: mails are written to <data dir>/outbox/.
-    let data_dir =
-        std::env::temp_dir().join(format!("bookstore-outbox-{}", Uuid::new_v4().simple()));
-    let dir = data_dir.clone();
-    let app = spawn_app_with(move |config| {
-        config.role = Role::All;
-        config.public_url = Some(PUBLIC.into());
-        config.data_dir = dir;
-    })
-    .await;
+    let (app, outbox) = shop_writing_to_outbox().await;
 
     let page = app.page("/password-forgotten").await;
     let sent = app
@@ -424,50 +281,17 @@ async fn a_forged_host_header_does_not_reach_the_link_and_the_outbox_folder_hold
         .unwrap();
     assert_eq!(sent.status(), 200);
 
-    let outbox = data_dir.join("outbox");
-    let read = || {
-        outbox_files(&outbox)
-            .into_iter()
-            .map(|mail| mail.replace("=\r\n", "").replace("=3D", "="))
-            .find(|mail| mail.contains("password-reset"))
-    };
-    wait_until(30, "the mail in the outbox folder", || async {
-        read().is_some()
-    })
-    .await;
-    let mail = read().unwrap();
+    let mail = outbox.wait_for(&app, "password-reset").await;
     assert!(
         mail.contains(&format!("{PUBLIC}/password-reset/")),
         "{mail}"
     );
     assert!(!mail.contains("evil.example"), "{mail}");
-    let _ = std::fs::remove_dir_all(&data_dir);
-}
-
-/// The `.eml` files of an outbox folder, as text.
-fn outbox_files(outbox: &std::path::Path) -> Vec<String> {
-    std::fs::read_dir(outbox)
-        .map(|entries| {
-            entries
-                .flatten()
-                .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
-                .map(|e| std::fs::read_to_string(e.path()).unwrap())
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 #[actix_web::test]
 async fn bad_names_and_addresses_get_clear_answers_and_inject_no_header() {
-    let data_dir =
-        std::env::temp_dir().join(format!("bookstore-outbox-{}", Uuid::new_v4().simple()));
-    let dir = data_dir.clone();
-    let app = spawn_app_with(move |config| {
-        config.role = Role::All;
-        config.public_url = Some(PUBLIC.into());
-        config.data_dir = dir;
-    })
-    .await;
+    let (app, outbox) = shop_writing_to_outbox().await;
     let register = |login: &'static str, name: String, email: &'static str| {
         let app = app.another_browser();
         async move {
@@ -519,17 +343,7 @@ async fn bad_names_and_addresses_get_clear_answers_and_inject_no_header() {
     )
     .await;
     assert_eq!(crlf.status(), 303);
-    let outbox = data_dir.join("outbox");
-    let confirmation = || {
-        outbox_files(&outbox)
-            .into_iter()
-            .find(|mail| mail.contains("Confirm your e-mail address"))
-    };
-    wait_until(30, "the confirmation in the outbox folder", || async {
-        confirmation().is_some()
-    })
-    .await;
-    let mail = confirmation().unwrap();
+    let mail = outbox.wait_for(&app, "Confirm your e-mail address").await;
     assert!(
         mail.lines()
             .any(|line| line.starts_with("To:") && line.contains("eve@example.test")),
@@ -542,7 +356,6 @@ async fn bad_names_and_addresses_get_clear_answers_and_inject_no_header() {
         "{mail}"
     );
     assert!(!mail.contains("victim@example.com>"), "{mail}");
-    let _ = std::fs::remove_dir_all(&data_dir);
 }
 
 #[tokio::test]
@@ -588,30 +401,19 @@ async fn staff_receive_the_low_stock_digest_listing_the_books_running_out() {
     let sink = SmtpSink::started().await;
     let app = shop_mailing_to(&sink).await;
     // Every book well stocked but one, which is down to its last copy.
-    let title = app
-        .db(|conn| {
-            diesel::update(books::table)
-                .set(books::stock.eq(50))
-                .execute(conn)
-                .unwrap();
-            let (id, title): (i64, String) = books::table
-                .filter(books::hidden.eq(false))
-                .order(books::id)
-                .select((books::id, books::title))
-                .first(conn)
-                .unwrap();
-            diesel::update(books::table.find(id))
-                .set(books::stock.eq(1))
-                .execute(conn)
-                .unwrap();
-            title
-        })
-        .await;
+    app.db(|conn| {
+        diesel::update(books::table)
+            .set(books::stock.eq(50))
+            .execute(conn)
+            .unwrap()
+    })
+    .await;
+    let (_, title) = first_book_stocked(&app, 1).await;
 
     let (ok, _, error) = app.psql(r#"SELECT run_program('low_stock_digest', '{"threshold": 2}');"#);
     assert!(ok, "{error}");
 
-    let digest = sink.wait_for("staff@example.com", 1).await;
+    let digest = sink.wait_for(&app, "staff@example.com", 1).await;
     let digest = &digest[0];
     assert!(digest.contains("Subject: Low stock: 1 book"), "{digest}");
     let plain_title = title.replace('&', "&amp;");

@@ -27,6 +27,8 @@ mod imports;
 mod login_throttle;
 mod looks;
 mod mail;
+mod mail_staff;
+mod mailbox;
 mod metrics;
 mod ops;
 mod orders;

@@ -299,11 +299,19 @@ pub fn set_confirmed(
         .map(drop)
 }
 
-/// Requests a day past their lifetime; returns how many were deleted.
+/// Requests a day past their lifetime or their use; returns how many were deleted. Not
+/// sooner: until then, someone opening the link is told it expired or was used, not that it
+/// never existed.
 pub fn purge_expired(conn: &mut PgConnection) -> QueryResult<usize> {
     let day_ago = Utc::now() - chrono::Duration::days(1);
-    diesel::delete(email_confirmations::table.filter(email_confirmations::expires_at.le(day_ago)))
-        .execute(conn)
+    diesel::delete(
+        email_confirmations::table.filter(
+            email_confirmations::expires_at
+                .le(day_ago)
+                .or(email_confirmations::used_at.le(day_ago)),
+        ),
+    )
+    .execute(conn)
 }
 
 #[cfg(test)]

@@ -29,7 +29,8 @@ pub struct MailParams {
 pub struct MailPage {
     layout: Layout,
     mails: Vec<MailRow>,
-    status: &'static str,
+    /// The filter shown as chosen: `None` is "All".
+    status: Option<MailStatus>,
     smtp: bool,
 }
 
@@ -40,17 +41,13 @@ pub async fn list(
     layout: Layout,
     params: web::Query<MailParams>,
 ) -> Result<MailPage, WebError> {
-    let status = match params.status.as_str() {
-        "sent" => Some(MailStatus::Sent),
-        "failed" => Some(MailStatus::Failed),
-        "queued" => Some(MailStatus::Queued),
-        _ => None,
-    };
+    // Anything else (empty, or a status that does not exist) shows them all.
+    let status = params.status.parse::<MailStatus>().ok();
     let mails = with_conn(&state, move |conn| outbox::recent(conn, status, SHOWN)).await?;
     Ok(MailPage {
         layout,
         mails,
-        status: status.map_or("", MailStatus::as_str),
+        status,
         smtp: matches!(
             state.programs.mail.transport,
             crate::mail::Transport::Smtp(_)
