@@ -62,6 +62,8 @@ pub enum AuditAction {
     EmailChangeRequested,
     /// The link sent to an address was used: it is the account's address now.
     EmailConfirmed,
+    /// Staff sent a failed mail again (a new `send_mail` task for it).
+    MailRetried,
     AccessRefused,
     CsrfRefused,
     /// An API call with a token that is unknown, revoked or expired.
@@ -69,7 +71,7 @@ pub enum AuditAction {
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 31] = [
+    pub const ALL: [AuditAction; 32] = [
         AuditAction::TaskQueued,
         AuditAction::TaskCancelled,
         AuditAction::TaskRetried,
@@ -98,6 +100,7 @@ impl AuditAction {
         AuditAction::PasswordResetRequested,
         AuditAction::EmailChangeRequested,
         AuditAction::EmailConfirmed,
+        AuditAction::MailRetried,
         AuditAction::AccessRefused,
         AuditAction::CsrfRefused,
         AuditAction::TokenRefused,
@@ -133,6 +136,7 @@ impl AuditAction {
             AuditAction::PasswordResetRequested => "password.reset_requested",
             AuditAction::EmailChangeRequested => "email.change_requested",
             AuditAction::EmailConfirmed => "email.confirmed",
+            AuditAction::MailRetried => "mail.retried",
             AuditAction::AccessRefused => "access.refused",
             AuditAction::CsrfRefused => "csrf.refused",
             AuditAction::TokenRefused => "token.refused",

@@ -7,16 +7,17 @@ use diesel::prelude::*;
 use serde_json::{Value, json};
 
 use crate::{
-    db::schema::mails,
+    db::schema::{mails, tasks},
     domain::{
         accounts::email::EmailAddress,
-        audit::{self, AuditContext},
+        audit::{self, AuditAction, AuditContext},
         ids::{MailId, TaskId, UserId},
     },
     mail::{MailKind, MailStatus},
     tasks::{
         ops::OperationError,
         queueing::{self, RunOptions},
+        status::TaskStatus,
     },
 };
 
@@ -86,6 +87,66 @@ impl From<diesel::result::Error> for QueueRefused {
     fn from(err: diesel::result::Error) -> Self {
         QueueRefused(OperationError::Database(err))
     }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RetryError {
+    #[error("there is no such mail")]
+    NotFound,
+    #[error("it was sent already: it is never sent twice")]
+    AlreadySent,
+    #[error("it is being sent already (task {0})")]
+    Waiting(TaskId),
+    #[error("send_mail cannot take it: {0}")]
+    Refused(String),
+    #[error(transparent)]
+    Database(#[from] diesel::result::Error),
+}
+
+/// Sends mail `id` again, as `context`: a new `send_mail` task for the row, the row queued
+/// again, and the audit record, in one transaction. Only a mail not sent whose task has ended
+/// (given up on, cancelled, pruned) or never was (its program was disabled): a sent mail is
+/// never sent twice, and a waiting one already has its task. Two sending tasks at once would
+/// still send it once (each locks the row and finds it sent), but one is enough.
+pub fn retry(
+    conn: &mut PgConnection,
+    context: &AuditContext,
+    id: MailId,
+) -> Result<TaskId, RetryError> {
+    conn.transaction(|conn| {
+        let row = lock(conn, id)?.ok_or(RetryError::NotFound)?;
+        if row.status == MailStatus::Sent {
+            return Err(RetryError::AlreadySent);
+        }
+        if let Some(task) = row.task_id
+            && task_status(conn, task)?.is_some_and(TaskStatus::is_active)
+        {
+            return Err(RetryError::Waiting(task));
+        }
+        audit::act_as(conn, context)?;
+        let params = json!({ "mail": id });
+        let task = queueing::enqueue(conn, SEND_PROGRAM, Some(&params), &RunOptions::default())
+            .map_err(|err| match err {
+                OperationError::Database(err) => RetryError::Database(err),
+                refused => RetryError::Refused(refused.to_string()),
+            })?
+            .id;
+        diesel::update(mails::table.find(id))
+            .set((
+                mails::status.eq(MailStatus::Queued),
+                mails::task_id.eq(task),
+                mails::last_error.eq(None::<String>),
+            ))
+            .execute(conn)?;
+        audit::record(
+            conn,
+            context,
+            AuditAction::MailRetried,
+            &format!("mail {id}"),
+            json!({ "task": task, "to": row.recipient, "subject": row.subject }),
+        )?;
+        Ok(task)
+    })
 }
 
 /// A row as the sender and the staff's page read it.
@@ -169,14 +230,37 @@ pub fn record_failure(
         .map(drop)
 }
 
+/// A mail on the staff's page, with the status of its task (`None`: none, or pruned).
+#[derive(Debug, Clone, Queryable)]
+pub struct ListedMail {
+    pub mail: MailRow,
+    pub task_status: Option<TaskStatus>,
+}
+
+impl ListedMail {
+    /// Whether staff may send it again ([`retry`]).
+    pub fn can_retry(&self) -> bool {
+        self.mail.status != MailStatus::Sent && !self.task_status.is_some_and(TaskStatus::is_active)
+    }
+}
+
+fn task_status(conn: &mut PgConnection, task: TaskId) -> QueryResult<Option<TaskStatus>> {
+    tasks::table
+        .find(task)
+        .select(tasks::status)
+        .first(conn)
+        .optional()
+}
+
 /// The latest mails, newest first, for the staff's page; `status` narrows them.
 pub fn recent(
     conn: &mut PgConnection,
     status: Option<MailStatus>,
     limit: i64,
-) -> QueryResult<Vec<MailRow>> {
+) -> QueryResult<Vec<ListedMail>> {
     let mut query = mails::table
-        .select(MailRow::as_select())
+        .left_join(tasks::table.on(mails::task_id.eq(tasks::id.nullable())))
+        .select((MailRow::as_select(), tasks::status.nullable()))
         .order(mails::id.desc())
         .limit(limit)
         .into_boxed();

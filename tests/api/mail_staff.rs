@@ -4,14 +4,15 @@
 use bookstore::{
     config::Config,
     db::schema::{email_confirmations, mails},
+    domain::ids::{MailId, TaskId},
     housekeeping::{self, Keeping},
     mail::MailStatus,
 };
 use diesel::prelude::*;
 
 use crate::{
-    helpers::TestApp,
-    mailbox::{Outbox, link_in, shop_writing_to_outbox},
+    helpers::{TestApp, assert_is_redirect_to, wait_until},
+    mailbox::{Outbox, SmtpSink, link_in, shop_mailing_to, shop_writing_to_outbox},
 };
 
 /// Registers `login` (with `login@example.test`) and returns the path of the confirmation
@@ -82,5 +83,89 @@ async fn the_housekeeping_purges_old_mails_and_dead_address_links_but_not_a_wait
             .await
             .unwrap()
             .contains("This is not a valid link")
+    );
+}
+
+/// The mail to `address`: its number, status, attempts and task.
+async fn mail_to(app: &TestApp, address: &'static str) -> (MailId, MailStatus, i32, TaskId) {
+    app.db(move |conn| {
+        let (id, status, attempts, task) = mails::table
+            .filter(mails::recipient.eq(address))
+            .select((mails::id, mails::status, mails::attempts, mails::task_id))
+            .first::<(MailId, MailStatus, i32, Option<TaskId>)>(conn)
+            .unwrap();
+        (id, status, attempts, task.unwrap())
+    })
+    .await
+}
+
+#[actix_web::test]
+async fn staff_send_again_a_mail_whose_task_ended_and_it_arrives_once() {
+    let mut sink = SmtpSink::reserve();
+    let app = shop_mailing_to(&sink).await;
+    let visitor = app.another_browser();
+    let forgot = [("who", "alice")];
+    visitor
+        .submit("/password-forgotten", "/password-forgotten", &forgot)
+        .await;
+    wait_until(30, "a failed attempt while the server is down", || async {
+        mail_to(&app, "alice@example.com").await.2 >= 1
+    })
+    .await;
+    let (mail, _, _, first_task) = mail_to(&app, "alice@example.com").await;
+    let staff = app.another_browser();
+    staff.log_in_as("staff", "staff-runs-tasks").await;
+    let retry = format!("/admin/mail/{mail}/retry");
+
+    // While its task still retries, there is nothing to send again.
+    let page = staff.page("/admin/mail").await;
+    assert!(
+        page.contains("retrying") && !page.contains(&retry),
+        "{page}"
+    );
+    let early = staff.submit("/admin/mail", &retry, &[]).await;
+    assert_is_redirect_to(&early, "/admin/mail");
+    let page = staff.page("/admin/mail").await;
+    assert!(
+        page.contains(&format!("is being sent already (task {first_task})")),
+        "{page}"
+    );
+
+    // Staff stop its task; the mail can be sent again once the server is back.
+    let task_page = format!("/admin/tasks/{first_task}");
+    staff
+        .submit(&task_page, &format!("{task_page}/cancel"), &[])
+        .await;
+    wait_until(30, "the sending task ended", || async {
+        app.task_status(first_task).await == "cancelled"
+    })
+    .await;
+    let page = staff.page("/admin/mail").await;
+    assert!(page.contains(&retry), "{page}");
+    sink.start().await;
+    let again = staff.submit("/admin/mail", &retry, &[]).await;
+    assert_is_redirect_to(&again, "/admin/mail");
+    assert!(
+        staff
+            .page("/admin/mail")
+            .await
+            .contains(&format!("Mail #{mail} is queued again"))
+    );
+    let received = sink.wait_for(&app, "alice@example.com", 1).await;
+    assert!(received[0].contains("password-reset"), "{}", received[0]);
+
+    // Sent: never again, however staff ask.
+    let late = staff.submit("/admin/mail", &retry, &[]).await;
+    assert_is_redirect_to(&late, "/admin/mail");
+    let page = staff.page("/admin/mail").await;
+    assert!(page.contains("it was sent already"), "{page}");
+    assert!(!page.contains(&retry), "{page}");
+    assert_eq!(sink.to("alice@example.com").len(), 1, "sent once");
+    let forged = staff.post_form(&retry, &[("csrf_token", "forged")]).await;
+    assert_eq!(forged.status(), 403);
+    let audit = staff.page("/admin/audit").await;
+    assert!(
+        audit.contains("mail.retried") && audit.contains(&format!("mail {mail}")),
+        "{audit}"
     );
 }

@@ -1,18 +1,29 @@
 //! `/admin/mail`: the latest mails of the outbox (recipient, subject, status, the task that
 //! sends them), so staff can see what left and what is stuck. Never a link's token: those
-//! exist only in the mails themselves.
+//! exist only in the mails themselves. A failed mail can be sent again from here.
 
-use actix_web::web;
+use actix_session::Session;
+use actix_web::{HttpResponse, web};
 use askama::Template;
 use askama_web::WebTemplate;
 use serde::Deserialize;
 
 use crate::{
+    domain::ids::MailId,
     mail::{
         MailStatus,
-        outbox::{self, MailRow},
+        outbox::{self, ListedMail, RetryError},
     },
-    web::{AppState, auth::Staff, error::WebError, layout::Layout, with_conn},
+    web::{
+        AppState,
+        auth::Staff,
+        csrf::CsrfForm,
+        error::{WebError, see_other},
+        flash,
+        forms::NoFields,
+        layout::Layout,
+        with_conn,
+    },
 };
 
 /// Mails shown.
@@ -28,7 +39,7 @@ pub struct MailParams {
 #[template(path = "admin/mail.html")]
 pub struct MailPage {
     layout: Layout,
-    mails: Vec<MailRow>,
+    mails: Vec<ListedMail>,
     /// The filter shown as chosen: `None` is "All".
     status: Option<MailStatus>,
     smtp: bool,
@@ -53,4 +64,30 @@ pub async fn list(
             crate::mail::Transport::Smtp(_)
         ),
     })
+}
+
+/// `POST /admin/mail/{id}/retry`: a failed mail, sent again by a new `send_mail` task.
+pub async fn retry(
+    state: web::Data<AppState>,
+    Staff(_, audit): Staff,
+    session: Session,
+    path: web::Path<String>,
+    _form: CsrfForm<NoFields>,
+) -> Result<HttpResponse, WebError> {
+    let id = MailId(path.parse().map_err(|_| WebError::NotFound)?);
+    let outcome = with_conn(&state, move |conn| {
+        Ok::<_, WebError>(outbox::retry(conn, &audit, id))
+    })
+    .await?;
+    match outcome {
+        Ok(task) => flash::task_queued(
+            &session,
+            format!("Mail #{id} is queued again: task #{task} sends it."),
+            task,
+        ),
+        Err(RetryError::NotFound) => return Err(WebError::NotFound),
+        Err(RetryError::Database(err)) => return Err(err.into()),
+        Err(refused) => flash::error(&session, format!("Mail #{id} is not sent again: {refused}")),
+    }
+    Ok(see_other("/admin/mail"))
 }

@@ -158,6 +158,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .route("/admin/audit", web::get().to(admin_audit::list))
         .route("/admin/mail", web::get().to(admin_mail::list))
+        .route("/admin/mail/{id}/retry", web::post().to(admin_mail::retry))
         .route("/admin/users", web::get().to(admin_users::show))
         .route(
             "/admin/users/password-reset",
