@@ -101,7 +101,8 @@ pub fn pending_address(conn: &mut PgConnection, user_id: UserId) -> QueryResult<
 }
 
 /// Asks for `email` to become the account's address: records the request and queues the mail
-/// with its link, in the caller's transaction, as `context`. The address is not the
+/// with its link, in one transaction (a savepoint within the caller's, as at registration),
+/// as `context`. The address is not the
 /// account's until the link is used. Whether another account holds it is not said here (that
 /// would tell anyone which addresses have accounts): the link says so when it is opened.
 pub fn request_change(
@@ -110,48 +111,50 @@ pub fn request_change(
     user: &User,
     email: &EmailAddress,
 ) -> Result<EmailConfirmationId, EmailChangeError> {
-    let current = address_of(conn, user.id)?;
-    if current.is_some_and(|current| current.as_str().eq_ignore_ascii_case(email.as_str())) {
-        return Err(EmailChangeError::Unchanged);
-    }
-    let hour_ago = Utc::now() - chrono::Duration::hours(1);
-    let recent: i64 = email_confirmations::table
-        .filter(email_confirmations::user_id.eq(user.id))
-        .filter(email_confirmations::created_at.gt(hour_ago))
-        .count()
-        .get_result(conn)?;
-    if recent >= REQUESTS_PER_HOUR {
-        return Err(EmailChangeError::Throttled);
-    }
-    let id: EmailConfirmationId = diesel::insert_into(email_confirmations::table)
-        .values((
-            email_confirmations::user_id.eq(user.id),
-            email_confirmations::email.eq(email.as_str()),
-            email_confirmations::expires_at.eq(Utc::now() + CONFIRMATION_LIFETIME),
-        ))
-        .returning(email_confirmations::id)
-        .get_result(conn)?;
-    outbox::queue(
-        conn,
-        context,
-        NewMail {
-            kind: MailKind::EmailConfirmation,
-            recipient: email.clone(),
-            user_id: Some(user.id),
-            subject: "Confirm your e-mail address for the Bookstore".into(),
-            data: json!({ "confirmation": id }),
-        },
-    )?;
-    let subject = format!("user {}", user.login);
-    let details = json!({ "email": email.as_str() });
-    audit::record(
-        conn,
-        context,
-        AuditAction::EmailChangeRequested,
-        &subject,
-        details,
-    )?;
-    Ok(id)
+    conn.transaction(|conn| {
+        let current = address_of(conn, user.id)?;
+        if current.is_some_and(|current| current.as_str().eq_ignore_ascii_case(email.as_str())) {
+            return Err(EmailChangeError::Unchanged);
+        }
+        let hour_ago = Utc::now() - chrono::Duration::hours(1);
+        let recent: i64 = email_confirmations::table
+            .filter(email_confirmations::user_id.eq(user.id))
+            .filter(email_confirmations::created_at.gt(hour_ago))
+            .count()
+            .get_result(conn)?;
+        if recent >= REQUESTS_PER_HOUR {
+            return Err(EmailChangeError::Throttled);
+        }
+        let id: EmailConfirmationId = diesel::insert_into(email_confirmations::table)
+            .values((
+                email_confirmations::user_id.eq(user.id),
+                email_confirmations::email.eq(email.as_str()),
+                email_confirmations::expires_at.eq(Utc::now() + CONFIRMATION_LIFETIME),
+            ))
+            .returning(email_confirmations::id)
+            .get_result(conn)?;
+        outbox::queue(
+            conn,
+            context,
+            NewMail {
+                kind: MailKind::EmailConfirmation,
+                recipient: email.clone(),
+                user_id: Some(user.id),
+                subject: "Confirm your e-mail address for the Bookstore".into(),
+                data: json!({ "confirmation": id }),
+            },
+        )?;
+        let subject = format!("user {}", user.login);
+        let details = json!({ "email": email.as_str() });
+        audit::record(
+            conn,
+            context,
+            AuditAction::EmailChangeRequested,
+            &subject,
+            details,
+        )?;
+        Ok(id)
+    })
 }
 
 /// A confirmation link's secret, made when its mail is sent: like a reset link's token.

@@ -54,10 +54,7 @@ pub async fn change(
     let context = AuditContext::new(user.actor(), Some(client_address(&req)));
     let (asking, wanted) = (user.clone(), address.clone());
     let outcome = with_conn(&state, move |conn| {
-        use diesel::Connection;
-        Ok::<_, WebError>(
-            conn.transaction(|conn| email::request_change(conn, &context, &asking, &wanted)),
-        )
+        Ok::<_, WebError>(email::request_change(conn, &context, &asking, &wanted))
     })
     .await?;
     match outcome {
