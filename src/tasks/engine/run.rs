@@ -294,7 +294,15 @@ impl Engine {
             return;
         };
         match report.outcome {
-            Outcome::Recorded | Outcome::Lost => {
+            Outcome::Recorded => {
+                self.held.remove(&report.key);
+                // Written in the attempt's own transaction: its slot is free now, so a
+                // limited program's next task need not wait for the recheck.
+                if self.limited_waiting {
+                    self.queue_may_have_work = true;
+                }
+            }
+            Outcome::Lost => {
                 self.held.remove(&report.key);
             }
             _ if signal.reason() == Some(StopReason::Lost) => {
