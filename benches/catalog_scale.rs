@@ -163,20 +163,7 @@ fn row(name: &str, latencies: Vec<Duration>, says: &str) {
 fn main() {
     let total = env_number("BENCH_CATALOG_BOOKS", 1_000_000) as i64;
     let requests = env_number("BENCH_CATALOG_REQUESTS", 30);
-    let mut own_database = None;
-    let url = match std::env::var("BENCH_CATALOG_URL") {
-        Ok(url) => {
-            let mut conn = diesel::Connection::establish(&url).expect("connecting");
-            bookstore::startup::prepare(&mut conn, false).expect("migrating");
-            url
-        }
-        Err(_) => {
-            let database = BenchDatabase::start("catalog-scale");
-            let url = database.url.clone();
-            own_database = Some(database);
-            url
-        }
-    };
+    let (url, own_database) = BenchDatabase::from_env_or_own("BENCH_CATALOG_URL", "catalog-scale");
     let mut conn: PgConnection = diesel::Connection::establish(&url).expect("connecting");
     if number(
         &mut conn,

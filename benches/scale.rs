@@ -237,21 +237,7 @@ fn main() {
     let ended = env_number("BENCH_SCALE_ENDED", 10_000_000);
     let queued = env_number("BENCH_SCALE_QUEUED", 1_000_000);
     let requests = env_number("BENCH_SCALE_REQUESTS", 20);
-    // Stopped and deleted on drop, so dropped before exiting (`exit` runs no destructors).
-    let mut own_database = None;
-    let url = match std::env::var("BENCH_SCALE_URL") {
-        Ok(url) => {
-            let mut conn = diesel::Connection::establish(&url).expect("connecting");
-            bookstore::startup::prepare(&mut conn, false).expect("migrating");
-            url
-        }
-        Err(_) => {
-            let database = BenchDatabase::start("scale");
-            let url = database.url.clone();
-            own_database = Some(database);
-            url
-        }
-    };
+    let (url, own_database) = BenchDatabase::from_env_or_own("BENCH_SCALE_URL", "scale");
     let mut conn: PgConnection = diesel::Connection::establish(&url).expect("connecting");
     if number(
         &mut conn,

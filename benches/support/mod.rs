@@ -61,6 +61,23 @@ impl BenchDatabase {
         BenchDatabase { cluster, url, root }
     }
 
+    /// The database named by the environment variable `var` (migrated here), or else a
+    /// cluster of the bench's own, kept in the returned value (stopped and deleted when it is
+    /// dropped, so drop it before exiting: `exit` runs no destructors).
+    pub fn from_env_or_own(var: &str, name: &str) -> (String, Option<BenchDatabase>) {
+        match std::env::var(var) {
+            Ok(url) => {
+                let mut conn = PgConnection::establish(&url).expect("connecting");
+                bookstore::startup::prepare(&mut conn, false).expect("migrating");
+                (url, None)
+            }
+            Err(_) => {
+                let database = BenchDatabase::start(name);
+                (database.url.clone(), Some(database))
+            }
+        }
+    }
+
     pub fn connect(&self) -> PgConnection {
         PgConnection::establish(&self.url).expect("connecting")
     }

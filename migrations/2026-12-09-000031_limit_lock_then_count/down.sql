@@ -1,5 +1,9 @@
--- Reverts limit_lock_then_count: task_claim as engine_v3 wrote it.
-CREATE OR REPLACE FUNCTION task_claim(worker_name TEXT, max_tasks INTEGER, after_priority INTEGER,
+-- Reverts limit_lock_then_count: task_claim as engine_v3 wrote it, task_finish_then_claim as
+-- finish_then_claim did.
+DROP FUNCTION task_finish_then_claim(TEXT, BIGINT[], INTEGER[], TEXT[], JSONB[], TIMESTAMPTZ[],
+                                    TIMESTAMPTZ[], INTEGER, INTEGER, TIMESTAMPTZ, BIGINT, BOOLEAN);
+DROP FUNCTION task_claim(TEXT, INTEGER, INTEGER, TIMESTAMPTZ, BIGINT, BOOLEAN);
+CREATE FUNCTION task_claim(worker_name TEXT, max_tasks INTEGER, after_priority INTEGER,
                            after_run_after TIMESTAMPTZ, after_id BIGINT,
                            look_above BOOLEAN DEFAULT false)
     RETURNS TABLE (id BIGINT, attempt INTEGER, function_name TEXT, function_kind TEXT,
@@ -112,4 +116,27 @@ BEGIN
       JOIN programs p ON p.id = c.program_id
       JOIN program_functions f ON f.name = p.function_name
      ORDER BY c.limited, c.priority DESC, c.run_after, c.id;
+END $$;
+
+CREATE FUNCTION task_finish_then_claim(worker_name TEXT, task_ids BIGINT[], task_attempts INTEGER[],
+                                       results TEXT[], result_tables JSONB[],
+                                       started_at TIMESTAMPTZ[], ended_at TIMESTAMPTZ[],
+                                       max_tasks INTEGER, after_priority INTEGER,
+                                       after_run_after TIMESTAMPTZ, after_id BIGINT,
+                                       look_above BOOLEAN)
+    RETURNS TABLE (recorded BOOLEAN, id BIGINT, attempt INTEGER, function_name TEXT,
+                   function_kind TEXT, parameters JSONB, timeout_seconds INTEGER,
+                   priority INTEGER, run_after TIMESTAMPTZ, limited BOOLEAN)
+    LANGUAGE plpgsql AS $$
+BEGIN
+    RETURN QUERY
+    SELECT true, f.id, f.attempt, NULL::text, NULL::text, NULL::jsonb, NULL::int, NULL::int,
+           NULL::timestamptz, NULL::boolean
+      FROM task_finish(worker_name, task_ids, task_attempts, results, result_tables,
+                       started_at, ended_at) f;
+    RETURN QUERY
+    SELECT false, c.id, c.attempt, c.function_name, c.function_kind, c.parameters,
+           c.timeout_seconds, c.priority, c.run_after, c.limited
+      FROM task_claim(worker_name, max_tasks, after_priority, after_run_after, after_id,
+                      look_above) c;
 END $$;

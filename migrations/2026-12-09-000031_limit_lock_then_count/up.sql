@@ -1,11 +1,16 @@
 -- task_claim counts a limited program's running tasks in a statement after the one that locks
--- the program (see the comment inside). Everything else is as engine_v3 wrote it.
-CREATE OR REPLACE FUNCTION task_claim(worker_name TEXT, max_tasks INTEGER, after_priority INTEGER,
+-- the program (see the comment inside), and it and task_finish_then_claim also return the
+-- claimed task's program name (what the metrics label a run with; the function name is not
+-- the program's: two programs may share a function). Everything else is as before.
+DROP FUNCTION task_finish_then_claim(TEXT, BIGINT[], INTEGER[], TEXT[], JSONB[], TIMESTAMPTZ[],
+                                    TIMESTAMPTZ[], INTEGER, INTEGER, TIMESTAMPTZ, BIGINT, BOOLEAN);
+DROP FUNCTION task_claim(TEXT, INTEGER, INTEGER, TIMESTAMPTZ, BIGINT, BOOLEAN);
+CREATE FUNCTION task_claim(worker_name TEXT, max_tasks INTEGER, after_priority INTEGER,
                            after_run_after TIMESTAMPTZ, after_id BIGINT,
                            look_above BOOLEAN DEFAULT false)
     RETURNS TABLE (id BIGINT, attempt INTEGER, function_name TEXT, function_kind TEXT,
                    parameters JSONB, timeout_seconds INTEGER, priority INTEGER,
-                   run_after TIMESTAMPTZ, limited BOOLEAN)
+                   run_after TIMESTAMPTZ, limited BOOLEAN, program_name TEXT)
     LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
@@ -117,9 +122,33 @@ BEGIN
                t.run_after, t.limited
     )
     SELECT c.id, c.attempt, f.name, f.kind, c.parameters, c.timeout_seconds, c.priority,
-           c.run_after, c.limited
+           c.run_after, c.limited, p.name
       FROM claimed c
       JOIN programs p ON p.id = c.program_id
       JOIN program_functions f ON f.name = p.function_name
      ORDER BY c.limited, c.priority DESC, c.run_after, c.id;
+END $$;
+
+CREATE FUNCTION task_finish_then_claim(worker_name TEXT, task_ids BIGINT[], task_attempts INTEGER[],
+                                       results TEXT[], result_tables JSONB[],
+                                       started_at TIMESTAMPTZ[], ended_at TIMESTAMPTZ[],
+                                       max_tasks INTEGER, after_priority INTEGER,
+                                       after_run_after TIMESTAMPTZ, after_id BIGINT,
+                                       look_above BOOLEAN)
+    RETURNS TABLE (recorded BOOLEAN, id BIGINT, attempt INTEGER, function_name TEXT,
+                   function_kind TEXT, parameters JSONB, timeout_seconds INTEGER,
+                   priority INTEGER, run_after TIMESTAMPTZ, limited BOOLEAN,
+                   program_name TEXT)
+    LANGUAGE plpgsql AS $$
+BEGIN
+    RETURN QUERY
+    SELECT true, f.id, f.attempt, NULL::text, NULL::text, NULL::jsonb, NULL::int, NULL::int,
+           NULL::timestamptz, NULL::boolean, NULL::text
+      FROM task_finish(worker_name, task_ids, task_attempts, results, result_tables,
+                       started_at, ended_at) f;
+    RETURN QUERY
+    SELECT false, c.id, c.attempt, c.function_name, c.function_kind, c.parameters,
+           c.timeout_seconds, c.priority, c.run_after, c.limited, c.program_name
+      FROM task_claim(worker_name, max_tasks, after_priority, after_run_after, after_id,
+                      look_above) c;
 END $$;

@@ -188,12 +188,22 @@ async fn metrics_parse_and_move_with_requests_tasks_and_checkouts() {
     // A request counts under its route's pattern, not its path.
     let book_page = [("route", "/books/{id}"), ("status", "200")];
     assert_eq!(app.get("/books/1").await.status(), 200);
-    // A task runs and is counted by program and outcome.
+    // A task runs and is counted by its program's name and outcome (a program named apart
+    // from the function it runs: the label is the program's).
+    let registered = app
+        .client
+        .post(format!("{}/api/v1/programs", app.address))
+        .bearer_auth(&token)
+        .json(&json!({"name": "greet_shoppers", "function_name": "hello_world"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(registered.status(), 201);
     let queued = app
         .client
         .post(format!("{}/api/v1/tasks", app.address))
         .bearer_auth(&token)
-        .json(&json!({"program": "hello_world", "parameters": {"name": "metrics"}}))
+        .json(&json!({"program": "greet_shoppers", "parameters": {"name": "metrics"}}))
         .send()
         .await
         .unwrap();
@@ -241,12 +251,12 @@ async fn metrics_parse_and_move_with_requests_tasks_and_checkouts() {
             .any(|key| key.contains("route=\"/books/1\"")),
         "raw paths never become labels"
     );
-    let finished = [("program", "hello_world"), ("outcome", "finished")];
+    let finished = [("program", "greet_shoppers"), ("outcome", "finished")];
     assert!(moved("bookstore_task_runs_total", &finished) >= 1.0);
     assert!(
         moved(
             "bookstore_task_duration_seconds_count",
-            &[("program", "hello_world")]
+            &[("program", "greet_shoppers")]
         ) >= 1.0
     );
     assert!(moved("bookstore_checkouts_total", &[("result", "placed")]) >= 1.0);
@@ -254,7 +264,7 @@ async fn metrics_parse_and_move_with_requests_tasks_and_checkouts() {
     assert_eq!(
         after.value(
             "bookstore_tasks",
-            &[("program", "hello_world"), ("status", "finished")]
+            &[("program", "greet_shoppers"), ("status", "finished")]
         ),
         1.0
     );

@@ -318,7 +318,7 @@ fn work(
             .unwrap_or_else(|e| e.into_inner())
             .take()
             .is_some_and(|running| running.abandoned);
-        let program = &job.task.function_name;
+        let program = &job.task.program_name;
         if abandoned {
             // Its failure was recorded when it was given up on, and a replacement thread
             // took its place: this one is done.

@@ -89,6 +89,7 @@ fn job_with_priority(id: i64, function_name: &str, priority: i32) -> (Job, Arc<S
                 task_id: TaskId(id),
                 attempt: 1,
             },
+            program_name: function_name.into(),
             function_name: function_name.into(),
             function_kind: FunctionKind::Rust,
             parameters: Some(json!({})),

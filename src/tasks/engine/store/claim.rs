@@ -28,6 +28,8 @@ pub enum FunctionKind {
 #[derive(Debug, Clone)]
 pub struct ClaimedTask {
     pub key: AttemptKey,
+    /// The program's name (what the metrics label its runs with).
+    pub program_name: String,
     pub function_name: String,
     pub function_kind: FunctionKind,
     pub parameters: Option<Value>,
@@ -68,6 +70,8 @@ struct ClaimRow {
     /// Claimed through its program's limit (not from the plain queue the cursor walks).
     #[diesel(sql_type = Bool)]
     limited: bool,
+    #[diesel(sql_type = Text)]
+    program_name: String,
 }
 
 /// What to claim: how many, and where in the plain queue.
@@ -131,6 +135,8 @@ struct FinishThenClaimRow {
     run_after: Option<DateTime<Utc>>,
     #[diesel(sql_type = Nullable<Bool>)]
     limited: Option<bool>,
+    #[diesel(sql_type = Nullable<Text>)]
+    program_name: Option<String>,
 }
 
 /// Records `done` (as [`super::finish`]) and then claims, in one statement and one
@@ -177,6 +183,7 @@ pub fn finish_then_claim(
             priority: row.priority.ok_or_else(missing)?,
             run_after: row.run_after.ok_or_else(missing)?,
             limited: row.limited.ok_or_else(missing)?,
+            program_name: row.program_name.ok_or_else(missing)?,
         });
     }
     Ok((recorded, claimed(claimed_rows)))
@@ -210,6 +217,7 @@ fn claimed(rows: Vec<ClaimRow>) -> Claimed {
             } else {
                 FunctionKind::Rust
             },
+            program_name: row.program_name,
             function_name: row.function_name,
             parameters: row.parameters,
             timeout_seconds: row.timeout_seconds,
