@@ -132,6 +132,22 @@ fn serve(config: &Config) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Runs `change` on the prepared database as the operator at the command line (the audit log's
+/// `cli` actor), then stops the private cluster again, whatever the outcome.
+fn as_operator<T>(
+    config: &Config,
+    change: impl FnOnce(&mut PgConnection, &AuditContext) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let database = open_prepared(config)?;
+    let outcome = database
+        .pool
+        .get()
+        .map_err(anyhow::Error::from)
+        .and_then(|mut conn| change(&mut conn, &AuditContext::new(Actor::Cli, None)));
+    database.shutdown()?;
+    outcome
+}
+
 /// The app's database, migrated and ready (the private cluster is stopped again on failure).
 fn open_prepared(config: &Config) -> anyhow::Result<db::Database> {
     let database = db::Database::open(&config.into())?;
@@ -239,17 +255,9 @@ fn create_staff(config: &Config, login: &str) -> anyhow::Result<ExitCode> {
             NewPassword::parse(&password, &[login.as_str()]).map_err(anyhow::Error::msg)
         })
         .transpose()?;
-    let database = open_prepared(config)?;
-    let outcome = database
-        .pool
-        .get()
-        .map_err(anyhow::Error::from)
-        .and_then(|mut conn| {
-            let context = AuditContext::new(Actor::Cli, None);
-            accounts::create_or_promote_staff(&mut conn, &context, &login, password.as_ref())
-        });
-    database.shutdown()?;
-    let (user, created) = outcome?;
+    let (user, created) = as_operator(config, |conn, context| {
+        accounts::create_or_promote_staff(conn, context, &login, password.as_ref())
+    })?;
     let verb = if created { "created" } else { "is now" };
     println!("{} {verb} a staff account (id {}).", user.login, user.id);
     Ok(ExitCode::SUCCESS)
@@ -257,18 +265,14 @@ fn create_staff(config: &Config, login: &str) -> anyhow::Result<ExitCode> {
 
 fn reset_password(config: &Config, login: &str) -> anyhow::Result<ExitCode> {
     let login = Login::parse(login).map_err(|err| anyhow::anyhow!("login {login:?}: {err}"))?;
-    let database = open_prepared(config)?;
-    let outcome = database
-        .pool
-        .get()
-        .map_err(anyhow::Error::from)
-        .and_then(|mut conn| {
-            let context = AuditContext::new(Actor::Cli, None);
-            let issuer = resets::LinkIssuer::CommandLine;
-            Ok(resets::create_link(&mut conn, &context, &login, issuer)?)
-        });
-    database.shutdown()?;
-    let link = outcome?;
+    let link = as_operator(config, |conn, context| {
+        Ok(resets::create_link(
+            conn,
+            context,
+            &login,
+            resets::LinkIssuer::CommandLine,
+        )?)
+    })?;
     println!(
         "A password reset link for {} (works once, until {}):",
         link.user.login,

@@ -121,7 +121,7 @@ pub fn copies_in_cart(conn: &mut PgConnection, user_id: UserId) -> QueryResult<i
 
 /// The user's cart, oldest line first.
 pub fn cart_of(conn: &mut PgConnection, user_id: UserId) -> QueryResult<Cart> {
-    let rows: Vec<(CartLineId, BookId, String, i32, i32, i32)> = cart_items::table
+    let rows: Vec<(CartLineId, BookId, String, Cents, i32, i32)> = cart_items::table
         .inner_join(books::table)
         .filter(cart_items::user_id.eq(user_id))
         .order((cart_items::added_at, cart_items::id))
@@ -138,11 +138,11 @@ pub fn cart_of(conn: &mut PgConnection, user_id: UserId) -> QueryResult<Cart> {
         lines: rows
             .into_iter()
             .map(
-                |(id, book_id, title, price_cents, quantity, stock)| CartLine {
+                |(id, book_id, title, unit_price, quantity, stock)| CartLine {
                     id,
                     book_id,
                     title,
-                    unit_price: Cents(price_cents.into()),
+                    unit_price,
                     quantity,
                     stock,
                 },

@@ -8,13 +8,15 @@ use diesel::{
     expression::AsExpression,
     pg::{Pg, PgValue},
     serialize::{self, Output, ToSql},
-    sql_types::Integer,
+    sql_types::{BigInt, Integer},
 };
 
 /// An amount in cents (US dollars). Stored in the `integer` price columns
-/// (`books.price_cents`) as it is, so a row struct holds a `Cents` rather than a raw `i32`.
+/// (`books.price_cents`) and the `bigint` totals (`orders.total_cents`) as it is, so a row
+/// holds a `Cents` rather than a raw `i32` or `i64`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, AsExpression, FromSqlRow)]
 #[diesel(sql_type = Integer)]
+#[diesel(sql_type = BigInt)]
 pub struct Cents(pub i64);
 
 impl fmt::Display for Cents {
@@ -56,6 +58,19 @@ impl ToSql<Integer, Pg> for Cents {
 impl FromSql<Integer, Pg> for Cents {
     fn from_sql(value: PgValue<'_>) -> deserialize::Result<Self> {
         <i32 as FromSql<Integer, Pg>>::from_sql(value).map(Cents::from)
+    }
+}
+
+/// A total (`orders.total_cents`): the column holds every amount there is.
+impl ToSql<BigInt, Pg> for Cents {
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
+        <i64 as ToSql<BigInt, Pg>>::to_sql(&self.0, out)
+    }
+}
+
+impl FromSql<BigInt, Pg> for Cents {
+    fn from_sql(value: PgValue<'_>) -> deserialize::Result<Self> {
+        <i64 as FromSql<BigInt, Pg>>::from_sql(value).map(Cents)
     }
 }
 

@@ -78,7 +78,7 @@ pub fn checkout(
             return Err(CheckoutError::EmptyCart);
         }
         let book_ids: Vec<BookId> = lines.iter().map(|(book_id, _)| *book_id).collect();
-        let stocked: Vec<(BookId, String, i32, i32, bool)> = books::table
+        let stocked: Vec<(BookId, String, Cents, i32, bool)> = books::table
             .filter(books::id.eq_any(&book_ids))
             .order(books::id)
             .select((
@@ -112,7 +112,7 @@ pub fn checkout(
             .iter()
             .zip(&stocked)
             .try_fold(Cents(0), |total, ((_, quantity), (_, _, price, _, _))| {
-                total.checked_add(Cents::from(*price).times(*quantity)?)
+                total.checked_add(price.times(*quantity)?)
             })
             .ok_or(CheckoutError::TotalTooLarge)?;
         for (book_id, quantity) in &lines {
@@ -124,7 +124,7 @@ pub fn checkout(
             .values((
                 orders::user_id.eq(user_id),
                 orders::idempotency_key.eq(idempotency_key),
-                orders::total_cents.eq(total.0),
+                orders::total_cents.eq(total),
             ))
             .returning(orders::id)
             .get_result(conn)?;
@@ -216,7 +216,7 @@ pub struct OrderDetail {
 
 /// The user's orders, newest first.
 pub fn orders_of(conn: &mut PgConnection, user_id: UserId) -> QueryResult<Vec<OrderSummary>> {
-    let rows: Vec<(OrderId, DateTime<Utc>, i64, Option<i64>)> = orders::table
+    let rows: Vec<(OrderId, DateTime<Utc>, Cents, Option<i64>)> = orders::table
         .inner_join(order_lines::table)
         .filter(orders::user_id.eq(user_id))
         .group_by(orders::id)
@@ -233,7 +233,7 @@ pub fn orders_of(conn: &mut PgConnection, user_id: UserId) -> QueryResult<Vec<Or
         .map(|(id, placed_at, total, items)| OrderSummary {
             id,
             placed_at,
-            total: Cents(total),
+            total,
             items: items.unwrap_or(0),
         })
         .collect())
@@ -249,7 +249,7 @@ pub fn order_of(
         .find(order_id)
         .filter(orders::user_id.eq(user_id))
         .select((orders::id, orders::created_at, orders::total_cents))
-        .first::<(OrderId, DateTime<Utc>, i64)>(conn)
+        .first::<(OrderId, DateTime<Utc>, Cents)>(conn)
         .optional()?
     else {
         return Ok(None);
@@ -263,19 +263,19 @@ pub fn order_of(
             order_lines::unit_price_cents,
             order_lines::quantity,
         ))
-        .load::<(BookId, String, i32, i32)>(conn)?
+        .load::<(BookId, String, Cents, i32)>(conn)?
         .into_iter()
-        .map(|(book_id, title, price, quantity)| OrderLine {
+        .map(|(book_id, title, unit_price, quantity)| OrderLine {
             book_id,
             title,
-            unit_price: Cents(price.into()),
+            unit_price,
             quantity,
         })
         .collect();
     Ok(Some(OrderDetail {
         id,
         placed_at,
-        total: Cents(total),
+        total,
         lines,
     }))
 }

@@ -1,18 +1,13 @@
 //! Prometheus metrics. Counters and histograms (requests, task runs, checkouts) go through the
-//! `metrics` facade into one process-wide recorder; the gauges that describe the database
-//! (tasks by program and status, queue age, pool connections) are read when scraped
-//! ([`gauges`]), each from an index and bounded, so a scrape costs the same over ten million
-//! kept tasks. Everything that records is a one-line call to a function here, so the names and
-//! labels live in this file alone.
-
-pub mod gauges;
+//! `metrics` facade into one process-wide recorder. Everything that records is a one-line call
+//! to a function here, so the names and labels live in this file alone. It imports nothing
+//! above the domain, so the engine can record here; the gauges that read the tasks at a scrape
+//! are the scrape's (`web::metrics::gauges`).
 
 use std::{sync::OnceLock, time::Duration};
 
 use metrics::{Unit, counter, describe_counter, describe_histogram, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-
-use crate::{db::PgPool, domain::orders::CheckoutError};
 
 const HTTP_REQUESTS: &str = "bookstore_http_requests_total";
 const HTTP_DURATION: &str = "bookstore_http_request_duration_seconds";
@@ -76,11 +71,9 @@ fn describe() {
     describe_counter!(CHECKOUTS, "checkouts, by result");
 }
 
-/// The text a scrape gets: this process's counters, then the database's gauges.
-pub fn render(conn: &mut diesel::PgConnection, pool: &PgPool) -> diesel::QueryResult<String> {
-    let mut text = handle().render();
-    gauges::render(conn, pool, &mut text)?;
-    Ok(text)
+/// This process's counters and histograms, in Prometheus' text format.
+pub fn render() -> String {
+    handle().render()
 }
 
 /// Keeps the histograms' memory bounded between scrapes (the exporter's upkeep).
@@ -107,16 +100,29 @@ pub fn task_ran(program: &str, outcome: &'static str, ran_for: Option<Duration>)
     }
 }
 
-/// One checkout: `placed`, `repeated` (the same form again), `empty_cart`,
-/// `not_enough_stock`, `too_large` or `error`.
-pub fn checkout<T, E>(outcome: &Result<Result<(T, bool), CheckoutError>, E>) {
+/// How a checkout ended, as the checkouts metric counts it (the handler, which knows the
+/// domain's errors, says which; the labels stay here).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checkout {
+    Placed,
+    /// The same form again: the order it placed is shown.
+    Repeated,
+    EmptyCart,
+    NotEnoughStock,
+    TooLarge,
+    Error,
+}
+
+/// One checkout: `placed`, `repeated`, `empty_cart`, `not_enough_stock`, `too_large` or
+/// `error`.
+pub fn checkout(outcome: Checkout) {
     let result = match outcome {
-        Ok(Ok((_, true))) => "placed",
-        Ok(Ok((_, false))) => "repeated",
-        Ok(Err(CheckoutError::EmptyCart)) => "empty_cart",
-        Ok(Err(CheckoutError::NotEnoughStock(_))) => "not_enough_stock",
-        Ok(Err(CheckoutError::TotalTooLarge)) => "too_large",
-        Ok(Err(CheckoutError::Database(_))) | Err(_) => "error",
+        Checkout::Placed => "placed",
+        Checkout::Repeated => "repeated",
+        Checkout::EmptyCart => "empty_cart",
+        Checkout::NotEnoughStock => "not_enough_stock",
+        Checkout::TooLarge => "too_large",
+        Checkout::Error => "error",
     };
     counter!(CHECKOUTS, "result" => result).increment(1);
 }

@@ -85,6 +85,15 @@ fn number_in(
     }
 }
 
+/// A priority as both forms take it (empty: the program's own, or none).
+fn priority(text: &str) -> Result<Option<i32>, String> {
+    number_in(
+        text,
+        PRIORITY,
+        "Priority must be a whole number from -100 to 100 (higher runs first).",
+    )
+}
+
 /// "12, 13 #14": task ids, in the order given, each once.
 fn task_ids(text: &str) -> Result<Vec<TaskId>, String> {
     if text.chars().count() > AFTER_MAX * 21 {
@@ -165,14 +174,7 @@ impl AdvancedInput {
 
     pub fn parse(&self) -> Result<RunOptions, FieldErrors> {
         let mut errors = FieldErrors::default();
-        let priority = errors.check(
-            "priority",
-            number_in(
-                &self.priority,
-                PRIORITY,
-                "Priority must be a whole number from -100 to 100 (higher runs first).",
-            ),
-        );
+        let priority = errors.check("priority", priority(&self.priority));
         let unique_key = errors.check("unique_key", unique_key(&self.unique_key));
         let has_key = matches!(unique_key, Some(Some(_)));
         let unique_for = errors.check("unique_for", self.unique_for(has_key));
@@ -274,14 +276,7 @@ impl OptionsInput {
 
     pub fn parse(&self) -> Result<ProgramOptions, FieldErrors> {
         let mut errors = FieldErrors::default();
-        let priority = errors.check(
-            "priority",
-            number_in(
-                &self.priority,
-                PRIORITY,
-                "Priority must be a whole number from -100 to 100 (higher runs first).",
-            ),
-        );
+        let priority = errors.check("priority", priority(&self.priority));
         let max_running = errors.check(
             "max_running",
             number_in(

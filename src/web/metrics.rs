@@ -4,6 +4,8 @@
 //! staff session or an API token), since queue sizes and error rates are nobody else's
 //! business.
 
+mod gauges;
+
 use std::{net::TcpListener, time::Instant};
 
 use actix_web::{
@@ -58,7 +60,10 @@ async fn scrape(pool: PgPool) -> Result<HttpResponse, WebError> {
     let pool_for_gauges = pool.clone();
     let text = within_deadline(web::block(move || {
         let mut conn = pool.get().map_err(WebError::unavailable)?;
-        monitoring::render(&mut conn, &pool_for_gauges).map_err(WebError::from)
+        // This process's counters, then the database's gauges.
+        let mut text = monitoring::render();
+        gauges::render(&mut conn, &pool_for_gauges, &mut text).map_err(WebError::from)?;
+        Ok::<_, WebError>(text)
     }))
     .await?
     .map_err(WebError::internal)??;

@@ -44,7 +44,11 @@ impl Drop for DataDir {
     fn drop(&mut self) {
         if let Some(pid) = self.postmaster_pid() {
             let _ = kill(pid, Signal::SIGQUIT);
-            std::thread::sleep(Duration::from_millis(500));
+            // Until it has gone (its files are removed next), for at most ten seconds.
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while kill(pid, None).is_ok() && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
         }
         let _ = std::fs::remove_dir_all(&self.0);
     }

@@ -161,16 +161,22 @@ fn insert_token(
     Ok(token)
 }
 
+/// A token that still works: neither revoked nor expired (what the list shows, what a revoke
+/// may find and what authenticates, all by this one rule).
+#[diesel::dsl::auto_type]
+fn is_live() -> _ {
+    api_tokens::revoked_at.is_null().and(
+        api_tokens::expires_at
+            .is_null()
+            .or(api_tokens::expires_at.gt(diesel::dsl::now)),
+    )
+}
+
 /// The user's live tokens (neither revoked nor expired), newest first.
 pub fn list(conn: &mut PgConnection, user_id: UserId) -> QueryResult<Vec<TokenInfo>> {
     api_tokens::table
         .filter(api_tokens::user_id.eq(user_id))
-        .filter(api_tokens::revoked_at.is_null())
-        .filter(
-            api_tokens::expires_at
-                .is_null()
-                .or(api_tokens::expires_at.gt(diesel::dsl::now)),
-        )
+        .filter(is_live())
         .order((api_tokens::created_at.desc(), api_tokens::id.desc()))
         .select(TOKEN_INFO_COLUMNS)
         .load(conn)
@@ -185,12 +191,7 @@ pub fn find(
     api_tokens::table
         .find(token_id)
         .filter(api_tokens::user_id.eq(user_id))
-        .filter(api_tokens::revoked_at.is_null())
-        .filter(
-            api_tokens::expires_at
-                .is_null()
-                .or(api_tokens::expires_at.gt(diesel::dsl::now)),
-        )
+        .filter(is_live())
         .select(TOKEN_INFO_COLUMNS)
         .first(conn)
         .optional()
@@ -246,12 +247,7 @@ pub fn authenticate(conn: &mut PgConnection, token: &str) -> QueryResult<Option<
     let owner: Option<(UserId, String)> = diesel::update(
         api_tokens::table
             .filter(api_tokens::token_hash.eq(hash(token)))
-            .filter(api_tokens::revoked_at.is_null())
-            .filter(
-                api_tokens::expires_at
-                    .is_null()
-                    .or(api_tokens::expires_at.gt(diesel::dsl::now)),
-            ),
+            .filter(is_live()),
     )
     .set(api_tokens::last_used_at.eq(diesel::dsl::now))
     .returning((api_tokens::user_id, api_tokens::name))

@@ -4,7 +4,7 @@
 use serde::Deserialize;
 
 use crate::domain::{
-    catalog::{Book, BookDetail, isbn::Isbn},
+    catalog::{Book, BookDetail, author_names, isbn::Isbn},
     collapse_spaces,
     money::Cents,
 };
@@ -59,12 +59,7 @@ impl BookFields {
         if title.is_empty() || title.chars().count() > 500 {
             errors.push(("title", "A title has 1 to 500 characters.".to_owned()));
         }
-        let mut authors: Vec<String> = Vec::new();
-        for name in self.authors.split(',').map(collapse_spaces) {
-            if !name.is_empty() && !authors.contains(&name) {
-                authors.push(name);
-            }
-        }
+        let authors = author_names(&self.authors);
         if authors.is_empty() {
             errors.push((
                 "authors",

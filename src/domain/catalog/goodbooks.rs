@@ -11,7 +11,7 @@ use serde::Deserialize;
 use crate::{
     db::schema::books,
     domain::{
-        catalog::{Book, isbn::Isbn},
+        catalog::{Book, author_names, isbn::Isbn},
         collapse_spaces,
         money::Cents,
     },
@@ -78,7 +78,7 @@ impl TryFrom<GoodbooksRecord> for CatalogEntry {
         if title.chars().count() > 500 {
             return Err("title longer than 500 characters".into());
         }
-        let authors = parse_authors(&record.authors);
+        let authors = author_names(&record.authors);
         if authors.is_empty() {
             return Err("no author".into());
         }
@@ -117,17 +117,6 @@ impl TryFrom<GoodbooksRecord> for CatalogEntry {
             average_rating,
         })
     }
-}
-
-/// "J.K. Rowling,  Mary   GrandPré" -> ["J.K. Rowling", "Mary GrandPré"].
-fn parse_authors(field: &str) -> Vec<String> {
-    let mut names: Vec<String> = Vec::new();
-    for name in field.split(',').map(collapse_spaces) {
-        if !name.is_empty() && !names.contains(&name) {
-            names.push(name);
-        }
-    }
-    names
 }
 
 /// "2008.0" -> 2008, "-720.0" -> -720 (BC), "" -> unknown.

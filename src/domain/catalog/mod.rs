@@ -19,6 +19,7 @@ use crate::{
     db::schema::{authors, book_authors, books},
     domain::{
         catalog::rating::Rating,
+        collapse_spaces,
         ids::{AuthorId, BookId},
         money::Cents,
     },
@@ -54,6 +55,19 @@ impl BookSummary {
     pub fn rating(&self) -> Option<Rating> {
         Rating::of(self.average_rating, self.ratings_count)
     }
+}
+
+/// A field of comma-separated author names as the form and the goodbooks data write it, in
+/// cover order without duplicates: "J.K. Rowling,  Mary   GrandPré" -> ["J.K. Rowling",
+/// "Mary GrandPré"].
+pub fn author_names(field: &str) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for name in field.split(',').map(collapse_spaces) {
+        if !name.is_empty() && !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    names
 }
 
 /// "A, B and C": names as a cover lists them.
@@ -104,7 +118,8 @@ pub struct SummaryRow {
     id: BookId,
     title: String,
     year: Option<i32>,
-    price_cents: i32,
+    #[diesel(column_name = price_cents)]
+    price: Cents,
     stock: i32,
     average_rating: Option<f32>,
     ratings_count: i32,
@@ -125,7 +140,7 @@ pub fn with_authors(
             id: row.id,
             title: row.title,
             year: row.year,
-            price: Cents(row.price_cents.into()),
+            price: row.price,
             stock: row.stock,
             average_rating: row.average_rating,
             ratings_count: row.ratings_count,

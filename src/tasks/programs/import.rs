@@ -9,7 +9,6 @@
 //! not read `/etc/shadow`, `/dev/zero` or anything else outside that folder.
 
 use std::{
-    collections::HashMap,
     fmt::Write as _,
     fs::File,
     io::Read,
@@ -17,15 +16,13 @@ use std::{
     time::Duration,
 };
 
-use diesel::{dsl::sql, prelude::*, sql_types::Bool, upsert::excluded};
+use diesel::prelude::*;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use crate::domain::ids::BookId;
 use crate::{
-    db::schema::{book_authors, books},
     domain::catalog::{
-        bulk::{AuthorLink, author_links, ensure_authors},
+        bulk,
         goodbooks::{CatalogEntry, GoodbooksRecord},
     },
     tasks::{
@@ -295,44 +292,6 @@ fn upsert_batch(
     conn: &mut PgConnection,
     batch: &[(usize, CatalogEntry)],
 ) -> QueryResult<(usize, usize)> {
-    let names: Vec<&str> = batch
-        .iter()
-        .flat_map(|(_, e)| e.authors.iter().map(String::as_str))
-        .collect();
-    let author_ids = ensure_authors(conn, &names)?;
-    let rows: Vec<&CatalogEntry> = batch.iter().map(|(_, entry)| entry).collect();
-    // xmax = 0 only on rows this statement inserted (an updated row carries our xid).
-    let written: Vec<(BookId, Option<i64>, bool)> = diesel::insert_into(books::table)
-        .values(rows)
-        .on_conflict(books::goodreads_id)
-        .do_update()
-        .set((
-            books::title.eq(excluded(books::title)),
-            books::year.eq(excluded(books::year)),
-            books::isbn.eq(excluded(books::isbn)),
-            books::language.eq(excluded(books::language)),
-            books::description.eq(excluded(books::description)),
-            books::ratings_count.eq(excluded(books::ratings_count)),
-            books::average_rating.eq(excluded(books::average_rating)),
-            books::updated_at.eq(diesel::dsl::now),
-        ))
-        .returning((books::id, books::goodreads_id, sql::<Bool>("xmax = 0")))
-        .get_results(conn)?;
-    let by_goodreads: HashMap<i64, &CatalogEntry> =
-        batch.iter().map(|(_, e)| (e.goodreads_id, e)).collect();
-    let ids: Vec<BookId> = written.iter().map(|(id, _, _)| *id).collect();
-    diesel::delete(book_authors::table.filter(book_authors::book_id.eq_any(&ids))).execute(conn)?;
-    let links: Vec<AuthorLink> = written
-        .iter()
-        .filter_map(|(id, goodreads, _)| {
-            let entry = by_goodreads.get(&(*goodreads)?)?;
-            Some(author_links(*id, &entry.authors, &author_ids))
-        })
-        .flatten()
-        .collect();
-    diesel::insert_into(book_authors::table)
-        .values(&links)
-        .execute(conn)?;
-    let inserted = written.iter().filter(|(_, _, inserted)| *inserted).count();
-    Ok((inserted, written.len() - inserted))
+    let entries: Vec<&CatalogEntry> = batch.iter().map(|(_, entry)| entry).collect();
+    bulk::upsert_entries(conn, &entries)
 }

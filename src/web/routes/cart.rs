@@ -16,6 +16,7 @@ use crate::{
         ids::{BookId, CartLineId},
         orders::{self, CheckoutError, Shortage},
     },
+    monitoring::{self, Checkout},
     web::{
         AppState,
         auth::{CurrentUser, Visitor, client_address},
@@ -378,7 +379,14 @@ pub async fn checkout(
         Ok::<_, WebError>(orders::checkout(conn, &context, user_id, key))
     })
     .await;
-    crate::monitoring::checkout(&outcome);
+    monitoring::checkout(match &outcome {
+        Ok(Ok((_, true))) => Checkout::Placed,
+        Ok(Ok((_, false))) => Checkout::Repeated,
+        Ok(Err(CheckoutError::EmptyCart)) => Checkout::EmptyCart,
+        Ok(Err(CheckoutError::NotEnoughStock(_))) => Checkout::NotEnoughStock,
+        Ok(Err(CheckoutError::TotalTooLarge)) => Checkout::TooLarge,
+        Ok(Err(CheckoutError::Database(_))) | Err(_) => Checkout::Error,
+    });
     match outcome? {
         Ok((order_id, placed)) => {
             if placed {
