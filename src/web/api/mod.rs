@@ -114,8 +114,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .into()
         }))
         .default_service(web::to(no_such_route));
-    let mut paths: Vec<&str> = ROUTES.iter().map(|route| route.path).collect();
-    paths.dedup();
+    // Each path once, where the table first names it: a second resource for the same path
+    // would never be reached, its first one answering 404 for the other's method.
+    let mut paths: Vec<&str> = Vec::new();
+    for route in ROUTES {
+        if !paths.contains(&route.path) {
+            paths.push(route.path);
+        }
+    }
     for path in paths {
         let limit = large_body_limit(&Method::POST, &format!("/api/v1{path}"));
         let mut resource = web::resource(path)
