@@ -99,6 +99,20 @@ async fn every_route_of_the_router_is_described_and_nothing_else() {
     );
     let schemes = &doc["components"]["securitySchemes"];
     assert_eq!(schemes["api_token"]["scheme"], "bearer");
+
+    // A method no row names, on a routed path, is the API's 404 as an unknown path is.
+    for (_, path) in &routed {
+        let path = path
+            .replace("{id}", "1")
+            .replace("{name}", "noop")
+            .replace("{verb}", "pause");
+        let (status, body) = script.call(reqwest::Method::DELETE, &path, None).await;
+        assert_eq!(
+            (status, &body["error"]["code"]),
+            (404, &json!("not_found")),
+            "{path}"
+        );
+    }
 }
 
 #[actix_web::test]
