@@ -12,7 +12,7 @@ macro_rules! id_type {
         $(#[$doc])*
         #[derive(
             Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, DieselNewType, Serialize,
-            Deserialize,
+            Deserialize, utoipa::ToSchema,
         )]
         #[serde(transparent)]
         pub struct $name(pub i64);

@@ -230,7 +230,7 @@ pub fn register_program_as(
 }
 
 /// One row of `get_programs()`.
-#[derive(Debug, Clone, QueryableByName, serde::Serialize)]
+#[derive(Debug, Clone, QueryableByName, serde::Serialize, utoipa::ToSchema)]
 pub struct ProgramInfo {
     #[diesel(sql_type = BigInt)]
     pub id: ProgramId,

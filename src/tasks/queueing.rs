@@ -116,7 +116,17 @@ pub fn enqueue_batch(
 }
 
 /// A program's default priority and its limits across the cluster.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    utoipa::ToSchema,
+)]
 pub struct ProgramOptions {
     pub priority: i32,
     pub max_running: Option<i32>,

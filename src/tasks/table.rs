@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 pub struct ResultTable {
     pub columns: Vec<String>,
     /// Numbers are written plainly ("29.99", not "$29.99"), so CSV and sorting see numbers.

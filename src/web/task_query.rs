@@ -14,7 +14,18 @@ use crate::{
 };
 
 /// As typed; every field optional.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Clone,
+    Default,
+    Deserialize,
+    Serialize,
+    PartialEq,
+    Eq,
+    utoipa::ToSchema,
+    utoipa::IntoParams,
+)]
+#[into_params(parameter_in = Query)]
 pub struct TaskListParams {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub status: String,

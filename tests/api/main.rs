@@ -30,6 +30,7 @@ mod mail;
 mod mail_staff;
 mod mailbox;
 mod metrics;
+mod openapi;
 mod ops;
 mod orders;
 mod outage;

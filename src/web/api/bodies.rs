@@ -17,18 +17,25 @@ use crate::{
 pub const MAX_TASKS_PER_CALL: usize = 10_000;
 
 /// `POST /api/v1/tasks`: one task, or with a list of parameters, one task per element.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RunBody {
     program: String,
+    /// The task's parameters, an object as the program's schema asks; or a list of such
+    /// objects: one task each, queued in one statement (then only `priority` may be given too).
     #[serde(default)]
     parameters: Option<Value>,
+    /// -100 to 100, higher runs first; the program's own priority when left out.
     #[serde(default)]
     priority: Option<i64>,
+    /// While a task of this program with this key is queued or running, no other is queued:
+    /// the call answers 200 with that task.
     #[serde(default)]
     unique_key: Option<String>,
+    /// How long the key stays held after its task ends.
     #[serde(default)]
     unique_for_seconds: Option<i64>,
+    /// Tasks this one waits for: it is queued once they have all finished.
     #[serde(default)]
     after: Option<Vec<TaskId>>,
 }
@@ -103,7 +110,7 @@ impl RunBody {
 }
 
 /// `POST /api/v1/batches`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchBody {
     pub program: String,
@@ -113,7 +120,7 @@ pub struct BatchBody {
 }
 
 /// The task queued once every member of a batch has ended.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CallbackBody {
     pub program: String,
@@ -131,13 +138,16 @@ impl BatchBody {
 
 /// `PUT /api/v1/programs/{name}/options`: all three, as PUT replaces (one left out takes its
 /// default: priority 0, no limit).
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OptionsBody {
+    /// -100 to 100; 0 when left out.
     #[serde(default)]
     priority: Option<i64>,
+    /// 1 to 10,000 of its tasks claimed at once across the cluster; null: no limit.
     #[serde(default)]
     max_running: Option<i64>,
+    /// 1 to 100,000 of its tasks started in any 60 s; null: no limit.
     #[serde(default)]
     per_minute: Option<i64>,
 }

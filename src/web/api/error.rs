@@ -11,12 +11,16 @@ use crate::{
     web::error::WebError,
 };
 
-#[derive(Debug, Serialize)]
+/// An error of the API, as its body's `error` says it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ApiError {
     #[serde(skip)]
     status: StatusCode,
+    #[schema(value_type = crate::web::api::schemas::ErrorCode)]
     code: String,
+    /// For a person to read.
     message: String,
+    /// The fields of the body or query at fault, each with what is wrong with it.
     fields: BTreeMap<String, String>,
     /// Which element of a list in the body is wrong (0-based), when one is.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -7,9 +7,12 @@
 
 mod bodies;
 mod error;
+pub mod openapi;
 mod queue;
+pub mod reference;
 mod resources;
 mod routes;
+pub mod schemas;
 
 use actix_session::SessionExt;
 use actix_web::{FromRequest, HttpRequest, dev::Payload, http::Method, web};
@@ -54,48 +57,82 @@ fn json_config(limit: usize) -> web::JsonConfig {
         })
 }
 
+/// One route of `/api/v1`: its method, its path under `/api/v1` as actix reads it, and how
+/// the route reaches its handler.
+pub struct ApiRoute {
+    pub method: Method,
+    pub path: &'static str,
+    handler: fn(actix_web::Route) -> actix_web::Route,
+}
+
+/// Every route of `/api/v1`. The router is built from this table and the OpenAPI test checks
+/// each row against the document (and each operation of the document against it), so a route
+/// added here without its description, or described and gone, fails that test.
+pub static ROUTES: &[ApiRoute] = &[
+    route(Method::GET, "/openapi.json", |r| r.to(openapi::document)),
+    route(Method::GET, "/programs", |r| r.to(routes::programs)),
+    route(Method::POST, "/programs", |r| r.to(routes::register)),
+    route(Method::GET, "/tasks", |r| r.to(routes::tasks)),
+    route(Method::POST, "/tasks", |r| r.to(queue::run)),
+    route(Method::POST, "/tasks/bulk", |r| r.to(routes::bulk)),
+    route(Method::GET, "/tasks/{id}", |r| r.to(routes::task)),
+    route(Method::POST, "/batches", |r| r.to(queue::create_batch)),
+    route(Method::GET, "/batches/{id}", |r| r.to(queue::batch)),
+    route(Method::GET, "/programs/{name}/options", |r| {
+        r.to(queue::program_options)
+    }),
+    route(Method::PUT, "/programs/{name}/options", |r| {
+        r.to(queue::set_program_options)
+    }),
+    route(Method::POST, "/programs/{name}/{verb:pause|resume}", |r| {
+        r.to(routes::pause)
+    }),
+    route(Method::POST, "/tasks/{id}/cancel", |r| r.to(routes::cancel)),
+];
+
+const fn route(
+    method: Method,
+    path: &'static str,
+    handler: fn(actix_web::Route) -> actix_web::Route,
+) -> ApiRoute {
+    ApiRoute {
+        method,
+        path,
+        handler,
+    }
+}
+
+/// One resource per path of `ROUTES`, in the table's order; a path's other methods answer
+/// the API's 404 as an unknown path does.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/api/v1")
-            .app_data(json_config(BODY_LIMIT))
-            .app_data(web::QueryConfig::default().error_handler(|err, _| {
-                ApiError::bad_request(
-                    "invalid_query",
-                    format!("The query string is not valid: {err}"),
-                )
-                .into()
-            }))
-            .route("/programs", web::get().to(routes::programs))
-            .route("/programs", web::post().to(routes::register))
-            .service(
-                web::resource("/tasks")
-                    .default_service(web::to(no_such_route))
-                    .app_data(json_config(LARGE_BODY_LIMIT))
-                    .route(web::get().to(routes::tasks))
-                    .route(web::post().to(queue::run)),
+    let mut scope = web::scope("/api/v1")
+        .app_data(web::QueryConfig::default().error_handler(|err, _| {
+            ApiError::bad_request(
+                "invalid_query",
+                format!("The query string is not valid: {err}"),
             )
-            .route("/tasks/bulk", web::post().to(routes::bulk))
-            .route("/tasks/{id}", web::get().to(routes::task))
-            .service(
-                web::resource("/batches")
-                    .default_service(web::to(no_such_route))
-                    .app_data(json_config(LARGE_BODY_LIMIT))
-                    .route(web::post().to(queue::create_batch)),
-            )
-            .route("/batches/{id}", web::get().to(queue::batch))
-            .service(
-                web::resource("/programs/{name}/options")
-                    .default_service(web::to(no_such_route))
-                    .route(web::get().to(queue::program_options))
-                    .route(web::put().to(queue::set_program_options)),
-            )
-            .route(
-                "/programs/{name}/{verb:pause|resume}",
-                web::post().to(routes::pause),
-            )
-            .route("/tasks/{id}/cancel", web::post().to(routes::cancel))
-            .default_service(web::to(no_such_route)),
-    );
+            .into()
+        }))
+        .default_service(web::to(no_such_route));
+    // Each path once, where the table first names it: a second resource for the same path
+    // would never be reached, its first one answering 404 for the other's method.
+    let mut paths: Vec<&str> = Vec::new();
+    for route in ROUTES {
+        if !paths.contains(&route.path) {
+            paths.push(route.path);
+        }
+    }
+    for path in paths {
+        let limit = large_body_limit(&Method::POST, &format!("/api/v1{path}"));
+        let mut resource = web::resource(path)
+            .default_service(web::to(no_such_route))
+            .app_data(json_config(limit.unwrap_or(BODY_LIMIT)));
+        for route in ROUTES.iter().filter(|route| route.path == path) {
+            resource = resource.route((route.handler)(web::method(route.method.clone())));
+        }
+        scope = scope.service(resource);
+    }
+    cfg.service(scope);
 }
 
 /// A path or method the API does not have (a resource's other methods too).

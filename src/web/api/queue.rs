@@ -23,7 +23,11 @@ use crate::{
         api::{
             ApiError, ApiStaff,
             bodies::{BatchBody, CallbackBody, OptionsBody, RunBody, RunRequest},
+            openapi::{BadBody, Refused},
             resources,
+            schemas::{
+                Batch, CreatedBatch, ErrorBody, ProgramOptionsAnswer, QueuedOneOrMany, QueuedTask,
+            },
         },
         error::WebError,
         with_conn,
@@ -44,6 +48,17 @@ async fn store<T: Send + 'static>(
 /// "unique_for_seconds", "after": [ids]}` queues one task: 201 with the task, or 200 with the
 /// task that holds the unique key (`"existed": true`). With `"parameters": [{..}, ..]` (and
 /// `"priority"`), one task per element in one statement: 201 with their ids, in order.
+#[utoipa::path(post, path = "/api/v1/tasks", tag = "tasks",
+    summary = "Queue a task, or many",
+    description = "With `parameters` an object (or none), queues one task: 201 with it, or 200 with the task that holds the unique key (`existed`). With `parameters` a list (at most 10,000), one task per element in one statement: 201 with their ids, in order; an element refused names its `index`.",
+    request_body = RunBody,
+    responses(
+        (status = 201, description = "Queued: the task, or with a list of parameters the ids", body = QueuedOneOrMany),
+        (status = 200, description = "The task that already holds the unique key", body = QueuedTask),
+        (status = 404, description = "`program_not_found`", body = ErrorBody),
+        (status = 409, description = "`program_disabled`", body = ErrorBody),
+        (status = 422, description = "`invalid_parameters`, `invalid_option` or `unknown_upstream`", body = ErrorBody),
+        BadBody, Refused))]
 pub async fn run(
     state: web::Data<AppState>,
     ApiStaff(_, audit): ApiStaff,
@@ -57,6 +72,17 @@ pub async fn run(
 
 /// `POST /api/v1/batches` `{"program", "parameters": [..], "callback": {"program",
 /// "parameters"}}`: 201 with the batch and its members' ids.
+#[utoipa::path(post, path = "/api/v1/batches", tag = "batches",
+    summary = "Queue a batch",
+    description = "One task per element of `parameters` (at most 10,000), and a callback task queued once they have all ended. An empty batch is over at once.",
+    request_body = BatchBody,
+    responses(
+        (status = 201, description = "The batch and its members' ids", body = CreatedBatch,
+            headers(("Location" = String, description = "The batch's path"))),
+        (status = 404, description = "`program_not_found` (`callback.program` for the callback's)", body = ErrorBody),
+        (status = 409, description = "`program_disabled`", body = ErrorBody),
+        (status = 422, description = "`invalid_parameters`: `index` names the element", body = ErrorBody),
+        BadBody, Refused))]
 pub async fn create_batch(
     state: web::Data<AppState>,
     ApiStaff(_, audit): ApiStaff,
@@ -74,6 +100,12 @@ pub async fn create_batch(
 }
 
 /// `GET /api/v1/batches/{id}`: its counts, its callback's task once queued, when it ended.
+#[utoipa::path(get, path = "/api/v1/batches/{id}", tag = "batches",
+    summary = "Read a batch",
+    params(("id" = i64, Path, description = "The batch's id")),
+    responses((status = 200, description = "The batch", body = Batch),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        Refused))]
 pub async fn batch(
     state: web::Data<AppState>,
     _staff: ApiStaff,
@@ -89,6 +121,12 @@ pub async fn batch(
 
 /// `GET /api/v1/programs/{name}/options`: `{"program", "priority", "max_running",
 /// "per_minute"}`.
+#[utoipa::path(get, path = "/api/v1/programs/{name}/options", tag = "programs",
+    summary = "Read a program's priority and limits",
+    params(("name" = String, Path, description = "The program's name")),
+    responses((status = 200, description = "Its options", body = ProgramOptionsAnswer),
+        (status = 404, description = "`program_not_found`", body = ErrorBody),
+        Refused))]
 pub async fn program_options(
     state: web::Data<AppState>,
     _staff: ApiStaff,
@@ -106,6 +144,15 @@ pub async fn program_options(
 
 /// `PUT /api/v1/programs/{name}/options` with the same fields: sets all three (`null`: no
 /// limit); answers with them as stored.
+#[utoipa::path(put, path = "/api/v1/programs/{name}/options", tag = "programs",
+    summary = "Set a program's priority and limits",
+    description = "All three, as PUT replaces: one left out takes its default (priority 0, no limit).",
+    params(("name" = String, Path, description = "The program's name")),
+    request_body = OptionsBody,
+    responses((status = 200, description = "Its options as stored", body = ProgramOptionsAnswer),
+        (status = 404, description = "`program_not_found`", body = ErrorBody),
+        (status = 422, description = "`invalid_option`", body = ErrorBody),
+        BadBody, Refused))]
 pub async fn set_program_options(
     state: web::Data<AppState>,
     ApiStaff(_, audit): ApiStaff,

@@ -13,7 +13,15 @@ use crate::{
     },
     web::{
         AppState,
-        api::{ApiError, ApiStaff, resources},
+        api::{
+            ApiError, ApiStaff,
+            openapi::{BadBody, Refused},
+            resources,
+            schemas::{
+                BulkDone, Cancelled, ErrorBody, Paused, ProgramList, RegisteredProgram, Task,
+                TaskPage,
+            },
+        },
         task_query::TaskListParams,
         with_conn,
     },
@@ -35,6 +43,9 @@ async fn call<T: Send + 'static>(
 }
 
 /// `GET /api/v1/programs`: get_programs.
+#[utoipa::path(get, path = "/api/v1/programs", tag = "programs",
+    summary = "List the programs",
+    responses((status = 200, description = "Every program, with its schedule, last run and options", body = ProgramList), Refused))]
 pub async fn programs(
     state: web::Data<AppState>,
     _staff: ApiStaff,
@@ -43,13 +54,20 @@ pub async fn programs(
     Ok(HttpResponse::Ok().json(json!({ "programs": programs })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct RegisterBody {
     name: String,
     function_name: String,
 }
 
 /// `POST /api/v1/programs` `{"name", "function_name"}`: register_program.
+#[utoipa::path(post, path = "/api/v1/programs", tag = "programs",
+    summary = "Register a program", description = "A program runs one of the built-in functions, under a name of its own.",
+    request_body = RegisterBody,
+    responses((status = 201, description = "Registered", body = RegisteredProgram),
+        (status = 409, description = "`name_taken`", body = ErrorBody),
+        (status = 422, description = "`invalid_name` or `unknown_function`", body = ErrorBody),
+        BadBody, Refused))]
 pub async fn register(
     state: web::Data<AppState>,
     ApiStaff(_, audit): ApiStaff,
@@ -76,6 +94,13 @@ pub async fn register(
 /// Filters that read each task (text, JSON, who queued, node, priority, dates, finished, the
 /// other orders) search 50,000 task ids per page, named in `searched`; `total` then counts
 /// the matches among those, and `next` goes on with older ones.
+#[utoipa::path(get, path = "/api/v1/tasks", tag = "tasks",
+    summary = "List tasks, 50 a page",
+    description = "Newest first unless `sort` says otherwise. `next` and `previous` are the paths of the pages around this one (keyset by task id: follow them rather than counting pages). `total` is exact up to 10,000 and PostgreSQL's estimate beyond (`total_is`). Filters that read each task (text, JSON, who queued, node, priority, dates, the other orders) search 50,000 task ids per page, named in `searched`; `total` then counts the matches among those.",
+    params(TaskListParams),
+    responses((status = 200, description = "A page of tasks", body = TaskPage),
+        (status = 400, description = "`invalid_query`: a filter is wrong (`fields` names it)", body = ErrorBody),
+        Refused))]
 pub async fn tasks(
     state: web::Data<AppState>,
     _staff: ApiStaff,
@@ -125,6 +150,12 @@ fn task_id(path: &str) -> Result<TaskId, ApiError> {
 
 /// `GET /api/v1/tasks/{id}`: get_task_result, plus progress, attempts, a table result, how
 /// it was queued and the tasks it waits for and that wait for it (`resources::task`).
+#[utoipa::path(get, path = "/api/v1/tasks/{id}", tag = "tasks",
+    summary = "Read a task",
+    params(("id" = i64, Path, description = "The task's id")),
+    responses((status = 200, description = "The task", body = Task),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        Refused))]
 pub async fn task(
     state: web::Data<AppState>,
     _staff: ApiStaff,
@@ -137,6 +168,13 @@ pub async fn task(
 }
 
 /// `POST /api/v1/tasks/{id}/cancel`
+#[utoipa::path(post, path = "/api/v1/tasks/{id}/cancel", tag = "tasks",
+    summary = "Cancel a task",
+    description = "A queued task is cancelled at once; a running one is asked to stop (`cancel_requested`).",
+    params(("id" = i64, Path, description = "The task's id")),
+    responses((status = 200, description = "Its status after the call", body = Cancelled),
+        (status = 404, description = "`not_found` or `task_not_found`", body = ErrorBody),
+        Refused))]
 pub async fn cancel(
     state: web::Data<AppState>,
     ApiStaff(_, audit): ApiStaff,
@@ -148,9 +186,11 @@ pub async fn cancel(
         .json(json!({ "id": id, "status": status, "cancel_requested": status.is_running() })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct BulkBody {
+    /// `cancel`, `retry` or `delete`.
     action: String,
+    /// At most 1,000.
     #[serde(default)]
     ids: Option<Vec<TaskId>>,
     /// Everything matching these filters (the list's query fields), when there are no ids;
@@ -161,6 +201,13 @@ pub struct BulkBody {
 
 /// `POST /api/v1/tasks/bulk` `{"action": "cancel"|"retry"|"delete", "ids": [..]}` or
 /// `{"action", "filter": {"status": "error", ...}}`: how many tasks were named and changed.
+#[utoipa::path(post, path = "/api/v1/tasks/bulk", tag = "tasks",
+    summary = "Cancel, retry or delete many tasks",
+    description = "Names the tasks by `ids` (at most 1,000) or by a `filter` of the task list's fields (at most 10,000 matches).",
+    request_body = BulkBody,
+    responses((status = 200, description = "How many were named and changed", body = BulkDone),
+        (status = 400, description = "`invalid_action`, `too_many_ids`, `invalid_filter` or `nothing_named`", body = ErrorBody),
+        BadBody, Refused))]
 pub async fn bulk(
     state: web::Data<AppState>,
     ApiStaff(_, audit): ApiStaff,
@@ -211,6 +258,14 @@ pub async fn bulk(
 }
 
 /// `POST /api/v1/programs/{name}/pause` and `.../resume`.
+#[utoipa::path(post, path = "/api/v1/programs/{name}/{verb}", tag = "programs",
+    summary = "Pause or resume a program",
+    description = "A paused program's queued tasks wait until it is resumed.",
+    params(("name" = String, Path, description = "The program's name"),
+        ("verb" = String, Path, description = "`pause` or `resume`", pattern = "^(pause|resume)$")),
+    responses((status = 200, description = "Whether it is now paused", body = Paused),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        Refused))]
 pub async fn pause(
     state: web::Data<AppState>,
     staff: ApiStaff,

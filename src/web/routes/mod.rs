@@ -1,6 +1,7 @@
 mod account;
 mod account_email;
 mod account_page;
+mod admin_api;
 mod admin_audit;
 mod admin_batches;
 mod admin_books;
@@ -141,6 +142,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .route("/admin/batches/{id}", web::get().to(admin_batches::show))
         .route("/admin/imports", web::post().to(admin_imports::upload))
+        .route("/admin/api", web::get().to(admin_api::show))
         .route("/admin/tokens", web::get().to(admin_tokens::list))
         .route("/admin/tokens", web::post().to(admin_tokens::create))
         .route(
