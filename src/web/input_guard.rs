@@ -21,7 +21,7 @@ use percent_encoding::percent_decode;
 use serde_json::Value;
 
 use crate::web::{
-    api::{self, ApiError},
+    api::{self, ApiError, ErrorCode},
     error::WebError,
 };
 
@@ -154,7 +154,7 @@ pub async fn reject_unsafe_input<B: MessageBody>(
             "The request contains {problem}, which no field here accepts. Nothing was changed."
         );
         let response = if uri.path().starts_with("/api/") {
-            ApiError::bad_request("invalid_input", message).error_response()
+            ApiError::bad_request(ErrorCode::InvalidInput, message).error_response()
         } else {
             WebError::BadRequest(message).error_response()
         };

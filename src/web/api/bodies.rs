@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::{
     domain::ids::TaskId,
     tasks::queueing::{ProgramOptions, RunOptions},
-    web::api::ApiError,
+    web::api::{ApiError, ErrorCode},
 };
 
 /// The most tasks one call may queue (a batch's members included).
@@ -94,7 +94,7 @@ impl RunBody {
         }
         if parameters.is_empty() {
             return Err(ApiError::unprocessable(
-                "invalid_parameters",
+                ErrorCode::InvalidParameters,
                 "An empty list of parameters queues nothing: give at least one.",
             )
             .with_field("parameters"));
@@ -186,5 +186,5 @@ fn at_most_per_call(count: usize) -> Result<(), ApiError> {
     }
     let message =
         format!("at most {MAX_TASKS_PER_CALL} tasks in one call ({count} given); split the list");
-    Err(ApiError::bad_request("too_many_tasks", message).with_field("parameters"))
+    Err(ApiError::bad_request(ErrorCode::TooManyTasks, message).with_field("parameters"))
 }

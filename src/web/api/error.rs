@@ -11,13 +11,108 @@ use crate::{
     web::error::WebError,
 };
 
+/// The machine-readable `code` of an error. The refusals of the engine's SQL functions
+/// (`program_not_found`, `invalid_parameters`, ...) keep the names those functions give them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// 400: the body is not JSON of the expected shape.
+    InvalidJson,
+    /// 400: the query string cannot be read, or a filter of the task list is wrong.
+    InvalidQuery,
+    /// 400: a body, path or query the input guard refuses (not UTF-8, control characters).
+    InvalidInput,
+    InvalidAction,
+    InvalidFilter,
+    TooManyIds,
+    NothingNamed,
+    TooManyTasks,
+    /// 413: the body is larger than the route accepts.
+    BodyTooLarge,
+    /// 401: no staff session and no token, or a token unknown, revoked or expired.
+    Unauthenticated,
+    /// 403: not staff.
+    Forbidden,
+    /// 403: a state-changing call with a session cookie and no CSRF token or origin.
+    CsrfRejected,
+    /// 404: no such route, task, batch or program.
+    NotFound,
+    ProgramNotFound,
+    TaskNotFound,
+    /// 409
+    ProgramDisabled,
+    /// 409
+    NameTaken,
+    /// 422
+    InvalidParameters,
+    InvalidSchedule,
+    UnknownFunction,
+    InvalidName,
+    InvalidOption,
+    UnknownUpstream,
+    /// 500
+    Internal,
+    /// 503: the database is out of reach.
+    Unavailable,
+}
+
+impl ErrorCode {
+    /// The code as the body writes it (`program_not_found`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidJson => "invalid_json",
+            ErrorCode::InvalidQuery => "invalid_query",
+            ErrorCode::InvalidInput => "invalid_input",
+            ErrorCode::InvalidAction => "invalid_action",
+            ErrorCode::InvalidFilter => "invalid_filter",
+            ErrorCode::TooManyIds => "too_many_ids",
+            ErrorCode::NothingNamed => "nothing_named",
+            ErrorCode::TooManyTasks => "too_many_tasks",
+            ErrorCode::BodyTooLarge => "body_too_large",
+            ErrorCode::Unauthenticated => "unauthenticated",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::CsrfRejected => "csrf_rejected",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::ProgramNotFound => "program_not_found",
+            ErrorCode::TaskNotFound => "task_not_found",
+            ErrorCode::ProgramDisabled => "program_disabled",
+            ErrorCode::NameTaken => "name_taken",
+            ErrorCode::InvalidParameters => "invalid_parameters",
+            ErrorCode::InvalidSchedule => "invalid_schedule",
+            ErrorCode::UnknownFunction => "unknown_function",
+            ErrorCode::InvalidName => "invalid_name",
+            ErrorCode::InvalidOption => "invalid_option",
+            ErrorCode::UnknownUpstream => "unknown_upstream",
+            ErrorCode::Internal => "internal",
+            ErrorCode::Unavailable => "unavailable",
+        }
+    }
+}
+
+/// The engine's refusals keep the names its SQL functions give them.
+impl From<RefusalCode> for ErrorCode {
+    fn from(code: RefusalCode) -> Self {
+        match code {
+            RefusalCode::ProgramNotFound => ErrorCode::ProgramNotFound,
+            RefusalCode::ProgramDisabled => ErrorCode::ProgramDisabled,
+            RefusalCode::InvalidParameters => ErrorCode::InvalidParameters,
+            RefusalCode::InvalidSchedule => ErrorCode::InvalidSchedule,
+            RefusalCode::TaskNotFound => ErrorCode::TaskNotFound,
+            RefusalCode::UnknownFunction => ErrorCode::UnknownFunction,
+            RefusalCode::NameTaken => ErrorCode::NameTaken,
+            RefusalCode::InvalidName => ErrorCode::InvalidName,
+            RefusalCode::InvalidOption => ErrorCode::InvalidOption,
+            RefusalCode::UnknownUpstream => ErrorCode::UnknownUpstream,
+        }
+    }
+}
+
 /// An error of the API, as its body's `error` says it.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ApiError {
     #[serde(skip)]
     status: StatusCode,
-    #[schema(value_type = crate::web::api::schemas::ErrorCode)]
-    code: String,
+    code: ErrorCode,
     /// For a person to read.
     message: String,
     /// The fields of the body or query at fault, each with what is wrong with it.
@@ -31,10 +126,10 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &str, message: impl Into<String>) -> ApiError {
+    fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> ApiError {
         ApiError {
             status,
-            code: code.to_owned(),
+            code,
             message: message.into(),
             fields: BTreeMap::new(),
             index: None,
@@ -48,19 +143,19 @@ impl ApiError {
         if self.token_refused {
             return Some(AuditAction::TokenRefused);
         }
-        match (self.status, self.code.as_str()) {
-            (StatusCode::FORBIDDEN, "csrf_rejected") => Some(AuditAction::CsrfRefused),
+        match (self.status, self.code) {
+            (StatusCode::FORBIDDEN, ErrorCode::CsrfRejected) => Some(AuditAction::CsrfRefused),
             (StatusCode::FORBIDDEN, _) => Some(AuditAction::AccessRefused),
             _ => None,
         }
     }
 
-    pub fn bad_request(code: &str, message: impl Into<String>) -> ApiError {
+    pub fn bad_request(code: ErrorCode, message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, code, message)
     }
 
     /// 422: the body reads, but what it asks for cannot be done.
-    pub fn unprocessable(code: &str, message: impl Into<String>) -> ApiError {
+    pub fn unprocessable(code: ErrorCode, message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
     }
 
@@ -69,7 +164,7 @@ impl ApiError {
     pub fn invalid_option(field: &str, problem: impl Into<String>) -> ApiError {
         let problem = problem.into();
         let message = format!("invalid {field}: {problem}");
-        let mut error = ApiError::unprocessable(RefusalCode::InvalidOption.as_str(), message);
+        let mut error = ApiError::unprocessable(ErrorCode::InvalidOption, message);
         error.fields.insert(field.to_owned(), problem);
         error
     }
@@ -78,7 +173,7 @@ impl ApiError {
     pub fn body_too_large(limit: usize) -> ApiError {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
+            ErrorCode::BodyTooLarge,
             format!("The body is larger than this route accepts ({limit} bytes)."),
         )
     }
@@ -87,7 +182,7 @@ impl ApiError {
     pub fn program_not_found(name: &str) -> ApiError {
         let mut error = ApiError::new(
             StatusCode::NOT_FOUND,
-            RefusalCode::ProgramNotFound.as_str(),
+            ErrorCode::ProgramNotFound,
             format!("no program named {name}"),
         );
         error
@@ -97,11 +192,15 @@ impl ApiError {
     }
 
     pub fn not_found(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+        ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, message)
     }
 
     pub fn unauthenticated(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", message)
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::Unauthenticated,
+            message,
+        )
     }
 
     /// 401 for a token that is unknown, revoked or expired; recorded as `token.refused`.
@@ -113,13 +212,13 @@ impl ApiError {
     }
 
     pub fn csrf_rejected(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::FORBIDDEN, "csrf_rejected", message)
+        ApiError::new(StatusCode::FORBIDDEN, ErrorCode::CsrfRejected, message)
     }
 
     pub fn forbidden() -> ApiError {
         ApiError::new(
             StatusCode::FORBIDDEN,
-            "forbidden",
+            ErrorCode::Forbidden,
             "The API is for staff only.",
         )
     }
@@ -129,7 +228,7 @@ impl ApiError {
         tracing::error!("API: {message}");
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
+            ErrorCode::Internal,
             "Something went wrong on our side.",
         )
     }
@@ -192,7 +291,7 @@ impl ApiError {
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.code, self.message)
+        write!(f, "{}: {}", self.code.as_str(), self.message)
     }
 }
 
@@ -230,7 +329,7 @@ impl From<OperationError> for ApiError {
                     .into_iter()
                     .map(|(field, problem)| (field, problem.text().to_owned()))
                     .collect();
-                ApiError::new(status, code.as_str(), message).with_fields(fields)
+                ApiError::new(status, code.into(), message).with_fields(fields)
             }
             OperationError::Database(err) => ApiError::internal(err.to_string()),
         }
@@ -250,7 +349,7 @@ impl From<WebError> for ApiError {
             WebError::CsrfRejected => ApiError::csrf_rejected(err.to_string()),
             WebError::Unavailable(_) => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
+                ErrorCode::Unavailable,
                 err.to_string(),
             ),
             other => ApiError::internal(format!("{other:?}")),

@@ -30,7 +30,7 @@ use crate::{
     },
 };
 
-pub use error::ApiError;
+pub use error::{ApiError, ErrorCode};
 
 /// The most a body of most calls may be.
 const BODY_LIMIT: usize = 64 * 1024;
@@ -50,7 +50,7 @@ fn json_config(limit: usize) -> web::JsonConfig {
         .limit(limit)
         .error_handler(|err, _| {
             ApiError::bad_request(
-                "invalid_json",
+                ErrorCode::InvalidJson,
                 format!("The body is not the JSON expected: {err}"),
             )
             .into()
@@ -108,7 +108,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     let mut scope = web::scope("/api/v1")
         .app_data(web::QueryConfig::default().error_handler(|err, _| {
             ApiError::bad_request(
-                "invalid_query",
+                ErrorCode::InvalidQuery,
                 format!("The query string is not valid: {err}"),
             )
             .into()

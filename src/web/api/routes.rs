@@ -14,7 +14,7 @@ use crate::{
     web::{
         AppState,
         api::{
-            ApiError, ApiStaff,
+            ApiError, ApiStaff, ErrorCode,
             openapi::{BadBody, Refused},
             resources,
             schemas::{
@@ -109,7 +109,7 @@ pub async fn tasks(
     let params = params.into_inner();
     let (query, problems) = params.parse();
     if let Some((field, message)) = problems.into_iter().next() {
-        return Err(ApiError::bad_request("invalid_query", message).with_field(field));
+        return Err(ApiError::bad_request(ErrorCode::InvalidQuery, message).with_field(field));
     }
     let lookup = query.clone();
     let found = call(&state, move |conn| {
@@ -219,13 +219,16 @@ pub async fn bulk(
         filter,
     } = body.into_inner();
     let action = BulkAction::parse(&action).ok_or_else(|| {
-        ApiError::bad_request("invalid_action", "action must be cancel, retry or delete")
-            .with_field("action")
+        ApiError::bad_request(
+            ErrorCode::InvalidAction,
+            "action must be cancel, retry or delete",
+        )
+        .with_field("action")
     })?;
     let filter = match (&ids, filter) {
         (Some(ids), _) if ids.len() > 1_000 => {
             return Err(ApiError::bad_request(
-                "too_many_ids",
+                ErrorCode::TooManyIds,
                 "at most 1000 ids at once; use a filter for more",
             )
             .with_field("ids"));
@@ -234,13 +237,15 @@ pub async fn bulk(
         (None, Some(filter)) => {
             let (query, problems) = filter.parse();
             if let Some((field, message)) = problems.into_iter().next() {
-                return Err(ApiError::bad_request("invalid_filter", message).with_field(field));
+                return Err(
+                    ApiError::bad_request(ErrorCode::InvalidFilter, message).with_field(field)
+                );
             }
             Some((query.filter, query.cursor))
         }
         (None, None) => {
             return Err(ApiError::bad_request(
-                "nothing_named",
+                ErrorCode::NothingNamed,
                 "give ids or a filter",
             ));
         }

@@ -22,52 +22,6 @@ pub struct ErrorBody {
     pub error: ApiError,
 }
 
-/// The machine-readable `code` of an error. The refusals of the engine's SQL functions
-/// (`program_not_found`, `invalid_parameters`, ...) keep the names those functions give them.
-#[derive(Serialize, ToSchema)]
-#[schema(rename_all = "snake_case")]
-#[allow(dead_code)]
-pub enum ErrorCode {
-    /// 400: the body is not JSON of the expected shape.
-    InvalidJson,
-    /// 400: the query string cannot be read, or a filter of the task list is wrong.
-    InvalidQuery,
-    /// 400: a body, path or query the input guard refuses (not UTF-8, control characters).
-    InvalidInput,
-    InvalidAction,
-    InvalidFilter,
-    TooManyIds,
-    NothingNamed,
-    TooManyTasks,
-    /// 413: the body is larger than the route accepts.
-    BodyTooLarge,
-    /// 401: no staff session and no token, or a token unknown, revoked or expired.
-    Unauthenticated,
-    /// 403: not staff.
-    Forbidden,
-    /// 403: a state-changing call with a session cookie and no CSRF token or origin.
-    CsrfRejected,
-    /// 404: no such route, task, batch or program.
-    NotFound,
-    ProgramNotFound,
-    TaskNotFound,
-    /// 409
-    ProgramDisabled,
-    /// 409
-    NameTaken,
-    /// 422
-    InvalidParameters,
-    InvalidSchedule,
-    UnknownFunction,
-    InvalidName,
-    InvalidOption,
-    UnknownUpstream,
-    /// 500
-    Internal,
-    /// 503: the database is out of reach.
-    Unavailable,
-}
-
 /// `GET /api/v1/programs`.
 #[derive(Serialize, ToSchema)]
 #[allow(dead_code)]
