@@ -173,7 +173,7 @@ impl Application {
                 .with_context(|| format!("listening on {} (BOOKSTORE_ADDR)", config.addr))?;
             let addr = listener.local_addr()?;
             let replicas = Replicas::open(
-                &config.replica_urls(),
+                &db::replicas::urls(config.database_replica_urls.as_deref()),
                 config.pool_size,
                 Duration::from_millis(config.replica_max_lag_ms),
                 pool.clone(),

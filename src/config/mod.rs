@@ -145,9 +145,6 @@ impl Config {
         config.database_listen_url = config
             .database_listen_url
             .filter(|url| !url.trim().is_empty());
-        config.database_replica_urls = config
-            .database_replica_urls
-            .filter(|urls| !urls.trim().is_empty());
         config.smtp_url = config.smtp_url.filter(|url| !url.0.trim().is_empty());
         config.public_url = config
             .public_url
@@ -309,18 +306,6 @@ impl Config {
         self.public_url
             .clone()
             .unwrap_or_else(|| format!("http://{}", self.addr))
-    }
-
-    /// `DATABASE_REPLICA_URLS` split at its commas (a replica's own string has none: it names
-    /// one server).
-    pub fn replica_urls(&self) -> Vec<String> {
-        self.database_replica_urls
-            .iter()
-            .flat_map(|urls| urls.split(','))
-            .map(str::trim)
-            .filter(|url| !url.is_empty())
-            .map(str::to_owned)
-            .collect()
     }
 
     /// The folder mails are written to when there is no mail server.

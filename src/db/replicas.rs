@@ -66,6 +66,18 @@ impl ReplicaLease {
     }
 }
 
+/// `DATABASE_REPLICA_URLS` split at its commas (a replica's own string has none: it names one
+/// server).
+pub fn urls(listed: Option<&str>) -> Vec<String> {
+    listed
+        .into_iter()
+        .flat_map(|urls| urls.split(','))
+        .map(str::trim)
+        .filter(|url| !url.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 impl Replicas {
     /// A pool per URL, opened lazily (a replica down at start stops nothing), and the checker,
     /// which stops once the last clone of these replicas is gone. Each starts unhealthy until
