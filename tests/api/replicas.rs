@@ -160,7 +160,7 @@ fn multi_host(primary: &EmbeddedCluster, standby: &EmbeddedCluster, dbname: &str
     )
 }
 
-#[tokio::test]
+#[actix_web::test]
 async fn a_promoted_standby_takes_over_with_no_500_and_no_task_lost_or_run_twice() {
     // Arrange: a primary and its standby behind one multi-host string; a node that serves
     // pages and runs tasks on it; 40 SQL tasks counting their own executions; two clients
