@@ -78,7 +78,8 @@ pub fn server(
             .build();
         // Middleware runs bottom-up: the request is counted and logged, refusals are recorded,
         // it gets its headers, is checked for cross-site origin and for unsafe input, then finds its
-        // session.
+        // session. With replicas, the answer to a state-changing request marks its browser for
+        // the primary (`reads::remember_writes`).
         App::new()
             .wrap(sessions)
             .wrap(middleware::Condition::new(
