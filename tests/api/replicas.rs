@@ -145,6 +145,67 @@ async fn catalog_reads_come_from_the_replica_writes_are_seen_at_once_and_a_lost_
     }
 }
 
+#[tokio::test]
+async fn a_writer_sees_its_change_at_once_even_while_the_replica_is_behind() {
+    // Arrange: a replica whose replay is paused (it stays as it is, and within a generous lag
+    // limit, so it keeps serving reads), and staff logged in.
+    let (_options, _primary, url) = private_cluster("behind", true);
+    let standby = standby_of(&_primary, "behind");
+    let replica_url = standby.conninfo("behind");
+    let app = spawn_app_on(&url, |config| {
+        config.database_replica_urls = Some(replica_url.clone());
+        config.replica_max_lag_ms = 60_000;
+    })
+    .await;
+    wait_until(30, "a catalog read on the replica", || async {
+        assert_eq!(app.get("/books").await.status(), 200);
+        let replica_url = replica_url.clone();
+        tokio::task::spawn_blocking(move || catalog_reads_on(&replica_url))
+            .await
+            .unwrap()
+            > 0
+    })
+    .await;
+    app.log_in_as("staff", "staff-runs-tasks").await;
+    let book: i64 = app
+        .db(|conn| {
+            books::table
+                .filter(books::hidden.eq(false))
+                .select(books::id)
+                .first(conn)
+                .unwrap()
+        })
+        .await;
+    let mut paused = PgConnection::establish(&replica_url).expect("connecting");
+    sql_query("SELECT pg_wal_replay_pause()")
+        .execute(&mut paused)
+        .unwrap();
+
+    // Act: staff hide the book.
+    let hidden = app
+        .submit("/admin/books", &format!("/admin/books/{book}/hide"), &[])
+        .await;
+    assert_eq!(hidden.status(), 303);
+
+    // Assert: the staff list (a replica read) shows it hidden to its writer at once, while a
+    // visitor reading the paused replica still finds the book; once replay resumes, nobody does.
+    let list = app.page("/admin/books").await;
+    assert!(
+        list.contains(&format!("action=\"/admin/books/{book}/unhide\"")),
+        "the writer reads the primary"
+    );
+    let visitor = reqwest::Client::new();
+    let book_page = format!("{}/books/{book}", app.address);
+    assert_eq!(visitor.get(&book_page).send().await.unwrap().status(), 200);
+    sql_query("SELECT pg_wal_replay_resume()")
+        .execute(&mut paused)
+        .unwrap();
+    wait_until(30, "the replica to catch up", || async {
+        visitor.get(&book_page).send().await.unwrap().status() == 404
+    })
+    .await;
+}
+
 /// The primary's and the standby's sockets in one libpq string: whichever takes writes.
 fn multi_host(primary: &EmbeddedCluster, standby: &EmbeddedCluster, dbname: &str) -> String {
     let port = primary
