@@ -4,6 +4,7 @@
 use std::{
     net::{SocketAddr, TcpListener},
     sync::Arc,
+    time::Duration,
 };
 
 use actix_web::dev::{Server, ServerHandle};
@@ -13,7 +14,7 @@ use tokio::sync::Notify;
 
 use crate::{
     config::Config,
-    db::{self, PgPool},
+    db::{self, PgPool, replicas::Replicas},
     domain::accounts::throttle::ThrottlePolicy,
     housekeeping, seed,
     tasks::{
@@ -171,8 +172,15 @@ impl Application {
             let listener = TcpListener::bind(config.addr)
                 .with_context(|| format!("listening on {} (BOOKSTORE_ADDR)", config.addr))?;
             let addr = listener.local_addr()?;
+            let replicas = Replicas::open(
+                &db::replicas::urls(config.database_replica_urls.as_deref()),
+                config.pool_size,
+                Duration::from_millis(config.replica_max_lag_ms),
+                pool.clone(),
+            )?;
             let state = AppState {
                 pool: pool.clone(),
+                replicas,
                 throttle: ThrottlePolicy::from(config),
                 page_size: config.page_size.into(),
                 programs: ProgramSettings::from(config),

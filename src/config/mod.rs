@@ -48,6 +48,10 @@ pub struct Config {
     /// A direct connection for what needs a session of its own (LISTEN, the migration lock)
     /// when `database_url` goes through a transaction pooler.
     pub database_listen_url: Option<String>,
+    /// Streaming replicas for the reads that may lag (comma-separated; see `replica_urls`).
+    pub database_replica_urls: Option<String>,
+    /// A replica further behind than this serves no reads.
+    pub replica_max_lag_ms: u64,
     /// `database_url` is a transaction-pooling PgBouncer: no named prepared statements.
     pub transaction_pooler: bool,
     pub pool_size: u32,
@@ -124,7 +128,11 @@ impl Config {
     pub fn from_env() -> Result<Config, ConfigError> {
         Self::from_figment(
             settings::defaults()
-                .merge(Env::prefixed("BOOKSTORE_").ignore(&["database_url", "database_listen_url"]))
+                .merge(Env::prefixed("BOOKSTORE_").ignore(&[
+                    "database_url",
+                    "database_listen_url",
+                    "database_replica_urls",
+                ]))
                 .merge(Env::raw().only(&settings::UNPREFIXED)),
         )
     }
@@ -153,7 +161,7 @@ impl Config {
                 reason: format!("{} is not between 1 and 1000", self.pool_size),
             });
         }
-        let ranges: [(&'static str, u64, std::ops::RangeInclusive<u64>); 14] = [
+        let ranges: [(&'static str, u64, std::ops::RangeInclusive<u64>); 15] = [
             (
                 "BOOKSTORE_TASK_CONCURRENCY",
                 self.task_concurrency.into(),
@@ -192,6 +200,11 @@ impl Config {
                 1..=1_000_000,
             ),
             ("BOOKSTORE_AUDIT_DAYS", self.audit_days, 1..=36_500),
+            (
+                "BOOKSTORE_REPLICA_MAX_LAG_MS",
+                self.replica_max_lag_ms,
+                1..=3_600_000,
+            ),
             (
                 "BOOKSTORE_SESSION_IDLE_MINUTES",
                 self.session_idle_minutes,

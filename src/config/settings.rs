@@ -95,6 +95,18 @@ pub const SETTINGS: &[Setting] = &[
         "`DATABASE_URL`",
         "a direct connection (not through PgBouncer) for LISTEN and the migration lock",
     ),
+    none(
+        "DATABASE_REPLICA_URLS",
+        "unset: every read on `DATABASE_URL`",
+        "streaming replicas (comma-separated connection strings) for the catalog, search, book \
+         pages, covers and staff lists; see \"Replicas and failover\"",
+    ),
+    value(
+        "BOOKSTORE_REPLICA_MAX_LAG_MS",
+        "1000",
+        "a replica further behind the primary than this is skipped (reads go to another, or the \
+         primary)",
+    ),
     value(
         "BOOKSTORE_TRANSACTION_POOLER",
         "false",
@@ -240,7 +252,11 @@ pub const SETTINGS: &[Setting] = &[
 pub const STAFF_PASSWORD: &str = "BOOKSTORE_STAFF_PASSWORD";
 
 /// The variables read without the `BOOKSTORE_` prefix.
-pub const UNPREFIXED: [&str; 2] = ["DATABASE_URL", "DATABASE_LISTEN_URL"];
+pub const UNPREFIXED: [&str; 3] = [
+    "DATABASE_URL",
+    "DATABASE_LISTEN_URL",
+    "DATABASE_REPLICA_URLS",
+];
 
 impl Setting {
     /// The `Config` field: `BOOKSTORE_POOL_SIZE` is `pool_size`, `DATABASE_URL` `database_url`.

@@ -27,6 +27,7 @@ use diesel::{Connection, PgConnection, RunQueryDsl, sql_query};
 use nix::unistd::{Pid, Uid, User};
 
 mod binaries;
+mod standby;
 
 use binaries::has_server_binaries;
 pub use binaries::{BinariesNotFound, find_server_binaries};

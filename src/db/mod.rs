@@ -3,6 +3,7 @@
 
 pub mod cluster;
 pub mod counting;
+pub mod replicas;
 pub mod schema;
 pub mod secrets;
 
@@ -189,13 +190,17 @@ pub fn locate(
     Ok((cluster.conninfo(DATABASE_NAME), Some(cluster)))
 }
 
-/// The server went away (restart, crash, failover) under a connection that was in use: not
+/// The server went away (restart, crash, failover) under a connection that was in use, or the
+/// connection leads to a server that cannot take writes yet (failover): not
 /// the fault of the statement or of whoever sent it. Pages answer 503 for it; the engine gives
 /// a transactional task its attempt back.
 pub fn lost_connection(err: &diesel::result::Error) -> bool {
     use diesel::result::{DatabaseErrorKind, Error};
     match err {
         Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => true,
+        // A failover in progress: the name of the primary (DNS) still leads to a standby, or
+        // a standby not yet promoted. Nothing was written; the next try finds the new primary.
+        Error::DatabaseError(DatabaseErrorKind::ReadOnlyTransaction, _) => true,
         Error::DatabaseError(_, info) => {
             let message = info.message();
             [

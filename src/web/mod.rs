@@ -16,6 +16,7 @@ mod input_guard;
 pub mod layout;
 pub mod metrics;
 pub mod params;
+pub mod reads;
 pub mod result_view;
 pub(crate) mod routes;
 pub mod session_end;
@@ -47,6 +48,7 @@ use crate::{
     web::{error::WebError, session_store::PgSessionStore},
 };
 
+pub use reads::{Reads, with_read_conn};
 pub use state::{AppState, DATABASE_DEADLINE, with_conn, within_deadline};
 
 /// Binds the routes to an already-bound listener (port 0 in tests). `cookie_key` signs the
@@ -63,6 +65,7 @@ pub fn server(
     let secure_cookies = config.secure_cookies;
     // With a listener of its own, the public port has no /metrics at all.
     let public_metrics = config.metrics_addr.is_none();
+    let replicas = state.replicas.configured();
     let server = HttpServer::new(move || {
         let sessions = SessionMiddleware::builder(session_store.clone(), cookie_key.clone())
             .cookie_name(session_cookie_name(secure_cookies).to_owned())
@@ -75,9 +78,14 @@ pub fn server(
             .build();
         // Middleware runs bottom-up: the request is counted and logged, refusals are recorded,
         // it gets its headers, is checked for cross-site origin and for unsafe input, then finds its
-        // session.
+        // session. With replicas, the answer to a state-changing request marks its browser for
+        // the primary (`reads::remember_writes`).
         App::new()
             .wrap(sessions)
+            .wrap(middleware::Condition::new(
+                replicas,
+                from_fn(reads::remember_writes),
+            ))
             .wrap(from_fn(session_store_unavailable))
             .wrap(from_fn(input_guard::reject_unsafe_input))
             .wrap(from_fn(reject_cross_site))

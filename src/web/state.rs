@@ -5,15 +5,21 @@ use actix_web::{cookie::Key, web};
 use diesel::PgConnection;
 
 use crate::{
-    db::PgPool, domain::accounts::throttle::ThrottlePolicy, tasks::engine::EngineAlive,
-    tasks::program::ProgramSettings, web::error::WebError,
+    db::{PgPool, replicas::Replicas},
+    domain::accounts::throttle::ThrottlePolicy,
+    tasks::engine::EngineAlive,
+    tasks::program::ProgramSettings,
+    web::error::WebError,
 };
 
 /// What every handler can reach. Nothing here is per-node state: sessions and tasks live in
 /// PostgreSQL, so any node can serve any request.
 #[derive(Clone)]
 pub struct AppState {
+    /// The primary: every write, and every read that must see the latest writes.
     pub pool: PgPool,
+    /// Streaming replicas for the reads that may lag (`web::reads`); maybe none.
+    pub replicas: Replicas,
     pub throttle: ThrottlePolicy,
     /// Books per catalog page.
     pub page_size: i64,

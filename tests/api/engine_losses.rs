@@ -38,7 +38,7 @@ fn survivor_settings(config: &mut bookstore::config::Config) {
 /// SQL that creates a program counting its own executions (its insert commits only with its
 /// outcome, so a row per task means its work happened once) and queues `tasks` of it, each
 /// taking `seconds`.
-fn counting_program(tasks: u32, seconds: f64) -> String {
+pub(crate) fn counting_program(tasks: u32, seconds: f64) -> String {
     format!(
         "CREATE TABLE executions (n integer NOT NULL); \
          CREATE FUNCTION count_execution(params jsonb) RETURNS text LANGUAGE sql AS $$ \
@@ -51,7 +51,7 @@ fn counting_program(tasks: u32, seconds: f64) -> String {
 }
 
 /// "tasks counted, distinct tasks counted, most counts of one task".
-const EXECUTIONS_COUNTED: &str = "SELECT count(*) || ' ' || count(DISTINCT n) || ' ' || max(c) \
+pub(crate) const EXECUTIONS_COUNTED: &str = "SELECT count(*) || ' ' || count(DISTINCT n) || ' ' || max(c) \
      FROM (SELECT n, count(*) AS c FROM executions GROUP BY n) runs";
 
 fn sql(app: &TestApp, statement: &str) -> String {

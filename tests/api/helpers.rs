@@ -122,6 +122,13 @@ pub async fn spawn_app() -> TestApp {
 /// Like [`spawn_app`], with configuration changes.
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     let url = tokio::task::spawn_blocking(fresh_database).await.unwrap();
+    spawn_app_on(&url, adjust).await
+}
+
+/// The real app over a database the test made itself (a private cluster, a primary with its
+/// standby), with configuration changes.
+pub async fn spawn_app_on(url: &str, adjust: impl FnOnce(&mut Config)) -> TestApp {
+    let url = url.to_owned();
     let mut config = Config {
         addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         database_url: Some(url.clone()),

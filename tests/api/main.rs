@@ -37,6 +37,7 @@ mod outage;
 mod pages;
 mod pgbouncer;
 mod process;
+mod replicas;
 mod scale;
 mod search;
 mod sessions;

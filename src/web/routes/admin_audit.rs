@@ -12,7 +12,12 @@ use crate::{
         audit::{self, AuditAction, AuditCursor, AuditQuery, AuditRow},
         ids::AuditEventId,
     },
-    web::{AppState, auth::Staff, error::WebError, layout::Layout, with_conn},
+    web::{
+        auth::Staff,
+        error::WebError,
+        layout::Layout,
+        reads::{Reads, with_read_conn},
+    },
 };
 
 const PER_PAGE: i64 = 50;
@@ -142,7 +147,7 @@ pub struct AuditPage {
 
 /// `GET /admin/audit`
 pub async fn list(
-    state: web::Data<AppState>,
+    reads: Reads,
     _staff: Staff,
     layout: Layout,
     params: web::Query<AuditParams>,
@@ -150,7 +155,7 @@ pub async fn list(
     let params = params.into_inner();
     let (query, problems) = params.parse();
     let lookup = query.clone();
-    let page = with_conn(&state, move |conn| audit::list(conn, &lookup)).await?;
+    let page = with_read_conn(&reads, move |conn| audit::list(conn, &lookup)).await?;
     Ok(AuditPage {
         layout,
         actions: AuditAction::ALL

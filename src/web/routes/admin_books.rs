@@ -24,6 +24,7 @@ use crate::{
         flash::{self, FlashAction},
         forms::FieldErrors,
         layout::Layout,
+        reads::{Reads, with_read_conn},
         with_conn,
     },
 };
@@ -238,7 +239,7 @@ const STAFF_PAGE_SIZE: i64 = 50;
 
 /// `GET /admin/books`: every book, hidden ones too, fewest copies first (what to restock).
 pub async fn list(
-    state: web::Data<AppState>,
+    reads: Reads,
     _staff: Staff,
     layout: Layout,
     session: Session,
@@ -254,7 +255,7 @@ pub async fn list(
         ..CatalogQuery::default()
     };
     let lookup = query.clone();
-    let results = with_conn(&state, move |conn| search::search(conn, &lookup)).await?;
+    let results = with_read_conn(&reads, move |conn| search::search(conn, &lookup)).await?;
     let page_count = results.page_count();
     let link = |page: i64| list_location(text.as_deref(), page);
     Ok(BookListPage {

@@ -22,6 +22,7 @@ use crate::{
         flash,
         forms::NoFields,
         layout::Layout,
+        reads::{Reads, with_read_conn},
         with_conn,
     },
 };
@@ -48,13 +49,14 @@ pub struct MailPage {
 /// `GET /admin/mail?status=failed`
 pub async fn list(
     state: web::Data<AppState>,
+    reads: Reads,
     _staff: Staff,
     layout: Layout,
     params: web::Query<MailParams>,
 ) -> Result<MailPage, WebError> {
     // Anything else (empty, or a status that does not exist) shows them all.
     let status = params.status.parse::<MailStatus>().ok();
-    let mails = with_conn(&state, move |conn| outbox::recent(conn, status, SHOWN)).await?;
+    let mails = with_read_conn(&reads, move |conn| outbox::recent(conn, status, SHOWN)).await?;
     Ok(MailPage {
         layout,
         mails,

@@ -23,6 +23,7 @@ use crate::{
         error::{WebError, see_other},
         flash,
         layout::Layout,
+        reads::{Reads, with_read_conn},
         routes::admin_overview::LiveParam,
         task_query::{Problem, TaskListParams, TaskListQuery},
         with_conn,
@@ -79,7 +80,7 @@ pub struct TaskListLive {
 
 /// `GET /admin/tasks` (with `live=1`: its live part only)
 pub async fn list(
-    state: web::Data<AppState>,
+    reads: Reads,
     _staff: Staff,
     req: HttpRequest,
     params: web::Query<TaskListParams>,
@@ -88,7 +89,7 @@ pub async fn list(
     let params = params.into_inner();
     let (query, problems) = params.parse();
     let lookup = query.clone();
-    let (found, programs) = with_conn(&state, move |conn| {
+    let (found, programs) = with_read_conn(&reads, move |conn| {
         let request = PageRequest {
             cursor: lookup.cursor,
             page: lookup.page,

@@ -22,7 +22,7 @@ use crate::{
         csrf,
         error::{WebError, see_other},
         layout::Layout,
-        with_conn,
+        reads::{Reads, with_read_conn},
     },
 };
 
@@ -151,19 +151,20 @@ pub struct CatalogPageView {
 /// `GET /books`
 pub async fn list(
     state: web::Data<AppState>,
+    reads: Reads,
     layout: Layout,
     params: web::Query<CatalogParams>,
 ) -> Result<Either<HttpResponse, CatalogPageView>, WebError> {
     let query = params.to_query(state.page_size);
     // An ISBN goes straight to its book; one the catalog lacks is searched as text.
     if let Some(isbn) = query.text.as_deref().and_then(Isbn::parse) {
-        let found = with_conn(&state, move |conn| search::book_with_isbn(conn, &isbn)).await?;
+        let found = with_read_conn(&reads, move |conn| search::book_with_isbn(conn, &isbn)).await?;
         if let Some(id) = found {
             return Ok(Either::Left(see_other(&format!("/books/{id}"))));
         }
     }
     let lookup = query.clone();
-    let (results, author_name) = with_conn(&state, move |conn| {
+    let (results, author_name) = with_read_conn(&reads, move |conn| {
         let results = search::search(conn, &lookup)?;
         let author = match lookup.author_id {
             Some(id) => search::author_name(conn, id)?,
@@ -245,7 +246,7 @@ pub struct BookPage {
 
 /// `GET /books/{id}`
 pub async fn show(
-    state: web::Data<AppState>,
+    reads: Reads,
     visitor: Visitor,
     layout: Layout,
     session: Session,
@@ -253,7 +254,7 @@ pub async fn show(
 ) -> Result<BookPage, WebError> {
     let id: BookId = path.parse().map_err(|_| WebError::NotFound)?;
     let is_staff = visitor.0.as_ref().is_some_and(|user| user.is_staff());
-    let book = with_conn(&state, move |conn| catalog::book_detail(conn, id))
+    let book = with_read_conn(&reads, move |conn| catalog::book_detail(conn, id))
         .await?
         // A hidden book is out of the shop; staff still open it to unhide it.
         .filter(|book| is_staff || !book.hidden)

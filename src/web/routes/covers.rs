@@ -10,7 +10,11 @@ use serde::Deserialize;
 use crate::domain::ids::BookId;
 use crate::{
     domain::catalog,
-    web::{AppState, cover, error::WebError, with_conn},
+    web::{
+        cover,
+        error::WebError,
+        reads::{Reads, with_read_conn},
+    },
 };
 
 /// A versioned cover never changes (a new drawing has a new URL): browsers and shared caches
@@ -26,13 +30,13 @@ pub struct CoverQuery {
 /// `GET /books/{id}/cover.svg`. Hidden books keep their cover: staff still open their page,
 /// and orders still name them.
 pub async fn show(
-    state: web::Data<AppState>,
+    reads: Reads,
     req: HttpRequest,
     path: web::Path<String>,
     query: web::Query<CoverQuery>,
 ) -> Result<HttpResponse, WebError> {
     let id: BookId = path.parse().map_err(|_| WebError::NotFound)?;
-    let book = with_conn(&state, move |conn| catalog::book_detail(conn, id))
+    let book = with_read_conn(&reads, move |conn| catalog::book_detail(conn, id))
         .await?
         .ok_or(WebError::NotFound)?;
     let byline = book.authors_line();

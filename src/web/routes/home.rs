@@ -1,4 +1,3 @@
-use actix_web::web;
 use askama::Template;
 use askama_web::WebTemplate;
 
@@ -7,7 +6,12 @@ use crate::{
         catalog::{self, BookSummary},
         thousands,
     },
-    web::{AppState, cover::WithCover as _, error::WebError, layout::Layout, with_conn},
+    web::{
+        cover::WithCover as _,
+        error::WebError,
+        layout::Layout,
+        reads::{Reads, with_read_conn},
+    },
 };
 
 /// Books per shelf: a row at the widest layout (4 columns) times two.
@@ -24,8 +28,8 @@ pub struct HomePage {
 }
 
 /// `GET /`: the shop window, from the catalog as it is.
-pub async fn get(state: web::Data<AppState>, layout: Layout) -> Result<HomePage, WebError> {
-    let (listed, bestsellers, newest) = with_conn(&state, |conn| {
+pub async fn get(reads: Reads, layout: Layout) -> Result<HomePage, WebError> {
+    let (listed, bestsellers, newest) = with_read_conn(&reads, |conn| {
         Ok::<_, diesel::result::Error>((
             catalog::listed_count(conn)?,
             catalog::bestsellers(conn, SHELF)?,
