@@ -10,16 +10,11 @@
 
 mod support;
 
-use std::{net::SocketAddr, path::Path, time::Duration};
+use std::{path::Path, time::Duration};
 
-use bookstore::{
-    config::{Config, Role},
-    db::{self, cluster::ClusterOptions},
-    domain::catalog::bulk::insert_new_entries,
-    startup::Application,
-};
+use bookstore::{db::cluster::ClusterOptions, domain::catalog::bulk::insert_new_entries};
 use diesel::RunQueryDsl;
-use support::{BenchDatabase, env_number, http_load, ms};
+use support::{BenchDatabase, env_number, http_load, ms, start_app_with};
 
 /// CPU seconds used so far by the server whose data folder is `pgdata`: its postmaster and
 /// all of its children (backends, WAL sender, ...).
@@ -60,24 +55,6 @@ fn server_cpu_seconds(pgdata: &Path) -> f64 {
     total
 }
 
-async fn start_app(url: &str, replicas: &[String], pool_size: u32) -> String {
-    let config = Config {
-        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        database_url: Some(url.to_owned()),
-        database_replica_urls: (!replicas.is_empty()).then(|| replicas.join(",")),
-        pool_size,
-        seed_demo: false,
-        log: "warn".into(),
-        role: Role::Web,
-        ..Config::default()
-    };
-    let pool = db::build_pool(url, pool_size).expect("pool");
-    let app = Application::build(&config, pool).expect("app");
-    let address = format!("http://{}", app.addr());
-    tokio::spawn(app.run_until_stopped());
-    address
-}
-
 fn main() {
     let seconds = env_number("BENCH_SECONDS", 10);
     let concurrency = env_number("BENCH_CONCURRENCY", 16) as usize;
@@ -115,10 +92,11 @@ fn main() {
         .build()
         .unwrap();
     for count in 0..=2 {
-        let address = runtime.block_on(start_app(
+        let replicas = &replica_urls[..count];
+        let (address, _pool) = runtime.block_on(start_app_with(
             &database.url,
-            &replica_urls[..count],
             concurrency as u32,
+            |config| config.database_replica_urls = (count > 0).then(|| replicas.join(",")),
         ));
         for (name, path) in [("browse", "/books"), ("search", "/books?q=harry")] {
             let url = format!("{address}{path}");

@@ -92,7 +92,16 @@ impl Drop for BenchDatabase {
 
 /// The real app on a random port; returns its base URL and its pool.
 pub async fn start_app(url: &str, pool_size: u32) -> (String, PgPool) {
-    let config = Config {
+    start_app_with(url, pool_size, |_| {}).await
+}
+
+/// [`start_app`], with settings of the bench's own on top of the web role's.
+pub async fn start_app_with(
+    url: &str,
+    pool_size: u32,
+    adjust: impl FnOnce(&mut Config),
+) -> (String, PgPool) {
+    let mut config = Config {
         addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         database_url: Some(url.to_owned()),
         pool_size,
@@ -102,6 +111,7 @@ pub async fn start_app(url: &str, pool_size: u32) -> (String, PgPool) {
         role: Role::Web,
         ..Config::default()
     };
+    adjust(&mut config);
     let pool = db::build_pool(url, pool_size).expect("pool");
     let app = Application::build(&config, pool.clone()).expect("app");
     let address = format!("http://{}", app.addr());
