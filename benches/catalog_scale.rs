@@ -167,7 +167,8 @@ fn main() {
     let url = match std::env::var("BENCH_CATALOG_URL") {
         Ok(url) => {
             let mut conn = diesel::Connection::establish(&url).expect("connecting");
-            bookstore::startup::prepare(&mut conn, false).expect("migrating");
+            bookstore::startup::prepare(&mut conn, bookstore::config::SeedDemo::Off)
+                .expect("migrating");
             url
         }
         Err(_) => {

@@ -5,7 +5,10 @@
 //! their defaults and meanings are one table, [`settings::SETTINGS`]. A leaf: it imports
 //! nothing of the app; each part builds its own settings from a `&Config`.
 
+mod choices;
 pub mod settings;
+
+pub use choices::SeedDemo;
 
 use std::{net::SocketAddr, path::PathBuf};
 
@@ -52,7 +55,7 @@ pub struct Config {
     pub transaction_pooler: bool,
     pub pool_size: u32,
     pub log: String,
-    pub seed_demo: bool,
+    pub seed_demo: SeedDemo,
     pub static_dir: PathBuf,
     pub pg_bin_dir: Option<PathBuf>,
     pub role: Role,
