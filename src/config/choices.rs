@@ -60,6 +60,18 @@ impl<'de> Deserialize<'de> for SeedDemo {
     }
 }
 
+/// `BOOKSTORE_LOG_FORMAT`: how each log line is written to stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// For a person at a terminal: colours only when stderr is one.
+    #[default]
+    Text,
+    /// One JSON object per line (timestamp, level, target, fields, spans): for a log
+    /// collector.
+    Json,
+}
+
 #[cfg(test)]
 #[allow(clippy::result_large_err)] // figment's Jail closures return its large error type
 mod tests {

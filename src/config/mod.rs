@@ -8,7 +8,7 @@
 mod choices;
 pub mod settings;
 
-pub use choices::SeedDemo;
+pub use choices::{LogFormat, SeedDemo};
 
 use std::{net::SocketAddr, path::PathBuf};
 
@@ -55,6 +55,7 @@ pub struct Config {
     pub transaction_pooler: bool,
     pub pool_size: u32,
     pub log: String,
+    pub log_format: LogFormat,
     pub seed_demo: SeedDemo,
     pub static_dir: PathBuf,
     pub pg_bin_dir: Option<PathBuf>,
@@ -405,6 +406,7 @@ mod tests {
             ("BOOKSTORE_POOL_SIZE", "0"),
             ("BOOKSTORE_ADDR", "localhost"),
             ("BOOKSTORE_SEED_DEMO", "perhaps"),
+            ("BOOKSTORE_LOG_FORMAT", "yaml"),
             ("BOOKSTORE_LOG", "bookstore=loud"),
             ("BOOKSTORE_SESSION_IDLE_MINUTES", "0"),
             ("BOOKSTORE_SECURE_COOKIES", "maybe"),

@@ -111,6 +111,12 @@ pub const SETTINGS: &[Setting] = &[
         "log filter (`tracing` syntax, e.g. `bookstore=debug,info`)",
     ),
     value(
+        "BOOKSTORE_LOG_FORMAT",
+        "text",
+        "`text` (for a person) or `json` (one JSON object per line: `timestamp`, `level`, \
+         `target`, `fields`, `spans`)",
+    ),
+    value(
         "BOOKSTORE_SEED_DEMO",
         "true",
         "demo data for an empty database at start: `true` all 10,000 goodbooks books and the \
