@@ -235,7 +235,7 @@ fn empty_database(database: &BenchDatabase) -> String {
         .expect("creating the empty database");
     let url = database.cluster.conninfo("empty");
     let mut conn = PgConnection::establish(&url).expect("connecting");
-    bookstore::startup::prepare(&mut conn, false).expect("migrating");
+    bookstore::startup::prepare(&mut conn, bookstore::config::SeedDemo::Off).expect("migrating");
     url
 }
 

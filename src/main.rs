@@ -89,7 +89,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::init(&config.log);
+    telemetry::init(&config.log, config.log_format);
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(&config),
         Command::Psql { args } => psql(&config, args),

@@ -1,15 +1,17 @@
-//! The demo catalog: 300 real books from goodbooks-10k (CC BY-SA 4.0, see `src/seed/README.md`),
-//! compiled into the binary and loaded into an empty catalog at start.
+//! The demo catalog: the 10,000 real books of goodbooks-10k (CC BY-SA 4.0, see
+//! `tests/data/goodbooks-10k/README.md`), compiled into the binary and loaded into an empty
+//! catalog at start; `BOOKSTORE_SEED_DEMO=small` loads its first 300 only.
 
 use anyhow::Context;
 use diesel::prelude::*;
 
 use crate::{
+    config::SeedDemo,
     db::schema::books,
     domain::{
         accounts::{self, DisplayName, Login, NewPassword, Role, email::EmailAddress},
         catalog::{
-            bulk::insert_new_entries,
+            bulk::fill_empty_catalog,
             goodbooks::{CatalogEntry, GoodbooksRecord},
         },
     },
@@ -78,37 +80,42 @@ pub fn load_demo_accounts(conn: &mut PgConnection) -> anyhow::Result<Vec<DemoAcc
     Ok(created)
 }
 
-const DEMO_BOOKS_CSV: &str = include_str!("seed/demo_books.csv");
+/// goodbooks-10k's `books.csv`, unmodified: the same file the import test and the benchmarks
+/// read. 3 MB in the binary, so that a release binary started anywhere has its catalog.
+const GOODBOOKS_CSV: &str = include_str!("../tests/data/goodbooks-10k/books.csv");
 
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct SeedReport {
     pub books_inserted: usize,
 }
 
-/// Loads the demo catalog unless the shop already has books: once it has, the catalog is the
-/// staff's to manage, and a restart must neither duplicate nor resurrect anything.
-pub fn load_demo_catalog(conn: &mut PgConnection) -> anyhow::Result<SeedReport> {
+/// Loads the demo catalog (all of it, or the first 300 books for `small`) unless the shop
+/// already has books: once it has, the catalog is the staff's to manage, and a restart must
+/// neither duplicate nor resurrect anything.
+pub fn load_demo_catalog(conn: &mut PgConnection, seed: SeedDemo) -> anyhow::Result<SeedReport> {
     let has_books: bool =
         diesel::select(diesel::dsl::exists(books::table.select(books::id))).get_result(conn)?;
-    if has_books {
+    if has_books || seed == SeedDemo::Off {
         return Ok(SeedReport::default());
     }
-    let entries = demo_entries()?;
-    let books_inserted = conn.transaction(|conn| insert_new_entries(conn, &entries))?;
+    let entries = demo_entries(seed.book_limit())?;
+    let books_inserted = conn.transaction(|conn| fill_empty_catalog(conn, &entries))?;
     Ok(SeedReport { books_inserted })
 }
 
-/// The parsed demo rows. Every row of our own file must parse: a bad one is a bug.
-pub fn demo_entries() -> anyhow::Result<Vec<CatalogEntry>> {
-    let mut reader = csv::Reader::from_reader(DEMO_BOOKS_CSV.as_bytes());
+/// The parsed demo rows, the first `limit` of them (`None`: all). Every row of the file must
+/// parse: a bad one is a bug.
+pub fn demo_entries(limit: Option<usize>) -> anyhow::Result<Vec<CatalogEntry>> {
+    let mut reader = csv::Reader::from_reader(GOODBOOKS_CSV.as_bytes());
     reader
         .deserialize::<GoodbooksRecord>()
+        .take(limit.unwrap_or(usize::MAX))
         .enumerate()
         .map(|(index, record)| {
             let line = index + 2;
-            let record = record.with_context(|| format!("demo_books.csv line {line}"))?;
+            let record = record.with_context(|| format!("books.csv line {line}"))?;
             CatalogEntry::try_from(record)
-                .map_err(|reason| anyhow::anyhow!("demo_books.csv line {line}: {reason}"))
+                .map_err(|reason| anyhow::anyhow!("books.csv line {line}: {reason}"))
         })
         .collect()
 }

@@ -13,7 +13,7 @@ use anyhow::Context;
 use tokio::sync::Notify;
 
 use crate::{
-    config::Config,
+    config::{Config, SeedDemo},
     db::{self, PgPool, replicas::Replicas},
     domain::accounts::throttle::ThrottlePolicy,
     housekeeping, seed,
@@ -31,19 +31,25 @@ use crate::{
 /// their passwords: the caller shows them once.
 pub fn prepare(
     conn: &mut diesel::PgConnection,
-    seed_demo: bool,
+    seed_demo: SeedDemo,
 ) -> anyhow::Result<Vec<seed::DemoAccount>> {
     db::with_prepare_lock(conn, |conn| {
         db::migrate(conn)?;
         Registry::builtin()
             .sync(conn)
             .context("registering the built-in programs")?;
-        if !seed_demo {
+        if seed_demo == SeedDemo::Off {
             return Ok(Vec::new());
         }
-        let report = seed::load_demo_catalog(conn).context("loading the demo catalog")?;
+        let started = std::time::Instant::now();
+        let report =
+            seed::load_demo_catalog(conn, seed_demo).context("loading the demo catalog")?;
         if report.books_inserted > 0 {
-            tracing::info!(books = report.books_inserted, "demo catalog loaded");
+            tracing::info!(
+                books = report.books_inserted,
+                seconds = started.elapsed().as_secs_f64(),
+                "demo catalog loaded"
+            );
         }
         seed::load_demo_accounts(conn).context("creating the demo accounts")
     })

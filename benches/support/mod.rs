@@ -57,7 +57,8 @@ impl BenchDatabase {
             .expect("creating the bench database");
         let url = cluster.conninfo("bench");
         let mut conn = PgConnection::establish(&url).expect("connecting");
-        bookstore::startup::prepare(&mut conn, false).expect("migrating");
+        bookstore::startup::prepare(&mut conn, bookstore::config::SeedDemo::Off)
+            .expect("migrating");
         BenchDatabase { cluster, url, root }
     }
 
@@ -68,7 +69,8 @@ impl BenchDatabase {
         match std::env::var(var) {
             Ok(url) => {
                 let mut conn = PgConnection::establish(&url).expect("connecting");
-                bookstore::startup::prepare(&mut conn, false).expect("migrating");
+                bookstore::startup::prepare(&mut conn, bookstore::config::SeedDemo::Off)
+                    .expect("migrating");
                 (url, None)
             }
             Err(_) => {
@@ -105,7 +107,7 @@ pub async fn start_app_with(
         addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         database_url: Some(url.to_owned()),
         pool_size,
-        seed_demo: false,
+        seed_demo: bookstore::config::SeedDemo::Off,
         log: "warn".into(),
         // Pages only: the catalog bench measures the web path.
         role: Role::Web,

@@ -5,7 +5,10 @@
 //! their defaults and meanings are one table, [`settings::SETTINGS`]. A leaf: it imports
 //! nothing of the app; each part builds its own settings from a `&Config`.
 
+mod choices;
 pub mod settings;
+
+pub use choices::{LogFormat, SeedDemo};
 
 use std::{net::SocketAddr, path::PathBuf};
 
@@ -56,7 +59,8 @@ pub struct Config {
     pub transaction_pooler: bool,
     pub pool_size: u32,
     pub log: String,
-    pub seed_demo: bool,
+    pub log_format: LogFormat,
+    pub seed_demo: SeedDemo,
     pub static_dir: PathBuf,
     pub pg_bin_dir: Option<PathBuf>,
     pub role: Role,
@@ -415,6 +419,7 @@ mod tests {
             ("BOOKSTORE_POOL_SIZE", "0"),
             ("BOOKSTORE_ADDR", "localhost"),
             ("BOOKSTORE_SEED_DEMO", "perhaps"),
+            ("BOOKSTORE_LOG_FORMAT", "yaml"),
             ("BOOKSTORE_LOG", "bookstore=loud"),
             ("BOOKSTORE_SESSION_IDLE_MINUTES", "0"),
             ("BOOKSTORE_SECURE_COOKIES", "maybe"),

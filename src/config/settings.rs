@@ -123,9 +123,16 @@ pub const SETTINGS: &[Setting] = &[
         "log filter (`tracing` syntax, e.g. `bookstore=debug,info`)",
     ),
     value(
+        "BOOKSTORE_LOG_FORMAT",
+        "text",
+        "`text` (for a person) or `json` (one JSON object per line: `timestamp`, `level`, \
+         `target`, `fields`, `spans`)",
+    ),
+    value(
         "BOOKSTORE_SEED_DEMO",
         "true",
-        "load the demo catalog into an empty catalog at start",
+        "demo data for an empty database at start: `true` all 10,000 goodbooks books and the \
+         demo accounts, `small` the first 300 books (quick, for tests), `false` nothing",
     ),
     Setting {
         variable: "BOOKSTORE_STATIC_DIR",

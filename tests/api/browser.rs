@@ -675,3 +675,76 @@ async fn staff_pause_a_queue_run_a_report_and_sort_its_table() {
     screenshot(&client, "console-report-sorted").await;
     client.close().await.unwrap();
 }
+
+/// What the forgotten-password page answers for `who`, with `who` itself taken out: the rest
+/// must not tell whether an account has that address.
+async fn ask_for_a_reset_link(client: &Client, app: &TestApp, who: &str) -> String {
+    client
+        .goto(&format!("{}/login", app.address))
+        .await
+        .unwrap();
+    click(client, "a[href='/password-forgotten']").await;
+    fill(client, "#who", who).await;
+    click(client, "form[action='/password-forgotten'] button").await;
+    let answer = css(client, "#forgotten-sent").await.text().await.unwrap();
+    assert!(answer.contains(who), "{answer}");
+    answer.replace(who, "…")
+}
+
+#[actix_web::test]
+async fn a_customer_who_forgot_the_password_sets_a_new_one_through_the_mailed_link() {
+    use bookstore::db::schema::mails;
+    use diesel::prelude::*;
+
+    use crate::mailbox::{SmtpSink, link_in, shop_mailing_to};
+
+    // Alice's confirmed address is alice@example.com; the shop mails through a real server.
+    let sink = SmtpSink::started().await;
+    let app = shop_mailing_to(&sink).await;
+    let client = browser(1280).await;
+
+    // Asking for an unknown address and for hers gets the same answer.
+    let for_ghost = ask_for_a_reset_link(&client, &app, "ghost@example.test").await;
+    let for_alice = ask_for_a_reset_link(&client, &app, "alice@example.com").await;
+    assert_eq!(for_ghost, for_alice, "the same answer either way");
+    screenshot(&client, "password-forgotten-sent").await;
+
+    // Her mail arrives (and is recorded sent); the unknown address got none.
+    let mail = sink.wait_for(&app, "alice@example.com", 1).await.remove(0);
+    assert!(mail.contains("password-reset"), "{mail}");
+    let to_ghost = app
+        .db(|conn| {
+            mails::table
+                .filter(mails::recipient.eq("ghost@example.test"))
+                .count()
+                .get_result::<i64>(conn)
+                .unwrap()
+        })
+        .await;
+    assert_eq!(to_ghost, 0, "no mail to an unknown address");
+
+    // The link from the mail opens a form that sets the new password.
+    client
+        .goto(&link_in(&app, &mail, "/password-reset/"))
+        .await
+        .unwrap();
+    fill(&client, "#password", "a brand new passphrase").await;
+    fill(&client, "#password_confirmation", "a brand new passphrase").await;
+    click(&client, "form[action^='/password-reset/'] button").await;
+    wait_for_text(&client, "The password of alice is set", 10).await;
+
+    // The new password logs her in; the old one no longer does.
+    log_in(&client, &app, "alice", "a brand new passphrase").await;
+    assert!(body_text(&client).await.contains("Alice Reader"));
+    client.delete_all_cookies().await.unwrap();
+    client
+        .goto(&format!("{}/login", app.address))
+        .await
+        .unwrap();
+    fill(&client, "#login", "alice").await;
+    fill(&client, "#password", "alice-reads-books").await;
+    click(&client, "form[action='/login'] button[type=submit]").await;
+    let refused = wait_for_text(&client, "Wrong login or password.", 10).await;
+    assert!(!refused.contains("Log out"), "{refused}");
+    client.close().await.unwrap();
+}

@@ -10,7 +10,7 @@ use std::{
 };
 
 use bookstore::{
-    config::{Config, Role},
+    config::{Config, Role, SeedDemo},
     db::{
         self, PgPool,
         cluster::{ClusterOptions, EmbeddedCluster, quote_ident},
@@ -48,7 +48,9 @@ fn test_cluster() -> &'static TestCluster {
             .ensure_database(TEMPLATE_DB)
             .expect("creating the template database");
         let mut conn = PgConnection::establish(&cluster.conninfo(TEMPLATE_DB)).expect("connecting");
-        bookstore::startup::prepare(&mut conn, true).expect("migrating and seeding the template");
+        // The small demo catalog: the tests that need the full one load it themselves.
+        bookstore::startup::prepare(&mut conn, SeedDemo::Small)
+            .expect("migrating and seeding the template");
         use_test_passwords(&mut conn);
         // No connection may stay open on a template while databases are copied from it.
         drop(conn);
@@ -413,7 +415,12 @@ pub fn private_cluster(name: &str, seed_demo: bool) -> (ClusterOptions, Embedded
         .expect("creating its database");
     let url = cluster.conninfo(name);
     let mut conn = PgConnection::establish(&url).expect("connecting to it");
-    bookstore::startup::prepare(&mut conn, seed_demo).expect("migrating it");
+    let seed = if seed_demo {
+        SeedDemo::Small
+    } else {
+        SeedDemo::Off
+    };
+    bookstore::startup::prepare(&mut conn, seed).expect("migrating it");
     if seed_demo {
         use_test_passwords(&mut conn);
     }

@@ -21,6 +21,7 @@ mod engine_losses;
 mod engine_outage;
 mod engine_store;
 mod engine_v3;
+mod first_start;
 mod health;
 mod helpers;
 mod imports;

@@ -60,13 +60,15 @@ pub(crate) fn bookstore(data: &DataDir) -> Command {
         .env_remove("DATABASE_URL")
         .env("BOOKSTORE_DATA_DIR", &data.0)
         .env("BOOKSTORE_ADDR", "127.0.0.1:0")
-        .env("BOOKSTORE_LOG", "warn");
+        .env("BOOKSTORE_LOG", "warn")
+        // The quick demo catalog; `the_full_demo_catalog_...` loads the real one.
+        .env("BOOKSTORE_SEED_DEMO", "small");
     command
 }
 
 pub(crate) struct RunningApp {
     child: Child,
-    address: String,
+    pub(crate) address: String,
     /// What it printed before it was ready.
     said: Vec<String>,
 }
@@ -76,7 +78,7 @@ pub(crate) fn start(data: &DataDir) -> RunningApp {
     start_with(bookstore(data))
 }
 
-fn start_with(mut command: Command) -> RunningApp {
+pub(crate) fn start_with(mut command: Command) -> RunningApp {
     let mut child = command
         .stdout(Stdio::piped())
         .spawn()
@@ -250,7 +252,7 @@ fn help_lists_the_configuration() {
     }
 }
 
-fn tempdir() -> PathBuf {
+pub(crate) fn tempdir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("bookstore-empty-{}", Uuid::new_v4().simple()));
     std::fs::create_dir(&dir).unwrap();
     dir

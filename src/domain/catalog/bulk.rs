@@ -1,5 +1,6 @@
-//! Writing many books at once: seeding the demo catalog inserts entries of the goodbooks
-//! format and `import_catalog` upserts them, with their authors, in a few statements.
+//! Writing many books at once: seeding the demo catalog fills an empty catalog, and
+//! `import_catalog` upserts entries of the goodbooks format, with their authors, in a few
+//! statements.
 
 use std::collections::HashMap;
 
@@ -51,13 +52,31 @@ pub fn insert_new_entries(conn: &mut PgConnection, entries: &[CatalogEntry]) -> 
             .on_conflict_do_nothing()
             .returning((books::id, books::goodreads_id))
             .get_results(conn)?;
-        inserted += created.len();
-        diesel::insert_into(book_authors::table)
-            .values(&links_of(&created, chunk, &author_ids))
-            .on_conflict_do_nothing()
-            .execute(conn)?;
+        inserted += link_authors(conn, chunk, &created, &author_ids)?;
     }
     Ok(inserted)
+}
+
+diesel::define_sql_function!(
+    /// A book's search document from its title and its authors' names in cover order.
+    fn search_doc_of(
+        title: diesel::sql_types::Text,
+        author_names: diesel::sql_types::Text,
+    ) -> crate::db::schema::sql_types::Tsvector
+);
+
+/// Links the books just `created` from `chunk` to their authors; returns how many books.
+fn link_authors(
+    conn: &mut PgConnection,
+    chunk: &[CatalogEntry],
+    created: &[(BookId, Option<i64>)],
+    author_ids: &HashMap<String, AuthorId>,
+) -> QueryResult<usize> {
+    diesel::insert_into(book_authors::table)
+        .values(&links_of(created, chunk, author_ids))
+        .on_conflict_do_nothing()
+        .execute(conn)?;
+    Ok(created.len())
 }
 
 /// Writes the entries by their goodreads id: new ones are inserted, known ones get what the
@@ -152,4 +171,49 @@ pub fn ensure_authors(
         ids.extend(found.into_iter().map(|(id, name)| (name, id)));
     }
     Ok(ids)
+}
+
+/// Fills an empty catalog in one go (the demo seed of 10,000 books). Row by row, the search
+/// triggers build each book's search document twice (on insert, then again once its authors
+/// are linked, which rewrites every row and its index entries once more), and the
+/// dictionary's update trigger joins transition tables that carry no statistics (for one
+/// statement of 10,000 rows that nested loop alone took minutes). With them off for this
+/// transaction, each book is inserted with its document (`search_doc_of`, the function the
+/// triggers use too) and the dictionary is filled by one statement. Must run inside a
+/// transaction: `DISABLE TRIGGER` holds the tables' lock until it ends, so no other session
+/// writes a book meanwhile, and a rollback undoes it.
+pub fn fill_empty_catalog(conn: &mut PgConnection, entries: &[CatalogEntry]) -> QueryResult<usize> {
+    use diesel::connection::SimpleConnection;
+    conn.batch_execute(
+        "ALTER TABLE books DISABLE TRIGGER books_search_doc, \
+                           DISABLE TRIGGER books_search_words_insert; \
+         ALTER TABLE book_authors DISABLE TRIGGER book_authors_search_insert;",
+    )?;
+    let author_ids = ensure_entry_authors(conn, entries)?;
+    let mut inserted = 0;
+    for chunk in entries.chunks(500) {
+        let rows: Vec<_> = chunk
+            .iter()
+            .map(|entry| {
+                let doc = search_doc_of(&entry.book.title, entry.authors.join(" "));
+                (entry, books::search_doc.eq(doc))
+            })
+            .collect();
+        let created: Vec<(BookId, Option<i64>)> = diesel::insert_into(books::table)
+            .values(rows)
+            .on_conflict_do_nothing()
+            .returning((books::id, books::goodreads_id))
+            .get_results(conn)?;
+        inserted += link_authors(conn, chunk, &created, &author_ids)?;
+    }
+    conn.batch_execute(
+        "INSERT INTO search_words (word) \
+         SELECT DISTINCT lexeme FROM books, unnest(books.search_doc) \
+         ON CONFLICT DO NOTHING; \
+         ALTER TABLE books ENABLE TRIGGER books_search_doc, \
+                           ENABLE TRIGGER books_search_words_insert; \
+         ALTER TABLE book_authors ENABLE TRIGGER book_authors_search_insert; \
+         ANALYZE books, authors, book_authors, search_words;",
+    )?;
+    Ok(inserted)
 }
