@@ -17,7 +17,7 @@ use crate::{
     db::PgPool,
     tasks::{
         engine::{
-            executor::{ExecutorContext, Job, Outcome, StopReason, StopSignal},
+            job::{ExecutorContext, Job, Outcome, StopReason, StopSignal},
             store::{self, AttemptKey, FunctionKind, Success},
         },
         program::{

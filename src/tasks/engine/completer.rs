@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::tasks::{
     engine::{
         connection::{LoopConnection, Retry},
-        executor::Outcome,
+        job::Outcome,
         store::{self, AttemptKey, ClaimRequest, Claimed},
     },
     status::TaskStatus,

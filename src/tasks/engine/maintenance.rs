@@ -6,7 +6,7 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use crate::tasks::engine::{
     connection::LoopConnection,
-    executor::StopSignal,
+    job::StopSignal,
     store::{self, AttemptKey},
 };
 

@@ -10,6 +10,7 @@ mod attempt;
 mod completer;
 mod connection;
 mod executor;
+mod job;
 pub mod listener;
 mod maintenance;
 mod run;

@@ -9,7 +9,7 @@ use std::{
     sync::{Condvar, Mutex},
 };
 
-use super::Job;
+use crate::tasks::engine::job::Job;
 
 struct Entry {
     priority: i32,

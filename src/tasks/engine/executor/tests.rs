@@ -9,8 +9,9 @@ use serde_json::json;
 use super::*;
 use crate::domain::ids::TaskId;
 use crate::tasks::{
-    engine::store::FunctionKind,
-    program::{ProgramFn, ProgramFunction, TaskError, TaskOutput},
+    Registry,
+    engine::store::{ClaimedTask, FunctionKind},
+    program::{ProgramFn, ProgramFunction, ProgramSettings, TaskError, TaskOutput},
 };
 
 fn function(name: &'static str, run: ProgramFn) -> ProgramFunction {

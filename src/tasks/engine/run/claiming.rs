@@ -9,7 +9,7 @@ use std::{
 
 use super::{Engine, LIMITED_RECHECK, LOCAL_QUEUE_WORK, MAX_LOCAL_QUEUE};
 use crate::tasks::engine::{
-    executor::{Job, StopSignal},
+    job::{Job, StopSignal},
     store::{self, ClaimRequest, Claimed},
 };
 

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::{Engine, FINAL_WRITE_TRIES};
 use crate::tasks::engine::{
-    executor::{Outcome, StopReason},
+    job::{Outcome, StopReason},
     store::AttemptKey,
 };
 
