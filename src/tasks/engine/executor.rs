@@ -31,6 +31,7 @@ use crate::{
             store::{AttemptKey, ClaimedTask, Success},
         },
         program::ProgramSettings,
+        trace,
     },
 };
 
@@ -312,7 +313,8 @@ fn work(
             told_to_stop_at: None,
             abandoned: false,
         });
-        let outcome = attempt::execute(context, &job);
+        let outcome = trace::attempt_span(&context.pool, &job.task)
+            .in_scope(|| attempt::execute(context, &job));
         let abandoned = slot
             .lock()
             .unwrap_or_else(|e| e.into_inner())
