@@ -89,7 +89,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::init(&config.log, config.log_format);
+    let telemetry = telemetry::init(
+        &config.log,
+        config.log_format,
+        config.otel_exporter_otlp_endpoint.as_deref(),
+    );
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(&config),
         Command::Psql { args } => psql(&config, args),
@@ -98,6 +102,7 @@ fn main() -> ExitCode {
         Command::CreateStaff { login } => create_staff(&config, &login),
         Command::ResetPassword { login } => reset_password(&config, &login),
     };
+    telemetry.shutdown();
     result.unwrap_or_else(|err| {
         eprintln!("bookstore: {err:#}");
         ExitCode::FAILURE

@@ -60,6 +60,8 @@ pub struct Config {
     pub pool_size: u32,
     pub log: String,
     pub log_format: LogFormat,
+    /// `None`: no spans are exported (the standard OpenTelemetry variable, unprefixed).
+    pub otel_exporter_otlp_endpoint: Option<String>,
     pub seed_demo: SeedDemo,
     pub static_dir: PathBuf,
     pub pg_bin_dir: Option<PathBuf>,
@@ -136,6 +138,7 @@ impl Config {
                     "database_url",
                     "database_listen_url",
                     "database_replica_urls",
+                    "otel_exporter_otlp_endpoint",
                 ]))
                 .merge(Env::raw().only(&settings::UNPREFIXED)),
         )
@@ -148,6 +151,9 @@ impl Config {
         config.database_url = config.database_url.filter(|url| !url.trim().is_empty());
         config.database_listen_url = config
             .database_listen_url
+            .filter(|url| !url.trim().is_empty());
+        config.otel_exporter_otlp_endpoint = config
+            .otel_exporter_otlp_endpoint
             .filter(|url| !url.trim().is_empty());
         config.smtp_url = config.smtp_url.filter(|url| !url.0.trim().is_empty());
         config.public_url = config

@@ -128,6 +128,12 @@ pub const SETTINGS: &[Setting] = &[
         "`text` (for a person) or `json` (one JSON object per line: `timestamp`, `level`, \
          `target`, `fields`, `spans`)",
     ),
+    none(
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "unset: no traces",
+        "an OTLP/HTTP collector (e.g. `http://localhost:4318`): spans go to its `/v1/traces`; \
+         see \"Traces\"",
+    ),
     value(
         "BOOKSTORE_SEED_DEMO",
         "true",
@@ -259,10 +265,11 @@ pub const SETTINGS: &[Setting] = &[
 pub const STAFF_PASSWORD: &str = "BOOKSTORE_STAFF_PASSWORD";
 
 /// The variables read without the `BOOKSTORE_` prefix.
-pub const UNPREFIXED: [&str; 3] = [
+pub const UNPREFIXED: [&str; 4] = [
     "DATABASE_URL",
     "DATABASE_LISTEN_URL",
     "DATABASE_REPLICA_URLS",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
 ];
 
 impl Setting {

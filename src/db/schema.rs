@@ -277,6 +277,7 @@ diesel::table! {
         upstream_left -> Int4,
         has_dependents -> Bool,
         batch_id -> Nullable<Int8>,
+        traceparent -> Nullable<Text>,
     }
 }
 

@@ -20,6 +20,7 @@ pub mod schedule;
 pub mod stats;
 pub mod status;
 pub mod table;
+pub mod trace;
 pub mod views;
 
 pub use program::{TaskContext, TaskError, TaskOutput};

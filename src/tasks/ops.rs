@@ -208,7 +208,9 @@ pub fn run_program_as(
 ) -> Result<TaskId, OperationError> {
     let subject = |id: &TaskId| format!("task {id}");
     as_actor(conn, context, AuditAction::TaskQueued, subject, |conn| {
-        run_program(conn, name, params)
+        let id = run_program(conn, name, params)?;
+        super::trace::record(conn, &[id])?;
+        Ok(id)
     })
 }
 

@@ -19,7 +19,10 @@ use crate::{
         audit::{self, AuditAction, AuditContext},
         ids::{TaskBatchId, TaskId},
     },
-    tasks::ops::{self, OperationError},
+    tasks::{
+        ops::{self, OperationError},
+        trace,
+    },
 };
 
 /// How a task is queued beyond its program and parameters. The default is a plain task.
@@ -169,7 +172,11 @@ pub fn enqueue_as(
 ) -> Result<Enqueued, OperationError> {
     let done = conn.transaction(|conn| {
         audit::act_as(conn, context)?;
-        enqueue(conn, name, params, options)
+        let done = enqueue(conn, name, params, options)?;
+        if !done.existed {
+            trace::record(conn, &[done.id])?;
+        }
+        Ok::<_, OperationError>(done)
     })?;
     if !done.existed {
         audit::log(
@@ -211,7 +218,9 @@ pub fn enqueue_many_as(
         _ => "no tasks".to_owned(),
     };
     ops::as_actor(conn, context, AuditAction::TaskQueued, subject, |conn| {
-        enqueue_many(conn, name, params, priority)
+        let ids = enqueue_many(conn, name, params, priority)?;
+        trace::record(conn, &ids)?;
+        Ok(ids)
     })
 }
 
@@ -226,7 +235,9 @@ pub fn enqueue_batch_as(
     let subject = |id: &TaskBatchId| format!("batch {id}");
     let (callback, callback_params) = callback.unzip();
     ops::as_actor(conn, context, AuditAction::BatchQueued, subject, |conn| {
-        enqueue_batch(conn, name, params, callback, callback_params.flatten())
+        let batch = enqueue_batch(conn, name, params, callback, callback_params.flatten())?;
+        trace::record_batch(conn, batch)?;
+        Ok(batch)
     })
 }
 

@@ -42,7 +42,11 @@ where
     E: Into<WebError> + Send + 'static,
 {
     let pool = state.pool.clone();
+    // The request's span goes along to the blocking thread: its logs name the request, and a
+    // task queued there carries the request's trace.
+    let span = tracing::Span::current();
     let work = web::block(move || {
+        let _in_request = span.enter();
         let mut conn = pool.get().map_err(WebError::unavailable)?;
         work(&mut conn).map_err(Into::into)
     });

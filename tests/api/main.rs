@@ -48,3 +48,4 @@ mod staff_console;
 mod staff_engine_v3;
 mod tasks;
 mod tokens;
+mod traces;

@@ -20,10 +20,13 @@ use self::local_queue::LocalQueue;
 
 use crate::{
     monitoring,
-    tasks::engine::{
-        attempt,
-        job::{ExecutorContext, Job, Outcome, Report, StopReason, StopSignal},
-        store::AttemptKey,
+    tasks::{
+        engine::{
+            attempt,
+            job::{ExecutorContext, Job, Outcome, Report, StopReason, StopSignal},
+            store::AttemptKey,
+        },
+        trace,
     },
 };
 
@@ -192,7 +195,8 @@ fn work(
             told_to_stop_at: None,
             abandoned: false,
         });
-        let outcome = attempt::execute(context, &job);
+        let outcome = trace::attempt_span(&context.pool, &job.task)
+            .in_scope(|| attempt::execute(context, &job));
         let abandoned = slot
             .lock()
             .unwrap_or_else(|e| e.into_inner())
