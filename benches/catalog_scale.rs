@@ -24,30 +24,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use diesel::{
-    PgConnection, QueryableByName, RunQueryDsl, sql_query,
-    sql_types::{BigInt, Text},
-};
-use support::{BenchDatabase, Stats, env_number, ms};
-
-#[derive(QueryableByName)]
-struct Number {
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-}
-
-#[derive(QueryableByName)]
-struct Line {
-    #[diesel(sql_type = Text)]
-    line: String,
-}
-
-fn number(conn: &mut PgConnection, sql: &str) -> i64 {
-    sql_query(sql)
-        .get_result::<Number>(conn)
-        .unwrap_or_else(|err| panic!("{sql}: {err}"))
-        .n
-}
+use diesel::{PgConnection, RunQueryDsl, sql_query};
+use support::{BenchDatabase, Line, Stats, env_number, ms, number};
 
 /// What a shopper types, and the title that must come first (the relevance tests' table).
 /// "the" matches a third of the catalog; "jk rowling" finds nothing ("jk" is too short to

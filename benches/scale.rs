@@ -26,33 +26,13 @@ use bookstore::domain::{
     accounts::{self, Login, NewPassword, tokens},
     audit::{Actor, AuditContext},
 };
-use diesel::{
-    PgConnection, QueryableByName, RunQueryDsl, sql_query,
-    sql_types::{BigInt, Text},
+use diesel::{PgConnection, RunQueryDsl, sql_query, sql_types::BigInt};
+use support::{
+    BenchDatabase, Line, Stats, env_number, ms, number, start_app, task_rows::keep_ended_tasks,
 };
-use support::{BenchDatabase, Stats, env_number, ms, start_app, task_rows::keep_ended_tasks};
 
 const STAFF_LOGIN: &str = "boss";
 const STAFF_PASSWORD: &str = "a year of tasks kept in the shop";
-
-#[derive(QueryableByName)]
-struct Number {
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-}
-
-#[derive(QueryableByName)]
-struct Line {
-    #[diesel(sql_type = Text)]
-    line: String,
-}
-
-fn number(conn: &mut PgConnection, sql: &str) -> i64 {
-    sql_query(sql)
-        .get_result::<Number>(conn)
-        .unwrap_or_else(|err| panic!("{sql}: {err}"))
-        .n
-}
 
 /// Ended tasks in chunks (a progress line each), then the queue, then VACUUM (ANALYZE).
 fn generate(conn: &mut PgConnection, ended: u64, queued: u64) {

@@ -22,7 +22,10 @@ use bookstore::{
     },
     startup::Application,
 };
-use diesel::{Connection, PgConnection};
+use diesel::{
+    Connection, PgConnection, QueryableByName, RunQueryDsl, sql_query,
+    sql_types::{BigInt, Text},
+};
 
 pub fn env_number(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -225,4 +228,25 @@ pub fn peak_rss_mib() -> f64 {
                 .and_then(|line| line.split_whitespace().nth(1)?.parse::<f64>().ok())
         })
         .map_or(0.0, |kib| kib / 1024.0)
+}
+
+#[derive(QueryableByName)]
+struct Number {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+/// One text column named `line`, for a statement that reports a line.
+#[derive(QueryableByName)]
+pub struct Line {
+    #[diesel(sql_type = Text)]
+    pub line: String,
+}
+
+/// The `n` that `sql` selects (a count, a size).
+pub fn number(conn: &mut PgConnection, sql: &str) -> i64 {
+    sql_query(sql)
+        .get_result::<Number>(conn)
+        .unwrap_or_else(|err| panic!("{sql}: {err}"))
+        .n
 }
