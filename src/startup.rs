@@ -248,9 +248,10 @@ impl Application {
             tokio::spawn(server);
             handle
         });
+        let archive = crate::tasks::archive::run(self.pool.clone());
         let housekeeping = housekeeping::run(self.pool, self.keeping);
         let cleanup = async {
-            tokio::join!(housekeeping, metrics_upkeep());
+            tokio::join!(housekeeping, archive, metrics_upkeep());
         };
         let stop_requested = async {
             tokio::select! {

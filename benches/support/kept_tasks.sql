@@ -4,7 +4,8 @@
 -- Programs are the built-in ones, in the shares a shop might run them; 2% end in error, 1%
 -- are cancelled, the rest finished. Parameters and results look like the real programs'
 -- (a name to greet, report dates, a file), so searches have something to find: one task in
--- 1,000 greets "tolkien".
+-- 1,000 greets "tolkien". They go straight to the archive partition, where the app keeps
+-- ended tasks (migration tasks_archive).
 WITH names AS (
     SELECT array_agg(p.id ORDER BY w.slot) AS ids
       FROM unnest(ARRAY['noop', 'noop', 'noop', 'noop', 'noop', 'noop', 'noop', 'noop',
@@ -22,7 +23,7 @@ WITH names AS (
            now() - interval '1 hour' - ($3::bigint - g) * interval '3 seconds' AS created_at
       FROM generate_series($1::bigint, $2::bigint) AS g, names
 )
-INSERT INTO tasks (program_id, parameters, status, created_at, run_after, start_time,
+INSERT INTO tasks (program_id, parameters, status, created_at, run_after, start_time, archived,
                    end_time, result, attempt, worker_id, queued_by, attempts)
 SELECT program_id,
        CASE WHEN kind IN (8, 9) THEN jsonb_build_object('name',
@@ -37,6 +38,7 @@ SELECT program_id,
        created_at,
        created_at,
        created_at + interval '40 milliseconds',
+       true,
        created_at + interval '40 milliseconds' + (g % 900) * interval '1 millisecond',
        CASE WHEN status = 'error' THEN 'connection to the supplier refused'
             WHEN status = 'cancelled' THEN NULL

@@ -246,7 +246,7 @@ diesel::table! {
 }
 
 diesel::table! {
-    tasks (id) {
+    tasks (id, archived) {
         id -> Int8,
         program_id -> Int8,
         parameters -> Nullable<Jsonb>,
@@ -278,6 +278,7 @@ diesel::table! {
         has_dependents -> Bool,
         batch_id -> Nullable<Int8>,
         traceparent -> Nullable<Text>,
+        archived -> Bool,
     }
 }
 

@@ -246,7 +246,7 @@ impl ListedMail {
 
 fn task_status(conn: &mut PgConnection, task: TaskId) -> QueryResult<Option<TaskStatus>> {
     tasks::table
-        .find(task)
+        .filter(tasks::id.eq(task))
         .select(tasks::status)
         .first(conn)
         .optional()

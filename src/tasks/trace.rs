@@ -61,7 +61,7 @@ pub fn attempt_span(pool: &PgPool, task: &ClaimedTask) -> tracing::Span {
 fn queued_from(pool: &PgPool, id: TaskId) -> anyhow::Result<Option<String>> {
     let mut conn = pool.get()?;
     Ok(tasks::table
-        .find(id)
+        .filter(tasks::id.eq(id))
         .select(tasks::traceparent)
         .first::<Option<String>>(&mut conn)
         .optional()?

@@ -73,7 +73,7 @@ async fn every_way_of_queueing_a_task_says_who_did_it() {
     let queued_by = |id: i64| {
         app.db(move |conn| {
             tasks::table
-                .find(id)
+                .filter(tasks::id.eq(id))
                 .select(tasks::queued_by)
                 .first::<Option<String>>(conn)
                 .unwrap()

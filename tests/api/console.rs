@@ -321,7 +321,7 @@ async fn a_task_waiting_to_retry_says_when_and_runs_again_with_changes() {
     wait_until(30, "the first attempt to fail", || async {
         app.db(move |conn| {
             tasks::table
-                .find(id)
+                .filter(tasks::id.eq(id))
                 .select((tasks::status, tasks::attempt))
                 .first::<(String, i32)>(conn)
                 .unwrap()

@@ -238,7 +238,7 @@ async fn cancel_and_run_again_ask_first_and_then_act() {
     let params: Option<Value> = app
         .db(move |conn| {
             tasks::table
-                .find(new_id)
+                .filter(tasks::id.eq(new_id))
                 .select(tasks::parameters)
                 .first(conn)
                 .unwrap()
@@ -292,7 +292,7 @@ async fn a_table_result_shows_as_html_and_downloads_as_csv() {
     let stored: Value = app
         .db(move |conn| {
             tasks::table
-                .find(id)
+                .filter(tasks::id.eq(id))
                 .select(tasks::result_table)
                 .first::<Option<Value>>(conn)
                 .unwrap()

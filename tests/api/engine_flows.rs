@@ -34,7 +34,7 @@ type Run = (String, Option<DateTime<Utc>>, Option<DateTime<Utc>>);
 async fn run_of(app: &TestApp, id: TaskId) -> Run {
     app.db(move |conn| {
         tasks::table
-            .find(id)
+            .filter(tasks::id.eq(id))
             .select((tasks::status, tasks::start_time, tasks::end_time))
             .first(conn)
             .unwrap()

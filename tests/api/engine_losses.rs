@@ -66,7 +66,7 @@ type TaskState = (String, i32, i32, Value, Option<String>);
 async fn task_state(app: &TestApp, id: i64) -> TaskState {
     app.db(move |conn| {
         tasks::table
-            .find(id)
+            .filter(tasks::id.eq(id))
             .select((
                 tasks::status,
                 tasks::attempt,
@@ -99,7 +99,7 @@ async fn a_killed_nodes_task_that_never_started_is_not_charged_an_attempt() {
     let claimed_and_waiting = |id: i64| {
         app.db(move |conn| {
             tasks::table
-                .find(id)
+                .filter(tasks::id.eq(id))
                 .select((tasks::status, tasks::waiting))
                 .first::<(String, bool)>(conn)
                 .unwrap()

@@ -34,7 +34,7 @@ fn claim(conn: &mut PgConnection, worker: &str, limit: usize) -> Vec<ClaimedTask
 /// (status, attempt, max_attempts, waiting, history) of one task.
 fn state(conn: &mut PgConnection, id: TaskId) -> (TaskStatus, i32, i32, bool, Value) {
     tasks::table
-        .find(id)
+        .filter(tasks::id.eq(id))
         .select((
             tasks::status,
             tasks::attempt,
@@ -208,7 +208,7 @@ fn a_failure_is_retried_with_backoff_until_the_attempts_are_spent() {
         assert_eq!(status, Some(expected));
     }
     let result: Option<String> = tasks::table
-        .find(id)
+        .filter(tasks::id.eq(id))
         .select(tasks::result)
         .first(&mut conn)
         .unwrap();

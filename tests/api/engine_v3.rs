@@ -48,7 +48,7 @@ fn ids(claimed: &[ClaimedTask]) -> Vec<TaskId> {
 
 fn status(conn: &mut PgConnection, id: TaskId) -> (TaskStatus, Option<String>) {
     tasks::table
-        .find(id)
+        .filter(tasks::id.eq(id))
         .select((tasks::status, tasks::result))
         .first(conn)
         .unwrap()
@@ -284,7 +284,7 @@ fn a_task_waits_for_its_upstream_and_a_failure_cancels_everything_downstream() {
     assert_eq!(d_status, TaskStatus::Cancelled, "transitively");
     assert!(d_result.unwrap().contains(&format!("task {c}")));
     let started: Option<chrono::DateTime<Utc>> = tasks::table
-        .find(d)
+        .filter(tasks::id.eq(d))
         .select(tasks::start_time)
         .first(&mut conn)
         .unwrap();
@@ -366,7 +366,7 @@ fn a_snooze_puts_the_task_back_without_spending_an_attempt() {
     let id = run(&mut conn, "noop", RunOptions::default());
     let attempts_of = |conn: &mut PgConnection| -> (i32, i32) {
         tasks::table
-            .find(id)
+            .filter(tasks::id.eq(id))
             .select((tasks::attempt, tasks::max_attempts))
             .first(conn)
             .unwrap()

@@ -360,7 +360,7 @@ impl TestApp {
         use diesel::prelude::*;
         self.db(move |conn| {
             tasks::table
-                .find(id)
+                .filter(tasks::id.eq(id))
                 .select(tasks::status)
                 .first(conn)
                 .unwrap()

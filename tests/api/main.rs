@@ -46,6 +46,7 @@ mod sql_programs;
 mod staff_browser;
 mod staff_console;
 mod staff_engine_v3;
+mod task_archive;
 mod tasks;
 mod tokens;
 mod traces;

@@ -68,7 +68,7 @@ fn event_count(conn: &mut PgConnection) -> usize {
 /// The tasks' statuses, "deleted" for one gone, separated by spaces.
 fn statuses(conn: &mut PgConnection, ids: &[TaskId]) -> String {
     let status = |conn: &mut PgConnection, id: &TaskId| {
-        let row = tasks::table.find(id).select(tasks::status);
+        let row = tasks::table.filter(tasks::id.eq(id)).select(tasks::status);
         let status: Option<TaskStatus> = row.first(conn).optional().unwrap();
         status.map_or("deleted", TaskStatus::as_str)
     };
@@ -77,7 +77,9 @@ fn statuses(conn: &mut PgConnection, ids: &[TaskId]) -> String {
 }
 
 fn cancel_requested(conn: &mut PgConnection, id: TaskId) -> bool {
-    let row = tasks::table.find(id).select(tasks::cancel_requested);
+    let row = tasks::table
+        .filter(tasks::id.eq(id))
+        .select(tasks::cancel_requested);
     row.first(conn).unwrap()
 }
 

@@ -21,7 +21,7 @@ async fn wait_until_ended(app: &TestApp, id: TaskId) -> String {
     let status = || {
         app.db(move |conn| {
             tasks::table
-                .find(id)
+                .filter(tasks::id.eq(id))
                 .select(tasks::status)
                 .first::<String>(conn)
                 .unwrap()
@@ -103,7 +103,7 @@ async fn a_sql_function_returning_rows_gives_a_table_and_its_errors_end_the_atte
     let (text, columns): (Option<String>, Option<serde_json::Value>) = app
         .db(move |conn| {
             tasks::table
-                .find(table)
+                .filter(tasks::id.eq(table))
                 .select((tasks::result, tasks::result_table))
                 .first(conn)
                 .unwrap()
@@ -185,7 +185,7 @@ async fn a_transactional_program_whose_attempt_is_rescued_commits_its_work_once(
                 marks: i64,
             }
             let attempt = tasks::table
-                .find(id)
+                .filter(tasks::id.eq(id))
                 .select(tasks::attempt)
                 .first(conn)
                 .unwrap();

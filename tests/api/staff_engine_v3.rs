@@ -179,7 +179,7 @@ async fn the_advanced_run_form_queues_with_priority_a_wait_and_a_unique_key() {
     let (priority, key, status): (i32, Option<String>, String) = app
         .db(move |conn| {
             tasks::table
-                .find(id)
+                .filter(tasks::id.eq(id))
                 .select((tasks::priority, tasks::unique_key, tasks::status))
                 .first(conn)
                 .unwrap()

@@ -58,7 +58,7 @@ async fn wait_while_it_progresses(app: &TestApp, id: TaskId) {
         let now: (String, Option<i64>) = app
             .db(move |conn| {
                 tasks::table
-                    .find(id)
+                    .filter(tasks::id.eq(id))
                     .select((tasks::status, tasks::progress_done))
                     .first(conn)
                     .unwrap()
@@ -288,7 +288,7 @@ async fn failed_attempts_are_retried_then_succeed_or_give_up() {
     let (attempt, attempts): (i32, serde_json::Value) = app
         .db(move |conn| {
             tasks::table
-                .find(recovers)
+                .filter(tasks::id.eq(recovers))
                 .select((tasks::attempt, tasks::attempts))
                 .first(conn)
                 .unwrap()
@@ -380,7 +380,7 @@ async fn cancelling_a_running_task_stops_it() {
     wait_until(10, "progress", || async {
         app.db(move |conn| {
             tasks::table
-                .find(id)
+                .filter(tasks::id.eq(id))
                 .select(tasks::progress_done)
                 .first::<Option<i64>>(conn)
                 .unwrap()
@@ -521,7 +521,7 @@ async fn a_killed_workers_task_is_requeued_and_finished_by_another_node() {
     let (attempt, attempts): (i32, serde_json::Value) = app
         .db(move |conn| {
             tasks::table
-                .find(id)
+                .filter(tasks::id.eq(id))
                 .select((tasks::attempt, tasks::attempts))
                 .first(conn)
                 .unwrap()
@@ -562,7 +562,7 @@ async fn shutdown_lets_short_tasks_finish_and_requeues_the_rest() {
     let (status, attempt, attempts): (String, i32, serde_json::Value) = app
         .db(move |conn| {
             tasks::table
-                .find(long)
+                .filter(tasks::id.eq(long))
                 .select((tasks::status, tasks::attempt, tasks::attempts))
                 .first(conn)
                 .unwrap()
@@ -881,7 +881,7 @@ async fn reports_and_clean_ups_do_real_work() {
         async move {
             app.db(move |conn| {
                 tasks::table
-                    .find(id)
+                    .filter(tasks::id.eq(id))
                     .select(tasks::result_table)
                     .first::<Option<serde_json::Value>>(conn)
                     .unwrap()

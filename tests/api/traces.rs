@@ -10,7 +10,7 @@ use std::{
 
 use actix_web::{App, HttpResponse, HttpServer, web};
 use bookstore::domain::accounts::{find_by_login, tokens};
-use diesel::{Connection, PgConnection, QueryDsl, RunQueryDsl};
+use diesel::{Connection, ExpressionMethods, PgConnection, QueryDsl, RunQueryDsl};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 use prost::Message;
@@ -177,7 +177,7 @@ impl Bookstore {
     fn task(&self, id: i64) -> (String, Option<String>) {
         use bookstore::db::schema::tasks;
         tasks::table
-            .find(bookstore::domain::ids::TaskId(id))
+            .filter(tasks::id.eq(bookstore::domain::ids::TaskId(id)))
             .select((tasks::status, tasks::traceparent))
             .first(&mut self.connect())
             .unwrap()

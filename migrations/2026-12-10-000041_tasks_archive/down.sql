@@ -1,0 +1,289 @@
+-- One table again, as before the archive.
+DROP FUNCTION task_archive(integer, interval);
+
+CREATE TABLE tasks_single (
+    LIKE tasks INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING IDENTITY INCLUDING STORAGE
+) WITH (fillfactor = 70);
+ALTER TABLE tasks_single DROP CONSTRAINT tasks_archived_check;
+ALTER TABLE tasks_single DROP COLUMN archived;
+INSERT INTO tasks_single OVERRIDING SYSTEM VALUE
+SELECT id, program_id, parameters, status, created_at, run_after, start_time, end_time, result,
+       attempt, worker_id, heartbeat_at, max_attempts, timeout_seconds, cancel_requested,
+       progress_done, progress_total, progress_message, result_table, attempts, queued_by,
+       waiting, priority, limited, unique_key, unique_for, unique_released, upstream_left,
+       has_dependents, batch_id, traceparent
+  FROM tasks;
+SELECT setval(pg_get_serial_sequence('tasks_single', 'id'),
+              coalesce((SELECT max(id) FROM tasks), 0) + 1, false);
+DROP TABLE tasks;
+ALTER TABLE tasks_single RENAME TO tasks;
+ALTER SEQUENCE tasks_single_id_seq RENAME TO tasks_id_seq;
+
+ALTER TABLE tasks ADD CONSTRAINT tasks_pkey PRIMARY KEY (id);
+ALTER TABLE tasks ADD CONSTRAINT tasks_program_id_fkey
+    FOREIGN KEY (program_id) REFERENCES programs (id) ON DELETE RESTRICT;
+CREATE INDEX tasks_running_worker_idx ON tasks (worker_id) WHERE status = 'running';
+CREATE INDEX tasks_program_id_idx ON tasks (program_id, id DESC);
+CREATE INDEX tasks_ended_badly_idx ON tasks (id DESC) WHERE status IN ('error', 'cancelled');
+CREATE INDEX tasks_created_at_brin ON tasks USING brin (created_at);
+CREATE INDEX tasks_queue_idx ON tasks (priority DESC, run_after, id)
+    WHERE status = 'scheduled' AND NOT limited;
+CREATE INDEX tasks_limited_queue_idx ON tasks (program_id, priority DESC, run_after, id)
+    WHERE status = 'scheduled' AND limited;
+CREATE INDEX tasks_limited_running_idx ON tasks (program_id) WHERE status = 'running' AND limited;
+CREATE UNIQUE INDEX tasks_unique_key_idx ON tasks (program_id, unique_key)
+    WHERE unique_key IS NOT NULL AND NOT unique_released;
+CREATE INDEX tasks_batch_idx ON tasks (batch_id) WHERE batch_id IS NOT NULL;
+CREATE INDEX tasks_pending_idx ON tasks (id DESC) WHERE status = 'pending';
+CREATE INDEX tasks_failed_end_time_idx ON tasks (end_time DESC) WHERE status = 'error';
+
+CREATE TRIGGER tasks_notify_queued AFTER INSERT OR UPDATE OF status ON tasks
+    FOR EACH ROW WHEN (NEW.status = 'scheduled') EXECUTE FUNCTION tasks_notify_queued();
+CREATE TRIGGER tasks_status_changed AFTER UPDATE OF status ON tasks
+    FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status AND (
+        (NEW.has_dependents AND NEW.status IN ('error', 'cancelled')
+         AND OLD.status NOT IN ('finished', 'error', 'cancelled'))
+        OR (NEW.batch_id IS NOT NULL AND (NEW.status IN ('finished', 'error', 'cancelled')
+                                          OR OLD.status IN ('finished', 'error', 'cancelled')))))
+    EXECUTE FUNCTION tasks_status_changed();
+
+CREATE OR REPLACE FUNCTION cancel_task(task_id bigint)
+ RETURNS text
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+    current TEXT;
+BEGIN
+    SELECT t.status INTO current FROM tasks t WHERE t.id = cancel_task.task_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no task with id %', coalesce(task_id::text, 'NULL')
+            USING ERRCODE = 'P0002', DETAIL = '{"code": "task_not_found", "fields": {}}';
+    END IF;
+    IF current IN ('scheduled', 'pending') THEN
+        UPDATE tasks SET status = 'cancelled', end_time = now(), result = 'Cancelled before it started.'
+         WHERE id = cancel_task.task_id;
+        PERFORM audit_record('task.cancelled', 'task ' || cancel_task.task_id, '{}');
+        RETURN 'cancelled';
+    ELSIF current = 'running' THEN
+        UPDATE tasks SET cancel_requested = true WHERE id = cancel_task.task_id;
+        PERFORM audit_record('task.cancelled', 'task ' || cancel_task.task_id, '{"running": true}');
+        RETURN 'running';
+    END IF;
+    RETURN current;
+END $function$
+
+;
+
+CREATE OR REPLACE FUNCTION retry_task(task_id bigint)
+ RETURNS text
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+    current TEXT;
+    left_   INTEGER;
+BEGIN
+    SELECT t.status INTO current FROM tasks t WHERE t.id = retry_task.task_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no task with id %', coalesce(task_id::text, 'NULL')
+            USING ERRCODE = 'P0002', DETAIL = '{"code": "task_not_found", "fields": {}}';
+    END IF;
+    IF task_action_applies('retry', current) THEN
+        -- Its upstream tasks locked (in id order, as run_program does), so none ends unseen.
+        PERFORM 1 FROM tasks u
+         WHERE u.id IN (SELECT d.upstream_id FROM task_dependencies d
+                         WHERE d.task_id = retry_task.task_id)
+         ORDER BY u.id FOR NO KEY UPDATE;
+        SELECT count(*) INTO left_ FROM task_dependencies d JOIN tasks u ON u.id = d.upstream_id
+         WHERE d.task_id = retry_task.task_id AND u.status <> 'finished';
+        UPDATE tasks t
+           SET status = CASE WHEN left_ > 0 THEN 'pending' ELSE 'scheduled' END,
+               upstream_left = left_, run_after = now(), end_time = NULL, result = NULL,
+               result_table = NULL, cancel_requested = false, worker_id = NULL,
+               max_attempts = t.attempt + 1
+         WHERE t.id = retry_task.task_id;
+        PERFORM audit_record('task.retried', 'task ' || retry_task.task_id,
+                             jsonb_build_object('was', current));
+        RETURN CASE WHEN left_ > 0 THEN 'pending' ELSE 'scheduled' END;
+    END IF;
+    RETURN current;
+END $function$
+
+;
+
+CREATE OR REPLACE FUNCTION delete_task(task_id bigint)
+ RETURNS boolean
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+    program TEXT;
+BEGIN
+    DELETE FROM tasks t USING programs p
+     WHERE t.id = delete_task.task_id AND p.id = t.program_id
+       AND task_action_applies('delete', t.status)
+    RETURNING p.name INTO program;
+    IF program IS NULL THEN
+        RETURN false;
+    END IF;
+    PERFORM audit_record('task.deleted', 'task ' || delete_task.task_id,
+                         jsonb_build_object('program', program));
+    RETURN true;
+END $function$
+
+;
+
+CREATE OR REPLACE FUNCTION task_enqueue(program_name text, params jsonb, want_priority integer DEFAULT NULL::integer, want_unique_key text DEFAULT NULL::text, want_unique_for interval DEFAULT NULL::interval, want_after bigint[] DEFAULT NULL::bigint[], batch bigint DEFAULT NULL::bigint, OUT task_id bigint, OUT existed boolean)
+ RETURNS record
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+    prog      programs%ROWTYPE;
+    fn        program_functions%ROWTYPE;
+    checked   JSONB;
+    upstream  RECORD;
+    failed_upstream BIGINT;
+    left_     INTEGER := 0;
+    holder    RECORD;
+BEGIN
+    SELECT * INTO prog FROM programs p WHERE p.name = program_name;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no program named %', coalesce(program_name, 'NULL')
+            USING ERRCODE = 'P0002', HINT = 'SELECT * FROM get_programs() lists the programs.',
+                  DETAIL = '{"code": "program_not_found", "fields": {"program": "no such program"}}';
+    END IF;
+    IF NOT prog.enabled THEN
+        RAISE EXCEPTION 'program % is disabled', prog.name
+            USING ERRCODE = '55000',
+                  DETAIL = '{"code": "program_disabled", "fields": {"program": "is disabled"}}';
+    END IF;
+    IF want_priority IS NOT NULL AND want_priority NOT BETWEEN -100 AND 100 THEN
+        RAISE EXCEPTION 'invalid priority %: use a whole number from -100 to 100 (higher runs first)', want_priority
+            USING ERRCODE = '22023',
+                  DETAIL = '{"code": "invalid_option", "fields": {"priority": "must be from -100 to 100"}}';
+    END IF;
+    IF want_unique_key IS NOT NULL AND (char_length(want_unique_key) NOT BETWEEN 1 AND 200
+                                   OR want_unique_key ~ '[[:cntrl:]]') THEN
+        RAISE EXCEPTION 'invalid unique key: use 1 to 200 characters, no control characters'
+            USING ERRCODE = '22023',
+                  DETAIL = '{"code": "invalid_option", "fields": {"unique_key": "must be 1 to 200 characters, no control characters"}}';
+    END IF;
+    IF want_unique_for IS NOT NULL AND (want_unique_key IS NULL OR want_unique_for < interval '0'
+                                   OR want_unique_for > interval '366 days') THEN
+        RAISE EXCEPTION 'invalid unique_for: give it with a unique key, from 0 to 366 days'
+            USING ERRCODE = '22023',
+                  DETAIL = '{"code": "invalid_option", "fields": {"unique_for": "needs a unique key and must be from 0 to 366 days"}}';
+    END IF;
+    IF cardinality(want_after) > 1000 THEN
+        RAISE EXCEPTION 'a task can wait for at most 1000 others'
+            USING ERRCODE = '22023',
+                  DETAIL = '{"code": "invalid_option", "fields": {"after": "at most 1000 tasks"}}';
+    END IF;
+    SELECT * INTO fn FROM program_functions f WHERE f.name = prog.function_name;
+    IF fn.kind = 'sql' THEN
+        checked := coalesce(nullif(params, 'null'::jsonb), '{}'::jsonb);
+        IF jsonb_typeof(checked) <> 'object' THEN
+            RAISE EXCEPTION 'invalid parameters: they must be a JSON object like {"name": value}'
+                USING ERRCODE = '22023',
+                      DETAIL = '{"code": "invalid_parameters", "fields": {"parameters": "must be a JSON object"}}';
+        END IF;
+    ELSE
+        checked := task_parameters_check(fn.parameters, params);
+    END IF;
+
+    -- The tasks it waits for: locked (so none ends unseen while this commits) and marked, so
+    -- their end releases or cancels this one.
+    IF cardinality(want_after) > 0 THEN
+        SELECT x.missing INTO upstream
+          FROM unnest(want_after) AS x(missing)
+         WHERE x.missing IS NULL OR NOT EXISTS (SELECT 1 FROM tasks t WHERE t.id = x.missing)
+         LIMIT 1;
+        IF FOUND THEN
+            RAISE EXCEPTION 'cannot wait for task %: there is no such task', coalesce(upstream.missing::text, 'NULL')
+                USING ERRCODE = 'P0002',
+                      DETAIL = json_build_object('code', 'unknown_upstream', 'fields',
+                                   json_build_object('after', format('no task %s', upstream.missing)))::text;
+        END IF;
+        -- In id order, so two callers waiting for the same tasks cannot deadlock.
+        PERFORM 1 FROM tasks t WHERE t.id = ANY (want_after) ORDER BY t.id FOR NO KEY UPDATE;
+        WITH marked AS (
+            UPDATE tasks t SET has_dependents = true
+             WHERE t.id = ANY (want_after)
+         RETURNING t.id, t.status
+        )
+        SELECT count(*) FILTER (WHERE m.status NOT IN ('finished', 'error', 'cancelled')),
+               min(m.id) FILTER (WHERE m.status IN ('error', 'cancelled'))
+          INTO left_, failed_upstream FROM marked m;
+    END IF;
+
+    LOOP
+        -- Without a key, a plain insert: ON CONFLICT's speculative insertion costs every
+        -- task, and a plain task has nothing to conflict with.
+        IF want_unique_key IS NULL THEN
+            INSERT INTO tasks (program_id, parameters, max_attempts, timeout_seconds, queued_by,
+                               priority, limited, unique_key, unique_for, batch_id,
+                               status, upstream_left, end_time, result)
+            VALUES (prog.id, checked, fn.max_attempts, fn.timeout_seconds, audit_actor(),
+                    coalesce(want_priority, prog.priority),
+                    prog.max_running IS NOT NULL OR prog.per_minute IS NOT NULL,
+                    want_unique_key, want_unique_for, batch,
+                    CASE WHEN failed_upstream IS NOT NULL THEN 'cancelled'
+                         WHEN left_ > 0 THEN 'pending' ELSE 'scheduled' END,
+                    CASE WHEN failed_upstream IS NOT NULL THEN 0 ELSE left_ END,
+                    CASE WHEN failed_upstream IS NOT NULL THEN now() END,
+                    CASE WHEN failed_upstream IS NOT NULL
+                         THEN format('Cancelled before it started: task %s, which it waits for, did not finish.',
+                                     failed_upstream) END)
+            RETURNING tasks.id INTO task_id;
+        ELSE
+            INSERT INTO tasks (program_id, parameters, max_attempts, timeout_seconds, queued_by,
+                               priority, limited, unique_key, unique_for, batch_id,
+                               status, upstream_left, end_time, result)
+            VALUES (prog.id, checked, fn.max_attempts, fn.timeout_seconds, audit_actor(),
+                    coalesce(want_priority, prog.priority),
+                    prog.max_running IS NOT NULL OR prog.per_minute IS NOT NULL,
+                    want_unique_key, want_unique_for, batch,
+                    CASE WHEN failed_upstream IS NOT NULL THEN 'cancelled'
+                         WHEN left_ > 0 THEN 'pending' ELSE 'scheduled' END,
+                    CASE WHEN failed_upstream IS NOT NULL THEN 0 ELSE left_ END,
+                    CASE WHEN failed_upstream IS NOT NULL THEN now() END,
+                    CASE WHEN failed_upstream IS NOT NULL
+                         THEN format('Cancelled before it started: task %s, which it waits for, did not finish.',
+                                     failed_upstream) END)
+            ON CONFLICT (program_id, unique_key) WHERE unique_key IS NOT NULL AND NOT unique_released
+            DO NOTHING
+            RETURNING tasks.id INTO task_id;
+        END IF;
+        IF task_id IS NOT NULL THEN
+            existed := false;
+            EXIT;
+        END IF;
+        -- The key is held. By a task still queued or running, or one that ended within its
+        -- unique_for: that is the answer. Otherwise the key is free: release it and insert
+        -- again (the unique index, not this read, decides who gets it).
+        SELECT t.id, t.status, t.end_time, t.unique_for INTO holder
+          FROM tasks t
+         WHERE t.program_id = prog.id AND t.unique_key = want_unique_key
+           AND NOT t.unique_released
+           FOR UPDATE;
+        IF NOT FOUND THEN
+            CONTINUE;
+        END IF;
+        IF holder.status NOT IN ('finished', 'error', 'cancelled')
+           OR holder.end_time + coalesce(holder.unique_for, interval '0') > now() THEN
+            task_id := holder.id;
+            existed := true;
+            RETURN;
+        END IF;
+        UPDATE tasks t SET unique_released = true WHERE t.id = holder.id;
+    END LOOP;
+
+    IF cardinality(want_after) > 0 THEN
+        INSERT INTO task_dependencies (task_id, upstream_id)
+        SELECT task_enqueue.task_id, u FROM (SELECT DISTINCT unnest(want_after)) AS x(u);
+    END IF;
+    IF batch IS NULL THEN
+        PERFORM audit_record('task.queued', 'task ' || task_id, jsonb_build_object('program', prog.name));
+    END IF;
+END $function$
+
+;
+
