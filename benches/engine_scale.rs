@@ -163,9 +163,9 @@ fn sustained(database: &BenchDatabase, minutes: u64) {
     let mut worker = WorkerProcess::start(&database.url);
     println!();
     println!(
-        "| minute | tasks/s | dead rows in tasks | queue index | tasks (heap + indexes) | pruned |"
+        "| minute | tasks/s | dead rows (live / archive) | queue index | tasks_live (heap + indexes) | tasks (both) | pruned |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|");
     let ended = format!(
         "SELECT count(*)::float8 AS value FROM tasks \
           WHERE id > {base} AND status = 'finished'"
@@ -183,17 +183,31 @@ fn sustained(database: &BenchDatabase, minutes: u64) {
         let rate = (ended_now - ended_before) / began.elapsed().as_secs_f64();
         ended_before = ended_now;
         rates.push(rate);
-        let dead = scalar(
-            &mut conn,
-            "SELECT n_dead_tup::float8 AS value FROM pg_stat_user_tables WHERE relname = 'tasks'",
-        );
+        // `tasks` is partitioned: its sizes are its partitions' (the parent has none).
+        let dead_in = |conn: &mut PgConnection, partition: &str| {
+            scalar(
+                conn,
+                &format!(
+                    "SELECT coalesce(sum(n_dead_tup), 0)::float8 AS value \
+                       FROM pg_stat_user_tables WHERE relname = '{partition}'"
+                ),
+            )
+        };
+        let dead_live = dead_in(&mut conn, "tasks_live");
+        let dead_archive = dead_in(&mut conn, "tasks_archive");
         let queue_index = scalar(
             &mut conn,
-            "SELECT pg_relation_size('tasks_queue_idx')::float8 AS value",
+            "SELECT sum(pg_relation_size(relid))::float8 AS value \
+               FROM pg_partition_tree('tasks_queue_idx')",
+        );
+        let live = scalar(
+            &mut conn,
+            "SELECT pg_total_relation_size('tasks_live')::float8 AS value",
         );
         let table = scalar(
             &mut conn,
-            "SELECT pg_total_relation_size('tasks')::float8 AS value",
+            "SELECT sum(pg_total_relation_size(relid))::float8 AS value \
+               FROM pg_partition_tree('tasks') WHERE isleaf",
         );
         // prune_tasks' statement, with a minute for its days.
         let pruned = scalar(
@@ -207,8 +221,9 @@ fn sustained(database: &BenchDatabase, minutes: u64) {
         );
         pruned_total += pruned;
         println!(
-            "| {minute} | {rate:.0} | {dead:.0} | {:.1} MiB | {:.0} MiB | {pruned:.0} |",
+            "| {minute} | {rate:.0} | {dead_live:.0} / {dead_archive:.0} | {:.1} MiB | {:.0} MiB | {:.0} MiB | {pruned:.0} |",
             queue_index / 1048576.0,
+            live / 1048576.0,
             table / 1048576.0
         );
     }
@@ -282,8 +297,8 @@ fn main() {
     let kept_latency = idle_worker_latency(&mut kept, &database.url, samples);
     let per_million = scalar(
         &mut kept,
-        "SELECT (pg_total_relation_size('tasks') / 1048576.0 \
-                 / greatest(count(*) / 1e6, 1e-6))::float8 AS value FROM tasks",
+        "SELECT ((SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree('tasks')) \
+                 / 1048576.0 / greatest(count(*) / 1e6, 1e-6))::float8 AS value FROM tasks",
     );
 
     println!("one worker node, default settings; {queued} noops drained; {ended} ended tasks kept");

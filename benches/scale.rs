@@ -15,8 +15,8 @@
 //!
 //! The generated rows are vacuumed and analyzed before measuring (what autovacuum does with
 //! a year's rows long before anyone looks; the queue's fresh rows too, or autovacuum would
-//! start in the middle of the measurement). Disk use: `pg_total_relation_size('tasks')` (heap,
-//! TOAST and every index) per million rows.
+//! start in the middle of the measurement). Disk use: `pg_total_relation_size` of each
+//! partition of `tasks` (heap, TOAST and every index) per million rows.
 
 mod support;
 
@@ -67,7 +67,16 @@ fn staff_and_token(conn: &mut PgConnection) -> String {
 
 /// Disk use of the tasks table (heap, TOAST, indexes), per million rows.
 fn disk_use(conn: &mut PgConnection, rows: i64) {
-    let mut size = |what: &str| number(conn, &format!("SELECT {what}('tasks')::bigint AS n"));
+    // `tasks` is partitioned (tasks_live, tasks_archive): its sizes are its partitions'.
+    let mut size = |what: &str| {
+        number(
+            conn,
+            &format!(
+                "SELECT sum({what}(relid))::bigint AS n FROM pg_partition_tree('tasks') \
+                  WHERE isleaf"
+            ),
+        )
+    };
     let (total, heap, indexes) = (
         size("pg_total_relation_size"),
         size("pg_relation_size"),
@@ -87,7 +96,8 @@ fn disk_use(conn: &mut PgConnection, rows: i64) {
     let lines: Vec<Line> = sql_query(
         "SELECT format('  %s %s', indexrelid::regclass, \
                 pg_size_pretty(pg_relation_size(indexrelid))) AS line \
-           FROM pg_index WHERE indrelid = 'tasks'::regclass \
+           FROM pg_index WHERE indrelid IN (SELECT relid FROM pg_partition_tree('tasks') \
+                                             WHERE isleaf) \
           ORDER BY pg_relation_size(indexrelid) DESC",
     )
     .load(conn)

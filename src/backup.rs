@@ -108,8 +108,8 @@ pub fn table_count(conn: &mut PgConnection) -> anyhow::Result<i64> {
 }
 
 /// Restores `file` (already [`check`]ed) into the database at `url`, in one transaction.
-/// `replace`: drop what the backup holds first (the caller has refused a non-empty database
-/// unless told to replace it).
+/// `replace`: empty the database's `public` schema first (the caller has refused a non-empty
+/// database unless told to replace it).
 ///
 /// pg_restore's script empties `search_path` for safety, but our SQL functions call each
 /// other unqualified (generated columns and indexes evaluate them while the tables load), so
@@ -122,9 +122,14 @@ pub fn restore(
 ) -> anyhow::Result<()> {
     let mut script = tool(bin_dir, "pg_restore");
     script.args(["--no-owner", "--no-privileges", "--file", "-"]);
-    if replace {
-        script.args(["--clean", "--if-exists"]);
-    }
+    // Not pg_restore's `--clean`: it drops a partition's primary key before its table, which
+    // PostgreSQL refuses ("cannot drop inherited constraint"), so `tasks` (partitioned) could
+    // never be replaced. Emptying the schema in the same transaction replaces all of it.
+    let prelude: &'static [u8] = if replace {
+        b"DROP SCHEMA public CASCADE;\nCREATE SCHEMA public;\n"
+    } else {
+        b""
+    };
     let mut script = script
         .arg(file)
         .stdout(Stdio::piped())
@@ -148,7 +153,7 @@ pub fn restore(
         .context("running psql (is PostgreSQL's client installed?)")?;
     let from = script.stdout.take().expect("piped");
     let to = psql.stdin.take().expect("piped");
-    let copied = std::thread::spawn(move || pipe_with_search_path(from, to));
+    let copied = std::thread::spawn(move || pipe_with_search_path(prelude, from, to));
     let script_out = script.wait_with_output().context("pg_restore")?;
     let copied = copied
         .join()
@@ -156,21 +161,28 @@ pub fn restore(
     let psql_out = psql.wait_with_output().context("psql")?;
     let failed =
         |out: &std::process::Output| String::from_utf8_lossy(&out.stderr).trim().to_owned();
-    if !script_out.status.success() {
-        bail!("pg_restore: {}", failed(&script_out));
-    }
+    // psql first: when it stops at an error, pg_restore dies writing to the closed pipe and
+    // has nothing to say.
     if !psql_out.status.success() {
         bail!(
             "restoring (nothing was changed: one transaction): {}",
             failed(&psql_out)
         );
     }
+    if !script_out.status.success() {
+        bail!("pg_restore: {}", failed(&script_out));
+    }
     copied.context("feeding the backup to psql")
 }
 
-/// Copies pg_restore's script, with its empty `search_path` (outside COPY data) set to
-/// `public`.
-fn pipe_with_search_path(from: impl Read, mut to: impl Write) -> std::io::Result<()> {
+/// Copies pg_restore's script after `prelude`, with its empty `search_path` (outside COPY
+/// data) set to `public`.
+fn pipe_with_search_path(
+    prelude: &[u8],
+    from: impl Read,
+    mut to: impl Write,
+) -> std::io::Result<()> {
+    to.write_all(prelude)?;
     const EMPTIED: &[u8] = b"SELECT pg_catalog.set_config('search_path', '', false);\n";
     const PUBLIC: &[u8] = b"SELECT pg_catalog.set_config('search_path', 'public', false);\n";
     let mut from = BufReader::new(from);
