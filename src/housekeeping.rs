@@ -9,16 +9,14 @@ use actix_web::web;
 use diesel::{PgConnection, QueryResult};
 
 use crate::{
+    audit,
     config::Config,
     db::PgPool,
-    domain::{
-        accounts::{
-            email, resets,
-            sessions::{self, SessionPolicy},
-            throttle::{self, ThrottlePolicy},
-            tokens,
-        },
-        audit,
+    domain::accounts::{
+        email, resets,
+        sessions::{self, SessionPolicy},
+        throttle::{self, ThrottlePolicy},
+        tokens,
     },
     mail::outbox,
 };

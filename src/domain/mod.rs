@@ -2,10 +2,8 @@
 //! Nothing here knows about HTTP.
 
 pub mod accounts;
-pub mod audit;
 pub mod cart;
 pub mod catalog;
-pub mod ids;
 pub mod money;
 pub mod orders;
 pub mod overview;

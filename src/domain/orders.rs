@@ -11,13 +11,10 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::{
+    audit::AuditContext,
     db::schema::{books, cart_items, order_lines, orders, users},
-    domain::{
-        accounts::email,
-        audit::AuditContext,
-        ids::{BookId, CartLineId, OrderId, UserId},
-        money::Cents,
-    },
+    domain::{accounts::email, money::Cents},
+    ids::{BookId, CartLineId, OrderId, UserId},
     mail::{
         MailKind,
         outbox::{self, NewMail},

@@ -13,17 +13,15 @@ use lettre::{
 use serde::Deserialize;
 
 use crate::{
+    audit::{Actor, AuditContext},
     domain::{
         accounts::{
-            Login, User,
-            email::{self},
-            find_user,
+            Login, User, email, find_user,
             resets::{self, LinkIssuer},
         },
-        audit::{Actor, AuditContext},
-        ids::{BookId, EmailConfirmationId, OrderId, TaskId},
         orders,
     },
+    ids::{BookId, EmailConfirmationId, OrderId, TaskId},
     mail::{MailKind, Mailer, outbox::MailRow},
 };
 

@@ -11,7 +11,7 @@
 use diesel::prelude::*;
 
 use crate::{
-    domain::ids::{MailId, TaskId},
+    ids::{MailId, TaskId},
     mail::{
         MailStatus, Mailer,
         compose::{self, ComposeError},

@@ -22,11 +22,9 @@ use diesel::{
 use serde_json::{Value, json};
 
 use crate::{
+    audit::{self, AuditAction, AuditContext},
     db::schema::programs,
-    domain::{
-        audit::{self, AuditAction, AuditContext},
-        ids::{ProgramId, TaskId},
-    },
+    ids::{ProgramId, TaskId},
     tasks::{
         refusal::FieldProblem,
         schedule::{self, Schedule},

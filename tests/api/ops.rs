@@ -2,12 +2,12 @@
 //! what each one does, each refusal code it gives, what cancel, retry and delete do to every
 //! status, and the audit record written in the same transaction as the change.
 
-use bookstore::domain::ids::{ProgramId, TaskId};
+use bookstore::ids::{ProgramId, TaskId};
 use std::path::PathBuf;
 
 use bookstore::{
+    audit::{Actor, AuditContext},
     db::schema::{audit_events, programs, tasks},
-    domain::audit::{Actor, AuditContext},
     tasks::{
         bulk::{self, BulkAction},
         engine::store::{self, AttemptKey, Success},

@@ -177,7 +177,7 @@ impl Bookstore {
     fn task(&self, id: i64) -> (String, Option<String>) {
         use bookstore::db::schema::tasks;
         tasks::table
-            .find(bookstore::domain::ids::TaskId(id))
+            .find(bookstore::ids::TaskId(id))
             .select((tasks::status, tasks::traceparent))
             .first(&mut self.connect())
             .unwrap()

@@ -9,12 +9,10 @@ use diesel::{prelude::*, result::DatabaseErrorKind};
 use serde_json::json;
 
 use crate::{
+    audit::{self, AuditAction, AuditContext},
     db::schema::{email_confirmations, users},
-    domain::{
-        accounts::{User, find_user, sessions::SessionToken},
-        audit::{self, AuditAction, AuditContext},
-        ids::{EmailConfirmationId, UserId},
-    },
+    domain::accounts::{User, find_user, sessions::SessionToken},
+    ids::{EmailConfirmationId, UserId},
     mail::{
         MailKind,
         outbox::{self, NewMail},

@@ -7,17 +7,15 @@ use diesel::prelude::*;
 use serde_json::json;
 
 use crate::{
+    audit::{self, AuditAction, AuditContext},
     db::schema::users,
-    domain::{
-        accounts::{
-            Login, User,
-            email::EmailAddress,
-            find_by_login, find_user,
-            throttle::{self, ThrottlePolicy},
-        },
-        audit::{self, AuditAction, AuditContext},
-        ids::UserId,
+    domain::accounts::{
+        Login, User,
+        email::EmailAddress,
+        find_by_login, find_user,
+        throttle::{self, ThrottlePolicy},
     },
+    ids::UserId,
     mail::{
         MailKind,
         outbox::{self, NewMail},

@@ -10,12 +10,10 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::{
+    audit::{Actor, AuditContext},
     db::schema::{books, users},
-    domain::{
-        accounts::{Role, email::EmailAddress},
-        audit::{Actor, AuditContext},
-        ids::{MailId, UserId},
-    },
+    domain::accounts::{Role, email::EmailAddress},
+    ids::{MailId, UserId},
     mail::{
         MailKind,
         compose::{LowStockBook, LowStockData},
@@ -112,7 +110,7 @@ pub fn low_stock_digest(timeout: Duration) -> ProgramFunction {
                     "No book has {threshold} or fewer copies: no mail."
                 )));
             }
-            let low: Vec<(crate::domain::ids::BookId, String, i32)> = low_books
+            let low: Vec<(crate::ids::BookId, String, i32)> = low_books
                 .order((books::stock, books::title, books::id))
                 .limit(DIGEST_BOOKS)
                 .select((books::id, books::title, books::stock))

@@ -8,10 +8,8 @@ use diesel::PgConnection;
 use serde_json::{Value, json};
 
 use crate::{
-    domain::{
-        audit::AuditContext,
-        ids::{TaskBatchId, TaskId},
-    },
+    audit::AuditContext,
+    ids::{TaskBatchId, TaskId},
     tasks::{
         flow, ops,
         program::ProgramSettings,

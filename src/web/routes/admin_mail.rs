@@ -9,7 +9,7 @@ use askama_web::WebTemplate;
 use serde::Deserialize;
 
 use crate::{
-    domain::ids::MailId,
+    ids::MailId,
     mail::{
         MailStatus,
         outbox::{self, ListedMail, RetryError},

@@ -9,7 +9,7 @@ use askama::Template;
 use askama_web::WebTemplate;
 use serde::Deserialize;
 
-use crate::domain::ids::TaskId;
+use crate::ids::TaskId;
 use crate::{
     tasks::{
         ops::{self, OperationError, ProgramInfo},
