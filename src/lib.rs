@@ -10,6 +10,7 @@ pub mod housekeeping;
 pub mod ids;
 pub mod mail;
 pub mod monitoring;
+pub mod programs;
 pub mod seed;
 pub mod startup;
 pub mod tasks;

@@ -211,7 +211,8 @@ fn rules_across_parameters_are_refused_before_queueing() {
         mail: bookstore::mail::Mailer::from_config(&bookstore::config::Config::default()),
         backups: bookstore::backup::BackupSettings::from(&bookstore::config::Config::default()),
     };
-    let check = |params| ops::check_before_queueing("sales_report", &params, &settings);
+    let check =
+        |params| bookstore::programs::check_before_queueing("sales_report", &params, &settings);
 
     let backwards = check(json!({"from": "2026-03-02", "to": "2026-03-01"}));
     assert_eq!(refused(backwards), "invalid_parameters: from");
