@@ -12,13 +12,15 @@ use crate::{
     audit,
     config::Config,
     db::PgPool,
-    domain::accounts::{
-        email, resets,
-        sessions::{self, SessionPolicy},
-        throttle::{self, ThrottlePolicy},
-        tokens,
+    domain::{
+        accounts::{
+            email, resets,
+            sessions::{self, SessionPolicy},
+            throttle::{self, ThrottlePolicy},
+            tokens,
+        },
+        outbox,
     },
-    mail::outbox,
 };
 
 const INTERVAL: Duration = Duration::from_secs(300);

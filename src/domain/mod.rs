@@ -6,6 +6,7 @@ pub mod cart;
 pub mod catalog;
 pub mod money;
 pub mod orders;
+pub mod outbox;
 pub mod overview;
 
 /// "  Mary   GrandPré " -> "Mary GrandPré": how every typed or imported name is cleaned.

@@ -13,12 +13,13 @@ use uuid::Uuid;
 use crate::{
     audit::AuditContext,
     db::schema::{books, cart_items, order_lines, orders, users},
-    domain::{accounts::email, money::Cents},
-    ids::{BookId, CartLineId, OrderId, UserId},
-    mail::{
-        MailKind,
+    domain::{
+        accounts::email,
+        money::Cents,
         outbox::{self, NewMail},
     },
+    ids::{BookId, CartLineId, OrderId, UserId},
+    mail::MailKind,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]

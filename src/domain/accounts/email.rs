@@ -11,12 +11,12 @@ use serde_json::json;
 use crate::{
     audit::{self, AuditAction, AuditContext},
     db::schema::{email_confirmations, users},
-    domain::accounts::{User, find_user, sessions::SessionToken},
-    ids::{EmailConfirmationId, UserId},
-    mail::{
-        MailKind,
+    domain::{
+        accounts::{User, find_user, sessions::SessionToken},
         outbox::{self, NewMail},
     },
+    ids::{EmailConfirmationId, UserId},
+    mail::MailKind,
 };
 
 /// An address that passed the rules: trimmed, at most 254 characters, no spaces or control

@@ -9,17 +9,17 @@ use serde_json::json;
 use crate::{
     audit::{self, AuditAction, AuditContext},
     db::schema::users,
-    domain::accounts::{
-        Login, User,
-        email::EmailAddress,
-        find_by_login, find_user,
-        throttle::{self, ThrottlePolicy},
-    },
-    ids::UserId,
-    mail::{
-        MailKind,
+    domain::{
+        accounts::{
+            Login, User,
+            email::EmailAddress,
+            find_by_login, find_user,
+            throttle::{self, ThrottlePolicy},
+        },
         outbox::{self, NewMail},
     },
+    ids::UserId,
+    mail::MailKind,
 };
 
 #[derive(Debug, thiserror::Error)]

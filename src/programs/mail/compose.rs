@@ -20,9 +20,10 @@ use crate::{
             resets::{self, LinkIssuer},
         },
         orders,
+        outbox::MailRow,
     },
     ids::{BookId, EmailConfirmationId, OrderId, TaskId},
-    mail::{MailKind, Mailer, outbox::MailRow},
+    mail::{MailKind, Mailer},
 };
 
 /// Why a mail was not composed.
