@@ -1,4 +1,5 @@
-//! The built-in programs, one file per area. Each is a plain function over a [`TaskContext`].
+//! The built-in programs, one file per area. Each is a plain function over a
+//! [`TaskContext`](crate::tasks::TaskContext).
 //!
 //! They sit above the shop's rules (`domain`: orders, accounts, the catalog they read and
 //! change) and the task engine (`tasks`: what a program is, its context, the registry), so
