@@ -20,11 +20,9 @@ use std::{
 };
 
 use bookstore::{
+    audit::{Actor, AuditContext},
     db::schema::{books, order_lines, orders, tasks, users},
-    domain::{
-        accounts::tokens,
-        audit::{Actor, AuditContext},
-    },
+    domain::accounts::tokens,
 };
 use diesel::prelude::*;
 use support::{BenchDatabase, Stats, env_number, ms};
@@ -271,7 +269,7 @@ fn main() {
         .expect("the app never became ready");
 
     let mut conn = database.connect();
-    let staff_id: bookstore::domain::ids::UserId = users::table
+    let staff_id: bookstore::ids::UserId = users::table
         .filter(users::login.eq("staff"))
         .select(users::id)
         .first(&mut conn)

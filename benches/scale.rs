@@ -22,9 +22,9 @@ mod support;
 
 use std::time::Instant;
 
-use bookstore::domain::{
-    accounts::{self, Login, NewPassword, tokens},
+use bookstore::{
     audit::{Actor, AuditContext},
+    domain::accounts::{self, Login, NewPassword, tokens},
 };
 use diesel::{PgConnection, RunQueryDsl, sql_query, sql_types::BigInt};
 use support::{

@@ -2,7 +2,7 @@
 //! single repeatable-read transaction, so books, orders and tasks agree), and their restore
 //! with `pg_restore` in one transaction (all or nothing). A file is read through before
 //! anything is restored, so a truncated or damaged one is refused with the tool's reason and
-//! the target left as it was. The `backup` program (tasks/programs/backup.rs) writes dated
+//! the target left as it was. The `backup` program (programs/backup.rs) writes dated
 //! files to `<data dir>/backups/` and keeps the last N.
 
 use std::{

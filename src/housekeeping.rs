@@ -9,6 +9,7 @@ use actix_web::web;
 use diesel::{PgConnection, QueryResult};
 
 use crate::{
+    audit,
     config::Config,
     db::PgPool,
     domain::{
@@ -18,9 +19,8 @@ use crate::{
             throttle::{self, ThrottlePolicy},
             tokens,
         },
-        audit,
+        outbox,
     },
-    mail::outbox,
 };
 
 const INTERVAL: Duration = Duration::from_secs(300);

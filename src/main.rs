@@ -6,13 +6,11 @@ use std::{
 
 use anyhow::Context;
 use bookstore::{
+    audit::{Actor, AuditContext},
     backup::{self, BackupSettings},
     config::{Config, Role, settings},
     db,
-    domain::{
-        accounts::{self, Login, NewPassword, resets},
-        audit::{Actor, AuditContext},
-    },
+    domain::accounts::{self, Login, NewPassword, resets},
     startup::{self, Application},
     telemetry,
 };

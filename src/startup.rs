@@ -16,9 +16,8 @@ use crate::{
     config::{Config, SeedDemo},
     db::{self, PgPool, replicas::Replicas},
     domain::accounts::throttle::ThrottlePolicy,
-    housekeeping, seed,
+    housekeeping, programs, seed,
     tasks::{
-        Registry,
         engine::{self, EngineConfig, EngineHandle},
         program::ProgramSettings,
     },
@@ -35,7 +34,7 @@ pub fn prepare(
 ) -> anyhow::Result<Vec<seed::DemoAccount>> {
     db::with_prepare_lock(conn, |conn| {
         db::migrate(conn)?;
-        Registry::builtin()
+        programs::registry()
             .sync(conn)
             .context("registering the built-in programs")?;
         if seed_demo == SeedDemo::Off {
@@ -153,7 +152,7 @@ impl Application {
                 .context("the task engine needs the database URL")?;
             Some(engine::start(
                 pool.clone(),
-                Arc::new(Registry::builtin()),
+                Arc::new(programs::registry()),
                 EngineConfig::from_config(config, url),
             )?)
         } else {

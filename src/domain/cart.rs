@@ -6,13 +6,11 @@
 
 use diesel::{prelude::*, result::DatabaseErrorKind};
 
-use crate::domain::ids::UserId;
+use crate::ids::UserId;
 use crate::{
     db::schema::{books, cart_items},
-    domain::{
-        ids::{BookId, CartLineId},
-        money::Cents,
-    },
+    domain::money::Cents,
+    ids::{BookId, CartLineId},
 };
 
 mod quantity;

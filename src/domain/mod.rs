@@ -2,12 +2,11 @@
 //! Nothing here knows about HTTP.
 
 pub mod accounts;
-pub mod audit;
 pub mod cart;
 pub mod catalog;
-pub mod ids;
 pub mod money;
 pub mod orders;
+pub mod outbox;
 pub mod overview;
 
 /// "  Mary   GrandPré " -> "Mary GrandPré": how every typed or imported name is cleaned.

@@ -11,17 +11,15 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::{
+    audit::AuditContext,
     db::schema::{books, cart_items, order_lines, orders, users},
     domain::{
         accounts::email,
-        audit::AuditContext,
-        ids::{BookId, CartLineId, OrderId, UserId},
         money::Cents,
-    },
-    mail::{
-        MailKind,
         outbox::{self, NewMail},
     },
+    ids::{BookId, CartLineId, OrderId, UserId},
+    mail::MailKind,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,13 +1,11 @@
-//! Mail to customers and staff: what the shop sends (an outbox row per mail, written in the
-//! transaction that decides to send it), how a mail is composed (askama templates, a plain
-//! text and an HTML part) and how it leaves (SMTP through lettre, or `.eml` files in the
-//! outbox folder when no mail server is configured). The `send_mail` program
-//! (`tasks::programs::mail`) delivers each row once.
+//! Mail transport: what a mail is to the shop (its kinds and statuses, as text in the
+//! database) and how it leaves (SMTP through lettre, or `.eml` files in the outbox folder when
+//! no mail server is configured), with the [`Mailer`] that holds the settings. A leaf under
+//! the domain and the engine: it names neither. Queueing a mail (a row of the outbox, written
+//! in the transaction that decides to send it) is the domain's (`domain::outbox`); composing
+//! and sending each row once is the `send_mail` program's (`programs::mail`).
 
-pub mod compose;
-pub mod deliver;
 mod kinds;
-pub mod outbox;
 mod transport;
 
 use lettre::message::Mailbox;
@@ -56,7 +54,7 @@ impl Mailer {
     }
 
     /// The domain Message-IDs are made in: the From address's.
-    fn message_id_domain(&self) -> &str {
+    pub fn message_id_domain(&self) -> &str {
         self.from.email.domain()
     }
 }

@@ -9,11 +9,9 @@ use diesel::{
 };
 
 use crate::{
+    audit::{AuditAction, AuditContext},
     db::schema::tasks,
-    domain::{
-        audit::{AuditAction, AuditContext},
-        ids::TaskId,
-    },
+    ids::TaskId,
     tasks::ops::{OperationError, as_actor},
 };
 

@@ -13,7 +13,6 @@ pub mod listing;
 pub mod ops;
 pub mod params;
 pub mod program;
-pub mod programs;
 pub mod queueing;
 pub mod refusal;
 pub mod registry;

@@ -22,13 +22,11 @@ use diesel::{
 use serde_json::{Value, json};
 
 use crate::{
+    audit::{self, AuditAction, AuditContext},
     db::schema::programs,
-    domain::{
-        audit::{self, AuditAction, AuditContext},
-        ids::{ProgramId, TaskId},
-    },
+    ids::{ProgramId, TaskId},
     tasks::{
-        refusal::FieldProblem,
+        refusal::{FieldProblem, ParamRefusal},
         schedule::{self, Schedule},
         status::TaskStatus,
     },
@@ -140,20 +138,16 @@ struct NewTask {
     id: TaskId,
 }
 
-/// Rules the parameter schema cannot say (see `programs::check_before_queueing`), as the
-/// same refusal `run_program` gives: for the pages and the API, before they queue.
-pub fn check_before_queueing(
-    function_name: &str,
-    params: &Value,
-    settings: &crate::tasks::program::ProgramSettings,
-) -> Result<(), OperationError> {
-    crate::tasks::programs::check_before_queueing(function_name, params, settings).map_err(
-        |refusal| OperationError::Refused {
+/// A program's refusal of its parameters before they are queued (`programs::check_before_queueing`,
+/// for the pages and the API) is the same refusal `run_program` gives.
+impl From<ParamRefusal> for OperationError {
+    fn from(refusal: ParamRefusal) -> OperationError {
+        OperationError::Refused {
             code: RefusalCode::InvalidParameters,
             message: refusal.message(),
             fields: BTreeMap::from([(refusal.param.to_owned(), refusal.problem)]),
-        },
-    )
+        }
+    }
 }
 
 /// `run_program(name, params)`: validates and queues a task; returns its id.

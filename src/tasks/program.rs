@@ -17,7 +17,7 @@ use serde_json::Value;
 use crate::{
     config::Config,
     db::{PgPool, PooledPg},
-    domain::ids::TaskId,
+    ids::TaskId,
     tasks::{
         flow::{self, BatchCounts, UpstreamTask},
         params::ParamSpec,

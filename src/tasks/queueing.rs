@@ -14,11 +14,9 @@ use diesel::{
 use serde_json::Value;
 
 use crate::{
+    audit::{self, AuditAction, AuditContext},
     db::schema::programs,
-    domain::{
-        audit::{self, AuditAction, AuditContext},
-        ids::{TaskBatchId, TaskId},
-    },
+    ids::{TaskBatchId, TaskId},
     tasks::{
         ops::{self, OperationError},
         trace,

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::{
     db::schema::{program_functions, programs},
-    tasks::{program::ProgramFunction, programs as builtin, schedule::Schedule},
+    tasks::{program::ProgramFunction, schedule::Schedule},
 };
 
 pub struct Registry {
@@ -16,14 +16,8 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// The functions of this build.
-    pub fn builtin() -> Registry {
-        Registry {
-            functions: builtin::all(),
-        }
-    }
-
-    /// A registry of the given functions (an app embedding the engine, or a test).
+    /// A registry of the given functions: the built-ins (`programs::registry()`, assembled above
+    /// the engine, which never names them), an app embedding the engine, or a test.
     pub fn new(functions: Vec<ProgramFunction>) -> Registry {
         Registry { functions }
     }
@@ -94,41 +88,5 @@ impl Registry {
             }
             Ok(())
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_built_in_has_a_schema_from_its_parameter_struct() {
-        let registry = Registry::builtin();
-        let schema = |name: &str| json!(registry.get(name).expect(name).params);
-        assert_eq!(
-            schema("hello_world"),
-            json!([{"name": "name", "type": "text", "required": false, "default": "world",
-                    "help": "Who to greet.", "max_length": 200}])
-        );
-        assert_eq!(
-            schema("sales_report"),
-            json!([
-                {"name": "from", "type": "date", "required": true, "help": "First day.", "default_days_ago": 30},
-                {"name": "to", "type": "date", "required": true, "help": "Last day.", "default_days_ago": 0},
-                {"name": "per", "type": "enum", "required": false, "default": "book",
-                 "help": "Group by book or by author.", "choices": ["book", "author"]},
-            ])
-        );
-        assert_eq!(schema("noop"), json!([]));
-        for function in registry.functions() {
-            for spec in &function.params {
-                assert!(
-                    !spec.help.is_empty(),
-                    "{}.{} has help",
-                    function.name,
-                    spec.name
-                );
-            }
-        }
     }
 }

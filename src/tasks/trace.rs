@@ -7,7 +7,7 @@ use diesel::prelude::*;
 
 use crate::db::PgPool;
 use crate::db::schema::tasks;
-use crate::domain::ids::{TaskBatchId, TaskId};
+use crate::ids::{TaskBatchId, TaskId};
 use crate::telemetry;
 
 use super::engine::store::ClaimedTask;

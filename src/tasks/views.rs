@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::{
     db::schema::{programs, tasks},
-    domain::ids::{TaskBatchId, TaskId},
+    ids::{TaskBatchId, TaskId},
     tasks::{status::TaskStatus, table::ResultTable},
 };
 

@@ -11,7 +11,7 @@ use actix_web::{
 };
 
 use crate::{
-    domain::audit::{self, Actor, AuditAction, AuditContext},
+    audit::{self, Actor, AuditAction, AuditContext},
     web::{
         AppState,
         api::ApiError,

@@ -13,12 +13,10 @@ use actix_web::{
 };
 use futures_util::future::LocalBoxFuture;
 
-use crate::domain::ids::UserId;
+use crate::ids::UserId;
 use crate::{
-    domain::{
-        accounts::{self, User, devices::KnownDevice, sessions::USER_ID_KEY},
-        audit::AuditContext,
-    },
+    audit::AuditContext,
+    domain::accounts::{self, User, devices::KnownDevice, sessions::USER_ID_KEY},
     web::{
         csrf,
         error::WebError,

@@ -5,10 +5,8 @@
 use sha2::{Digest, Sha256};
 
 use crate::{
-    domain::{
-        catalog::{BookDetail, BookSummary},
-        ids::BookId,
-    },
+    domain::catalog::{BookDetail, BookSummary},
+    ids::BookId,
     web::contrast::Rgb,
 };
 

@@ -10,7 +10,7 @@ use chrono::Duration;
 use serde::Deserialize;
 
 use crate::{
-    domain::ids::TaskId,
+    ids::TaskId,
     tasks::{
         queueing::{ProgramOptions, RunOptions},
         refusal::FieldProblem,

@@ -5,7 +5,7 @@
 use actix_session::Session;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::ids::TaskId;
+use crate::ids::TaskId;
 use crate::tasks::status::TaskStatus;
 
 const SESSION_KEY: &str = "flash";

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    domain::ids::{TaskBatchId, TaskId},
+    ids::{TaskBatchId, TaskId},
     tasks::{
         listing::{Cursor, IdRange, TaskFilter, TaskPage, TaskSearch, TaskSort},
         status::TaskStatus,
@@ -295,7 +295,7 @@ pub struct PageLinks {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::ids::TaskId;
+    use crate::ids::TaskId;
 
     #[test]
     fn searches_read_as_ids_json_or_text() {

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 
 use crate::{
-    domain::ids::TaskId,
+    ids::TaskId,
     tasks::flow::{Workflow, WorkflowNode},
 };
 

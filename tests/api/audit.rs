@@ -285,7 +285,7 @@ async fn events_past_their_keeping_are_purged_and_recent_ones_stay() {
             )
             .execute(conn)
             .unwrap();
-            bookstore::domain::audit::purge_older_than(conn, 400).unwrap()
+            bookstore::audit::purge_older_than(conn, 400).unwrap()
         })
         .await;
     assert_eq!(purged, 1, "the 500-day-old event");

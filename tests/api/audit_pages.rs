@@ -101,7 +101,7 @@ async fn a_long_log_pages_by_keyset_and_counts_beyond_the_threshold_by_estimate(
             audit_events::table
                 .filter(audit_events::subject.eq("book 51"))
                 .select(audit_events::id)
-                .first::<bookstore::domain::ids::AuditEventId>(conn)
+                .first::<bookstore::ids::AuditEventId>(conn)
                 .unwrap()
         })
         .await;

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use bookstore::{
+    audit::{Actor, AuditContext},
     db::schema::{api_tokens, audit_events, books, password_resets, programs, tasks, users},
     domain::{
         accounts::{
@@ -14,10 +15,9 @@ use bookstore::{
             throttle::ThrottlePolicy,
             tokens,
         },
-        audit::{Actor, AuditContext},
         catalog::edit,
-        ids::{BookId, ProgramId, UserId},
     },
+    ids::{BookId, ProgramId, UserId},
     tasks::{
         bulk::{self, BulkAction},
         ops,
@@ -81,7 +81,7 @@ fn account_changes_are_recorded_with_who_made_them() {
     let staff = user_id(&mut conn, "staff");
 
     let token = tokens::create(&mut conn, &boss(), staff, "nightly", None).unwrap();
-    let id: bookstore::domain::ids::ApiTokenId = api_tokens::table
+    let id: bookstore::ids::ApiTokenId = api_tokens::table
         .select(api_tokens::id)
         .first(&mut conn)
         .unwrap();
@@ -169,7 +169,7 @@ fn a_change_whose_record_cannot_be_written_is_undone() {
     let mut conn = connect();
     let (staff, alice) = (user_id(&mut conn, "staff"), user_id(&mut conn, "alice"));
     tokens::create(&mut conn, &boss(), staff, "kept", None).unwrap();
-    let token: bookstore::domain::ids::ApiTokenId = api_tokens::table
+    let token: bookstore::ids::ApiTokenId = api_tokens::table
         .select(api_tokens::id)
         .first(&mut conn)
         .unwrap();

@@ -132,7 +132,7 @@ async fn the_backup_program_writes_dated_files_and_keeps_the_newest() {
         let id = queued.json::<serde_json::Value>().await.unwrap()["id"]
             .as_i64()
             .unwrap();
-        let id = bookstore::domain::ids::TaskId(id);
+        let id = bookstore::ids::TaskId(id);
         wait_until(30, "the backup to finish", || {
             let app = app.clone();
             async move { app.task_status(id).await == "finished" }

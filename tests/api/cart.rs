@@ -4,7 +4,8 @@ use std::collections::HashSet;
 
 use bookstore::{
     db::schema::{books, cart_items, order_lines, orders, users},
-    domain::{accounts::hash_password, ids::CartLineId},
+    domain::accounts::hash_password,
+    ids::CartLineId,
 };
 use diesel::prelude::*;
 use tokio::task::JoinSet;

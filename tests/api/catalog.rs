@@ -2,7 +2,7 @@
 
 use bookstore::{
     db::schema::{authors, book_authors, books},
-    domain::ids::AuthorId,
+    ids::AuthorId,
 };
 use diesel::prelude::*;
 

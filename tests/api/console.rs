@@ -1,11 +1,11 @@
 //! The staff task console: finding tasks, acting on many at once, pausing a queue, running
 //! again with changes, and what a task waiting to retry says.
 
-use bookstore::domain::ids::TaskId;
+use bookstore::ids::TaskId;
 use bookstore::{
+    audit::{self, Actor, AuditContext},
     config::{Config, Role},
     db::schema::tasks,
-    domain::audit::{self, Actor, AuditContext},
     tasks::ops,
 };
 use diesel::prelude::*;

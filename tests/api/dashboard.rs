@@ -1,6 +1,6 @@
 //! The staff dashboard for background programs, and the JSON API.
 
-use bookstore::domain::ids::TaskId;
+use bookstore::ids::TaskId;
 use bookstore::{config::Role, db::schema::tasks, tasks::ops};
 use diesel::{prelude::*, sql_query};
 use serde_json::{Value, json};

@@ -3,7 +3,7 @@
 //! itself across two nodes; a batch calls back once with two nodes finishing its members; a
 //! SQL program snoozes without spending attempts and reads its upstream's results.
 
-use bookstore::{config::Role, db::schema::tasks, domain::ids::TaskId};
+use bookstore::{config::Role, db::schema::tasks, ids::TaskId};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 

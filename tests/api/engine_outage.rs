@@ -3,7 +3,7 @@
 //! three times, outcomes lost) must not happen: no task runs more than twice, none is lost,
 //! and one that completed is not run again.
 
-use bookstore::domain::ids::TaskId;
+use bookstore::ids::TaskId;
 use std::time::Duration;
 
 use bookstore::{

@@ -2,7 +2,7 @@
 //! the rules of claim, heartbeat, finish, fail, rescue and a lost connection, each as the SQL
 //! functions apply them, without an engine running.
 
-use bookstore::domain::ids::TaskId;
+use bookstore::ids::TaskId;
 use bookstore::{
     db::schema::tasks,
     tasks::{

@@ -7,7 +7,7 @@ use std::sync::{Arc, Barrier};
 
 use bookstore::{
     db::schema::{task_batches, tasks},
-    domain::ids::TaskId,
+    ids::TaskId,
     tasks::{
         engine::store::{self, AttemptKey, ClaimedTask, Success},
         ops,

@@ -355,7 +355,7 @@ impl TestApp {
 
     /// Runs database work for an assertion, off the async runtime.
     /// A task's status, as stored.
-    pub async fn task_status(&self, id: bookstore::domain::ids::TaskId) -> String {
+    pub async fn task_status(&self, id: bookstore::ids::TaskId) -> String {
         use bookstore::db::schema::tasks;
         use diesel::prelude::*;
         self.db(move |conn| {
@@ -444,13 +444,13 @@ pub fn use_test_passwords(conn: &mut PgConnection) {
 }
 
 /// The demo staff member acting from the tests, for the domain functions that record who acts.
-pub fn staff_acting() -> bookstore::domain::audit::AuditContext {
-    use bookstore::domain::audit::{Actor, AuditContext};
+pub fn staff_acting() -> bookstore::audit::AuditContext {
+    use bookstore::audit::{Actor, AuditContext};
     AuditContext::new(Actor::Staff("staff".into()), None)
 }
 
 /// A customer acting from the tests (checkouts queue their confirmation mail as someone).
-pub fn customer_acting() -> bookstore::domain::audit::AuditContext {
-    use bookstore::domain::audit::{Actor, AuditContext};
+pub fn customer_acting() -> bookstore::audit::AuditContext {
+    use bookstore::audit::{Actor, AuditContext};
     AuditContext::new(Actor::Customer("alice".into()), None)
 }

@@ -1,9 +1,9 @@
 //! The log-in throttle against a guesser with many addresses, and for an owner who mistypes:
 //! stories told from both sides.
 
-use bookstore::domain::{
-    accounts::{Login, resets},
+use bookstore::{
     audit::{Actor, AuditContext},
+    domain::accounts::{Login, resets},
 };
 
 use crate::{

@@ -4,8 +4,8 @@
 use bookstore::{
     config::Config,
     db::schema::{email_confirmations, mails},
-    domain::ids::{MailId, TaskId},
     housekeeping::{self, Keeping},
+    ids::{MailId, TaskId},
     mail::MailStatus,
 };
 use diesel::prelude::*;

@@ -213,7 +213,7 @@ async fn metrics_parse_and_move_with_requests_tasks_and_checkouts() {
         .unwrap();
     wait_until(10, "the task to finish", || {
         let app = app.clone();
-        async move { app.task_status(bookstore::domain::ids::TaskId(id)).await == "finished" }
+        async move { app.task_status(bookstore::ids::TaskId(id)).await == "finished" }
     })
     .await;
     // A checkout counts by its result.

@@ -2,12 +2,12 @@
 //! what each one does, each refusal code it gives, what cancel, retry and delete do to every
 //! status, and the audit record written in the same transaction as the change.
 
-use bookstore::domain::ids::{ProgramId, TaskId};
+use bookstore::ids::{ProgramId, TaskId};
 use std::path::PathBuf;
 
 use bookstore::{
+    audit::{Actor, AuditContext},
     db::schema::{audit_events, programs, tasks},
-    domain::audit::{Actor, AuditContext},
     tasks::{
         bulk::{self, BulkAction},
         engine::store::{self, AttemptKey, Success},
@@ -213,7 +213,8 @@ fn rules_across_parameters_are_refused_before_queueing() {
         mail: bookstore::mail::Mailer::from_config(&bookstore::config::Config::default()),
         backups: bookstore::backup::BackupSettings::from(&bookstore::config::Config::default()),
     };
-    let check = |params| ops::check_before_queueing("sales_report", &params, &settings);
+    let check =
+        |params| bookstore::programs::check_before_queueing("sales_report", &params, &settings);
 
     let backwards = check(json!({"from": "2026-03-02", "to": "2026-03-01"}));
     assert_eq!(refused(backwards), "invalid_parameters: from");

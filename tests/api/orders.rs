@@ -3,7 +3,7 @@
 //! nothing at all; two checkouts racing for the last copy, of which one wins; and the
 //! constraints standing behind it all.
 
-use bookstore::domain::ids::{BookId, UserId};
+use bookstore::ids::{BookId, UserId};
 use std::{sync::Barrier, thread};
 
 use bookstore::{

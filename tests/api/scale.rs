@@ -3,7 +3,7 @@
 //! checked is what a staff member reads (the right rows, counts labelled as estimates where
 //! they are, links that lead on), never how long it took: the timings are the bench's.
 
-use bookstore::domain::ids::TaskId;
+use bookstore::ids::TaskId;
 use diesel::{QueryableByName, RunQueryDsl, sql_query, sql_types::BigInt};
 use serde_json::Value;
 

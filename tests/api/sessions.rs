@@ -6,12 +6,10 @@ use std::time::Duration;
 
 use bookstore::{
     db::schema::{sessions as sessions_table, users},
-    domain::{
-        accounts::sessions::{
-            self, SessionEnd, SessionPolicy, SessionState, SessionToken, USER_ID_KEY,
-        },
-        ids::UserId,
+    domain::accounts::sessions::{
+        self, SessionEnd, SessionPolicy, SessionState, SessionToken, USER_ID_KEY,
     },
+    ids::UserId,
 };
 use diesel::{Connection, PgConnection, prelude::*};
 

@@ -2,7 +2,7 @@
 //! specification's four lines in psql. Also: a transactional program's work commits exactly
 //! once, even when its first attempt loses its lease midway.
 
-use bookstore::domain::ids::TaskId;
+use bookstore::ids::TaskId;
 use bookstore::{config::Role, db::schema::tasks, tasks::ops};
 use diesel::{prelude::*, sql_query};
 

@@ -64,7 +64,7 @@ async fn the_queued_banner_follows_its_task_once_it_runs() {
         badge == "running" && !banner.contains("queued"),
         "{badge} / {banner}"
     );
-    let id: bookstore::domain::ids::TaskId = id.parse().unwrap();
+    let id: bookstore::ids::TaskId = id.parse().unwrap();
     app.db(move |conn| bookstore::tasks::ops::cancel_task(conn, id).unwrap())
         .await;
     client.close().await.unwrap();

@@ -2,10 +2,10 @@
 //! confirmations that read right, a sales report's form ready to run, and the book list kept
 //! where it was after hiding a book.
 
-use bookstore::domain::ids::TaskId;
+use bookstore::ids::TaskId;
 use bookstore::{
+    audit::{self, Actor, AuditContext},
     db::schema::books,
-    domain::audit::{self, Actor, AuditContext},
     tasks::ops,
 };
 use chrono::{Duration, Utc};

@@ -6,7 +6,7 @@
 use bookstore::{
     config::Role,
     db::schema::{audit_events, tasks},
-    domain::ids::TaskId,
+    ids::TaskId,
     tasks::{
         flow, ops,
         queueing::{self, RunOptions},

@@ -11,7 +11,7 @@ use std::{
     thread,
 };
 
-use bookstore::{db::schema::tasks, domain::ids::TaskId};
+use bookstore::{db::schema::tasks, ids::TaskId};
 use diesel::{prelude::*, sql_query, sql_types::Text};
 
 use crate::helpers::{TestApp, spawn_app_with, wait_until};

@@ -2,7 +2,7 @@
 //! guarantees (exactly once, retries, panics, timeouts, cancel, crash recovery, graceful
 //! shutdown, schedules) and the catalog import, against a real database.
 
-use bookstore::domain::ids::{ProgramId, TaskId};
+use bookstore::ids::{ProgramId, TaskId};
 use std::time::Duration;
 
 use bookstore::{
@@ -820,7 +820,7 @@ async fn reports_and_clean_ups_do_real_work() {
     // A sale of two copies at $15.00 today, and a book with low stock.
     let (book, title) = app
         .db(|conn| {
-            let (book, title): (bookstore::domain::ids::BookId, String) = books::table
+            let (book, title): (bookstore::ids::BookId, String) = books::table
                 .order(books::id)
                 .select((books::id, books::title))
                 .first(conn)
@@ -829,7 +829,7 @@ async fn reports_and_clean_ups_do_real_work() {
                 .set((books::stock.eq(10), books::price_cents.eq(1500)))
                 .execute(conn)
                 .unwrap();
-            let user: bookstore::domain::ids::UserId = bookstore::db::schema::users::table
+            let user: bookstore::ids::UserId = bookstore::db::schema::users::table
                 .filter(bookstore::db::schema::users::login.eq("alice"))
                 .select(bookstore::db::schema::users::id)
                 .first(conn)

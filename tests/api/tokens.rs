@@ -3,7 +3,7 @@
 
 use bookstore::{
     db::schema::{api_tokens, users},
-    domain::ids::ApiTokenId,
+    ids::ApiTokenId,
 };
 use chrono::{Days, Utc};
 use diesel::prelude::*;

@@ -177,7 +177,7 @@ impl Bookstore {
     fn task(&self, id: i64) -> (String, Option<String>) {
         use bookstore::db::schema::tasks;
         tasks::table
-            .filter(tasks::id.eq(bookstore::domain::ids::TaskId(id)))
+            .filter(tasks::id.eq(bookstore::ids::TaskId(id)))
             .select((tasks::status, tasks::traceparent))
             .first(&mut self.connect())
             .unwrap()

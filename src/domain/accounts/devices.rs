@@ -6,7 +6,7 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::domain::ids::UserId;
+use crate::ids::UserId;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KnownDevice {

@@ -9,16 +9,14 @@ use diesel::{prelude::*, result::DatabaseErrorKind};
 use serde_json::json;
 
 use crate::{
+    audit::{self, AuditAction, AuditContext},
     db::schema::{email_confirmations, users},
     domain::{
         accounts::{User, find_user, sessions::SessionToken},
-        audit::{self, AuditAction, AuditContext},
-        ids::{EmailConfirmationId, UserId},
-    },
-    mail::{
-        MailKind,
         outbox::{self, NewMail},
     },
+    ids::{EmailConfirmationId, UserId},
+    mail::MailKind,
 };
 
 /// An address that passed the rules: trimmed, at most 254 characters, no spaces or control

@@ -7,6 +7,7 @@ use diesel::prelude::*;
 use serde_json::json;
 
 use crate::{
+    audit::{self, AuditAction, AuditContext},
     db::schema::users,
     domain::{
         accounts::{
@@ -15,13 +16,10 @@ use crate::{
             find_by_login, find_user,
             throttle::{self, ThrottlePolicy},
         },
-        audit::{self, AuditAction, AuditContext},
-        ids::UserId,
-    },
-    mail::{
-        MailKind,
         outbox::{self, NewMail},
     },
+    ids::UserId,
+    mail::MailKind,
 };
 
 #[derive(Debug, thiserror::Error)]

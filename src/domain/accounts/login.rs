@@ -6,19 +6,17 @@ use diesel::prelude::*;
 use serde_json::json;
 
 use crate::{
+    audit::{self, Actor, AuditAction, AuditContext},
     db::schema::users,
-    domain::{
-        accounts::{
-            NewPassword, User,
-            devices::KnownDevice,
-            find_by_login, hash_password,
-            password::{verify_against_dummy, verify_password},
-            sessions,
-            throttle::{self, ThrottlePolicy},
-        },
-        audit::{self, Actor, AuditAction, AuditContext},
-        ids::UserId,
+    domain::accounts::{
+        NewPassword, User,
+        devices::KnownDevice,
+        find_by_login, hash_password,
+        password::{verify_against_dummy, verify_password},
+        sessions,
+        throttle::{self, ThrottlePolicy},
     },
+    ids::UserId,
 };
 
 #[derive(Debug, thiserror::Error)]

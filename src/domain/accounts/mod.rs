@@ -15,7 +15,7 @@ use diesel::{prelude::*, result::DatabaseErrorKind};
 use serde_json::json;
 
 use crate::db::schema::users;
-use crate::domain::{
+use crate::{
     audit::{self, Actor, AuditAction, AuditContext},
     ids::UserId,
 };

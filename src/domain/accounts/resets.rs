@@ -10,15 +10,13 @@ use diesel::prelude::*;
 use serde_json::json;
 
 use crate::{
+    audit::{self, AuditAction, AuditContext},
     db::schema::password_resets,
-    domain::{
-        accounts::{
-            Login, NewPassword, User, find_by_login, find_user, hash_password,
-            login::set_password_and_end_sessions, sessions::SessionToken,
-        },
-        audit::{self, AuditAction, AuditContext},
-        ids::UserId,
+    domain::accounts::{
+        Login, NewPassword, User, find_by_login, find_user, hash_password,
+        login::set_password_and_end_sessions, sessions::SessionToken,
     },
+    ids::UserId,
 };
 
 /// How long a link works.

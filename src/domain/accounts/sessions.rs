@@ -7,7 +7,7 @@ use std::{collections::HashMap, time::Duration};
 use chrono::{DateTime, Utc};
 use diesel::{prelude::*, upsert::excluded};
 
-use crate::domain::ids::UserId;
+use crate::ids::UserId;
 use crate::{
     config::Config,
     db::schema::{ended_sessions, sessions, users},

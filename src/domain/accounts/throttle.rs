@@ -321,7 +321,7 @@ pub fn record_reset_request(
 pub fn take_reset_mail(
     conn: &mut PgConnection,
     policy: &ThrottlePolicy,
-    user_id: crate::domain::ids::UserId,
+    user_id: crate::ids::UserId,
 ) -> QueryResult<bool> {
     let key = format!("reset-mail:{user_id}");
     let rows = counters(conn, policy, std::slice::from_ref(&key))?;

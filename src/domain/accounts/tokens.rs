@@ -6,12 +6,10 @@ use diesel::{prelude::*, result::DatabaseErrorKind};
 use sha2::{Digest, Sha256};
 
 use crate::{
+    audit::{self, AuditAction, AuditContext},
     db::schema::api_tokens,
-    domain::{
-        accounts::{User, find_user},
-        audit::{self, AuditAction, AuditContext},
-        ids::{ApiTokenId, UserId},
-    },
+    domain::accounts::{User, find_user},
+    ids::{ApiTokenId, UserId},
 };
 
 /// Every token starts with this, so leaked ones are easy to recognise.

@@ -8,10 +8,8 @@ use diesel::{dsl::sql, prelude::*, sql_types::Bool, upsert::excluded};
 
 use crate::{
     db::schema::{authors, book_authors, books},
-    domain::{
-        catalog::goodbooks::CatalogEntry,
-        ids::{AuthorId, BookId},
-    },
+    domain::catalog::goodbooks::CatalogEntry,
+    ids::{AuthorId, BookId},
 };
 
 /// A `book_authors` row.

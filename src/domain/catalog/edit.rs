@@ -5,15 +5,13 @@ use diesel::{prelude::*, result::DatabaseErrorKind};
 use serde_json::json;
 
 use crate::{
+    audit::{self, AuditAction, AuditContext},
     db::schema::{book_authors, books},
-    domain::{
-        audit::{self, AuditAction, AuditContext},
-        catalog::{
-            book_form::BookInput,
-            bulk::{author_links, ensure_authors},
-        },
-        ids::BookId,
+    domain::catalog::{
+        book_form::BookInput,
+        bulk::{author_links, ensure_authors},
     },
+    ids::BookId,
 };
 
 /// Takes a book out of the catalog, or puts it back, by `context`; its rows and order history

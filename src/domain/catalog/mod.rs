@@ -17,12 +17,8 @@ use diesel::prelude::*;
 
 use crate::{
     db::schema::{authors, book_authors, books},
-    domain::{
-        catalog::rating::Rating,
-        collapse_spaces,
-        ids::{AuthorId, BookId},
-        money::Cents,
-    },
+    domain::{catalog::rating::Rating, collapse_spaces, money::Cents},
+    ids::{AuthorId, BookId},
 };
 
 pub use book::Book;

@@ -21,10 +21,8 @@ use crate::{
         counting::{self, Count, EXACT_UP_TO},
         schema::{authors, book_authors, books},
     },
-    domain::{
-        catalog::{BookSummary, SummaryRow, isbn::Isbn, with_authors},
-        ids::{AuthorId, BookId},
-    },
+    domain::catalog::{BookSummary, SummaryRow, isbn::Isbn, with_authors},
+    ids::{AuthorId, BookId},
 };
 
 /// What the visitor asked for, already cleaned up.

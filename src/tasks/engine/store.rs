@@ -12,7 +12,7 @@ use diesel::{
 };
 use serde_json::Value;
 
-use crate::{domain::ids::TaskId, tasks::status::TaskStatus};
+use crate::{ids::TaskId, tasks::status::TaskStatus};
 
 /// One attempt at a task: the task's id and its attempt number. A task rescued from a lost
 /// worker and claimed again is a new attempt, so the old run's writes cannot touch it.

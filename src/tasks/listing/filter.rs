@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::{
     db::schema::{programs, tasks},
-    domain::ids::{ProgramId, TaskBatchId, TaskId},
+    ids::{ProgramId, TaskBatchId, TaskId},
     tasks::status::TaskStatus,
 };
 

@@ -29,7 +29,7 @@ use crate::{
         counting::{self, Count, EXACT_UP_TO},
         schema::{programs, tasks},
     },
-    domain::ids::TaskId,
+    ids::TaskId,
     tasks::views::{self, TaskRow},
 };
 

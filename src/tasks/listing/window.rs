@@ -28,7 +28,7 @@ use crate::{
         counting::{self, Count, EXACT_UP_TO},
         schema::tasks,
     },
-    domain::ids::TaskId,
+    ids::TaskId,
 };
 
 /// Ids one window reads (one statement: 20 ms for fifty thousand finished tasks).

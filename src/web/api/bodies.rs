@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::{
-    domain::ids::TaskId,
+    ids::TaskId,
     tasks::queueing::{ProgramOptions, RunOptions},
     web::api::{ApiError, ErrorCode},
 };

@@ -138,8 +138,8 @@ impl ApiError {
     }
 
     /// The audit log's name for this error, when it refuses access.
-    pub fn refusal(&self) -> Option<crate::domain::audit::AuditAction> {
-        use crate::domain::audit::AuditAction;
+    pub fn refusal(&self) -> Option<crate::audit::AuditAction> {
+        use crate::audit::AuditAction;
         if self.token_refused {
             return Some(AuditAction::TokenRefused);
         }

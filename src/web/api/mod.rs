@@ -19,10 +19,8 @@ use actix_web::{FromRequest, HttpRequest, dev::Payload, http::Method, web};
 use futures_util::future::LocalBoxFuture;
 
 use crate::{
-    domain::{
-        accounts::{User, tokens},
-        audit::{Actor, AuditContext},
-    },
+    audit::{Actor, AuditContext},
+    domain::accounts::{User, tokens},
     web::{
         AppState,
         auth::{Visitor, client_address},

@@ -8,10 +8,9 @@ use diesel::PgConnection;
 use serde_json::{Value, json};
 
 use crate::{
-    domain::{
-        audit::AuditContext,
-        ids::{TaskBatchId, TaskId},
-    },
+    audit::AuditContext,
+    ids::{TaskBatchId, TaskId},
+    programs,
     tasks::{
         flow, ops,
         program::ProgramSettings,
@@ -292,7 +291,7 @@ fn queue_batch(
     Ok(created)
 }
 
-/// Rules a program's parameter schema cannot say (`ops::check_before_queueing`), for each
+/// Rules a program's parameter schema cannot say (`programs::check_before_queueing`), for each
 /// element of a list (a refusal names its index) or for one task.
 fn check_each(
     conn: &mut PgConnection,
@@ -305,7 +304,7 @@ fn check_each(
         return Ok(());
     };
     for (index, params) in parameters.iter().enumerate() {
-        ops::check_before_queueing(&function, params, settings).map_err(|err| {
+        programs::check_before_queueing(&function, params, settings).map_err(|err| {
             let err = ApiError::from(err);
             if listed {
                 err.at_element(index, parameters.len())

@@ -5,7 +5,7 @@ use diesel::PgConnection;
 use serde_json::{Value, json};
 
 use crate::{
-    domain::ids::{TaskBatchId, TaskId},
+    ids::{TaskBatchId, TaskId},
     tasks::{
         flow::{self, Direction, Links},
         ops, views,

@@ -5,7 +5,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::{
-    domain::ids::TaskId,
+    ids::TaskId,
     tasks::{
         bulk::{self, BulkAction},
         listing::{self, PageRequest},

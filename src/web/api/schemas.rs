@@ -10,7 +10,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::{
-    domain::ids::{ProgramId, TaskBatchId, TaskId},
+    ids::{ProgramId, TaskBatchId, TaskId},
     tasks::{ops::ProgramInfo, status::TaskStatus, table::ResultTable, views::TaskRow},
     web::api::ApiError,
 };

@@ -17,7 +17,7 @@ use crate::{
         counting::{self, Count},
         schema::{programs, tasks},
     },
-    domain::ids::ProgramId,
+    ids::ProgramId,
     tasks::{stats, status::TaskStatus},
 };
 

@@ -9,11 +9,9 @@ use askama::Template;
 use serde::Deserialize;
 
 use crate::{
-    domain::{
-        accounts::email::{
-            self, ConfirmError, ConfirmationToken, EmailAddress, EmailChangeError, LinkState,
-        },
-        audit::{Actor, AuditContext},
+    audit::{Actor, AuditContext},
+    domain::accounts::email::{
+        self, ConfirmError, ConfirmationToken, EmailAddress, EmailChangeError, LinkState,
     },
     web::{
         AppState,

@@ -7,11 +7,9 @@ use askama_web::WebTemplate;
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    audit::{self, AuditAction, AuditCursor, AuditQuery, AuditRow},
     db::counting::Count,
-    domain::{
-        audit::{self, AuditAction, AuditCursor, AuditQuery, AuditRow},
-        ids::AuditEventId,
-    },
+    ids::AuditEventId,
     web::{
         auth::Staff,
         error::WebError,

@@ -7,7 +7,7 @@ use askama_web::WebTemplate;
 use serde::Deserialize;
 
 use crate::{
-    domain::ids::{TaskBatchId, TaskId},
+    ids::{TaskBatchId, TaskId},
     tasks::{
         flow::{self, BatchSummary},
         views::TaskRow,

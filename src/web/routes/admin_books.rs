@@ -8,7 +8,7 @@ use askama_web::WebTemplate;
 
 use serde::Deserialize;
 
-use crate::domain::ids::BookId;
+use crate::ids::BookId;
 use crate::{
     domain::catalog::{
         self, BookSummary,

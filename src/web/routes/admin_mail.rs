@@ -9,11 +9,9 @@ use askama_web::WebTemplate;
 use serde::Deserialize;
 
 use crate::{
-    domain::ids::MailId,
-    mail::{
-        MailStatus,
-        outbox::{self, ListedMail, RetryError},
-    },
+    domain::outbox::{self, ListedMail, RetryError},
+    ids::MailId,
+    mail::MailStatus,
     web::{
         AppState,
         auth::Staff,

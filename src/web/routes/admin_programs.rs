@@ -9,8 +9,9 @@ use askama::Template;
 use askama_web::WebTemplate;
 use serde::Deserialize;
 
-use crate::domain::ids::TaskId;
+use crate::ids::TaskId;
 use crate::{
+    programs,
     tasks::{
         ops::{self, OperationError, ProgramInfo},
         queueing::{self, Enqueued, RunOptions},
@@ -311,7 +312,7 @@ pub async fn run(
     let queued = options.clone();
     let outcome = with_conn(&state, move |conn| {
         // On the blocking pool: the import's check looks at files.
-        if let Err(refused) = ops::check_before_queueing(&function, &parameters, &settings) {
+        if let Err(refused) = programs::check_before_queueing(&function, &parameters, &settings) {
             return Ok::<_, WebError>(Err(refused));
         }
         let enqueued = queueing::enqueue_as(conn, &audit, &name, Some(&parameters), &queued);

@@ -7,7 +7,7 @@ use actix_web::{Either, FromRequest, HttpRequest, HttpResponse, web};
 use askama::Template;
 use askama_web::WebTemplate;
 
-use crate::domain::ids::TaskId;
+use crate::ids::TaskId;
 use crate::{
     db::counting::Count,
     tasks::{

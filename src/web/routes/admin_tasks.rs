@@ -7,7 +7,7 @@ use askama::Template;
 use askama_web::WebTemplate;
 use chrono::{DateTime, Utc};
 
-use crate::domain::ids::TaskId;
+use crate::ids::TaskId;
 use crate::{
     tasks::{
         flow::{self, TaskFlow},

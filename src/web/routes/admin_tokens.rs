@@ -8,7 +8,7 @@ use askama_web::WebTemplate;
 use chrono::{DateTime, Days, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::ids::{ApiTokenId, UserId};
+use crate::ids::{ApiTokenId, UserId};
 use crate::{
     domain::accounts::tokens::{self, CreateError, MAX_LIFETIME_DAYS, TokenInfo},
     web::{

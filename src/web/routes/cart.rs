@@ -8,14 +8,14 @@ use askama_web::WebTemplate;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::domain::ids::UserId;
+use crate::ids::UserId;
 use crate::{
+    audit::AuditContext,
     domain::{
-        audit::AuditContext,
         cart::{self, Cart, CartError, LineQuantity, QuantityChange},
-        ids::{BookId, CartLineId},
         orders::{self, CheckoutError, Shortage},
     },
+    ids::{BookId, CartLineId},
     monitoring::{self, Checkout},
     web::{
         AppState,

@@ -6,7 +6,7 @@ use askama::Template;
 use askama_web::WebTemplate;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::ids::{AuthorId, BookId};
+use crate::ids::{AuthorId, BookId};
 use crate::{
     db::counting::Count,
     domain::catalog::{

@@ -7,7 +7,7 @@ use actix_web::{
 };
 use serde::Deserialize;
 
-use crate::domain::ids::BookId;
+use crate::ids::BookId;
 use crate::{
     domain::catalog,
     web::{

@@ -4,7 +4,7 @@ use actix_web::web;
 use askama::Template;
 use askama_web::WebTemplate;
 
-use crate::domain::ids::OrderId;
+use crate::ids::OrderId;
 use crate::{
     domain::orders::{self, OrderDetail, OrderSummary},
     web::{AppState, auth::CurrentUser, error::WebError, layout::Layout, with_conn},

@@ -7,10 +7,8 @@ use askama::Template;
 use serde::Deserialize;
 
 use crate::{
-    domain::{
-        accounts::forgot::{self, ForgotError},
-        audit::{Actor, AuditContext},
-    },
+    audit::{Actor, AuditContext},
+    domain::accounts::forgot::{self, ForgotError},
     web::{
         AppState,
         auth::client_address,

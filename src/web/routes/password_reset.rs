@@ -7,14 +7,14 @@ use actix_web::{FromRequest, HttpRequest, HttpResponse, http::StatusCode, web};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::domain::ids::UserId;
+use crate::ids::UserId;
 use crate::{
+    audit::{Actor, AuditContext},
     domain::accounts::{
         User,
         resets::{self, LinkState, ResetError, ResetToken},
         sessions::USER_ID_KEY,
     },
-    domain::audit::{Actor, AuditContext},
     web::{
         AppState,
         auth::{client_address, end_session},

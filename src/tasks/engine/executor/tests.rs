@@ -7,7 +7,7 @@ use diesel::r2d2::{ConnectionManager, Pool};
 use serde_json::json;
 
 use super::*;
-use crate::domain::ids::TaskId;
+use crate::ids::TaskId;
 use crate::tasks::{
     Registry,
     engine::store::{ClaimedTask, FunctionKind},

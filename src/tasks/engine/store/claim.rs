@@ -13,7 +13,7 @@ use diesel::{
 use serde_json::Value;
 
 use super::{AttemptKey, Success};
-use crate::domain::ids::TaskId;
+use crate::ids::TaskId;
 
 /// Where a program's function lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,11 +5,9 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
 use crate::{
+    audit::{self, Actor, AuditContext},
     db::schema::programs,
-    domain::{
-        audit::{self, Actor, AuditContext},
-        ids::{ProgramId, TaskId},
-    },
+    ids::{ProgramId, TaskId},
     tasks::{ops, schedule::Schedule},
 };
 

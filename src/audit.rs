@@ -8,6 +8,9 @@
 //! their own events (`audit_record`) under the transaction's actor, which the Rust side names
 //! first with [`act_as`] (in psql it is the database user). Everything else calls [`record`].
 //! Refused requests change nothing; they have [`record_refusal`].
+//!
+//! It sits below both the domain and the task engine (each records its own changes here), so it
+//! uses only `db` and `ids`.
 
 use std::fmt;
 
@@ -23,7 +26,7 @@ use crate::{
         counting::{self, Count},
         schema::audit_events,
     },
-    domain::ids::AuditEventId,
+    ids::AuditEventId,
 };
 
 /// What happened. The text form (`task.queued`) is what the table stores.
@@ -178,7 +181,7 @@ pub enum Actor {
     /// The `bookstore` command line (create-staff, reset-password).
     Cli,
     /// A background task acting on its own (the mail program making a reset link).
-    Task(crate::domain::ids::TaskId),
+    Task(crate::ids::TaskId),
 }
 
 impl fmt::Display for Actor {

@@ -10,13 +10,11 @@
 
 use diesel::prelude::*;
 
+use super::compose::{self, ComposeError};
 use crate::{
-    domain::ids::{MailId, TaskId},
-    mail::{
-        MailStatus, Mailer,
-        compose::{self, ComposeError},
-        outbox,
-    },
+    domain::outbox,
+    ids::{MailId, TaskId},
+    mail::{MailStatus, Mailer},
 };
 
 /// What an attempt did.

@@ -12,7 +12,7 @@ use diesel::{
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::ids::BookId;
+use crate::ids::BookId;
 use crate::{
     domain::money::Cents,
     tasks::{

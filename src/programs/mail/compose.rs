@@ -13,18 +13,17 @@ use lettre::{
 use serde::Deserialize;
 
 use crate::{
+    audit::{Actor, AuditContext},
     domain::{
         accounts::{
-            Login, User,
-            email::{self},
-            find_user,
+            Login, User, email, find_user,
             resets::{self, LinkIssuer},
         },
-        audit::{Actor, AuditContext},
-        ids::{BookId, EmailConfirmationId, OrderId, TaskId},
         orders,
+        outbox::MailRow,
     },
-    mail::{MailKind, Mailer, outbox::MailRow},
+    ids::{BookId, EmailConfirmationId, OrderId, TaskId},
+    mail::{MailKind, Mailer},
 };
 
 /// Why a mail was not composed.

@@ -1,6 +1,7 @@
 //! The rows' ids, one type per table, so passing a book's id where a user's is wanted is a
 //! compile error. Each is the `bigint` key as diesel, serde (a bare number, so paths and JSON
-//! read and write the same as before) and templates (`Display`) see it.
+//! read and write the same as before) and templates (`Display`) see it. A leaf under every
+//! layer (domain, tasks, mail, web all name rows), so it imports nothing of the app.
 
 use std::{fmt, num::ParseIntError, str::FromStr};
 

@@ -7,12 +7,10 @@ use diesel::prelude::*;
 use serde_json::{Value, json};
 
 use crate::{
+    audit::{self, AuditAction, AuditContext},
     db::schema::{mails, tasks},
-    domain::{
-        accounts::email::EmailAddress,
-        audit::{self, AuditAction, AuditContext},
-        ids::{MailId, TaskId, UserId},
-    },
+    domain::accounts::email::EmailAddress,
+    ids::{MailId, TaskId, UserId},
     mail::{MailKind, MailStatus},
     tasks::{
         ops::OperationError,

@@ -1,5 +1,11 @@
 //! The mail programs: `send_mail` delivers one outbox row (queued with the row, in the
 //! transaction that wrote it), and `low_stock_digest` mails staff the books running out.
+//! Composing ([`compose`]: the templates, filled from users, orders and links of the domain)
+//! and delivering ([`deliver`]: one attempt, recorded once) are theirs alone, so they live
+//! here, above the domain; `crate::mail` keeps only what a mail is and how it leaves.
+
+mod compose;
+mod deliver;
 
 use std::time::Duration;
 
@@ -9,19 +15,18 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::json;
 
+use compose::{LowStockBook, LowStockData};
+use deliver::{Delivered, DeliveryError};
+
 use crate::{
+    audit::{Actor, AuditContext},
     db::schema::{books, users},
     domain::{
         accounts::{Role, email::EmailAddress},
-        audit::{Actor, AuditContext},
-        ids::{MailId, UserId},
-    },
-    mail::{
-        MailKind,
-        compose::{LowStockBook, LowStockData},
-        deliver::{self, Delivered, DeliveryError},
         outbox::{self, NewMail},
     },
+    ids::{MailId, UserId},
+    mail::MailKind,
     tasks::{
         TaskOutput,
         params::specs_of,
@@ -112,7 +117,7 @@ pub fn low_stock_digest(timeout: Duration) -> ProgramFunction {
                     "No book has {threshold} or fewer copies: no mail."
                 )));
             }
-            let low: Vec<(crate::domain::ids::BookId, String, i32)> = low_books
+            let low: Vec<(crate::ids::BookId, String, i32)> = low_books
                 .order((books::stock, books::title, books::id))
                 .limit(DIGEST_BOOKS)
                 .select((books::id, books::title, books::stock))
