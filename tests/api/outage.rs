@@ -202,6 +202,25 @@ fn cluster_processes(cluster: &EmbeddedCluster) -> Vec<i32> {
     pids
 }
 
+/// Stops (SIGSTOP) the postmaster, then its children: stopped first, it forks no backend
+/// between the listing of its children and their stop (one forked then would serve pages).
+/// Listed again until no new child shows up, for one forked just before. Returns them all.
+fn stop_cluster(cluster: &EmbeddedCluster) -> Vec<i32> {
+    let stop = nix::sys::signal::Signal::SIGSTOP;
+    let mut stopped: Vec<i32> = Vec::new();
+    loop {
+        let new: Vec<i32> = cluster_processes(cluster)
+            .into_iter()
+            .filter(|pid| !stopped.contains(pid))
+            .collect();
+        if new.is_empty() {
+            return stopped;
+        }
+        signal_all(&new, stop);
+        stopped.extend(new);
+    }
+}
+
 fn signal_all(pids: &[i32], signal: nix::sys::signal::Signal) {
     for pid in pids {
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid), signal);
@@ -227,8 +246,7 @@ async fn a_hung_database_gets_503s_not_hanging_pages_and_recovery_by_itself() {
     );
 
     // Every PostgreSQL process stopped, as a hung host or a network partition looks.
-    let processes = cluster_processes(&cluster);
-    signal_all(&processes, nix::sys::signal::Signal::SIGSTOP);
+    let processes = stop_cluster(&cluster);
     let mut answers = Vec::new();
     for path in ["/healthz", "/books", "/books?q=harry", "/books/1"] {
         let began = Instant::now();
