@@ -213,7 +213,7 @@ fn sustained(database: &BenchDatabase, minutes: u64) {
         let pruned = scalar(
             &mut conn,
             &format!(
-                "WITH gone AS (DELETE FROM tasks WHERE id > {base} \
+                "WITH gone AS (DELETE FROM tasks WHERE id > {base} AND archived \
                    AND status IN ('finished', 'error', 'cancelled') \
                    AND end_time < now() - interval '1 minute' RETURNING 1) \
                  SELECT count(*)::float8 AS value FROM gone"

@@ -11,7 +11,7 @@ use crate::{
     db::schema::tasks,
     domain::accounts::sessions::{self, SessionPolicy},
     tasks::{
-        TaskOutput,
+        TaskOutput, archive,
         params::specs_of,
         program::{ProgramFn, ProgramFunction},
         status::TaskStatus,
@@ -85,13 +85,18 @@ pub fn prune_tasks(timeout: Duration) -> ProgramFunction {
                 older_than_days: days,
             } = ctx.params()?;
             let cutoff = chrono::Utc::now() - chrono::Duration::days(days);
-            let deleted = diesel::delete(
-                tasks::table
-                    .filter(tasks::status.eq_any(TaskStatus::ENDED))
-                    .filter(tasks::end_time.lt(cutoff))
-                    .filter(tasks::id.ne(ctx.task_id())),
-            )
-            .execute(conn)?;
+            // From the archive, where every ended task goes within seconds (one still holding
+            // a unique key goes when its unique_for is over, and is pruned the day after).
+            let deleted = archive::retry_when_moved(conn, |conn| {
+                diesel::delete(
+                    tasks::table
+                        .filter(tasks::archived.eq(true))
+                        .filter(tasks::status.eq_any(TaskStatus::ENDED))
+                        .filter(tasks::end_time.lt(cutoff))
+                        .filter(tasks::id.ne(ctx.task_id())),
+                )
+                .execute(conn)
+            })?;
             Ok(TaskOutput::Text(format!(
                 "Deleted {deleted} task{} that ended more than {days} days ago.",
                 plural(deleted)

@@ -3,14 +3,19 @@
 //! the queue however many ended tasks are kept (migration `tasks_archive` says why). Readers
 //! never notice: both are `tasks`. Every node runs this; the SQL function lets one node at a
 //! time move rows, the others' calls return at once.
+//!
+//! The live partition is also vacuumed from here when its dead rows pile up: each task leaves
+//! three dead versions behind, and autovacuum looks at a database once a minute, by which time
+//! a busy queue has left millions.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix_web::web;
 use diesel::{
     prelude::*,
+    result::{DatabaseErrorKind, Error},
     sql_query,
-    sql_types::{Integer, Interval},
+    sql_types::{BigInt, Bool, Integer, Interval},
 };
 
 use crate::db::PgPool;
@@ -22,9 +27,15 @@ const INTERVAL: Duration = Duration::from_secs(1);
 const BATCH: i32 = 5_000;
 /// Statements per look, so one look ends even if tasks end faster than they are moved.
 const BATCHES_PER_LOOK: usize = 20;
-/// How long a task stays live after it ended: the engine's and the staff's actions on a
-/// task that just ended (its dependents, its batch, a retry) find it where they left it.
-const SETTLE: Duration = Duration::from_secs(2);
+/// How long a task stays live after it ended: the engine's and the staff's actions on a task
+/// that just ended (its dependents, its batch, a retry) find it where they left it.
+const SETTLE: Duration = Duration::from_secs(5);
+/// How often the tasks still holding a unique key are looked at (they wait for their
+/// `unique_for`, often hours; walking past them every second would cost more than it gains).
+const KEYS_EVERY: Duration = Duration::from_secs(60);
+/// The live partition is vacuumed when its dead rows are more than this many plus a fifth of
+/// its live ones (autovacuum's own rule, asked every second instead of every minute).
+const VACUUM_BASE: i64 = 20_000;
 
 #[derive(QueryableByName)]
 struct Moved {
@@ -33,43 +44,100 @@ struct Moved {
 }
 
 /// Moves up to `max_rows` tasks that ended more than `settle` ago into the archive; how many
-/// it moved (0 when another node is moving them now).
+/// it moved (0 when another node is moving them now). `holding_keys`: look at the tasks that
+/// still hold a unique key instead, moving those whose `unique_for` is over.
 pub fn archive_ended(
     conn: &mut PgConnection,
     max_rows: i32,
     settle: Duration,
+    holding_keys: bool,
 ) -> QueryResult<usize> {
     let settle = diesel::pg::data_types::PgInterval::from_microseconds(
         i64::try_from(settle.as_micros()).unwrap_or(i64::MAX),
     );
-    Ok(sql_query("SELECT task_archive($1, $2) AS moved")
+    Ok(sql_query("SELECT task_archive($1, $2, $3) AS moved")
         .bind::<Integer, _>(max_rows)
         .bind::<Interval, _>(settle)
+        .bind::<Bool, _>(holding_keys)
         .get_result::<Moved>(conn)?
         .moved as usize)
 }
 
-/// Runs until the future is dropped: each second, moves what ended since (in batches).
+/// Runs `write` in a savepoint, and again (up to five times) when it met a task the archive
+/// moved at that moment: PostgreSQL refuses to update or lock a row another transaction moved
+/// to another partition (a serialization failure), and a fresh statement finds it where it
+/// is now.
+pub fn retry_when_moved<T>(
+    conn: &mut PgConnection,
+    mut write: impl FnMut(&mut PgConnection) -> QueryResult<T>,
+) -> QueryResult<T> {
+    for _ in 0..5 {
+        match conn.transaction(&mut write) {
+            Err(Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _)) => continue,
+            done => return done,
+        }
+    }
+    conn.transaction(write)
+}
+
+#[derive(QueryableByName)]
+struct DeadRows {
+    #[diesel(sql_type = BigInt)]
+    dead: i64,
+    #[diesel(sql_type = BigInt)]
+    live: i64,
+}
+
+/// Vacuums `tasks_live` if its dead rows call for it; true when it did. `SKIP_LOCKED`: when
+/// another node or autovacuum is at it already, nothing is done.
+pub fn vacuum_live_if_due(conn: &mut PgConnection) -> QueryResult<bool> {
+    let rows = sql_query(
+        "SELECT n_dead_tup AS dead, n_live_tup AS live FROM pg_stat_user_tables \
+          WHERE relid = 'tasks_live'::regclass",
+    )
+    .get_result::<DeadRows>(conn)?;
+    if rows.dead <= VACUUM_BASE + rows.live / 5 {
+        return Ok(false);
+    }
+    sql_query("VACUUM (SKIP_LOCKED) tasks_live").execute(conn)?;
+    Ok(true)
+}
+
+/// One look: moves what ended since the last (in batches), the tasks whose key is let go when
+/// `holding_keys`, then vacuums the live partition if due.
+fn look(conn: &mut PgConnection, holding_keys: bool) -> QueryResult<usize> {
+    let mut total = 0;
+    for _ in 0..BATCHES_PER_LOOK {
+        let moved = archive_ended(conn, BATCH, SETTLE, false)?;
+        total += moved;
+        if moved < BATCH as usize {
+            break;
+        }
+    }
+    if holding_keys {
+        total += archive_ended(conn, BATCH, SETTLE, true)?;
+    }
+    vacuum_live_if_due(conn)?;
+    Ok(total)
+}
+
+/// Runs until the future is dropped: each second, one [`look`].
 pub async fn run(pool: PgPool) {
     let mut ticks = tokio::time::interval(INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut keys_looked_at = Instant::now();
     loop {
         ticks.tick().await;
+        let holding_keys = keys_looked_at.elapsed() >= KEYS_EVERY;
+        if holding_keys {
+            keys_looked_at = Instant::now();
+        }
         let pool = pool.clone();
-        let moved = web::block(move || -> anyhow::Result<usize> {
-            let mut conn = pool.get()?;
-            let mut total = 0;
-            for _ in 0..BATCHES_PER_LOOK {
-                let moved = archive_ended(&mut conn, BATCH, SETTLE)?;
-                total += moved;
-                if moved < BATCH as usize {
-                    break;
-                }
-            }
-            Ok(total)
+        let looked = web::block(move || -> anyhow::Result<usize> {
+            Ok(look(&mut *pool.get()?, holding_keys)?)
         })
         .await;
-        match moved {
+        match looked {
             Ok(Ok(_)) => {}
             Ok(Err(err)) => tracing::warn!("archiving ended tasks: {err:#}"),
             Err(err) => tracing::warn!("archiving ended tasks: {err}"),

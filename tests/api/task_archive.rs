@@ -9,10 +9,16 @@ use std::{
         atomic::{AtomicBool, Ordering},
     },
     thread,
+    time::Duration,
 };
 
-use bookstore::{db::schema::tasks, ids::TaskId};
-use diesel::{prelude::*, sql_query, sql_types::Text};
+use bookstore::{db::schema::tasks, ids::TaskId, tasks::archive::archive_ended};
+use diesel::{
+    connection::SimpleConnection,
+    prelude::*,
+    sql_query,
+    sql_types::{BigInt, Text},
+};
 
 use crate::helpers::{TestApp, spawn_app_with, wait_until};
 
@@ -44,7 +50,7 @@ struct Place {
 async fn partition_of(app: &TestApp, id: TaskId) -> String {
     app.db(move |conn| {
         sql_query("SELECT tableoid::regclass::text AS partition FROM tasks WHERE id = $1")
-            .bind::<diesel::sql_types::BigInt, _>(id.0)
+            .bind::<BigInt, _>(id.0)
             .get_result::<Place>(conn)
             .unwrap()
             .partition
@@ -150,32 +156,46 @@ async fn an_ended_task_moves_to_the_archive_and_reads_retries_and_runs_as_before
 }
 
 #[actix_web::test]
-async fn a_unique_key_is_held_while_its_time_runs_and_let_go_by_the_archive_after() {
-    // Arrange: a keyed task held for a moment after its end.
+async fn a_unique_key_is_held_until_its_time_is_over_then_let_go_by_the_archive() {
+    // Arrange: a keyed task held for an hour after its end, run to its end.
     let app = staff_app().await;
     let run = |app: &TestApp| {
         psql_ok(
             app,
             "SELECT run_program('noop', '{}', unique_key => 'nightly', \
-                                unique_for => interval '3 seconds')",
+                                unique_for => interval '1 hour')",
         )
     };
     let first = TaskId(run(&app).parse().unwrap());
-    wait_until(90, "the first keyed task to finish", || async {
+    wait_until(90, "the keyed task to finish", || async {
         app.task_status(first).await == "finished"
     })
     .await;
 
-    // Act + Assert: within its time, the same key gives the same task; it stays live (the
-    // archive only moves tasks whose key is let go).
-    if partition_of(&app, first).await == "tasks_live" {
-        let again = run(&app);
-        if partition_of(&app, first).await == "tasks_live" {
-            assert_eq!(again, first.to_string(), "the key is still held");
-        }
-    }
-    // After it, the archive lets the key go and moves the task; the key queues a new task.
-    wait_for(&app, first, "finished", "tasks_archive").await;
+    // Act: the archive looks at the tasks holding keys while the hour runs.
+    app.db(|conn| archive_ended(conn, 100, Duration::ZERO, true).unwrap())
+        .await;
+
+    // Assert: the task stays live, holding its key: the same key gives the same task.
+    assert_eq!(partition_of(&app, first).await, "tasks_live");
+    assert_eq!(run(&app), first.to_string(), "the key is still held");
+
+    // Act: the hour is over (its end moved back), and the archive looks again.
+    app.db(move |conn| {
+        sql_query("UPDATE tasks SET end_time = end_time - interval '2 hours' WHERE id = $1")
+            .bind::<BigInt, _>(first.0)
+            .execute(conn)
+            .unwrap()
+    })
+    .await;
+    wait_until(90, "the archive to let the key go", || async {
+        app.db(|conn| archive_ended(conn, 100, Duration::ZERO, true).unwrap())
+            .await;
+        partition_of(&app, first).await == "tasks_archive"
+    })
+    .await;
+
+    // Assert: the archived task holds no key; the key queues a new task.
     let released: bool = app
         .db(move |conn| {
             tasks::table
@@ -186,8 +206,7 @@ async fn a_unique_key_is_held_while_its_time_runs_and_let_go_by_the_archive_afte
         })
         .await;
     assert!(released, "the archived task no longer holds the key");
-    let second = run(&app);
-    assert_ne!(second, first.to_string(), "a new task for the same key");
+    assert_ne!(run(&app), first.to_string(), "a new task for the same key");
 }
 
 #[actix_web::test]
@@ -229,7 +248,7 @@ async fn staff_retrying_and_cancelling_while_the_archive_moves_tasks_never_see_a
         thread::spawn(move || {
             let mut conn = PgConnection::establish(&url).unwrap();
             while !done.load(Ordering::Relaxed) {
-                bookstore::tasks::archive::archive_ended(&mut conn, 7, std::time::Duration::ZERO)
+                archive_ended(&mut conn, 7, Duration::ZERO, false)
                     .expect("the archive never fails either");
             }
         })
@@ -277,4 +296,69 @@ async fn staff_retrying_and_cancelling_while_the_archive_moves_tasks_never_see_a
         };
         assert_eq!(answer, expected, "task {id}");
     }
+}
+
+#[actix_web::test]
+async fn a_retry_waiting_on_a_task_the_archive_is_moving_answers_once_the_move_commits() {
+    // Arrange: a failed task that ended just now (the app's own archive waits 5 s for it).
+    let app = staff_app().await;
+    let id: i64 = psql_ok(
+        &app,
+        "INSERT INTO tasks (program_id, parameters, status, start_time, end_time, worker_id, \
+                            attempt, result) \
+         SELECT id, '{}', 'error', now(), now(), 'gone', 1, 'failed' FROM programs \
+          WHERE name = 'noop' RETURNING id",
+    )
+    .lines()
+    .next()
+    .and_then(|line| line.parse().ok())
+    .expect("the new task's id");
+    // The archive moves it in a transaction that stays open.
+    let mut archive = PgConnection::establish(&app.database_url).unwrap();
+    archive.batch_execute("BEGIN").unwrap();
+    while archive_ended(&mut archive, 100, Duration::ZERO, false).unwrap() == 0 {
+        // Another node's archive held the turn for a moment.
+        archive.batch_execute("ROLLBACK; BEGIN").unwrap();
+    }
+
+    // Act: staff retry it; the retry waits for the moving transaction's lock.
+    let url = app.database_url.clone();
+    let staff = thread::spawn(move || {
+        #[derive(QueryableByName)]
+        struct Answer {
+            #[diesel(sql_type = Text)]
+            answer: String,
+        }
+        let mut conn = PgConnection::establish(&url).unwrap();
+        sql_query(format!("SELECT retry_task({id}) AS answer"))
+            .get_result::<Answer>(&mut conn)
+            .map(|row| row.answer)
+    });
+    let mut watch = PgConnection::establish(&app.database_url).unwrap();
+    wait_until(60, "the retry to wait for the archive's lock", || {
+        let waiting = sql_query(
+            "SELECT count(*)::bigint AS id FROM pg_stat_activity \
+              WHERE wait_event_type = 'Lock' AND query LIKE 'SELECT retry_task(%'",
+        )
+        .get_result::<Count>(&mut watch)
+        .unwrap()
+        .id > 0;
+        async move { waiting }
+    })
+    .await;
+    archive.batch_execute("COMMIT").unwrap();
+
+    // Assert: the retry met the moved row, looked again, and retried it from the archive.
+    let answer = staff.join().unwrap();
+    assert_eq!(
+        answer.as_deref().map_err(ToString::to_string),
+        Ok("scheduled")
+    );
+    wait_for(&app, TaskId(id), "finished", "tasks_live").await;
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
 }
