@@ -352,7 +352,9 @@ pub fn configure_program(
         let before: Option<(String, Option<String>, bool)> = programs::table
             .find(program_id)
             .select((programs::name, programs::schedule, programs::enabled))
-            .for_update()
+            // Not a key update: tasks' foreign key checks (each task queued or archived
+            // takes a KEY SHARE lock on its program) need not wait for this.
+            .for_no_key_update()
             .first(conn)
             .optional()
             .map_err(OperationError::Database)?;

@@ -28,7 +28,9 @@ pub fn fire_due_schedules(conn: &mut PgConnection) -> QueryResult<Vec<TaskId>> {
                 programs::schedule,
                 programs::next_run_at,
             ))
-            .for_update()
+            // Not a key update: tasks' foreign key checks (each task queued or archived
+            // takes a KEY SHARE lock on its program) need not wait for this.
+            .for_no_key_update()
             .skip_locked()
             .load(conn)?;
         let mut queued = Vec::new();
