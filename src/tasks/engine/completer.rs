@@ -30,6 +30,8 @@ pub(super) struct Completer {
     retry_base_ms: i64,
     /// Outcomes reported and not yet written.
     unwritten: Vec<(AttemptKey, Outcome)>,
+    /// When the first of them came in (stale once `unwritten` is empty).
+    first_in: Option<Instant>,
     retry: Retry,
 }
 
@@ -39,12 +41,21 @@ impl Completer {
             worker,
             retry_base_ms: retry_base.as_millis().min(i64::MAX as u128) as i64,
             unwritten: Vec::new(),
+            first_in: None,
             retry: Retry::default(),
         }
     }
 
     pub(super) fn push(&mut self, key: AttemptKey, outcome: Outcome) {
+        if self.unwritten.is_empty() {
+            self.first_in = Some(Instant::now());
+        }
         self.unwritten.push((key, outcome));
+    }
+
+    /// When the oldest outcome not yet written came in (None when nothing waits).
+    pub(super) fn waiting_since(&self) -> Option<Instant> {
+        self.first_in.filter(|_| !self.unwritten.is_empty())
     }
 
     pub(super) fn len(&self) -> usize {

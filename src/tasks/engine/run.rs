@@ -32,6 +32,7 @@ use crate::{
 };
 
 mod claiming;
+mod gathering;
 mod shutdown;
 
 /// The local queue holds about this much work per executor thread, judged by how long
@@ -225,8 +226,8 @@ impl Engine {
         self.urgent |= priority > 0;
     }
 
-    /// One turn: take every report that is in, write outcomes, claim if the queue runs low
-    /// (in the same round trip as the successes when there are some).
+    /// One turn: take every report that is in, write outcomes (unless gathering them), claim
+    /// if the queue runs low (in the same round trip as the successes when there are some).
     fn turn(&mut self) {
         while let Ok(report) = self.reports.try_recv() {
             self.take(report);
@@ -234,6 +235,10 @@ impl Engine {
         if self.next_due.is_some_and(|due| Instant::now() >= due) {
             self.next_due = None;
             self.queue_may_have_work = true;
+        }
+        if self.gather_until().is_some() {
+            // Bound by limited programs: the outcomes wait for the rest (see `gathering`).
+            return;
         }
         if self.limited_waiting && self.completer.ready() {
             // The outcomes written now may free a limited program's slot.
@@ -267,7 +272,8 @@ impl Engine {
         self.claimed(request, urgent, claimed);
     }
 
-    /// The earliest of: a due retry of a task, a retry of a failed statement.
+    /// The earliest of: a due retry of a task, a retry of a failed statement, the end of a
+    /// gathering of outcomes.
     fn next_timer(&self) -> Option<Instant> {
         let write = self.completer.next_try();
         let claim = self
@@ -276,7 +282,7 @@ impl Engine {
             .flatten();
         // A time already passed was dealt with by this turn; waking for it again would spin.
         let now = Instant::now();
-        [self.next_due, write, claim]
+        [self.next_due, write, claim, self.gather_until()]
             .into_iter()
             .flatten()
             .filter(|at| *at > now)
