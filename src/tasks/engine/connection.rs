@@ -47,23 +47,10 @@ impl LoopConnection {
                 self.statements.apply(&mut conn);
                 // Through a transaction pooler a session setting would land on some other
                 // client, so only on a direct connection.
-                //
-                // Its commits do not wait for the WAL flush (`synchronous_commit = off`): a
-                // node bound by limited programs commits once per 32 tasks or so, and the
-                // flush took two thirds of each round trip (p50 7.7 ms against 2.4 ms without,
-                // on a shared disk). Nothing it writes needs that wait: a server crash may
-                // forget its last fraction of a second of commits, as cleanly as if they had
-                // failed (never a part of one, never one without those before it), and what
-                // they did is done again: a forgotten claim puts the task back in the queue,
-                // a forgotten outcome leaves the task running on a lease nobody renews, so it
-                // is rescued, as after a crash of this node. A success recorded in the
-                // attempt's own transaction (transactional programs) commits on the pool, and
-                // waits for the flush of everything before it.
                 if self.statements == Statements::Prepared {
                     let limit = self.statement_limit.as_millis();
                     conn.batch_execute(&format!(
-                        "SET statement_timeout = {limit}; SET lock_timeout = {limit}; \
-                         SET synchronous_commit = off"
+                        "SET statement_timeout = {limit}; SET lock_timeout = {limit}"
                     ))?;
                 }
                 self.conn.insert(conn)
