@@ -52,6 +52,8 @@ pub(crate) async fn browser(width: u32) -> Client {
         "bookstore-chrome-{}",
         uuid::Uuid::new_v4().simple()
     ));
+    // Gone with the test run (chromedriver, and with it Chromium, is stopped then too).
+    run_when_this_process_exits(&format!("sleep 2; rm -rf '{}'", profile.display()));
     let capabilities = json!({
         "browserName": "chrome",
         "goog:chromeOptions": {

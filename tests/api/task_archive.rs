@@ -300,14 +300,15 @@ async fn staff_retrying_and_cancelling_while_the_archive_moves_tasks_never_see_a
 
 #[actix_web::test]
 async fn a_retry_waiting_on_a_task_the_archive_is_moving_answers_once_the_move_commits() {
-    // Arrange: a failed task that ended just now (the app's own archive waits 5 s for it).
+    // Arrange: a failed task whose end is stamped an hour ahead, so that the app's own archive
+    // (which waits 5 s after an end) leaves it to this test's.
     let app = staff_app().await;
     let id: i64 = psql_ok(
         &app,
         "INSERT INTO tasks (program_id, parameters, status, start_time, end_time, worker_id, \
                             attempt, result) \
-         SELECT id, '{}', 'error', now(), now(), 'gone', 1, 'failed' FROM programs \
-          WHERE name = 'noop' RETURNING id",
+         SELECT id, '{}', 'error', now(), now() + interval '1 hour', 'gone', 1, 'failed' \
+           FROM programs WHERE name = 'noop' RETURNING id",
     )
     .lines()
     .next()
@@ -316,8 +317,19 @@ async fn a_retry_waiting_on_a_task_the_archive_is_moving_answers_once_the_move_c
     // The archive moves it in a transaction that stays open.
     let mut archive = PgConnection::establish(&app.database_url).unwrap();
     archive.batch_execute("BEGIN").unwrap();
-    while archive_ended(&mut archive, 100, Duration::ZERO, false).unwrap() == 0 {
-        // Another node's archive held the turn for a moment.
+    #[derive(QueryableByName)]
+    struct Moved {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        moved: i32,
+    }
+    let move_it = "SELECT task_archive(100, interval '-2 hours') AS moved";
+    while sql_query(move_it)
+        .get_result::<Moved>(&mut archive)
+        .unwrap()
+        .moved
+        == 0
+    {
+        // The app's archive held the turn for a moment.
         archive.batch_execute("ROLLBACK; BEGIN").unwrap();
     }
 
@@ -354,7 +366,10 @@ async fn a_retry_waiting_on_a_task_the_archive_is_moving_answers_once_the_move_c
         answer.as_deref().map_err(ToString::to_string),
         Ok("scheduled")
     );
-    wait_for(&app, TaskId(id), "finished", "tasks_live").await;
+    wait_until(90, "the retried task to finish", || async {
+        app.task_status(TaskId(id)).await == "finished"
+    })
+    .await;
 }
 
 #[derive(QueryableByName)]
