@@ -36,6 +36,8 @@ const KEYS_EVERY: Duration = Duration::from_secs(60);
 /// The live partition is vacuumed when its dead rows are more than this many plus a fifth of
 /// its live ones (autovacuum's own rule, asked every second instead of every minute).
 const VACUUM_BASE: i64 = 20_000;
+/// A failure that repeats is logged this often.
+const WARN_EVERY: Duration = Duration::from_secs(60);
 
 #[derive(QueryableByName)]
 struct Moved {
@@ -126,6 +128,9 @@ pub async fn run(pool: PgPool) {
     let mut ticks = tokio::time::interval(INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut keys_looked_at = Instant::now();
+    // A failure that repeats (the database away, no right to vacuum) is logged once in
+    // WARN_EVERY, not every second.
+    let mut warned_at: Option<Instant> = None;
     loop {
         ticks.tick().await;
         let holding_keys = keys_looked_at.elapsed() >= KEYS_EVERY;
@@ -137,10 +142,14 @@ pub async fn run(pool: PgPool) {
             Ok(look(&mut *pool.get()?, holding_keys)?)
         })
         .await;
-        match looked {
-            Ok(Ok(_)) => {}
-            Ok(Err(err)) => tracing::warn!("archiving ended tasks: {err:#}"),
-            Err(err) => tracing::warn!("archiving ended tasks: {err}"),
+        let failed = match looked {
+            Ok(Ok(_)) => continue,
+            Ok(Err(err)) => format!("{err:#}"),
+            Err(err) => err.to_string(),
+        };
+        if warned_at.is_none_or(|at| at.elapsed() >= WARN_EVERY) {
+            warned_at = Some(Instant::now());
+            tracing::warn!("archiving ended tasks: {failed}");
         }
     }
 }
