@@ -50,6 +50,8 @@ DROP TABLE tasks;
 ALTER TABLE tasks_partitioned RENAME TO tasks;
 ALTER SEQUENCE tasks_partitioned_id_seq RENAME TO tasks_id_seq;
 
+-- A partitioned table's unique keys must name its partition column: an id is unique because
+-- the identity hands out each once and a move keeps it (no statement writes ids).
 ALTER TABLE tasks ADD CONSTRAINT tasks_pkey PRIMARY KEY (id, archived);
 ALTER TABLE tasks ADD CONSTRAINT tasks_program_id_fkey
     FOREIGN KEY (program_id) REFERENCES programs (id) ON DELETE RESTRICT;
