@@ -10,6 +10,7 @@ pub mod language;
 pub mod rating;
 pub mod search;
 pub mod sort;
+pub mod suggestion;
 
 use std::collections::HashMap;
 

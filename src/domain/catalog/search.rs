@@ -21,7 +21,7 @@ use crate::{
         counting::{self, Count, EXACT_UP_TO},
         schema::{authors, book_authors, books},
     },
-    domain::catalog::{BookSummary, SummaryRow, isbn::Isbn, with_authors},
+    domain::catalog::{BookSummary, SummaryRow, isbn::Isbn, suggestion, with_authors},
     ids::{AuthorId, BookId},
 };
 
@@ -122,6 +122,9 @@ struct SearchQueries {
     /// The query as a title key: a book titled exactly so ranks first.
     #[diesel(sql_type = Text)]
     title_key: String,
+    /// Books with any word (as typed or widened); `None` when no word matches anything.
+    #[diesel(sql_type = Nullable<Text>)]
+    any_word: Option<String>,
 }
 
 type BoxedBooks<'a> = books::BoxedQuery<'a, Pg>;
@@ -188,11 +191,14 @@ fn search_queries(
     text: &str,
     forgive_known_words: bool,
 ) -> QueryResult<Option<SearchQueries>> {
-    diesel::sql_query("SELECT matching::text, exact::text, title_key FROM search_queries($1, $2)")
-        .bind::<Text, _>(text)
-        .bind::<Bool, _>(forgive_known_words)
-        .get_result(conn)
-        .optional()
+    diesel::sql_query(
+        "SELECT matching::text, exact::text, title_key, any_word::text \
+         FROM search_queries($1, $2)",
+    )
+    .bind::<Text, _>(text)
+    .bind::<Bool, _>(forgive_known_words)
+    .get_result(conn)
+    .optional()
 }
 
 /// A page and the count. Up to `EXACT_UP_TO` matches, counted exactly and ranked as the
@@ -248,11 +254,17 @@ fn page_of(
                     .collect();
                 rows_in_order(conn, &page)?
             }
-            _ => ordered(query, text)
-                .select(SummaryRow::as_select())
-                .limit(limit)
-                .offset(skip)
-                .load(conn)?,
+            // The page's ids first: the sort's index carries `hidden`, so without a text or a
+            // stock filter they come from the index alone, however deep the page (migration
+            // 000042); then the page's rows.
+            _ => {
+                let ids: Vec<BookId> = ordered(query, text)
+                    .select(books::id)
+                    .limit(limit)
+                    .offset(skip)
+                    .load(conn)?;
+                rows_in_order(conn, &ids)?
+            }
         };
         Ok((total, listed, with_authors(conn, rows)?))
     })
@@ -369,37 +381,12 @@ pub fn search(conn: &mut PgConnection, query: &CatalogQuery) -> QueryResult<Cata
         }
     };
     let shown: Vec<BookId> = found.2.iter().map(|book| book.id).collect();
-    let suggestion = suggestion(conn, text, &shown)?;
-    Ok(page(found, Matching::Corrected, suggestion))
-}
-
-/// The closest title or author name to `text`, unless it is what was typed: among the books
-/// shown when there are some (they are the close spellings), else in the whole catalog.
-fn suggestion(
-    conn: &mut PgConnection,
-    text: &str,
-    shown: &[BookId],
-) -> QueryResult<Option<String>> {
-    #[derive(QueryableByName)]
-    struct Suggestion {
-        #[diesel(sql_type = Nullable<Text>)]
-        suggestion: Option<String>,
-    }
-    let found: Suggestion = if shown.is_empty() {
-        diesel::sql_query("SELECT search_suggestion($1) AS suggestion")
-            .bind::<Text, _>(text)
-            .get_result(conn)?
+    let suggestion = if shown.is_empty() {
+        suggestion::for_nothing_found(conn, text, as_typed.any_word.as_deref())?
     } else {
-        diesel::sql_query("SELECT search_suggestion_among($1, $2) AS suggestion")
-            .bind::<Text, _>(text)
-            .bind::<diesel::sql_types::Array<diesel::sql_types::BigInt>, _>(
-                shown.iter().map(|id| id.0).collect::<Vec<i64>>(),
-            )
-            .get_result(conn)?
+        suggestion::among(conn, text, &shown)?
     };
-    Ok(found
-        .suggestion
-        .filter(|suggestion| !suggestion.eq_ignore_ascii_case(text)))
+    Ok(page(found, Matching::Corrected, suggestion))
 }
 
 /// The listed book with this ISBN (10 or 13 digits, either form finds it).
