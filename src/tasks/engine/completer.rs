@@ -3,14 +3,20 @@
 //! too, the successes' statement claims as well (`task_finish_then_claim`): one round trip
 //! where a limited program's freed slot used to wait for two. While the database is away the
 //! outcomes are kept and tried again with backoff, so a task that completed is not run again.
+//! On a busy node the successes go to the [`Writer`], on a connection of its own, while the
+//! loop claims on its connection.
 
-use std::time::{Duration, Instant};
+use std::{
+    collections::HashSet,
+    time::{Duration, Instant},
+};
 
 use crate::tasks::{
     engine::{
         connection::{LoopConnection, Retry},
         job::Outcome,
-        store::{self, AttemptKey, ClaimRequest, Claimed},
+        store::{self, AttemptKey, ClaimRequest, Claimed, Success},
+        writer::{Reply, Writer},
     },
     status::TaskStatus,
 };
@@ -32,6 +38,8 @@ pub(super) struct Completer {
     unwritten: Vec<(AttemptKey, Outcome)>,
     /// When the first of them came in (stale once `unwritten` is empty).
     first_in: Option<Instant>,
+    /// The successes the writer is recording (reported, not yet written).
+    in_flight: Vec<AttemptKey>,
     retry: Retry,
 }
 
@@ -42,6 +50,7 @@ impl Completer {
             retry_base_ms: retry_base.as_millis().min(i64::MAX as u128) as i64,
             unwritten: Vec::new(),
             first_in: None,
+            in_flight: Vec::new(),
             retry: Retry::default(),
         }
     }
@@ -59,15 +68,15 @@ impl Completer {
     }
 
     pub(super) fn len(&self) -> usize {
-        self.unwritten.len()
+        self.unwritten.len() + self.in_flight.len()
     }
 
     pub(super) fn is_empty(&self) -> bool {
-        self.unwritten.is_empty()
+        self.unwritten.is_empty() && self.in_flight.is_empty()
     }
 
     pub(super) fn has(&self, key: &AttemptKey) -> bool {
-        self.unwritten.iter().any(|(k, _)| k == key)
+        self.unwritten.iter().any(|(k, _)| k == key) || self.in_flight.contains(key)
     }
 
     /// Whether [`Completer::write`] would write something now.
@@ -90,6 +99,7 @@ impl Completer {
     }
 
     /// Drops the outcomes of attempts this node lost (rescued elsewhere); returns their keys.
+    /// (Those in flight are settled by the writer's reply: the database refuses them.)
     pub(super) fn forget(&mut self, lost: &[AttemptKey]) -> Vec<AttemptKey> {
         let mut forgotten = Vec::new();
         self.unwritten.retain(|(key, _)| {
@@ -102,13 +112,16 @@ impl Completer {
         forgotten
     }
 
-    /// Writes the outcomes that are in, unless backing off. With `then_claim`, the successes'
-    /// statement (if there are successes) also claims; a failed statement writes and claims
-    /// nothing, and the caller claims on its own.
+    /// Writes the outcomes that are in, unless backing off. With a `writer`, the successes go
+    /// to it (unless it still has a batch: they wait for its reply) and the loop claims on its
+    /// own. Otherwise, with `then_claim`, the successes' statement (if there are successes)
+    /// also claims; a failed statement writes and claims nothing, and the caller claims on its
+    /// own.
     pub(super) fn write(
         &mut self,
         db: &mut LoopConnection,
         then_claim: Option<ClaimRequest>,
+        writer: Option<&Writer>,
     ) -> Written {
         let mut written = Written::default();
         if !self.ready() {
@@ -127,6 +140,11 @@ impl Completer {
             }
         }
         let mut failure = None;
+        if let Some(writer) = writer
+            && !successes.is_empty()
+        {
+            successes = self.hand_over(writer, successes);
+        }
         if !successes.is_empty() {
             let started = Instant::now();
             let result = match then_claim {
@@ -140,18 +158,7 @@ impl Completer {
             };
             tracing::debug!(count = successes.len(), took = ?started.elapsed(), "recorded successes");
             match result {
-                Ok(recorded) => {
-                    for success in &successes {
-                        if !recorded.contains(&success.key) {
-                            tracing::warn!(
-                                task = %success.key.task_id,
-                                attempt = success.key.attempt,
-                                "finished, but the attempt is no longer this node's: not recorded"
-                            );
-                        }
-                        settled.push(success.key);
-                    }
-                }
+                Ok(recorded) => settled.append(&mut settle(&successes, &recorded)),
                 Err(err) => {
                     failure = Some(err);
                     self.unwritten
@@ -196,6 +203,51 @@ impl Completer {
         written
     }
 
+    /// Gives `successes` to the writer when it is free; returns those it did not take.
+    fn hand_over(&mut self, writer: &Writer, successes: Vec<Success>) -> Vec<Success> {
+        if !self.in_flight.is_empty() {
+            self.unwritten
+                .extend(successes.into_iter().map(|s| (s.key, Outcome::Done(s))));
+            return Vec::new();
+        }
+        let keys: Vec<AttemptKey> = successes.iter().map(|success| success.key).collect();
+        match writer.send(successes) {
+            Ok(()) => {
+                self.in_flight = keys;
+                Vec::new()
+            }
+            // The writer's thread is gone: the loop writes them.
+            Err(successes) => successes,
+        }
+    }
+
+    /// The writer's reply: the attempts it settled (none when its statement failed: the batch
+    /// waits out the backoff, as the loop's own writes do).
+    pub(super) fn written(&mut self, reply: Reply) -> Vec<AttemptKey> {
+        self.in_flight.clear();
+        match reply.recorded {
+            Ok(recorded) => {
+                self.retry.succeeded();
+                settle(&reply.batch, &recorded)
+            }
+            Err(err) => {
+                let delay = self.retry.failed();
+                let count = reply.batch.len();
+                self.unwritten.extend(
+                    reply
+                        .batch
+                        .into_iter()
+                        .map(|success| (success.key, Outcome::Done(success))),
+                );
+                tracing::warn!(
+                    outcomes = count,
+                    "recording task successes: {err:#}; keeping them and trying again in {delay:?}"
+                );
+                Vec::new()
+            }
+        }
+    }
+
     /// A failure, a lost connection or a cancellation (successes and interruptions go in
     /// batches).
     fn write_one(
@@ -230,6 +282,20 @@ impl Completer {
         }
         Ok(())
     }
+}
+
+/// Every success of a batch written is settled: recorded, or no longer this node's.
+fn settle(batch: &[Success], recorded: &HashSet<AttemptKey>) -> Vec<AttemptKey> {
+    for success in batch {
+        if !recorded.contains(&success.key) {
+            tracing::warn!(
+                task = %success.key.task_id,
+                attempt = success.key.attempt,
+                "finished, but the attempt is no longer this node's: not recorded"
+            );
+        }
+    }
+    batch.iter().map(|success| success.key).collect()
 }
 
 fn log_ended(key: AttemptKey, status: Option<TaskStatus>, what: &str, error: &str) {

@@ -61,6 +61,11 @@ impl LoopConnection {
             err.into()
         })
     }
+
+    /// Drops the connection (the next statement opens a new one).
+    pub(super) fn reset(&mut self) {
+        self.conn = None;
+    }
 }
 
 /// Backoff for a statement that failed.

@@ -1,6 +1,7 @@
 //! The engine: on its own actix `Arbiter`, a loop ([`run`]) claims due tasks in batches into a
 //! small local queue, a fixed pool of threads runs them ([`executor`], one [`attempt`] at a
-//! time), the outcome writer ([`completer`]) records their outcomes in batches, and timed
+//! time), the outcome writer ([`completer`]) records their outcomes in batches (a busy node's
+//! successes on a connection of their own, [`writer`], while the loop claims), and timed
 //! services ([`maintenance`]) renew the leases of what the node holds, rescue tasks of lost
 //! workers and fire program schedules. At shutdown the loop lets running tasks finish within
 //! a grace period before re-queueing the rest. A LISTEN connection ([`listener`]) wakes it when
@@ -15,6 +16,7 @@ pub mod listener;
 mod maintenance;
 mod run;
 pub mod store;
+mod writer;
 
 use std::{
     sync::{

@@ -27,6 +27,7 @@ use crate::{
             job::{ExecutorContext, Outcome, Report, StopReason, StopSignal},
             listener, maintenance,
             store::{self, AttemptKey, QueueCursor},
+            writer::{self, Writer},
         },
     },
 };
@@ -62,6 +63,9 @@ pub(super) struct Engine {
     held: HashMap<AttemptKey, Arc<StopSignal>>,
     /// Outcomes reported and not yet written (kept while the database is away).
     completer: Completer,
+    /// Records successes on its own connection while the loop claims.
+    writer: Writer,
+    written: mpsc::UnboundedReceiver<writer::Reply>,
     claim_retry: Retry,
     /// Where the last claim stopped (`None`: the start of the queue).
     cursor: Option<QueueCursor>,
@@ -86,6 +90,7 @@ pub(super) struct Engine {
 enum Event {
     Stop,
     Report(Report),
+    Written(writer::Reply),
     Wake,
     Poll,
     Heartbeat,
@@ -112,8 +117,14 @@ impl Engine {
             }),
             report_tx,
         )?;
+        let (writer, written) = Writer::start(
+            config.worker_id.clone(),
+            LoopConnection::new(config.database_url.clone(), config.statements, config.lease),
+        )?;
         Ok(Engine {
             db: LoopConnection::new(config.database_url.clone(), config.statements, config.lease),
+            writer,
+            written,
             completer: Completer::new(config.worker_id.clone(), config.retry_base),
             config,
             executor,
@@ -175,12 +186,14 @@ impl Engine {
                 // Before the reports: while a backlog runs they never stop coming, and a
                 // queued task (an urgent one above all) must not wait for them to.
                 () = wake.notify.notified() => Event::Wake,
+                Some(reply) = self.written.recv() => Event::Written(reply),
                 Some(report) = self.reports.recv() => Event::Report(report),
                 () = sleep_until(timer) => Event::Timer,
             };
             match event {
                 Event::Stop => break,
                 Event::Report(report) => self.take(report),
+                Event::Written(reply) => self.take_written(reply),
                 Event::Wake => {
                     self.queue_may_have_work = true;
                     if let Some(priority) = wake.take_highest() {
@@ -232,6 +245,9 @@ impl Engine {
         while let Ok(report) = self.reports.try_recv() {
             self.take(report);
         }
+        while let Ok(reply) = self.written.try_recv() {
+            self.take_written(reply);
+        }
         if self.next_due.is_some_and(|due| Instant::now() >= due) {
             self.next_due = None;
             self.queue_may_have_work = true;
@@ -245,9 +261,12 @@ impl Engine {
             self.queue_may_have_work = true;
         }
         let claim = self.should_claim().then(|| self.claim_request());
+        // Bound by limited programs, the successes and the claim share one round trip (it
+        // frees their slots and fills them); otherwise the writer records them meanwhile.
+        let writer = (!self.limited_waiting && !self.shutting_down).then_some(&self.writer);
         let written = self
             .completer
-            .write(&mut self.db, claim.map(|(request, _)| request));
+            .write(&mut self.db, claim.map(|(request, _)| request), writer);
         for key in written.settled {
             self.held.remove(&key);
         }
@@ -330,9 +349,20 @@ impl Engine {
         self.held.len().saturating_sub(self.completer.len())
     }
 
-    /// Writes the outcomes that are in; the attempts they settle are no longer held.
+    /// Writes the outcomes that are in (on the loop's connection); the attempts they settle
+    /// are no longer held.
     fn write_outcomes(&mut self) {
-        for key in self.completer.write(&mut self.db, None).settled {
+        while let Ok(reply) = self.written.try_recv() {
+            self.take_written(reply);
+        }
+        for key in self.completer.write(&mut self.db, None, None).settled {
+            self.held.remove(&key);
+        }
+    }
+
+    /// The writer's reply: the attempts it settled are no longer held.
+    fn take_written(&mut self, reply: writer::Reply) {
+        for key in self.completer.written(reply) {
             self.held.remove(&key);
         }
     }
