@@ -79,6 +79,11 @@ impl Completer {
         self.unwritten.iter().any(|(k, _)| k == key) || self.in_flight.contains(key)
     }
 
+    /// The successes the writer is recording now.
+    pub(super) fn in_flight(&self) -> &[AttemptKey] {
+        &self.in_flight
+    }
+
     /// Whether [`Completer::write`] would write something now.
     pub(super) fn ready(&self) -> bool {
         !self.unwritten.is_empty() && self.retry.ready()

@@ -24,6 +24,7 @@ pub(super) fn renew_leases(
     db: &mut LoopConnection,
     worker: &str,
     held: &HashMap<AttemptKey, Arc<StopSignal>>,
+    being_recorded: &[AttemptKey],
 ) -> anyhow::Result<Leases> {
     let attempts: Vec<(AttemptKey, bool)> = held
         .iter()
@@ -34,6 +35,9 @@ pub(super) fn renew_leases(
         .into_iter()
         .map(|(key, _)| key)
         .filter(|key| !renewed.held.contains(key))
+        // Not lost: their successes are being recorded on the writer's connection, which may
+        // have committed while this heartbeat ran.
+        .filter(|key| !being_recorded.contains(key))
         .collect();
     // Not lost: ended by this node (a transactional program recorded its own outcome and its
     // report is on its way).

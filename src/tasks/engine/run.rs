@@ -373,14 +373,18 @@ impl Engine {
         if self.held.is_empty() {
             return;
         }
-        let leases =
-            match maintenance::renew_leases(&mut self.db, &self.config.worker_id, &self.held) {
-                Ok(leases) => leases,
-                Err(err) => {
-                    tracing::warn!("renewing task leases: {err:#}");
-                    return;
-                }
-            };
+        let leases = match maintenance::renew_leases(
+            &mut self.db,
+            &self.config.worker_id,
+            &self.held,
+            self.completer.in_flight(),
+        ) {
+            Ok(leases) => leases,
+            Err(err) => {
+                tracing::warn!("renewing task leases: {err:#}");
+                return;
+            }
+        };
         self.completer.database_is_back();
         for key in &leases.cancel_requested {
             if let Some(signal) = self.held.get(key) {
