@@ -2,7 +2,11 @@
 //! services): renewing the leases of what this node holds, rescuing the tasks of lost
 //! workers, and firing program schedules. Their rules are the SQL functions `store` calls.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+    time::Duration,
+};
 
 use crate::tasks::engine::{
     connection::LoopConnection,
@@ -26,8 +30,15 @@ pub(super) fn renew_leases(
     held: &HashMap<AttemptKey, Arc<StopSignal>>,
     being_recorded: &[AttemptKey],
 ) -> anyhow::Result<Leases> {
+    // Not the successes the writer is recording: they need no lease while it does (a failed
+    // write puts them back, and the next heartbeat renews them), and the heartbeat's UPDATE
+    // and the writer's, on two connections, would lock their rows in two orders (deadlocks,
+    // each a second's wait for both). A heartbeat that finds them ended does not take them
+    // for lost either.
+    let being_recorded: HashSet<&AttemptKey> = being_recorded.iter().collect();
     let attempts: Vec<(AttemptKey, bool)> = held
         .iter()
+        .filter(|(key, _)| !being_recorded.contains(key))
         .map(|(key, signal)| (*key, signal.has_started()))
         .collect();
     let renewed = db.with(|conn| store::heartbeat(conn, worker, &attempts))?;
@@ -35,9 +46,6 @@ pub(super) fn renew_leases(
         .into_iter()
         .map(|(key, _)| key)
         .filter(|key| !renewed.held.contains(key))
-        // Not lost: their successes are being recorded on the writer's connection, which may
-        // have committed while this heartbeat ran.
-        .filter(|key| !being_recorded.contains(key))
         .collect();
     // Not lost: ended by this node (a transactional program recorded its own outcome and its
     // report is on its way).
