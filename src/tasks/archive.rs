@@ -127,60 +127,42 @@ fn look(conn: &mut PgConnection, holding_keys: bool) -> QueryResult<usize> {
 /// seconds, and moves that waited for it left ended tasks to pile up there meanwhile (at
 /// 32,000 tasks a second the partition grew by about 350 MiB a minute).
 pub async fn run(pool: PgPool) {
-    tokio::join!(moves(pool.clone()), vacuum_when_due(pool));
-}
-
-/// Each second, one [`look`].
-async fn moves(pool: PgPool) {
-    let mut ticks = tokio::time::interval(INTERVAL);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut keys_looked_at = Instant::now();
-    // A failure that repeats (the database away, no right to vacuum) is logged once in
-    // WARN_EVERY, not every second.
-    let mut warned_at: Option<Instant> = None;
-    loop {
-        ticks.tick().await;
+    let moves = each_second(pool.clone(), "archiving ended tasks", move || {
         let holding_keys = keys_looked_at.elapsed() >= KEYS_EVERY;
         if holding_keys {
             keys_looked_at = Instant::now();
         }
-        let pool = pool.clone();
-        let looked = web::block(move || -> anyhow::Result<usize> {
-            Ok(look(&mut *pool.get()?, holding_keys)?)
-        })
-        .await;
-        let failed = match looked {
-            Ok(Ok(_)) => continue,
-            Ok(Err(err)) => format!("{err:#}"),
-            Err(err) => err.to_string(),
-        };
-        if warned_at.is_none_or(|at| at.elapsed() >= WARN_EVERY) {
-            warned_at = Some(Instant::now());
-            tracing::warn!("archiving ended tasks: {failed}");
-        }
-    }
+        move |conn: &mut PgConnection| look(conn, holding_keys)
+    });
+    let vacuum = each_second(pool, "vacuuming tasks_live", || vacuum_live_if_due);
+    tokio::join!(moves, vacuum);
 }
 
-/// Each second, [`vacuum_live_if_due`] (and the vacuum itself, however long it takes).
-async fn vacuum_when_due(pool: PgPool) {
+/// Each second, the work `next` gives, on a pooled connection off the async threads. A
+/// failure that repeats (the database away, no right to vacuum) is logged once in
+/// [`WARN_EVERY`], not every second.
+async fn each_second<T, Work>(pool: PgPool, what: &'static str, mut next: impl FnMut() -> Work)
+where
+    T: Send + 'static,
+    Work: FnOnce(&mut PgConnection) -> QueryResult<T> + Send + 'static,
+{
     let mut ticks = tokio::time::interval(INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut warned_at: Option<Instant> = None;
     loop {
         ticks.tick().await;
+        let work = next();
         let pool = pool.clone();
-        let vacuumed = web::block(move || -> anyhow::Result<bool> {
-            Ok(vacuum_live_if_due(&mut *pool.get()?)?)
-        })
-        .await;
-        let failed = match vacuumed {
+        let done = web::block(move || -> anyhow::Result<T> { Ok(work(&mut *pool.get()?)?) }).await;
+        let failed = match done {
             Ok(Ok(_)) => continue,
             Ok(Err(err)) => format!("{err:#}"),
             Err(err) => err.to_string(),
         };
         if warned_at.is_none_or(|at| at.elapsed() >= WARN_EVERY) {
             warned_at = Some(Instant::now());
-            tracing::warn!("vacuuming tasks_live: {failed}");
+            tracing::warn!("{what}: {failed}");
         }
     }
 }

@@ -117,12 +117,12 @@ impl Engine {
             }),
             report_tx,
         )?;
-        let (writer, written) = Writer::start(
-            config.worker_id.clone(),
-            LoopConnection::new(config.database_url.clone(), config.statements, config.lease),
-        )?;
+        // The loop's connection and the writer's: alike, each on its own thread.
+        let connection =
+            || LoopConnection::new(config.database_url.clone(), config.statements, config.lease);
+        let (writer, written) = Writer::start(config.worker_id.clone(), connection())?;
         Ok(Engine {
-            db: LoopConnection::new(config.database_url.clone(), config.statements, config.lease),
+            db: connection(),
             writer,
             written,
             completer: Completer::new(config.worker_id.clone(), config.retry_base),
@@ -245,9 +245,7 @@ impl Engine {
         while let Ok(report) = self.reports.try_recv() {
             self.take(report);
         }
-        while let Ok(reply) = self.written.try_recv() {
-            self.take_written(reply);
-        }
+        self.take_replies();
         if self.next_due.is_some_and(|due| Instant::now() >= due) {
             self.next_due = None;
             self.queue_may_have_work = true;
@@ -352,11 +350,16 @@ impl Engine {
     /// Writes the outcomes that are in (on the loop's connection); the attempts they settle
     /// are no longer held.
     fn write_outcomes(&mut self) {
-        while let Ok(reply) = self.written.try_recv() {
-            self.take_written(reply);
-        }
+        self.take_replies();
         for key in self.completer.write(&mut self.db, None, None).settled {
             self.held.remove(&key);
+        }
+    }
+
+    /// Every reply of the writer that is in.
+    fn take_replies(&mut self) {
+        while let Ok(reply) = self.written.try_recv() {
+            self.take_written(reply);
         }
     }
 
