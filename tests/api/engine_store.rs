@@ -28,7 +28,9 @@ fn queue(conn: &mut PgConnection, program: &str, count: usize) -> Vec<TaskId> {
 }
 
 fn claim(conn: &mut PgConnection, worker: &str, limit: usize) -> Vec<ClaimedTask> {
-    store::claim(conn, worker, limit, None, false).unwrap().0
+    store::claim(conn, worker, limit, None, false, &[])
+        .unwrap()
+        .0
 }
 
 /// (status, attempt, max_attempts, waiting, history) of one task.

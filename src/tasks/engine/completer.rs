@@ -1,10 +1,10 @@
 //! The outcome writer: outcomes the executor reported, written in as few statements as it
-//! can (every success in one `task_finish`, the rest one by one). When the loop wants to claim
-//! too, the successes' statement claims as well (`task_finish_then_claim`): one round trip
-//! where a limited program's freed slot used to wait for two. While the database is away the
-//! outcomes are kept and tried again with backoff, so a task that completed is not run again.
-//! On a busy node the successes go to the [`Writer`], on a connection of its own, while the
-//! loop claims on its connection.
+//! can (every success in one `task_finish`, the rest one by one). On a running node the
+//! successes go to the [`Writer`], on a connection of its own, while the loop claims on its
+//! connection; the claim is told which successes are not recorded yet ([`Completer::ended`]):
+//! their attempts have ended, so they hold no slot of a limited program. While the database is
+//! away the outcomes are kept and tried again with backoff, so a task that completed is not
+//! run again.
 
 use std::{
     collections::HashSet,
@@ -15,21 +15,11 @@ use crate::tasks::{
     engine::{
         connection::{LoopConnection, Retry},
         job::Outcome,
-        store::{self, AttemptKey, ClaimRequest, Claimed, Success},
+        store::{self, AttemptKey, Success},
         writer::{Reply, Writer},
     },
     status::TaskStatus,
 };
-
-/// What one [`Completer::write`] did.
-#[derive(Default)]
-pub(super) struct Written {
-    /// Attempts now settled: written, or no longer this node's (the database refuses those
-    /// anyway).
-    pub settled: Vec<AttemptKey>,
-    /// The claim made in the successes' statement, when one was asked for and made.
-    pub claimed: Option<Claimed>,
-}
 
 pub(super) struct Completer {
     worker: String,
@@ -84,6 +74,17 @@ impl Completer {
         &self.in_flight
     }
 
+    /// The successes reported and not yet recorded (with the writer, or waiting for it): their
+    /// attempts have ended, so the claim does not count them against a program's limit.
+    pub(super) fn ended(&self) -> Vec<AttemptKey> {
+        let waiting = self
+            .unwritten
+            .iter()
+            .filter(|(_, outcome)| matches!(outcome, Outcome::Done(_)))
+            .map(|(key, _)| *key);
+        self.in_flight.iter().copied().chain(waiting).collect()
+    }
+
     /// Whether [`Completer::write`] would write something now.
     pub(super) fn ready(&self) -> bool {
         !self.unwritten.is_empty() && self.retry.ready()
@@ -117,22 +118,19 @@ impl Completer {
         forgotten
     }
 
-    /// Writes the outcomes that are in, unless backing off. With a `writer`, the successes go
-    /// to it (unless it still has a batch: they wait for its reply) and the loop claims on its
-    /// own. Otherwise, with `then_claim`, the successes' statement (if there are successes)
-    /// also claims; a failed statement writes and claims nothing, and the caller claims on its
-    /// own.
+    /// Writes the outcomes that are in, unless backing off; returns the attempts now settled
+    /// (written, or no longer this node's: the database refuses those anyway). With a
+    /// `writer`, the successes go to it (unless it still has a batch: they wait for its
+    /// reply); without one (at shutdown) the loop records them too.
     pub(super) fn write(
         &mut self,
         db: &mut LoopConnection,
-        then_claim: Option<ClaimRequest>,
         writer: Option<&Writer>,
-    ) -> Written {
-        let mut written = Written::default();
+    ) -> Vec<AttemptKey> {
+        let mut settled = Vec::new();
         if !self.ready() {
-            return written;
+            return settled;
         }
-        let settled = &mut written.settled;
         let worker = self.worker.clone();
         let mut successes = Vec::new();
         let mut interrupted = Vec::new();
@@ -152,15 +150,7 @@ impl Completer {
         }
         if !successes.is_empty() {
             let started = Instant::now();
-            let result = match then_claim {
-                Some(request) => db
-                    .with(|conn| store::finish_then_claim(conn, &worker, &successes, request))
-                    .map(|(recorded, claimed)| {
-                        written.claimed = Some(claimed);
-                        recorded
-                    }),
-                None => db.with(|conn| store::finish(conn, &worker, &successes)),
-            };
+            let result = db.with(|conn| store::finish(conn, &worker, &successes));
             tracing::debug!(count = successes.len(), took = ?started.elapsed(), "recorded successes");
             match result {
                 Ok(recorded) => settled.append(&mut settle(&successes, &recorded)),
@@ -205,7 +195,7 @@ impl Completer {
                 );
             }
         }
-        written
+        settled
     }
 
     /// Gives `successes` to the writer when it is free; returns those it did not take.

@@ -239,8 +239,8 @@ impl Engine {
         self.urgent |= priority > 0;
     }
 
-    /// One turn: take every report that is in, write outcomes (unless gathering them), claim
-    /// if the queue runs low (in the same round trip as the successes when there are some).
+    /// One turn: take every report that is in, hand the outcomes to be written (unless
+    /// gathering them), claim if the local queue runs low.
     fn turn(&mut self) {
         while let Ok(report) = self.reports.try_recv() {
             self.take(report);
@@ -255,37 +255,32 @@ impl Engine {
             return;
         }
         if self.limited_waiting && self.completer.ready() {
-            // The outcomes written now may free a limited program's slot.
+            // An attempt that ended holds no slot: a limited program may have room now.
             self.queue_may_have_work = true;
         }
-        let claim = self.should_claim().then(|| self.claim_request());
-        // Bound by limited programs, the successes and the claim share one round trip (it
-        // frees their slots and fills them); otherwise the writer records them meanwhile.
-        let writer = (!self.limited_waiting && !self.shutting_down).then_some(&self.writer);
-        let written = self
-            .completer
-            .write(&mut self.db, claim.map(|(request, _)| request), writer);
-        for key in written.settled {
+        // The writer records the successes on its connection while the loop claims on this
+        // one (at shutdown the loop writes them itself).
+        let writer = (!self.shutting_down).then_some(&self.writer);
+        for key in self.completer.write(&mut self.db, writer) {
             self.held.remove(&key);
         }
-        let Some((request, urgent)) = claim else {
+        if !self.should_claim() {
             return;
-        };
-        let claimed = match written.claimed {
-            Some(claimed) => Ok(claimed),
-            None => {
-                let worker = &self.config.worker_id;
-                self.db.with(|conn| {
-                    store::claim(
-                        conn,
-                        worker,
-                        request.limit,
-                        request.cursor,
-                        request.look_above,
-                    )
-                })
-            }
-        };
+        }
+        let (request, urgent) = self.claim_request();
+        // Those not recorded yet are still "running" in the database; their slots are free.
+        let ended = self.completer.ended();
+        let worker = &self.config.worker_id;
+        let claimed = self.db.with(|conn| {
+            store::claim(
+                conn,
+                worker,
+                request.limit,
+                request.cursor,
+                request.look_above,
+                &ended,
+            )
+        });
         self.claimed(request, urgent, claimed);
     }
 
@@ -351,7 +346,7 @@ impl Engine {
     /// are no longer held.
     fn write_outcomes(&mut self) {
         self.take_replies();
-        for key in self.completer.write(&mut self.db, None, None).settled {
+        for key in self.completer.write(&mut self.db, None) {
             self.held.remove(&key);
         }
     }

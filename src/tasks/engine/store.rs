@@ -34,26 +34,6 @@ pub struct Success {
     pub ended_at: DateTime<Utc>,
 }
 
-/// Binds the worker and a batch of successes, column by column, as the first seven
-/// arguments of `task_finish` and `task_finish_then_claim`.
-macro_rules! bind_successes {
-    ($query:expr, $worker:expr, $done:expr) => {
-        $query
-            .bind::<Text, _>($worker)
-            .bind::<Array<BigInt>, _>($done.iter().map(|s| s.key.task_id).collect::<Vec<_>>())
-            .bind::<Array<Integer>, _>($done.iter().map(|s| s.key.attempt).collect::<Vec<_>>())
-            .bind::<Array<Text>, _>($done.iter().map(|s| s.result.as_str()).collect::<Vec<_>>())
-            .bind::<Array<Nullable<Jsonb>>, _>(
-                $done
-                    .iter()
-                    .map(|s| s.result_table.as_ref())
-                    .collect::<Vec<_>>(),
-            )
-            .bind::<Array<Timestamptz>, _>($done.iter().map(|s| s.started_at).collect::<Vec<_>>())
-            .bind::<Array<Timestamptz>, _>($done.iter().map(|s| s.ended_at).collect::<Vec<_>>())
-    };
-}
-
 /// Records many successful attempts in one statement; returns those recorded (the others
 /// were no longer held by this worker).
 pub fn finish(
@@ -61,8 +41,20 @@ pub fn finish(
     worker: &str,
     done: &[Success],
 ) -> QueryResult<HashSet<AttemptKey>> {
-    let query = sql_query("SELECT * FROM task_finish($1, $2, $3, $4, $5, $6, $7)");
-    let recorded: Vec<AttemptKey> = bind_successes!(query, worker, done).load(conn)?;
+    let recorded: Vec<AttemptKey> =
+        sql_query("SELECT * FROM task_finish($1, $2, $3, $4, $5, $6, $7)")
+            .bind::<Text, _>(worker)
+            .bind::<Array<BigInt>, _>(done.iter().map(|s| s.key.task_id).collect::<Vec<_>>())
+            .bind::<Array<Integer>, _>(done.iter().map(|s| s.key.attempt).collect::<Vec<_>>())
+            .bind::<Array<Text>, _>(done.iter().map(|s| s.result.as_str()).collect::<Vec<_>>())
+            .bind::<Array<Nullable<Jsonb>>, _>(
+                done.iter()
+                    .map(|s| s.result_table.as_ref())
+                    .collect::<Vec<_>>(),
+            )
+            .bind::<Array<Timestamptz>, _>(done.iter().map(|s| s.started_at).collect::<Vec<_>>())
+            .bind::<Array<Timestamptz>, _>(done.iter().map(|s| s.ended_at).collect::<Vec<_>>())
+            .load(conn)?;
     Ok(recorded.into_iter().collect())
 }
 
@@ -308,7 +300,6 @@ mod claim;
 mod schedules;
 
 pub use claim::{
-    ClaimRequest, Claimed, ClaimedTask, FunctionKind, NextDue, QueueCursor, claim,
-    finish_then_claim, next_due,
+    ClaimRequest, Claimed, ClaimedTask, FunctionKind, NextDue, QueueCursor, claim, next_due,
 };
 pub use schedules::fire_due_schedules;

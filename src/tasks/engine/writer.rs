@@ -7,8 +7,8 @@
 //! One batch at a time: the [`Completer`](super::completer::Completer) hands it one, keeps it
 //! as in flight (a reported outcome, not yet written) and takes the reply as an event of the
 //! loop. A failed batch comes back whole, to be written again after the backoff. The loop
-//! still writes everything else itself, and writes successes in its claim's statement while
-//! it is bound by limited programs, where that one round trip is what frees their slots.
+//! still writes everything else itself. A limited program's slot does not wait for the
+//! writer: the loop's claim names the successes not recorded yet, and their slots are free.
 
 use std::{
     collections::HashSet,

@@ -1,10 +1,10 @@
-//! When the loop holds outcomes back a moment before writing them. A node bound by limited
-//! programs has every slot it could get running; each slot frees only when its outcome is
-//! written, and the same round trip claims the next tasks. Written as soon as the first
-//! outcomes come in, a round trip freed about 20 of 8 x 4 slots: the rest reported while it
-//! was under way and went in the next one, so the slots split into two groups taking turns,
-//! each round trip paying the claim's fixed cost for part of the slots. Gathering until every
-//! attempt has reported (or [`GATHER_AT_MOST`]) frees and refills them all in one.
+//! When the loop holds outcomes back a moment before claiming. A node bound by limited
+//! programs has every slot it could get running; each slot frees when its attempt reports,
+//! and a claim refills the free ones. Claiming as soon as the first outcomes came in, a claim
+//! refilled about 20 of 8 x 4 slots: the rest reported while it was under way and went in the
+//! next one, so the slots split into two groups taking turns, each claim paying its fixed
+//! cost for part of the slots. Gathering until every attempt has reported (or
+//! [`GATHER_AT_MOST`]) refills them all in one.
 
 use std::time::{Duration, Instant};
 

@@ -1,8 +1,5 @@
-//! Claiming: the plain claim (`task_claim`), the claim that first records a batch of
-//! successes in the same round trip (`task_finish_then_claim`), and what the queue holds when
-//! a claim came back short (`task_next_due`).
-
-use std::collections::HashSet;
+//! Claiming (`task_claim`) and what the queue holds when a claim came back short
+//! (`task_next_due`).
 
 use chrono::{DateTime, Utc};
 use diesel::{
@@ -12,7 +9,7 @@ use diesel::{
 };
 use serde_json::Value;
 
-use super::{AttemptKey, Success};
+use super::AttemptKey;
 use crate::ids::TaskId;
 
 /// Where a program's function lives.
@@ -95,6 +92,7 @@ pub fn claim(
     limit: usize,
     cursor: Option<QueueCursor>,
     look_above: bool,
+    ended: &[AttemptKey],
 ) -> QueryResult<Claimed> {
     let request = ClaimRequest {
         limit,
@@ -108,7 +106,7 @@ pub fn claim(
     // (this node's run of one is fenced off: the attempt it holds is no longer the task's),
     // and any outcome recorded after the claim flushes the WAL up to it first.
     let rows: Vec<ClaimRow> = sql_query(
-        "SELECT c.* FROM task_claim($1, $2, $3, $4, $5, $6) c, \
+        "SELECT c.* FROM task_claim($1, $2, $3, $4, $5, $6, $7, $8) c, \
                          set_config('synchronous_commit', 'off', true)",
     )
     .bind::<Text, _>(worker)
@@ -117,85 +115,10 @@ pub fn claim(
     .bind::<Nullable<Timestamptz>, _>(request.cursor.map(|c| c.run_after))
     .bind::<Nullable<BigInt>, _>(request.cursor.map(|c| c.id))
     .bind::<Bool, _>(request.look_above)
+    .bind::<Array<BigInt>, _>(ended.iter().map(|k| k.task_id).collect::<Vec<_>>())
+    .bind::<Array<Integer>, _>(ended.iter().map(|k| k.attempt).collect::<Vec<_>>())
     .load(conn)?;
     Ok(claimed(rows))
-}
-
-#[derive(QueryableByName)]
-struct FinishThenClaimRow {
-    /// A recorded success (only its key is set), not a claimed task.
-    #[diesel(sql_type = Bool)]
-    recorded: bool,
-    #[diesel(sql_type = BigInt)]
-    id: TaskId,
-    #[diesel(sql_type = Integer)]
-    attempt: i32,
-    #[diesel(sql_type = Nullable<Text>)]
-    function_name: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
-    function_kind: Option<String>,
-    #[diesel(sql_type = Nullable<Jsonb>)]
-    parameters: Option<Value>,
-    #[diesel(sql_type = Nullable<Integer>)]
-    timeout_seconds: Option<i32>,
-    #[diesel(sql_type = Nullable<Integer>)]
-    priority: Option<i32>,
-    #[diesel(sql_type = Nullable<Timestamptz>)]
-    run_after: Option<DateTime<Utc>>,
-    #[diesel(sql_type = Nullable<Bool>)]
-    limited: Option<bool>,
-    #[diesel(sql_type = Nullable<Text>)]
-    program_name: Option<String>,
-}
-
-/// Records `done` (as [`super::finish`]) and then claims, in one statement and one
-/// transaction: the claim sees the slots and the chained tasks the finish freed. Returns the
-/// attempts recorded and what was claimed.
-pub fn finish_then_claim(
-    conn: &mut PgConnection,
-    worker: &str,
-    done: &[Success],
-    request: ClaimRequest,
-) -> QueryResult<(HashSet<AttemptKey>, Claimed)> {
-    let query = sql_query(
-        "SELECT * FROM task_finish_then_claim($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-    );
-    let rows: Vec<FinishThenClaimRow> = bind_successes!(query, worker, done)
-        .bind::<Integer, _>(claim_limit(request))
-        .bind::<Nullable<Integer>, _>(request.cursor.map(|c| c.priority))
-        .bind::<Nullable<Timestamptz>, _>(request.cursor.map(|c| c.run_after))
-        .bind::<Nullable<BigInt>, _>(request.cursor.map(|c| c.id))
-        .bind::<Bool, _>(request.look_above)
-        .load(conn)?;
-    let mut recorded = HashSet::new();
-    let mut claimed_rows = Vec::new();
-    for row in rows {
-        let key = AttemptKey {
-            task_id: row.id,
-            attempt: row.attempt,
-        };
-        if row.recorded {
-            recorded.insert(key);
-            continue;
-        }
-        // A claimed row has every column (task_claim's are NOT NULL).
-        let missing = || {
-            diesel::result::Error::DeserializationError("a claimed row without its columns".into())
-        };
-        claimed_rows.push(ClaimRow {
-            id: row.id,
-            attempt: row.attempt,
-            function_name: row.function_name.ok_or_else(missing)?,
-            function_kind: row.function_kind.ok_or_else(missing)?,
-            parameters: row.parameters,
-            timeout_seconds: row.timeout_seconds.ok_or_else(missing)?,
-            priority: row.priority.ok_or_else(missing)?,
-            run_after: row.run_after.ok_or_else(missing)?,
-            limited: row.limited.ok_or_else(missing)?,
-            program_name: row.program_name.ok_or_else(missing)?,
-        });
-    }
-    Ok((recorded, claimed(claimed_rows)))
 }
 
 fn claim_limit(request: ClaimRequest) -> i32 {
