@@ -64,6 +64,7 @@ fn success(key: AttemptKey) -> Success {
         result_table: None,
         started_at: Utc::now(),
         ended_at: Utc::now(),
+        limited: false,
     }
 }
 

@@ -63,6 +63,7 @@ fn finish(conn: &mut PgConnection, worker: &str, keys: &[AttemptKey]) {
             result_table: None,
             started_at: Utc::now(),
             ended_at: Utc::now(),
+            limited: false,
         })
         .collect();
     assert_eq!(

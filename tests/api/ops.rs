@@ -107,6 +107,7 @@ fn one_of_each(conn: &mut PgConnection) -> [TaskId; 5] {
         result_table: None,
         started_at,
         ended_at,
+        limited: false,
     }];
     store::finish(conn, "w", &done).unwrap();
     let failed = running(conn);

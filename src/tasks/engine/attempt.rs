@@ -104,6 +104,7 @@ pub(super) fn execute(context: &ExecutorContext, job: &Job) -> Outcome {
                             result_table,
                             started_at,
                             ended_at: Utc::now(),
+                            limited: task.limited,
                         }))
                     }
                     ProgramFn::Transactional(run) => {
@@ -171,6 +172,7 @@ fn in_transaction(
             result_table,
             started_at,
             ended_at: Utc::now(),
+            limited: job.task.limited,
         };
         let recorded = store::finish(conn, &context.worker_id, std::slice::from_ref(&success))?;
         if recorded.contains(&job.task.key) {

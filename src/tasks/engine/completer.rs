@@ -30,6 +30,8 @@ pub(super) struct Completer {
     first_in: Option<Instant>,
     /// The successes the writer is recording (reported, not yet written).
     in_flight: Vec<AttemptKey>,
+    /// Those of them claimed through a program's limit.
+    limited_in_flight: Vec<AttemptKey>,
     retry: Retry,
 }
 
@@ -41,6 +43,7 @@ impl Completer {
             unwritten: Vec::new(),
             first_in: None,
             in_flight: Vec::new(),
+            limited_in_flight: Vec::new(),
             retry: Retry::default(),
         }
     }
@@ -74,15 +77,22 @@ impl Completer {
         &self.in_flight
     }
 
-    /// The successes reported and not yet recorded (with the writer, or waiting for it): their
-    /// attempts have ended, so the claim does not count them against a program's limit.
+    /// The successes of limited programs' tasks reported and not yet recorded (with the
+    /// writer, or waiting for it): their attempts have ended, so the claim does not count
+    /// them against their program's limit.
     pub(super) fn ended(&self) -> Vec<AttemptKey> {
         let waiting = self
             .unwritten
             .iter()
-            .filter(|(_, outcome)| matches!(outcome, Outcome::Done(_)))
-            .map(|(key, _)| *key);
-        self.in_flight.iter().copied().chain(waiting).collect()
+            .filter_map(|(key, outcome)| match outcome {
+                Outcome::Done(success) if success.limited => Some(*key),
+                _ => None,
+            });
+        self.limited_in_flight
+            .iter()
+            .copied()
+            .chain(waiting)
+            .collect()
     }
 
     /// Whether [`Completer::write`] would write something now.
@@ -206,9 +216,15 @@ impl Completer {
             return Vec::new();
         }
         let keys: Vec<AttemptKey> = successes.iter().map(|success| success.key).collect();
+        let limited: Vec<AttemptKey> = successes
+            .iter()
+            .filter(|success| success.limited)
+            .map(|success| success.key)
+            .collect();
         match writer.send(successes) {
             Ok(()) => {
                 self.in_flight = keys;
+                self.limited_in_flight = limited;
                 Vec::new()
             }
             // The writer's thread is gone: the loop writes them.
@@ -220,6 +236,7 @@ impl Completer {
     /// waits out the backoff, as the loop's own writes do).
     pub(super) fn written(&mut self, reply: Reply) -> Vec<AttemptKey> {
         self.in_flight.clear();
+        self.limited_in_flight.clear();
         match reply.recorded {
             Ok(recorded) => {
                 self.retry.succeeded();

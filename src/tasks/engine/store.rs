@@ -32,6 +32,9 @@ pub struct Success {
     pub result_table: Option<Value>,
     pub started_at: DateTime<Utc>,
     pub ended_at: DateTime<Utc>,
+    /// Claimed through its program's limit: until it is recorded, the claim is told that its
+    /// attempt ended (its slot is free).
+    pub limited: bool,
 }
 
 /// Records many successful attempts in one statement; returns those recorded (the others
