@@ -258,12 +258,7 @@ impl Engine {
             // An attempt that ended holds no slot: a limited program may have room now.
             self.queue_may_have_work = true;
         }
-        // The writer records the successes on its connection while the loop claims on this
-        // one (at shutdown the loop writes them itself).
-        let writer = (!self.shutting_down).then_some(&self.writer);
-        for key in self.completer.write(&mut self.db, writer) {
-            self.held.remove(&key);
-        }
+        self.write_outcomes();
         if !self.should_claim() {
             return;
         }
@@ -342,11 +337,12 @@ impl Engine {
         self.held.len().saturating_sub(self.completer.len())
     }
 
-    /// Writes the outcomes that are in (on the loop's connection); the attempts they settle
-    /// are no longer held.
+    /// Writes the outcomes that are in: the successes go to the writer, which records them on
+    /// its connection while the loop claims on this one (at shutdown the loop records them
+    /// itself), the rest on this connection. The attempts they settle are no longer held.
     fn write_outcomes(&mut self) {
-        self.take_replies();
-        for key in self.completer.write(&mut self.db, None) {
+        let writer = (!self.shutting_down).then_some(&self.writer);
+        for key in self.completer.write(&mut self.db, writer) {
             self.held.remove(&key);
         }
     }

@@ -50,6 +50,7 @@ impl Engine {
         }
         let give_up = Instant::now() + FINAL_WRITE_TRIES;
         while !self.completer.is_empty() && Instant::now() < give_up {
+            self.take_replies();
             self.write_outcomes();
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
