@@ -85,7 +85,8 @@ pub type Claimed = (Vec<ClaimedTask>, Option<QueueCursor>);
 
 /// Claims up to `limit` due tasks (limited programs' within their limits, then plain ones
 /// after `cursor`, and above its level too when `look_above`), highest priority first;
-/// returns them and where the plain claim stopped.
+/// returns them and where the plain claim stopped. `ended`: this worker's attempts at
+/// limited programs' tasks that have ended but are not recorded yet; they hold no slot.
 pub fn claim(
     conn: &mut PgConnection,
     worker: &str,
