@@ -12,6 +12,7 @@ use diesel::{
 };
 use serde_json::Value;
 
+use self::prepared::prepared_call;
 use crate::{ids::TaskId, tasks::status::TaskStatus};
 
 /// One attempt at a task: the task's id and its attempt number. A task rescued from a lost
@@ -44,21 +45,30 @@ pub fn finish(
     worker: &str,
     done: &[Success],
 ) -> QueryResult<HashSet<AttemptKey>> {
-    let recorded: Vec<AttemptKey> =
-        sql_query("SELECT * FROM task_finish($1, $2, $3, $4, $5, $6, $7)")
-            .bind::<Text, _>(worker)
-            .bind::<Array<BigInt>, _>(done.iter().map(|s| s.key.task_id).collect::<Vec<_>>())
-            .bind::<Array<Integer>, _>(done.iter().map(|s| s.key.attempt).collect::<Vec<_>>())
-            .bind::<Array<Text>, _>(done.iter().map(|s| s.result.as_str()).collect::<Vec<_>>())
-            .bind::<Array<Nullable<Jsonb>>, _>(
-                done.iter()
-                    .map(|s| s.result_table.as_ref())
-                    .collect::<Vec<_>>(),
-            )
-            .bind::<Array<Timestamptz>, _>(done.iter().map(|s| s.started_at).collect::<Vec<_>>())
-            .bind::<Array<Timestamptz>, _>(done.iter().map(|s| s.ended_at).collect::<Vec<_>>())
-            .load(conn)?;
+    let recorded: Vec<AttemptKey> = FinishCall {
+        worker,
+        task_ids: done.iter().map(|s| s.key.task_id).collect(),
+        attempts: done.iter().map(|s| s.key.attempt).collect(),
+        results: done.iter().map(|s| s.result.as_str()).collect(),
+        result_tables: done.iter().map(|s| s.result_table.as_ref()).collect(),
+        started_at: done.iter().map(|s| s.started_at).collect(),
+        ended_at: done.iter().map(|s| s.ended_at).collect(),
+    }
+    .load(conn)?;
     Ok(recorded.into_iter().collect())
+}
+
+prepared_call! {
+    FinishCall {
+        worker: &'a str => Text,
+        task_ids: Vec<TaskId> => Array<BigInt>,
+        attempts: Vec<i32> => Array<Integer>,
+        results: Vec<&'a str> => Array<Text>,
+        result_tables: Vec<Option<&'a Value>> => Array<Nullable<Jsonb>>,
+        started_at: Vec<DateTime<Utc>> => Array<Timestamptz>,
+        ended_at: Vec<DateTime<Utc>> => Array<Timestamptz>,
+    }
+    sql: "SELECT * FROM task_finish(" ... ")"
 }
 
 #[derive(QueryableByName)]
@@ -300,6 +310,7 @@ pub fn run_sql_function(
 }
 
 mod claim;
+mod prepared;
 mod schedules;
 
 pub use claim::{

@@ -9,7 +9,7 @@ use diesel::{
 };
 use serde_json::Value;
 
-use super::AttemptKey;
+use super::{AttemptKey, prepared::prepared_call};
 use crate::ids::TaskId;
 
 /// Where a program's function lives.
@@ -100,26 +100,38 @@ pub fn claim(
         cursor,
         look_above,
     };
-    // Committed without waiting for its WAL flush (`synchronous_commit` off for this
-    // statement's transaction alone): a claim is all an idle node does between a task's
-    // queueing and its start, and the flush was most of that time. Nothing is lost by it: a
-    // claim that a crash of the server forgets leaves its tasks queued as if never claimed
-    // (this node's run of one is fenced off: the attempt it holds is no longer the task's),
-    // and any outcome recorded after the claim flushes the WAL up to it first.
-    let rows: Vec<ClaimRow> = sql_query(
-        "SELECT c.* FROM task_claim($1, $2, $3, $4, $5, $6, $7, $8) c, \
-                         set_config('synchronous_commit', 'off', true)",
-    )
-    .bind::<Text, _>(worker)
-    .bind::<Integer, _>(claim_limit(request))
-    .bind::<Nullable<Integer>, _>(request.cursor.map(|c| c.priority))
-    .bind::<Nullable<Timestamptz>, _>(request.cursor.map(|c| c.run_after))
-    .bind::<Nullable<BigInt>, _>(request.cursor.map(|c| c.id))
-    .bind::<Bool, _>(request.look_above)
-    .bind::<Array<BigInt>, _>(ended.iter().map(|k| k.task_id).collect::<Vec<_>>())
-    .bind::<Array<Integer>, _>(ended.iter().map(|k| k.attempt).collect::<Vec<_>>())
+    let rows: Vec<ClaimRow> = ClaimCall {
+        worker,
+        max_tasks: claim_limit(request),
+        after_priority: request.cursor.map(|c| c.priority),
+        after_run_after: request.cursor.map(|c| c.run_after),
+        after_id: request.cursor.map(|c| c.id),
+        look_above: request.look_above,
+        ended_ids: ended.iter().map(|k| k.task_id).collect(),
+        ended_attempts: ended.iter().map(|k| k.attempt).collect(),
+    }
     .load(conn)?;
     Ok(claimed(rows))
+}
+
+prepared_call! {
+    /// `task_claim`, committed without waiting for its WAL flush (`synchronous_commit` off for
+    /// this statement's transaction alone): a claim is all an idle node does between a task's
+    /// queueing and its start, and the flush was most of that time. Nothing is lost by it: a
+    /// claim that a crash of the server forgets leaves its tasks queued as if never claimed
+    /// (this node's run of one is fenced off: the attempt it holds is no longer the task's),
+    /// and any outcome recorded after the claim flushes the WAL up to it first.
+    ClaimCall {
+        worker: &'a str => Text,
+        max_tasks: i32 => Integer,
+        after_priority: Option<i32> => Nullable<Integer>,
+        after_run_after: Option<DateTime<Utc>> => Nullable<Timestamptz>,
+        after_id: Option<TaskId> => Nullable<BigInt>,
+        look_above: bool => Bool,
+        ended_ids: Vec<TaskId> => Array<BigInt>,
+        ended_attempts: Vec<i32> => Array<Integer>,
+    }
+    sql: "SELECT c.* FROM task_claim(" ... ") c, set_config('synchronous_commit', 'off', true)"
 }
 
 fn claim_limit(request: ClaimRequest) -> i32 {
