@@ -6,7 +6,7 @@ use bookstore::ids::TaskId;
 use bookstore::{
     db::schema::tasks,
     tasks::{
-        engine::store::{self, AttemptKey, ClaimedTask, Success},
+        engine::store::{self, AttemptKey, ClaimRequest, ClaimedTask, Success},
         ops,
         status::TaskStatus,
     },
@@ -28,7 +28,7 @@ fn queue(conn: &mut PgConnection, program: &str, count: usize) -> Vec<TaskId> {
 }
 
 fn claim(conn: &mut PgConnection, worker: &str, limit: usize) -> Vec<ClaimedTask> {
-    store::claim(conn, worker, limit, None, false, &[])
+    store::claim(conn, worker, ClaimRequest::new(limit), &[])
         .unwrap()
         .0
 }

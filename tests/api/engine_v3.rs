@@ -9,7 +9,7 @@ use bookstore::{
     db::schema::{task_batches, tasks},
     ids::TaskId,
     tasks::{
-        engine::store::{self, AttemptKey, ClaimedTask, Success},
+        engine::store::{self, AttemptKey, ClaimRequest, ClaimedTask, Success},
         ops,
         queueing::{self, ProgramOptions, RunOptions},
         status::TaskStatus,
@@ -90,7 +90,7 @@ fn the_claim_takes_higher_priorities_first_and_a_cursor_continues_at_its_level()
         .map(|_| run(&mut conn, "noop", RunOptions::default()))
         .collect();
 
-    let (first, cursor) = store::claim(&mut conn, "a", 2, None, false, &[]).unwrap();
+    let (first, cursor) = store::claim(&mut conn, "a", ClaimRequest::new(2), &[]).unwrap();
     assert_eq!(
         ids(&first),
         plain[..2],
@@ -102,10 +102,22 @@ fn the_claim_takes_higher_priorities_first_and_a_cursor_continues_at_its_level()
     // Queued after the claim moved on: a claim from the cursor continues at its level and
     // below (it looks above only when the engine heard of a task queued there).
     let urgent = run(&mut conn, "noop", with_priority(10));
-    let (next, cursor) = store::claim(&mut conn, "a", 3, Some(cursor), false, &[]).unwrap();
+    let (next, cursor) = store::claim(
+        &mut conn,
+        "a",
+        ClaimRequest::new(3).after(Some(cursor)),
+        &[],
+    )
+    .unwrap();
     assert_eq!(ids(&next), vec![plain[2], plain[3], low[0]]);
     // Told of it (look_above), the claim takes it first, then goes on from the cursor.
-    let (told, _) = store::claim(&mut conn, "a", 2, cursor, true, &[]).unwrap();
+    let (told, _) = store::claim(
+        &mut conn,
+        "a",
+        ClaimRequest::new(2).after(cursor).looking_above(true),
+        &[],
+    )
+    .unwrap();
     assert_eq!(ids(&told), vec![urgent, low[1]], "the highest first");
     assert_eq!(told[0].priority, 10);
 }
@@ -154,7 +166,7 @@ fn fifty_concurrent_calls_with_one_unique_key_queue_one_task() {
     assert_eq!(count, 1);
 
     // Once it has ended the key is free again; with unique_for it stays taken for that long.
-    let (claimed, _) = store::claim(&mut conn, "a", 10, None, false, &[]).unwrap();
+    let (claimed, _) = store::claim(&mut conn, "a", ClaimRequest::new(10), &[]).unwrap();
     finish(&mut conn, "a", &[claimed[0].key]);
     let keyed = |key: &str, unique_for| RunOptions {
         unique_key: Some(key.into()),
@@ -171,7 +183,7 @@ fn fifty_concurrent_calls_with_one_unique_key_queue_one_task() {
     let daily = queueing::enqueue(&mut conn, "noop", None, &held)
         .unwrap()
         .id;
-    let (claimed, _) = store::claim(&mut conn, "a", 10, None, false, &[]).unwrap();
+    let (claimed, _) = store::claim(&mut conn, "a", ClaimRequest::new(10), &[]).unwrap();
     let daily_key = claimed.iter().find(|t| t.key.task_id == daily).unwrap().key;
     finish(&mut conn, "a", &[daily_key]);
     let within = queueing::enqueue(&mut conn, "noop", None, &held).unwrap();
@@ -190,9 +202,9 @@ fn max_running_holds_across_claimers_and_a_slot_frees_when_a_task_ends() {
         .map(|_| run(&mut conn, "noop", RunOptions::default()))
         .collect();
 
-    let (a, _) = store::claim(&mut conn, "a", 10, None, false, &[]).unwrap();
+    let (a, _) = store::claim(&mut conn, "a", ClaimRequest::new(10), &[]).unwrap();
     assert_eq!(ids(&a), queued[..2], "two at most, in queue order");
-    let (b, _) = store::claim(&mut conn, "b", 10, None, false, &[]).unwrap();
+    let (b, _) = store::claim(&mut conn, "b", ClaimRequest::new(10), &[]).unwrap();
     assert!(b.is_empty(), "the other node finds no slot");
     let next = store::next_due(&mut conn).unwrap();
     assert!(
@@ -201,12 +213,12 @@ fn max_running_holds_across_claimers_and_a_slot_frees_when_a_task_ends() {
     );
 
     finish(&mut conn, "a", &[a[0].key]);
-    let (b, _) = store::claim(&mut conn, "b", 10, None, false, &[]).unwrap();
+    let (b, _) = store::claim(&mut conn, "b", ClaimRequest::new(10), &[]).unwrap();
     assert_eq!(ids(&b), vec![queued[2]], "one slot freed, one task");
 
     // No limit: the rest at once.
     queueing::set_program_options(&mut conn, "noop", options(None, None)).unwrap();
-    let (rest, _) = store::claim(&mut conn, "b", 10, None, false, &[]).unwrap();
+    let (rest, _) = store::claim(&mut conn, "b", ClaimRequest::new(10), &[]).unwrap();
     assert_eq!(ids(&rest), queued[3..]);
 }
 
@@ -217,7 +229,7 @@ fn an_attempt_that_ended_frees_its_slot_for_its_node_before_its_outcome_is_recor
     let queued: Vec<TaskId> = (0..4)
         .map(|_| run(&mut conn, "noop", RunOptions::default()))
         .collect();
-    let (a, _) = store::claim(&mut conn, "a", 10, None, false, &[]).unwrap();
+    let (a, _) = store::claim(&mut conn, "a", ClaimRequest::new(10), &[]).unwrap();
     assert_eq!(ids(&a), queued[..2]);
 
     // Node a's first attempt returned; the writer has not recorded it yet. A claim that says
@@ -227,9 +239,9 @@ fn an_attempt_that_ended_frees_its_slot_for_its_node_before_its_outcome_is_recor
         attempt: ended.attempt + 1,
         ..ended
     };
-    let (none, _) = store::claim(&mut conn, "a", 10, None, false, &[wrong_attempt]).unwrap();
+    let (none, _) = store::claim(&mut conn, "a", ClaimRequest::new(10), &[wrong_attempt]).unwrap();
     assert!(none.is_empty(), "an attempt is matched by its number too");
-    let (next, _) = store::claim(&mut conn, "a", 10, None, false, &[ended]).unwrap();
+    let (next, _) = store::claim(&mut conn, "a", ClaimRequest::new(10), &[ended]).unwrap();
     assert_eq!(
         ids(&next),
         vec![queued[2]],
@@ -237,15 +249,63 @@ fn an_attempt_that_ended_frees_its_slot_for_its_node_before_its_outcome_is_recor
     );
 
     // Node b knows nothing of it: the row still says running, so b finds no slot.
-    let (b, _) = store::claim(&mut conn, "b", 10, None, false, &[]).unwrap();
+    let (b, _) = store::claim(&mut conn, "b", ClaimRequest::new(10), &[]).unwrap();
     assert!(b.is_empty(), "another node counts the unrecorded attempt");
 
     // Recorded: the slot is not handed out a second time.
     finish(&mut conn, "a", &[ended]);
-    let (again, _) = store::claim(&mut conn, "a", 10, None, false, &[ended]).unwrap();
+    let (again, _) = store::claim(&mut conn, "a", ClaimRequest::new(10), &[ended]).unwrap();
     assert!(again.is_empty(), "two running: {:?}", ids(&again));
-    let (b, _) = store::claim(&mut conn, "b", 10, None, false, &[]).unwrap();
+    let (b, _) = store::claim(&mut conn, "b", ClaimRequest::new(10), &[]).unwrap();
     assert!(b.is_empty());
+}
+
+#[test]
+fn a_node_alone_on_a_limited_program_holds_more_of_its_tasks_and_others_wait_for_the_limit() {
+    let mut conn = connect(&fresh_database());
+    queueing::set_program_options(&mut conn, "noop", options(Some(2), None)).unwrap();
+    let queued: Vec<TaskId> = (0..12)
+        .map(|_| run(&mut conn, "noop", RunOptions::default()))
+        .collect();
+
+    // Node a runs the program alone: it may hold more than two (its executor starts two at
+    // once, each task's max_running says so).
+    let holding = ClaimRequest::new(10).holding(100);
+    let (a, _) = store::claim(&mut conn, "a", holding, &[]).unwrap();
+    assert_eq!(
+        ids(&a),
+        queued[..10],
+        "a local queue's worth, in queue order"
+    );
+    assert!(a.iter().all(|t| t.limited && t.max_running == Some(2)));
+    // While a holds two or more, node b gets none, however much it would hold.
+    let (b, _) = store::claim(&mut conn, "b", holding, &[]).unwrap();
+    assert!(b.is_empty(), "{:?}", ids(&b));
+
+    // a is down to one: b gets the other slot, and from then on a holds no more than the
+    // limit allows either (two nodes: nobody holds ahead).
+    let done: Vec<AttemptKey> = a[..9].iter().map(|t| t.key).collect();
+    finish(&mut conn, "a", &done);
+    let (b, _) = store::claim(&mut conn, "b", holding, &[]).unwrap();
+    assert_eq!(ids(&b), vec![queued[10]]);
+    let (a_again, _) = store::claim(&mut conn, "a", holding, &[]).unwrap();
+    assert!(a_again.is_empty(), "a and b hold two: {:?}", ids(&a_again));
+
+    // A per-minute program is never held ahead (its starts are counted when claimed).
+    finish(&mut conn, "a", &[a[9].key]);
+    finish(&mut conn, "b", &[b[0].key]);
+    queueing::set_program_options(&mut conn, "noop", options(Some(2), Some(100))).unwrap();
+    let (rated, _) = store::claim(&mut conn, "a", holding, &[]).unwrap();
+    assert_eq!(
+        ids(&rated),
+        vec![queued[11]],
+        "what was left, within the limit"
+    );
+    let more: Vec<TaskId> = (0..3)
+        .map(|_| run(&mut conn, "noop", RunOptions::default()))
+        .collect();
+    let (rated, _) = store::claim(&mut conn, "a", holding, &[]).unwrap();
+    assert_eq!(ids(&rated), more[..1], "two running at most");
 }
 
 #[test]
@@ -255,14 +315,14 @@ fn per_minute_counts_starts_in_the_last_sixty_seconds() {
     for _ in 0..8 {
         run(&mut conn, "noop", RunOptions::default());
     }
-    let (first, _) = store::claim(&mut conn, "a", 10, None, false, &[]).unwrap();
+    let (first, _) = store::claim(&mut conn, "a", ClaimRequest::new(10), &[]).unwrap();
     finish(
         &mut conn,
         "a",
         &first.iter().map(|t| t.key).collect::<Vec<_>>(),
     );
     assert_eq!(first.len(), 3);
-    let (none, _) = store::claim(&mut conn, "b", 10, None, false, &[]).unwrap();
+    let (none, _) = store::claim(&mut conn, "b", ClaimRequest::new(10), &[]).unwrap();
     assert!(
         none.is_empty(),
         "three started this minute, though none runs now"
@@ -274,7 +334,7 @@ fn per_minute_counts_starts_in_the_last_sixty_seconds() {
     )
     .execute(&mut conn)
     .unwrap();
-    let (next, _) = store::claim(&mut conn, "b", 10, None, false, &[]).unwrap();
+    let (next, _) = store::claim(&mut conn, "b", ClaimRequest::new(10), &[]).unwrap();
     assert_eq!(next.len(), 3);
 }
 
@@ -287,7 +347,7 @@ fn a_task_waits_for_its_upstream_and_a_failure_cancels_everything_downstream() {
     let d = run(&mut conn, "noop", after(&[a, c]));
     assert_eq!(status(&mut conn, b).0, TaskStatus::Pending);
 
-    let (claimed, _) = store::claim(&mut conn, "w", 10, None, false, &[]).unwrap();
+    let (claimed, _) = store::claim(&mut conn, "w", ClaimRequest::new(10), &[]).unwrap();
     assert_eq!(
         ids(&claimed),
         vec![a],
@@ -301,7 +361,7 @@ fn a_task_waits_for_its_upstream_and_a_failure_cancels_everything_downstream() {
         "still waits for c"
     );
 
-    let (claimed, _) = store::claim(&mut conn, "w", 10, None, false, &[]).unwrap();
+    let (claimed, _) = store::claim(&mut conn, "w", ClaimRequest::new(10), &[]).unwrap();
     assert_eq!(ids(&claimed), vec![b]);
     let upstream = bookstore::tasks::flow::upstream(&mut conn, b).unwrap();
     assert_eq!(upstream.len(), 1);
@@ -353,13 +413,13 @@ fn a_batch_whose_last_two_members_end_at_once_on_two_nodes_calls_back_once() {
     let params = vec![serde_json::json!({}); 4];
     let batch =
         queueing::enqueue_batch(&mut conn, "noop", &params, Some("hello_world"), None).unwrap();
-    let (first, _) = store::claim(&mut conn, "a", 2, None, false, &[]).unwrap();
+    let (first, _) = store::claim(&mut conn, "a", ClaimRequest::new(2), &[]).unwrap();
     finish(
         &mut conn,
         "a",
         &first.iter().map(|t| t.key).collect::<Vec<_>>(),
     );
-    let (last_two, _) = store::claim(&mut conn, "a", 2, None, false, &[]).unwrap();
+    let (last_two, _) = store::claim(&mut conn, "a", ClaimRequest::new(2), &[]).unwrap();
     assert_eq!(last_two.len(), 2);
 
     // Each node finishes one of the last two, at the same moment.
@@ -411,7 +471,7 @@ fn a_snooze_puts_the_task_back_without_spending_an_attempt() {
             .unwrap()
     };
     let before = attempts_of(&mut conn);
-    let (claimed, _) = store::claim(&mut conn, "w", 1, None, false, &[]).unwrap();
+    let (claimed, _) = store::claim(&mut conn, "w", ClaimRequest::new(1), &[]).unwrap();
     assert_eq!(claimed[0].key.attempt, 1);
     let wait = std::time::Duration::from_millis(200);
     let now = store::snooze(&mut conn, "w", claimed[0].key, wait).unwrap();
@@ -421,13 +481,13 @@ fn a_snooze_puts_the_task_back_without_spending_an_attempt() {
         before,
         "the attempt count is as before"
     );
-    let (early, _) = store::claim(&mut conn, "w", 1, None, false, &[]).unwrap();
+    let (early, _) = store::claim(&mut conn, "w", ClaimRequest::new(1), &[]).unwrap();
     assert!(early.is_empty(), "not before its time");
     // Its time comes.
     diesel::sql_query("UPDATE tasks SET run_after = now()")
         .execute(&mut conn)
         .unwrap();
-    let (again, _) = store::claim(&mut conn, "w", 1, None, false, &[]).unwrap();
+    let (again, _) = store::claim(&mut conn, "w", ClaimRequest::new(1), &[]).unwrap();
     assert_eq!(again[0].key.attempt, 1, "the next run is attempt 1 again");
 }
 
@@ -465,7 +525,7 @@ fn plain_work_that_fills_every_claim_does_not_starve_a_limited_program() {
         run(&mut conn, "hello_world", RunOptions::default());
     }
     let limited = run(&mut conn, "noop", RunOptions::default());
-    let (claimed, _) = store::claim(&mut conn, "a", 2, None, false, &[]).unwrap();
+    let (claimed, _) = store::claim(&mut conn, "a", ClaimRequest::new(2), &[]).unwrap();
     assert!(
         ids(&claimed).contains(&limited),
         "the limited program's task is in a full claim"
@@ -501,7 +561,7 @@ fn a_batch_whose_callback_cannot_be_queued_still_records_its_members_ends() {
     diesel::sql_query("UPDATE programs SET enabled = false WHERE name = 'hello_world'")
         .execute(&mut conn)
         .unwrap();
-    let (claimed, _) = store::claim(&mut conn, "a", 10, None, false, &[]).unwrap();
+    let (claimed, _) = store::claim(&mut conn, "a", ClaimRequest::new(10), &[]).unwrap();
     finish(&mut conn, "a", &[claimed[0].key]);
     let (callback, error): (Option<i64>, Option<String>) = task_batches::table
         .find(batch)
@@ -517,7 +577,7 @@ fn retrying_a_dependent_cancelled_by_its_failed_upstream_makes_it_wait_again() {
     let mut conn = connect(&fresh_database());
     let a = run(&mut conn, "noop", RunOptions::default());
     let b = run(&mut conn, "noop", after(&[a]));
-    let (claimed, _) = store::claim(&mut conn, "w", 10, None, false, &[]).unwrap();
+    let (claimed, _) = store::claim(&mut conn, "w", ClaimRequest::new(10), &[]).unwrap();
     store::fail(&mut conn, "w", claimed[0].key, "boom", false, 10).unwrap();
     assert_eq!(status(&mut conn, b).0, TaskStatus::Cancelled);
 
@@ -533,7 +593,7 @@ fn retrying_a_dependent_cancelled_by_its_failed_upstream_makes_it_wait_again() {
         "it waits for a again"
     );
     retry(&mut conn, a);
-    let (claimed, _) = store::claim(&mut conn, "w", 10, None, false, &[]).unwrap();
+    let (claimed, _) = store::claim(&mut conn, "w", ClaimRequest::new(10), &[]).unwrap();
     assert_eq!(ids(&claimed), vec![a], "only the upstream runs first");
     finish(&mut conn, "w", &[claimed[0].key]);
     assert_eq!(status(&mut conn, b).0, TaskStatus::Scheduled);

@@ -10,7 +10,7 @@ use bookstore::{
     db::schema::{audit_events, programs, tasks},
     tasks::{
         bulk::{self, BulkAction},
-        engine::store::{self, AttemptKey, Success},
+        engine::store::{self, AttemptKey, ClaimRequest, Success},
         ops::{self, OperationError},
         program::ProgramSettings,
         status::TaskStatus::{self, Scheduled},
@@ -91,7 +91,9 @@ fn program_id(conn: &mut PgConnection, name: &str) -> ProgramId {
 /// Queues a `noop` task and has worker "w" claim exactly it.
 fn running(conn: &mut PgConnection) -> AttemptKey {
     let id = ops::run_program(conn, "noop", None).unwrap();
-    let claimed = store::claim(conn, "w", 1, None, false, &[]).unwrap().0;
+    let claimed = store::claim(conn, "w", ClaimRequest::new(1), &[])
+        .unwrap()
+        .0;
     assert_eq!(claimed[0].key.task_id, id, "the only queued task");
     claimed[0].key
 }
@@ -293,7 +295,9 @@ fn a_retried_task_gets_one_more_attempt_and_runs_again() {
     let retried = bulk::bulk(&mut conn, &staff(), BulkAction::Retry, &[failed.task_id]).unwrap();
 
     assert_eq!(retried, 1);
-    let again = store::claim(&mut conn, "w", 1, None, false, &[]).unwrap().0;
+    let again = store::claim(&mut conn, "w", ClaimRequest::new(1), &[])
+        .unwrap()
+        .0;
     let again = (again[0].key.task_id, again[0].key.attempt);
     assert_eq!(again, (failed.task_id, 2));
     let last = events(&mut conn, 0).pop().unwrap();
@@ -359,7 +363,9 @@ fn a_paused_program_keeps_its_tasks_queued_until_resumed_and_both_are_recorded()
     let queued = ops::run_program(&mut conn, "noop", None).unwrap();
     let before = event_count(&mut conn);
     let claim = |conn: &mut PgConnection| {
-        let claimed = store::claim(conn, "w", 10, None, false, &[]).unwrap().0;
+        let claimed = store::claim(conn, "w", ClaimRequest::new(10), &[])
+            .unwrap()
+            .0;
         claimed.iter().map(|t| t.key.task_id).collect::<Vec<_>>()
     };
 

@@ -177,6 +177,7 @@ fn work(
                 StopReason::Lost => Outcome::Lost,
                 StopReason::Shutdown | StopReason::TimedOut => Outcome::Interrupted,
             };
+            queue.finished(&job.task);
             let _ = reports.send(Report {
                 key,
                 outcome,
@@ -197,6 +198,8 @@ fn work(
         });
         let outcome = trace::attempt_span(&context.pool, &job.task)
             .in_scope(|| attempt::execute(context, &job));
+        // Its program's function has returned (a runaway's too, however late).
+        queue.finished(&job.task);
         let abandoned = slot
             .lock()
             .unwrap_or_else(|e| e.into_inner())

@@ -266,16 +266,9 @@ impl Engine {
         // Those not recorded yet are still "running" in the database; their slots are free.
         let ended = self.completer.ended();
         let worker = &self.config.worker_id;
-        let claimed = self.db.with(|conn| {
-            store::claim(
-                conn,
-                worker,
-                request.limit,
-                request.cursor,
-                request.look_above,
-                &ended,
-            )
-        });
+        let claimed = self
+            .db
+            .with(|conn| store::claim(conn, worker, request, &ended));
         self.claimed(request, urgent, claimed);
     }
 

