@@ -98,6 +98,11 @@ impl Executor {
         self.queue.push(job);
     }
 
+    /// Jobs of limited programs waiting for one of their program's running tasks to end.
+    pub fn set_aside(&self) -> usize {
+        self.queue.set_aside()
+    }
+
     /// Takes back the jobs no thread has started (at shutdown).
     pub fn take_queued(&self) -> Vec<Job> {
         self.queue.drain()

@@ -325,9 +325,13 @@ impl Engine {
     }
 
     /// Attempts in the local queue or running (not those only waiting for their outcome to
-    /// be written).
+    /// be written, nor a limited program's held beyond its max_running: however many of
+    /// those wait, they must not keep the node from claiming work for its idle threads).
     fn unfinished(&self) -> usize {
-        self.held.len().saturating_sub(self.completer.len())
+        self.held
+            .len()
+            .saturating_sub(self.completer.len())
+            .saturating_sub(self.executor.set_aside())
     }
 
     /// Writes the outcomes that are in: the successes go to the writer, which records them on

@@ -53,6 +53,8 @@ struct State {
     aside: HashMap<String, BinaryHeap<Entry>>,
     /// How many of each limited program's tasks run here now.
     running: HashMap<String, usize>,
+    /// How many jobs wait in `aside`.
+    aside_count: usize,
     next_seq: u64,
     closed: bool,
 }
@@ -68,6 +70,7 @@ impl State {
                 if *running >= max.max(1) {
                     let program = task.program_name.clone();
                     self.aside.entry(program).or_default().push(entry);
+                    self.aside_count += 1;
                     continue;
                 }
                 *running += 1;
@@ -139,9 +142,15 @@ impl LocalQueue {
         else {
             return;
         };
+        state.aside_count -= 1;
         state.heap.push(entry);
         drop(state);
         self.available.notify_one();
+    }
+
+    /// How many jobs wait for one of their program's running tasks to end.
+    pub(super) fn set_aside(&self) -> usize {
+        self.lock().aside_count
     }
 
     /// Takes every job no thread has started.
@@ -151,6 +160,7 @@ impl LocalQueue {
             .into_values()
             .flatten()
             .collect();
+        state.aside_count = 0;
         state.heap.extend(aside);
         let mut entries = std::mem::take(&mut state.heap).into_sorted_vec();
         entries.reverse();

@@ -217,9 +217,15 @@ fn a_limited_program_held_beyond_its_max_running_starts_no_more_than_that_at_onc
         [1, 2]
     );
     assert_eq!(queue.pop().expect("a job").task.key.task_id, TaskId(5));
+    assert_eq!(
+        queue.set_aside(),
+        2,
+        "the engine does not count them as local work"
+    );
     // One of the two ends: the next of its program may start, in claim order.
     queue.finished(&first.task);
     assert_eq!(queue.pop().expect("a job").task.key.task_id, TaskId(3));
+    assert_eq!(queue.set_aside(), 1);
     // A job put aside is still the queue's: a shutdown takes it back.
     let rest: Vec<i64> = queue.drain().iter().map(|j| j.task.key.task_id.0).collect();
     assert_eq!(rest, vec![4]);
