@@ -53,8 +53,6 @@ struct State {
     aside: HashMap<String, BinaryHeap<Entry>>,
     /// How many of each limited program's tasks run here now.
     running: HashMap<String, usize>,
-    /// How many jobs wait in `aside`.
-    aside_count: usize,
     next_seq: u64,
     closed: bool,
 }
@@ -70,7 +68,6 @@ impl State {
                 if *running >= max.max(1) {
                     let program = task.program_name.clone();
                     self.aside.entry(program).or_default().push(entry);
-                    self.aside_count += 1;
                     continue;
                 }
                 *running += 1;
@@ -142,7 +139,6 @@ impl LocalQueue {
         else {
             return;
         };
-        state.aside_count -= 1;
         state.heap.push(entry);
         drop(state);
         self.available.notify_one();
@@ -150,7 +146,7 @@ impl LocalQueue {
 
     /// How many jobs wait for one of their program's running tasks to end.
     pub(super) fn set_aside(&self) -> usize {
-        self.lock().aside_count
+        self.lock().aside.values().map(BinaryHeap::len).sum()
     }
 
     /// Takes every job no thread has started.
@@ -160,7 +156,6 @@ impl LocalQueue {
             .into_values()
             .flatten()
             .collect();
-        state.aside_count = 0;
         state.heap.extend(aside);
         let mut entries = std::mem::take(&mut state.heap).into_sorted_vec();
         entries.reverse();

@@ -84,9 +84,10 @@ pub struct ClaimRequest {
     pub cursor: Option<QueueCursor>,
     /// Also look above the cursor's level (a task was queued there).
     pub look_above: bool,
-    /// How many tasks of one limited program (without a per-minute limit) this node may hold
-    /// while no other node holds any: more than its `max_running`, of which it starts at most
-    /// `max_running` at once (`task_claim_limited`). 0: never more than `max_running`.
+    /// How many tasks of limited programs (without a per-minute limit) this node may hold
+    /// while no other node holds any of theirs, shared out evenly among the limited programs:
+    /// more than a program's `max_running`, of which it starts at most `max_running` at once
+    /// (`task_claim_limited`). 0: never more than `max_running`.
     pub hold: usize,
 }
 
