@@ -115,7 +115,7 @@ pub const SETTINGS: &[Setting] = &[
     value(
         "BOOKSTORE_POOL_SIZE",
         "8",
-        "connections per node for pages and programs (1-1000); a node that runs tasks opens 3 more",
+        "connections per node for pages and programs (1-1000); a node that runs tasks opens 4 more",
     ),
     value(
         "BOOKSTORE_LOG",

@@ -171,8 +171,8 @@ async fn every_migration_can_be_reverted_and_applied_again() {
 
 #[actix_web::test]
 async fn a_busy_node_stays_within_its_connection_budget() {
-    // The README's formula: a node that runs tasks opens at most BOOKSTORE_POOL_SIZE + 3.
-    let budget = i64::from(bookstore::config::Config::default().pool_size) + 3;
+    // The README's formula: a node that runs tasks opens at most BOOKSTORE_POOL_SIZE + 4.
+    let budget = i64::from(bookstore::config::Config::default().pool_size) + 4;
     let app = crate::helpers::spawn_app_with(|config| {
         config.role = bookstore::config::Role::All;
         config.pool_size = bookstore::config::Config::default().pool_size;

@@ -65,6 +65,7 @@ fn success(key: AttemptKey) -> Success {
         started_at: Utc::now(),
         ended_at: Utc::now(),
         limited: false,
+        has_dependents: false,
     }
 }
 

@@ -64,6 +64,7 @@ fn finish(conn: &mut PgConnection, worker: &str, keys: &[AttemptKey]) {
             started_at: Utc::now(),
             ended_at: Utc::now(),
             limited: false,
+            has_dependents: false,
         })
         .collect();
     assert_eq!(
@@ -388,6 +389,115 @@ fn a_task_waits_for_its_upstream_and_a_failure_cancels_everything_downstream() {
         .first(&mut conn)
         .unwrap();
     assert!(started.is_none(), "it never started");
+}
+
+/// Records `key`'s success, letting the statement claim up to `room` of what it releases.
+fn finish_claiming(
+    conn: &mut PgConnection,
+    worker: &str,
+    key: AttemptKey,
+    room: usize,
+) -> Vec<TaskId> {
+    let done = Success {
+        key,
+        result: "done".into(),
+        result_table: None,
+        started_at: Utc::now(),
+        ended_at: Utc::now(),
+        limited: false,
+        has_dependents: true,
+    };
+    let finished = store::finish_and_claim(conn, worker, &[done], room).unwrap();
+    assert!(finished.recorded.contains(&key), "the success is recorded");
+    ids(&finished.claimed)
+}
+
+fn worker_of(conn: &mut PgConnection, id: TaskId) -> Option<String> {
+    tasks::table
+        .filter(tasks::id.eq(id))
+        .select(tasks::worker_id)
+        .first(conn)
+        .unwrap()
+}
+
+#[test]
+fn a_finish_claims_what_it_releases_within_its_room_and_never_below_a_waiting_priority() {
+    let mut conn = connect(&fresh_database());
+    diesel::sql_query(
+        "SELECT register_program('noop_paused', 'noop'), register_program('noop_limited', 'noop')",
+    )
+    .execute(&mut conn)
+    .unwrap();
+    queueing::set_program_options(&mut conn, "noop_limited", options(Some(4), None)).unwrap();
+    let x = run(&mut conn, "noop", with_priority(1));
+    let a = run(&mut conn, "noop", RunOptions::default());
+    let waiting = run(&mut conn, "noop", RunOptions::default());
+    // Three wait for a alone; one (of a low priority) also for x; one's program is paused;
+    // one is limited.
+    let first = run(&mut conn, "noop", after(&[a]));
+    let second = run(
+        &mut conn,
+        "noop",
+        RunOptions {
+            priority: Some(3),
+            ..after(&[a])
+        },
+    );
+    let third = run(&mut conn, "noop", after(&[a]));
+    let low = run(
+        &mut conn,
+        "noop",
+        RunOptions {
+            priority: Some(-2),
+            ..after(&[a, x])
+        },
+    );
+    let paused = run(&mut conn, "noop_paused", after(&[a]));
+    let limited = run(&mut conn, "noop_limited", after(&[a]));
+    diesel::sql_query("UPDATE programs SET paused = true WHERE name = 'noop_paused'")
+        .execute(&mut conn)
+        .unwrap();
+
+    let (claimed, _) = store::claim(&mut conn, "w", ClaimRequest::new(2), &[]).unwrap();
+    assert_eq!(ids(&claimed), vec![x, a], "`waiting` (0) stays queued");
+
+    let taken = finish_claiming(&mut conn, "w", claimed[1].key, 2);
+    assert_eq!(
+        taken,
+        vec![second, first],
+        "two (the room), the highest priority first, then in queue order; at `waiting`'s \
+         level a workflow's next task may go before it"
+    );
+    for id in [second, first] {
+        assert_eq!(status(&mut conn, id).0, TaskStatus::Running);
+        assert_eq!(worker_of(&mut conn, id).as_deref(), Some("w"));
+    }
+    assert_eq!(
+        status(&mut conn, third).0,
+        TaskStatus::Scheduled,
+        "no room left: queued"
+    );
+    assert_eq!(
+        status(&mut conn, low).0,
+        TaskStatus::Pending,
+        "still waits for x"
+    );
+    assert_eq!(
+        status(&mut conn, paused).0,
+        TaskStatus::Scheduled,
+        "a paused program's task waits in the queue"
+    );
+    assert_eq!(
+        status(&mut conn, limited).0,
+        TaskStatus::Scheduled,
+        "a limited program's task is claimed through its limit"
+    );
+
+    // `low` (-2) is released whole, but `waiting` and `third` (0) wait in the queue above it.
+    let taken = finish_claiming(&mut conn, "w", claimed[0].key, 5);
+    assert!(taken.is_empty(), "claimed {taken:?}");
+    assert_eq!(status(&mut conn, low).0, TaskStatus::Scheduled);
+    assert_eq!(status(&mut conn, waiting).0, TaskStatus::Scheduled);
 }
 
 #[test]

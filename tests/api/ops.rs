@@ -110,6 +110,7 @@ fn one_of_each(conn: &mut PgConnection) -> [TaskId; 5] {
         started_at,
         ended_at,
         limited: false,
+        has_dependents: false,
     }];
     store::finish(conn, "w", &done).unwrap();
     let failed = running(conn);

@@ -105,6 +105,7 @@ pub(super) fn execute(context: &ExecutorContext, job: &Job) -> Outcome {
                             started_at,
                             ended_at: Utc::now(),
                             limited: task.limited,
+                            has_dependents: task.has_dependents,
                         }))
                     }
                     ProgramFn::Transactional(run) => {
@@ -173,6 +174,7 @@ fn in_transaction(
             started_at,
             ended_at: Utc::now(),
             limited: job.task.limited,
+            has_dependents: job.task.has_dependents,
         };
         let recorded = store::finish(conn, &context.worker_id, std::slice::from_ref(&success))?;
         if recorded.contains(&job.task.key) {

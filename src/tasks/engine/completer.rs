@@ -2,9 +2,10 @@
 //! can (every success in one `task_finish`, the rest one by one). On a running node the
 //! successes go to the [`Writer`], on a connection of its own, while the loop claims on its
 //! connection; the claim is told which successes are not recorded yet ([`Completer::ended`]):
-//! their attempts have ended, so they hold no slot of a limited program. While the database is
-//! away the outcomes are kept and tried again with backoff, so a task that completed is not
-//! run again.
+//! their attempts have ended, so they hold no slot of a limited program. The writer may also
+//! claim tasks its successes release: the completer keeps room for them while it writes
+//! ([`Completer::claiming`]). While the database is away the outcomes are kept and tried again
+//! with backoff, so a task that completed is not run again.
 
 use std::{
     collections::HashSet,
@@ -15,8 +16,8 @@ use crate::tasks::{
     engine::{
         connection::{LoopConnection, Retry},
         job::Outcome,
-        store::{self, AttemptKey, Success},
-        writer::{Reply, Writer},
+        store::{self, AttemptKey, ClaimedTask, Success},
+        writer::{Batch, Reply, Writer},
     },
     status::TaskStatus,
 };
@@ -28,11 +29,27 @@ pub(super) struct Completer {
     unwritten: Vec<(AttemptKey, Outcome)>,
     /// When the first of them came in (stale once `unwritten` is empty).
     first_in: Option<Instant>,
-    /// The successes the writer is recording (reported, not yet written).
-    in_flight: Vec<AttemptKey>,
-    /// Those of them claimed through a program's limit.
-    limited_in_flight: Vec<AttemptKey>,
+    /// The batches the writers are recording (reported, not yet written).
+    in_flight: Vec<InFlight>,
     retry: Retry,
+}
+
+/// A batch a writer is recording.
+struct InFlight {
+    /// Which writer.
+    writer: usize,
+    keys: Vec<AttemptKey>,
+    /// Those of them claimed through a program's limit.
+    limited: Vec<AttemptKey>,
+    /// How many of the tasks its successes release the writer may claim (room the node keeps
+    /// for them until its reply).
+    claiming: usize,
+}
+
+/// A reply of the writer taken: the attempts settled, the tasks it claimed.
+pub(super) struct Written {
+    pub settled: Vec<AttemptKey>,
+    pub claimed: Vec<ClaimedTask>,
 }
 
 impl Completer {
@@ -43,7 +60,6 @@ impl Completer {
             unwritten: Vec::new(),
             first_in: None,
             in_flight: Vec::new(),
-            limited_in_flight: Vec::new(),
             retry: Retry::default(),
         }
     }
@@ -61,7 +77,7 @@ impl Completer {
     }
 
     pub(super) fn len(&self) -> usize {
-        self.unwritten.len() + self.in_flight.len()
+        self.unwritten.len() + self.in_flight.iter().map(|b| b.keys.len()).sum::<usize>()
     }
 
     pub(super) fn is_empty(&self) -> bool {
@@ -69,12 +85,18 @@ impl Completer {
     }
 
     pub(super) fn has(&self, key: &AttemptKey) -> bool {
-        self.unwritten.iter().any(|(k, _)| k == key) || self.in_flight.contains(key)
+        self.unwritten.iter().any(|(k, _)| k == key)
+            || self.in_flight.iter().any(|b| b.keys.contains(key))
     }
 
-    /// The successes the writer is recording now.
-    pub(super) fn in_flight(&self) -> &[AttemptKey] {
-        &self.in_flight
+    /// How many tasks the writers may claim with the batches they are recording.
+    pub(super) fn claiming(&self) -> usize {
+        self.in_flight.iter().map(|b| b.claiming).sum()
+    }
+
+    /// The successes the writers are recording now.
+    pub(super) fn in_flight(&self) -> impl Iterator<Item = &AttemptKey> {
+        self.in_flight.iter().flat_map(|b| &b.keys)
     }
 
     /// The successes of limited programs' tasks reported and not yet recorded (with the
@@ -88,9 +110,9 @@ impl Completer {
                 Outcome::Done(success) if success.limited => Some(*key),
                 _ => None,
             });
-        self.limited_in_flight
+        self.in_flight
             .iter()
-            .copied()
+            .flat_map(|b| b.limited.iter().copied())
             .chain(waiting)
             .collect()
     }
@@ -130,12 +152,14 @@ impl Completer {
 
     /// Writes the outcomes that are in, unless backing off; returns the attempts now settled
     /// (written, or no longer this node's: the database refuses those anyway). With a
-    /// `writer`, the successes go to it (unless it still has a batch: they wait for its
-    /// reply); without one (at shutdown) the loop records them too.
+    /// `writers`, the successes go to one that is free (when none is, they wait for a
+    /// reply), which may claim up to `room` of the tasks they release; without any (at
+    /// shutdown) the loop records them too, and claims nothing.
     pub(super) fn write(
         &mut self,
         db: &mut LoopConnection,
-        writer: Option<&Writer>,
+        writers: &[Writer],
+        room: usize,
     ) -> Vec<AttemptKey> {
         let mut settled = Vec::new();
         if !self.ready() {
@@ -153,10 +177,8 @@ impl Completer {
             }
         }
         let mut failure = None;
-        if let Some(writer) = writer
-            && !successes.is_empty()
-        {
-            successes = self.hand_over(writer, successes);
+        if !writers.is_empty() && !successes.is_empty() {
+            successes = self.hand_over(writers, successes, room);
         }
         if !successes.is_empty() {
             let started = Instant::now();
@@ -208,23 +230,41 @@ impl Completer {
         settled
     }
 
-    /// Gives `successes` to the writer when it is free; returns those it did not take.
-    fn hand_over(&mut self, writer: &Writer, successes: Vec<Success>) -> Vec<Success> {
-        if !self.in_flight.is_empty() {
+    /// Gives `successes` to a writer that is free, to claim up to `room` of the tasks they
+    /// release (no more than one per success that has dependents: room kept for more would
+    /// keep the loop from claiming); returns those no writer took.
+    fn hand_over(
+        &mut self,
+        writers: &[Writer],
+        successes: Vec<Success>,
+        room: usize,
+    ) -> Vec<Success> {
+        let free =
+            (0..writers.len()).find(|index| self.in_flight.iter().all(|b| b.writer != *index));
+        let Some(index) = free else {
             self.unwritten
                 .extend(successes.into_iter().map(|s| (s.key, Outcome::Done(s))));
             return Vec::new();
-        }
+        };
         let keys: Vec<AttemptKey> = successes.iter().map(|success| success.key).collect();
         let limited: Vec<AttemptKey> = successes
             .iter()
             .filter(|success| success.limited)
             .map(|success| success.key)
             .collect();
-        match writer.send(successes) {
+        let releasing = successes.iter().filter(|s| s.has_dependents).count();
+        let claim_max = room.min(releasing);
+        match writers[index].send(Batch {
+            successes,
+            claim_max,
+        }) {
             Ok(()) => {
-                self.in_flight = keys;
-                self.limited_in_flight = limited;
+                self.in_flight.push(InFlight {
+                    writer: index,
+                    keys,
+                    limited,
+                    claiming: claim_max,
+                });
                 Vec::new()
             }
             // The writer's thread is gone: the loop writes them.
@@ -232,15 +272,17 @@ impl Completer {
         }
     }
 
-    /// The writer's reply: the attempts it settled (none when its statement failed: the batch
-    /// waits out the backoff, as the loop's own writes do).
-    pub(super) fn written(&mut self, reply: Reply) -> Vec<AttemptKey> {
-        self.in_flight.clear();
-        self.limited_in_flight.clear();
-        match reply.recorded {
-            Ok(recorded) => {
+    /// The writer's reply: the attempts it settled and the tasks it claimed (none when its
+    /// statement failed: the batch waits out the backoff, as the loop's own writes do).
+    pub(super) fn written(&mut self, reply: Reply) -> Written {
+        self.in_flight.retain(|b| b.writer != reply.writer);
+        match reply.finished {
+            Ok(finished) => {
                 self.retry.succeeded();
-                settle(&reply.batch, &recorded)
+                Written {
+                    settled: settle(&reply.batch, &finished.recorded),
+                    claimed: finished.claimed,
+                }
             }
             Err(err) => {
                 let delay = self.retry.failed();
@@ -255,7 +297,10 @@ impl Completer {
                     outcomes = count,
                     "recording task successes: {err:#}; keeping them and trying again in {delay:?}"
                 );
-                Vec::new()
+                Written {
+                    settled: Vec::new(),
+                    claimed: Vec::new(),
+                }
             }
         }
     }

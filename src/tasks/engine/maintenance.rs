@@ -24,18 +24,18 @@ pub(super) struct Leases {
 }
 
 /// Renews the lease of every attempt held (telling the database which have started).
-pub(super) fn renew_leases(
+pub(super) fn renew_leases<'a>(
     db: &mut LoopConnection,
     worker: &str,
     held: &HashMap<AttemptKey, Arc<StopSignal>>,
-    being_recorded: &[AttemptKey],
+    being_recorded: impl Iterator<Item = &'a AttemptKey>,
 ) -> anyhow::Result<Leases> {
-    // Not the successes the writer is recording: they need no lease while it does (a failed
+    // Not the successes the writers are recording: they need no lease while it does (a failed
     // write puts them back, and the next heartbeat renews them), and the heartbeat's UPDATE
-    // and the writer's, on two connections, would lock their rows in two orders (deadlocks,
+    // and a writer's, on two connections, would lock their rows in two orders (deadlocks,
     // each a second's wait for both). A heartbeat that finds them ended does not take them
     // for lost either.
-    let being_recorded: HashSet<&AttemptKey> = being_recorded.iter().collect();
+    let being_recorded: HashSet<&AttemptKey> = being_recorded.collect();
     let attempts: Vec<(AttemptKey, bool)> = held
         .iter()
         .filter(|(key, _)| !being_recorded.contains(key))

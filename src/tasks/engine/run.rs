@@ -24,7 +24,7 @@ use crate::{
             completer::Completer,
             connection::{LoopConnection, Retry},
             executor::Executor,
-            job::{ExecutorContext, Outcome, Report, StopReason, StopSignal},
+            job::{ExecutorContext, Job, Outcome, Report, StopReason, StopSignal},
             listener, maintenance,
             store::{self, AttemptKey, QueueCursor},
             writer::{self, Writer},
@@ -51,6 +51,10 @@ const SCHEDULE_INTERVAL: Duration = Duration::from_secs(1);
 const LIMITED_RECHECK: Duration = Duration::from_millis(100);
 /// How long the loop may run without letting the listener (on the same thread) in.
 const YIELD_EVERY: Duration = Duration::from_millis(2);
+/// How many writers record successes side by side. Two: a workflow's successes also release
+/// and claim its next tasks (`task_finish`), all on the writer's connection, so one writer was
+/// one server core busy while the other idled.
+const WRITERS: usize = 2;
 /// At shutdown, how long to keep trying to record outcomes after the grace period.
 const FINAL_WRITE_TRIES: Duration = Duration::from_secs(5);
 
@@ -63,8 +67,8 @@ pub(super) struct Engine {
     held: HashMap<AttemptKey, Arc<StopSignal>>,
     /// Outcomes reported and not yet written (kept while the database is away).
     completer: Completer,
-    /// Records successes on its own connection while the loop claims.
-    writer: Writer,
+    /// Record successes, each on its own connection, while the loop claims.
+    writers: Vec<Writer>,
     written: mpsc::UnboundedReceiver<writer::Reply>,
     claim_retry: Retry,
     /// Where the last claim stopped (`None`: the start of the queue).
@@ -117,13 +121,13 @@ impl Engine {
             }),
             report_tx,
         )?;
-        // The loop's connection and the writer's: alike, each on its own thread.
+        // The loop's connection and the writers': alike, each on its own thread.
         let connection =
             || LoopConnection::new(config.database_url.clone(), config.statements, config.lease);
-        let (writer, written) = Writer::start(config.worker_id.clone(), connection())?;
+        let (writers, written) = Writer::start_many(WRITERS, &config.worker_id, connection)?;
         Ok(Engine {
             db: connection(),
-            writer,
+            writers,
             written,
             completer: Completer::new(config.worker_id.clone(), config.retry_base),
             config,
@@ -326,20 +330,40 @@ impl Engine {
 
     /// Attempts in the local queue or running (not those only waiting for their outcome to
     /// be written, nor a limited program's held beyond its max_running: however many of
-    /// those wait, they must not keep the node from claiming work for its idle threads).
+    /// those wait, they must not keep the node from claiming work for its idle threads),
+    /// and the room kept for the tasks the writer may claim.
     fn unfinished(&self) -> usize {
         self.held
             .len()
             .saturating_sub(self.completer.len())
             .saturating_sub(self.executor.set_aside())
+            + self.completer.claiming()
+    }
+
+    /// How many more tasks the node takes: enough to keep every thread busy and the local
+    /// queue full.
+    fn room(&self) -> usize {
+        (self.config.concurrency + self.local_queue_capacity()).saturating_sub(self.unfinished())
+    }
+
+    /// A task this node claimed: held, and in the local queue.
+    fn start(&mut self, task: store::ClaimedTask) {
+        let signal = Arc::new(StopSignal::default());
+        self.held.insert(task.key, signal.clone());
+        self.executor.submit(Job { task, signal });
     }
 
     /// Writes the outcomes that are in: the successes go to the writer, which records them on
     /// its connection while the loop claims on this one (at shutdown the loop records them
     /// itself), the rest on this connection. The attempts they settle are no longer held.
     fn write_outcomes(&mut self) {
-        let writer = (!self.shutting_down).then_some(&self.writer);
-        for key in self.completer.write(&mut self.db, writer) {
+        let writers: &[Writer] = if self.shutting_down {
+            &[]
+        } else {
+            &self.writers
+        };
+        let room = self.room();
+        for key in self.completer.write(&mut self.db, writers, room) {
             self.held.remove(&key);
         }
     }
@@ -351,10 +375,20 @@ impl Engine {
         }
     }
 
-    /// The writer's reply: the attempts it settled are no longer held.
+    /// The writer's reply: the attempts it settled are no longer held; the tasks it claimed
+    /// start (or, once the node is stopping, go back to the queue).
     fn take_written(&mut self, reply: writer::Reply) {
-        for key in self.completer.written(reply) {
+        let written = self.completer.written(reply);
+        for key in written.settled {
             self.held.remove(&key);
+        }
+        for task in written.claimed {
+            if self.shutting_down {
+                self.held.insert(task.key, Arc::new(StopSignal::default()));
+                self.completer.push(task.key, Outcome::Interrupted);
+            } else {
+                self.start(task);
+            }
         }
     }
 

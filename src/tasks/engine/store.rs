@@ -36,6 +36,8 @@ pub struct Success {
     /// Claimed through its program's limit: until it is recorded, the claim is told that its
     /// attempt ended (its slot is free).
     pub limited: bool,
+    /// Other tasks wait for it: recording it may release them, for this node to claim.
+    pub has_dependents: bool,
 }
 
 /// Records many successful attempts in one statement; returns those recorded (the others
@@ -45,7 +47,29 @@ pub fn finish(
     worker: &str,
     done: &[Success],
 ) -> QueryResult<HashSet<AttemptKey>> {
-    let recorded: Vec<AttemptKey> = FinishCall {
+    Ok(finish_and_claim(conn, worker, done, 0)?.recorded)
+}
+
+/// What a batch of successes did.
+#[derive(Debug, Default)]
+pub struct Finished {
+    /// The attempts recorded (the others were no longer held by this worker).
+    pub recorded: HashSet<AttemptKey>,
+    /// Tasks the successes released that this worker claimed at once.
+    pub claimed: Vec<ClaimedTask>,
+}
+
+/// Records many successful attempts in one statement, and claims up to `claim_max` of the
+/// tasks they release (waiting for nothing else now, of plain programs, and queued behind no
+/// due task at their priority: `task_finish`). A released task's claim costs no round trip and
+/// no update of its row beyond its release.
+pub fn finish_and_claim(
+    conn: &mut PgConnection,
+    worker: &str,
+    done: &[Success],
+    claim_max: usize,
+) -> QueryResult<Finished> {
+    let rows: Vec<FinishRow> = FinishCall {
         worker,
         task_ids: done.iter().map(|s| s.key.task_id).collect(),
         attempts: done.iter().map(|s| s.key.attempt).collect(),
@@ -53,9 +77,23 @@ pub fn finish(
         result_tables: done.iter().map(|s| s.result_table.as_ref()).collect(),
         started_at: done.iter().map(|s| s.started_at).collect(),
         ended_at: done.iter().map(|s| s.ended_at).collect(),
+        claim_max: i32::try_from(claim_max).unwrap_or(i32::MAX),
     }
     .load(conn)?;
-    Ok(recorded.into_iter().collect())
+    let mut finished = Finished::default();
+    for row in rows {
+        let key = AttemptKey {
+            task_id: row.id,
+            attempt: row.attempt,
+        };
+        match row.task {
+            Some(task) => finished.claimed.push(task.claimed(key)),
+            None => {
+                finished.recorded.insert(key);
+            }
+        }
+    }
+    Ok(finished)
 }
 
 prepared_call! {
@@ -67,8 +105,57 @@ prepared_call! {
         result_tables: Vec<Option<&'a Value>> => Array<Nullable<Jsonb>>,
         started_at: Vec<DateTime<Utc>> => Array<Timestamptz>,
         ended_at: Vec<DateTime<Utc>> => Array<Timestamptz>,
+        claim_max: i32 => Integer,
     }
     sql: "SELECT * FROM task_finish(" ... ")"
+}
+
+/// A row of `task_finish`: an attempt recorded, or (with the task's columns) a task claimed.
+#[derive(QueryableByName)]
+struct FinishRow {
+    #[diesel(sql_type = BigInt)]
+    id: TaskId,
+    #[diesel(sql_type = Integer)]
+    attempt: i32,
+    #[diesel(embed)]
+    task: Option<ReleasedTask>,
+}
+
+/// The columns of a task `task_finish` claimed (all NULL on a row that records an attempt).
+#[derive(QueryableByName)]
+struct ReleasedTask {
+    #[diesel(sql_type = Text)]
+    function_name: String,
+    #[diesel(sql_type = Text)]
+    function_kind: String,
+    #[diesel(sql_type = Nullable<Jsonb>)]
+    parameters: Option<Value>,
+    #[diesel(sql_type = Integer)]
+    timeout_seconds: i32,
+    #[diesel(sql_type = Integer)]
+    priority: i32,
+    #[diesel(sql_type = Text)]
+    program_name: String,
+    #[diesel(sql_type = Bool)]
+    has_dependents: bool,
+}
+
+impl ReleasedTask {
+    fn claimed(self, key: AttemptKey) -> ClaimedTask {
+        ClaimedTask {
+            key,
+            program_name: self.program_name,
+            function_name: self.function_name,
+            function_kind: FunctionKind::named(&self.function_kind),
+            parameters: self.parameters,
+            timeout_seconds: self.timeout_seconds,
+            priority: self.priority,
+            // Only plain programs' tasks are claimed this way.
+            limited: false,
+            max_running: None,
+            has_dependents: self.has_dependents,
+        }
+    }
 }
 
 #[derive(QueryableByName)]

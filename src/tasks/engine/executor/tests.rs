@@ -97,6 +97,7 @@ fn job_with_priority(id: i64, function_name: &str, priority: i32) -> (Job, Arc<S
             timeout_seconds: 30,
             priority,
             limited: false,
+            has_dependents: false,
             max_running: None,
         },
         signal: signal.clone(),

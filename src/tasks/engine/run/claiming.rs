@@ -2,16 +2,10 @@
 //! executor thread busy and the local queue about [`LOCAL_QUEUE_WORK`] deep, move the cursor
 //! through the plain queue, and find out when to look again once the queue is drained.
 
-use std::{
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use super::{Engine, LIMITED_RECHECK, LOCAL_QUEUE_WORK, MAX_LOCAL_QUEUE};
-use crate::tasks::engine::{
-    job::{Job, StopSignal},
-    store::{self, ClaimRequest, Claimed},
-};
+use crate::tasks::engine::store::{self, ClaimRequest, Claimed};
 
 impl Engine {
     pub(super) fn local_queue_capacity(&self) -> usize {
@@ -43,9 +37,7 @@ impl Engine {
             // Just past the local queue: the claim takes the highest priorities first.
             self.config.concurrency
         } else {
-            (self.config.concurrency + self.local_queue_capacity())
-                .saturating_sub(self.unfinished())
-                .max(1)
+            self.room().max(1)
         };
         // A limited program no other node runs: up to a local queue's worth of its tasks, of
         // which the executor starts at most its max_running at once. Its throughput is then
@@ -82,9 +74,7 @@ impl Engine {
         let mut limited = false;
         for task in tasks {
             limited |= task.limited;
-            let signal = Arc::new(StopSignal::default());
-            self.held.insert(task.key, signal.clone());
-            self.executor.submit(Job { task, signal });
+            self.start(task);
         }
         if urgent {
             // Taken out of turn: where the queue's claims stand is unchanged.

@@ -21,6 +21,17 @@ pub enum FunctionKind {
     Sql,
 }
 
+impl FunctionKind {
+    /// As `program_functions.kind` says it.
+    pub(super) fn named(kind: &str) -> FunctionKind {
+        if kind == "sql" {
+            FunctionKind::Sql
+        } else {
+            FunctionKind::Rust
+        }
+    }
+}
+
 /// A task this worker has just claimed.
 #[derive(Debug, Clone)]
 pub struct ClaimedTask {
@@ -39,6 +50,9 @@ pub struct ClaimedTask {
     /// node (its `max_running`, for a limited task): a node may hold more of them than that
     /// (see [`ClaimRequest::hold`]).
     pub max_running: Option<usize>,
+    /// Other tasks wait for it: its success may release them (and claim them, see
+    /// [`super::finish_and_claim`]).
+    pub has_dependents: bool,
 }
 
 /// Where the previous claim stopped in the plain queue's order (priority descending, then
@@ -75,6 +89,8 @@ struct ClaimRow {
     program_name: String,
     #[diesel(sql_type = Nullable<Integer>)]
     max_running: Option<i32>,
+    #[diesel(sql_type = Bool)]
+    has_dependents: bool,
 }
 
 /// What to claim: how many, and where in the plain queue.
@@ -183,28 +199,28 @@ fn claimed(rows: Vec<ClaimRow>) -> Claimed {
             run_after: row.run_after,
             id: row.id,
         });
-    let tasks = rows
-        .into_iter()
-        .map(|row| ClaimedTask {
-            key: AttemptKey {
-                task_id: row.id,
-                attempt: row.attempt,
-            },
-            function_kind: if row.function_kind == "sql" {
-                FunctionKind::Sql
-            } else {
-                FunctionKind::Rust
-            },
-            program_name: row.program_name,
-            function_name: row.function_name,
-            parameters: row.parameters,
-            timeout_seconds: row.timeout_seconds,
-            priority: row.priority,
-            limited: row.limited,
-            max_running: row.max_running.and_then(|max| usize::try_from(max).ok()),
-        })
-        .collect();
+    let tasks = rows.into_iter().map(ClaimRow::into_task).collect();
     (tasks, last)
+}
+
+impl ClaimRow {
+    fn into_task(self) -> ClaimedTask {
+        ClaimedTask {
+            key: AttemptKey {
+                task_id: self.id,
+                attempt: self.attempt,
+            },
+            function_kind: FunctionKind::named(&self.function_kind),
+            program_name: self.program_name,
+            function_name: self.function_name,
+            parameters: self.parameters,
+            timeout_seconds: self.timeout_seconds,
+            priority: self.priority,
+            limited: self.limited,
+            max_running: self.max_running.and_then(|max| usize::try_from(max).ok()),
+            has_dependents: self.has_dependents,
+        }
+    }
 }
 
 /// What the queue holds once a claim from its start found nothing more.
