@@ -91,12 +91,12 @@ BEGIN
 END $function$;
 
 -- As in limit_counts_ended, and up to claim_max of the dependents released are claimed by
--- worker_name in the same update (see the top). Its rows: every attempt recorded
--- (claimed = false, the task's columns NULL), then every task claimed, in the claim's shape.
+-- worker_name in the same update (see the top). Its rows, in task_claim's shape: every
+-- attempt recorded (only id and attempt; the task's columns NULL), then every task claimed.
 -- The dependents are found by id (`= ANY`): joined to the finished rows, a batch of a
 -- thousand was planned as scans of every pending task, 40% of the statement.
 CREATE FUNCTION task_finish(worker_name text, task_ids bigint[], task_attempts integer[], results text[], result_tables jsonb[], started_at timestamp with time zone[], ended_at timestamp with time zone[], claim_max integer DEFAULT 0)
- RETURNS TABLE(id bigint, attempt integer, claimed boolean, function_name text, function_kind text, parameters jsonb, timeout_seconds integer, priority integer, run_after timestamp with time zone, program_name text, has_dependents boolean)
+ RETURNS TABLE(id bigint, attempt integer, function_name text, function_kind text, parameters jsonb, timeout_seconds integer, priority integer, run_after timestamp with time zone, limited boolean, program_name text, max_running integer, has_dependents boolean)
  LANGUAGE plpgsql
  SET plan_cache_mode TO 'force_custom_plan'
 AS $function$
@@ -127,8 +127,9 @@ BEGIN
            array_agg(done.id) FILTER (WHERE done.has_dependents)
       INTO done_ids, done_attempts, upstreams
       FROM done;
-    RETURN QUERY SELECT d.id, d.attempt, false, NULL::text, NULL::text, NULL::jsonb,
-                        NULL::integer, NULL::integer, NULL::timestamptz, NULL::text, NULL::boolean
+    RETURN QUERY SELECT d.id, d.attempt, NULL::text, NULL::text, NULL::jsonb, NULL::integer,
+                        NULL::integer, NULL::timestamptz, NULL::boolean, NULL::text,
+                        NULL::integer, NULL::boolean
                    FROM unnest(done_ids, done_attempts) AS d(id, attempt);
     IF coalesce(cardinality(upstreams), 0) = 0 THEN
         RETURN;
@@ -190,8 +191,8 @@ BEGIN
                CASE WHEN t.status = 'scheduled'
                     THEN pg_notify('bookstore_tasks', t.priority::text) END AS announced
     )
-    SELECT c.id, c.attempt, true, f.name, f.kind, c.parameters, c.timeout_seconds, c.priority,
-           c.run_after, p.name, c.has_dependents
+    SELECT c.id, c.attempt, f.name, f.kind, c.parameters, c.timeout_seconds, c.priority,
+           c.run_after, false, p.name, NULL::integer, c.has_dependents
       FROM released c
       JOIN programs p ON p.id = c.program_id
       JOIN program_functions f ON f.name = p.function_name

@@ -82,14 +82,13 @@ pub fn finish_and_claim(
     .load(conn)?;
     let mut finished = Finished::default();
     for row in rows {
-        let key = AttemptKey {
-            task_id: row.id,
-            attempt: row.attempt,
-        };
-        match row.task {
-            Some(task) => finished.claimed.push(task.claimed(key)),
+        match row.claimed {
+            Some(task) => finished.claimed.push(task.into_task()),
             None => {
-                finished.recorded.insert(key);
+                finished.recorded.insert(AttemptKey {
+                    task_id: row.id,
+                    attempt: row.attempt,
+                });
             }
         }
     }
@@ -110,7 +109,7 @@ prepared_call! {
     sql: "SELECT * FROM task_finish(" ... ")"
 }
 
-/// A row of `task_finish`: an attempt recorded, or (with the task's columns) a task claimed.
+/// A row of `task_finish`: an attempt recorded (its task's columns NULL), or a task claimed.
 #[derive(QueryableByName)]
 struct FinishRow {
     #[diesel(sql_type = BigInt)]
@@ -118,44 +117,7 @@ struct FinishRow {
     #[diesel(sql_type = Integer)]
     attempt: i32,
     #[diesel(embed)]
-    task: Option<ReleasedTask>,
-}
-
-/// The columns of a task `task_finish` claimed (all NULL on a row that records an attempt).
-#[derive(QueryableByName)]
-struct ReleasedTask {
-    #[diesel(sql_type = Text)]
-    function_name: String,
-    #[diesel(sql_type = Text)]
-    function_kind: String,
-    #[diesel(sql_type = Nullable<Jsonb>)]
-    parameters: Option<Value>,
-    #[diesel(sql_type = Integer)]
-    timeout_seconds: i32,
-    #[diesel(sql_type = Integer)]
-    priority: i32,
-    #[diesel(sql_type = Text)]
-    program_name: String,
-    #[diesel(sql_type = Bool)]
-    has_dependents: bool,
-}
-
-impl ReleasedTask {
-    fn claimed(self, key: AttemptKey) -> ClaimedTask {
-        ClaimedTask {
-            key,
-            program_name: self.program_name,
-            function_name: self.function_name,
-            function_kind: FunctionKind::named(&self.function_kind),
-            parameters: self.parameters,
-            timeout_seconds: self.timeout_seconds,
-            priority: self.priority,
-            // Only plain programs' tasks are claimed this way.
-            limited: false,
-            max_running: None,
-            has_dependents: self.has_dependents,
-        }
-    }
+    claimed: Option<ClaimRow>,
 }
 
 #[derive(QueryableByName)]
@@ -400,6 +362,7 @@ mod claim;
 mod prepared;
 mod schedules;
 
+use claim::ClaimRow;
 pub use claim::{
     ClaimRequest, Claimed, ClaimedTask, FunctionKind, NextDue, QueueCursor, claim, next_due,
 };

@@ -23,7 +23,7 @@ pub enum FunctionKind {
 
 impl FunctionKind {
     /// As `program_functions.kind` says it.
-    pub(super) fn named(kind: &str) -> FunctionKind {
+    fn named(kind: &str) -> FunctionKind {
         if kind == "sql" {
             FunctionKind::Sql
         } else {
@@ -64,8 +64,9 @@ pub struct QueueCursor {
     pub id: TaskId,
 }
 
+/// A row of `task_claim` (and a claimed one of `task_finish`).
 #[derive(QueryableByName)]
-struct ClaimRow {
+pub(super) struct ClaimRow {
     #[diesel(sql_type = BigInt)]
     id: TaskId,
     #[diesel(sql_type = Integer)]
@@ -204,7 +205,7 @@ fn claimed(rows: Vec<ClaimRow>) -> Claimed {
 }
 
 impl ClaimRow {
-    fn into_task(self) -> ClaimedTask {
+    pub(super) fn into_task(self) -> ClaimedTask {
         ClaimedTask {
             key: AttemptKey {
                 task_id: self.id,
