@@ -284,6 +284,60 @@ async fn a_node_killed_holding_a_limited_programs_slots_loses_none_and_never_exc
     survivor.await.unwrap().unwrap();
 }
 
+#[actix_web::test]
+async fn a_node_killed_in_a_run_of_workflows_loses_none_runs_none_twice_and_keeps_their_order() {
+    // Arrange: a SQL program that records each execution of a step of a chain with when it
+    // ran (the record commits only with its outcome), 100 chains of 10 steps (each waits for
+    // the one before), and a node working through them: the statement that records a step's
+    // success also claims the next step for the node.
+    let app = spawn_app().await;
+    sql(
+        &app,
+        "CREATE TABLE executions (chain integer, step integer, n integer, ran timestamptz);          CREATE FUNCTION chained_execution(params jsonb) RETURNS text LANGUAGE sql AS $$            SELECT pg_sleep(0.002);            INSERT INTO executions VALUES ((params->>'chain')::int, (params->>'step')::int,                                           (params->>'chain')::int * 10 + (params->>'step')::int,                                           clock_timestamp());            SELECT 'counted' $$;          SELECT register_program('chained_execution', 'chained_execution');          DO $$ DECLARE previous bigint; BEGIN            FOR c IN 1 .. 100 LOOP              previous := run_program('chained_execution', jsonb_build_object('chain', c, 'step', 1));              FOR s IN 2 .. 10 LOOP                previous := run_program('chained_execution', jsonb_build_object('chain', c, 'step', s),                                        after => ARRAY[previous]);              END LOOP;            END LOOP;          END $$",
+    );
+    let ended = |statuses: &'static [&'static str]| {
+        app.db(move |conn| {
+            tasks::table
+                .inner_join(programs::table)
+                .filter(programs::name.eq("chained_execution"))
+                .filter(tasks::status.eq_any(statuses))
+                .count()
+                .get_result::<i64>(conn)
+                .unwrap()
+        })
+    };
+    let mut doomed = doomed_worker(&app, 2);
+    wait_until(60, "the node to be well into the chains", || async {
+        ended(&["finished"]).await >= 200
+    })
+    .await;
+
+    // Act: kill -9 with next steps claimed by its finishes, running and waiting; a second
+    // node finishes the run.
+    doomed.kill().unwrap();
+    doomed.wait().unwrap();
+    let (stop, survivor) = spawn_worker(&app.database_url, survivor_settings);
+
+    // Assert: every step finished (a SQL program has one attempt: a lost one would end in
+    // error), each ran once, and each after the step before it.
+    wait_until(180, "every step to end", || async {
+        ended(&["finished", "error", "cancelled"]).await == 1000
+    })
+    .await;
+    assert_eq!(ended(&["finished"]).await, 1000, "every step ends finished");
+    let counted = sql(&app, EXECUTIONS_COUNTED);
+    assert_eq!(counted, "1000 1000 1", "each step's work happened once");
+    let out_of_order = sql(
+        &app,
+        "SELECT count(*) FROM executions e JOIN executions next \
+            ON next.chain = e.chain AND next.step = e.step + 1 \
+         WHERE next.ran <= e.ran",
+    );
+    assert_eq!(out_of_order, "0", "no step ran before the one it waits for");
+    stop.stop();
+    survivor.await.unwrap().unwrap();
+}
+
 /// `bookstore psql` on the app's private cluster; `None` while the server is away.
 fn private_psql(data: &DataDir, statement: &str) -> Option<String> {
     let output = bookstore(data)
