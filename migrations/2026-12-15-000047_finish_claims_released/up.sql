@@ -7,9 +7,10 @@
 --   * the node has room for it (claim_max: the writer is told how many it may take),
 --   * its program is plain (no max_running or per_minute: those are claimed through their
 --     limit) and not paused,
---   * and no due task waits in the queue at its priority or above: the claim's order
---     (priority, then queue order) holds; a dependent does not pass the tasks queued before
---     it was released.
+--   * and no due task waits in the queue at a higher priority: the claim's priority order
+--     holds. (At its own priority a dependent may go before tasks queued earlier: a workflow
+--     continues on the node that ran its previous step, at most one task per upstream
+--     finished, so it never takes more of the node than it had.)
 -- The others are released to the queue as before, and announced.
 
 DROP FUNCTION task_claim(text, integer, integer, timestamp with time zone, bigint, boolean,
@@ -108,7 +109,13 @@ DECLARE
     -- The tasks waiting for those, and how many of their upstreams this batch finished.
     waiting_ids   BIGINT[];
     finished_counts INTEGER[];
-    -- The highest priority of a due task waiting in the plain queue (NULL: none waits).
+    -- Those released whole that may be claimed, highest priority first, and whether any
+    -- still waits for upstreams outside the batch.
+    candidate_ids BIGINT[];
+    candidate_priorities INTEGER[];
+    shared        BOOLEAN;
+    -- The highest priority of a due task waiting in the plain queue above the lowest
+    -- candidate's (NULL: none waits there).
     top_waiting   INTEGER;
     take_ids      BIGINT[] := '{}';
 BEGIN
@@ -141,28 +148,52 @@ BEGIN
               FROM task_dependencies d
              WHERE d.upstream_id = ANY (upstreams)
              GROUP BY d.task_id) w;
-    IF claim_max > 0 THEN
+    -- What this batch finds of them: those it releases whole (all the upstreams they have
+    -- left are in it, so no other transaction can release them meanwhile) that may be
+    -- claimed, highest priority first; and whether some still wait for upstreams outside it.
+    SELECT coalesce(array_agg(d.id ORDER BY d.priority DESC, d.id) FILTER (WHERE d.claimable), '{}'),
+           coalesce(array_agg(d.priority ORDER BY d.priority DESC, d.id) FILTER (WHERE d.claimable), '{}'),
+           coalesce(bool_or(d.upstream_left > d.finished), false)
+      INTO candidate_ids, candidate_priorities, shared
+      FROM (SELECT t.id, t.priority, t.upstream_left, w.finished,
+                   t.upstream_left = w.finished AND NOT t.limited AND NOT p.paused AS claimable
+              FROM tasks_live t
+              JOIN unnest(waiting_ids, finished_counts) AS w(id, finished) ON w.id = t.id
+              JOIN programs p ON p.id = t.program_id
+             WHERE t.id = ANY (waiting_ids) AND t.status = 'pending') d;
+    IF shared THEN
+        -- Tasks that also wait for upstreams outside this batch: another transaction (the
+        -- node's other writer, another node) may be releasing some of them now. Locked in id
+        -- order first, so that two such transactions never lock two of them in opposite
+        -- orders (a deadlock: a second's wait for both, and one batch written again). The
+        -- others no other transaction releases.
+        PERFORM 1
+           FROM tasks_live t
+           JOIN unnest(waiting_ids, finished_counts) AS w(id, finished) ON w.id = t.id
+          WHERE t.id = ANY (waiting_ids) AND t.status = 'pending'
+            AND t.upstream_left > w.finished
+          ORDER BY t.id
+            FOR NO KEY UPDATE OF t;
+    END IF;
+    IF claim_max > 0 AND cardinality(candidate_ids) > 0 THEN
+        -- None is claimed below a due task waiting in the queue. (Of the same priority, a
+        -- workflow's next task goes before the tasks queued earlier: it continues on the
+        -- node that ran its upstream, at most one per upstream finished.) The walk looks only
+        -- above the lowest candidate's priority.
         SELECT q.priority INTO top_waiting
           FROM tasks_live q
          WHERE q.status = 'scheduled' AND NOT q.limited AND q.run_after <= now()
+           AND q.priority > candidate_priorities[cardinality(candidate_priorities)]
            AND q.program_id NOT IN (SELECT p.id FROM programs p WHERE p.paused)
          ORDER BY q.priority DESC, q.run_after, q.id
          LIMIT 1;
-        -- Those this batch releases whole (all the upstreams they have left are in it, so no
-        -- other node can finish one of them meanwhile) that may be claimed: highest priority
-        -- first, none below a due task waiting in the queue. (Of the same priority, a
-        -- workflow's next task goes before the tasks queued earlier: it continues on the
-        -- node that ran its upstream, at most one per upstream finished.)
-        SELECT coalesce(array_agg(e.id), '{}') INTO take_ids
-          FROM (SELECT t.id
-                  FROM tasks_live t
-                  JOIN unnest(waiting_ids, finished_counts) AS w(id, finished) ON w.id = t.id
-                  JOIN programs p ON p.id = t.program_id
-                 WHERE t.id = ANY (waiting_ids) AND t.status = 'pending'
-                   AND t.upstream_left = w.finished AND NOT t.limited AND NOT p.paused
-                   AND t.priority >= coalesce(top_waiting, t.priority)
-                 ORDER BY t.priority DESC, t.id
-                 LIMIT claim_max) e;
+        SELECT coalesce(array_agg(c.id ORDER BY c.n), '{}') INTO take_ids
+          FROM (SELECT c.id, c.n
+                  FROM unnest(candidate_ids, candidate_priorities) WITH ORDINALITY
+                       AS c(id, priority, n)
+                 WHERE c.priority >= coalesce(top_waiting, c.priority)
+                 ORDER BY c.n
+                 LIMIT claim_max) c;
     END IF;
     -- Two nodes finishing two upstreams of one task at once: the second UPDATE waits for the
     -- first and re-evaluates against its result, so upstream_left counts both (and a task
@@ -175,24 +206,39 @@ BEGIN
         UPDATE tasks_live t
            SET upstream_left = t.upstream_left - r.finished,
                status = CASE WHEN t.upstream_left > r.finished THEN 'pending'
-                             WHEN r.take THEN 'running' ELSE 'scheduled' END,
+                             WHEN r.take AND NOT t.limited THEN 'running'
+                             ELSE 'scheduled' END,
                run_after = CASE WHEN t.upstream_left = r.finished THEN now() ELSE t.run_after END,
-               worker_id = CASE WHEN r.take THEN worker_name ELSE t.worker_id END,
-               start_time = CASE WHEN r.take THEN now() ELSE t.start_time END,
-               heartbeat_at = CASE WHEN r.take THEN now() ELSE t.heartbeat_at END,
-               attempt = CASE WHEN r.take THEN t.attempt + 1 ELSE t.attempt END,
-               waiting = CASE WHEN r.take THEN true ELSE t.waiting END
+               -- Taken: the same test as the status's, on the row as it is now (a program
+               -- limited since the pick is claimed through its limit).
+               worker_id = CASE WHEN r.take AND t.upstream_left = r.finished AND NOT t.limited
+                                THEN worker_name ELSE t.worker_id END,
+               start_time = CASE WHEN r.take AND t.upstream_left = r.finished AND NOT t.limited
+                                 THEN now() ELSE t.start_time END,
+               heartbeat_at = CASE WHEN r.take AND t.upstream_left = r.finished AND NOT t.limited
+                                   THEN now() ELSE t.heartbeat_at END,
+               attempt = CASE WHEN r.take AND t.upstream_left = r.finished AND NOT t.limited
+                              THEN t.attempt + 1 ELSE t.attempt END,
+               waiting = CASE WHEN r.take AND t.upstream_left = r.finished AND NOT t.limited
+                              THEN true ELSE t.waiting END,
+               progress_done = CASE WHEN r.take AND t.upstream_left = r.finished AND NOT t.limited
+                                    THEN NULL ELSE t.progress_done END,
+               progress_total = CASE WHEN r.take AND t.upstream_left = r.finished AND NOT t.limited
+                                     THEN NULL ELSE t.progress_total END,
+               progress_message = CASE WHEN r.take AND t.upstream_left = r.finished
+                                            AND NOT t.limited
+                                       THEN NULL ELSE t.progress_message END
           FROM (SELECT w.id, w.finished, k.id IS NOT NULL AS take
                   FROM unnest(waiting_ids, finished_counts) AS w(id, finished)
                   LEFT JOIN unnest(take_ids) AS k(id) ON k.id = w.id) r
          WHERE t.id = r.id AND t.id = ANY (waiting_ids) AND t.status = 'pending'
      RETURNING t.id, t.attempt, t.status, t.program_id, t.parameters, t.timeout_seconds,
-               t.priority, t.run_after, t.has_dependents,
+               t.priority, t.run_after, t.limited, t.has_dependents,
                CASE WHEN t.status = 'scheduled'
                     THEN pg_notify('bookstore_tasks', t.priority::text) END AS announced
     )
     SELECT c.id, c.attempt, f.name, f.kind, c.parameters, c.timeout_seconds, c.priority,
-           c.run_after, false, p.name, NULL::integer, c.has_dependents
+           c.run_after, c.limited, p.name, NULL::integer, c.has_dependents
       FROM released c
       JOIN programs p ON p.id = c.program_id
       JOIN program_functions f ON f.name = p.function_name

@@ -1,10 +1,10 @@
 //! The outcome writer: outcomes the executor reported, written in as few statements as it
-//! can (every success in one `task_finish`, the rest one by one). On a running node the
-//! successes go to the [`Writer`], on a connection of its own, while the loop claims on its
-//! connection; the claim is told which successes are not recorded yet ([`Completer::ended`]):
-//! their attempts have ended, so they hold no slot of a limited program. The writer may also
-//! claim tasks its successes release: the completer keeps room for them while it writes
-//! ([`Completer::claiming`]). While the database is away the outcomes are kept and tried again
+//! can (every success of a batch in one `task_finish`, the rest one by one). On a running node
+//! the successes go to a free [`Writer`], each on a connection of its own, while the loop
+//! claims on its connection; the claim is told which successes are not recorded yet
+//! ([`Completer::ended`]): their attempts have ended, so they hold no slot of a limited
+//! program. A writer may also claim tasks its successes release: the completer keeps room for
+//! them while it writes ([`Completer::claiming`]). While the database is away the outcomes are kept and tried again
 //! with backoff, so a task that completed is not run again.
 
 use std::{
@@ -46,7 +46,7 @@ struct InFlight {
     claiming: usize,
 }
 
-/// A reply of the writer taken: the attempts settled, the tasks it claimed.
+/// A writer's reply taken: the attempts settled, the tasks it claimed.
 pub(super) struct Written {
     pub settled: Vec<AttemptKey>,
     pub claimed: Vec<ClaimedTask>,
@@ -137,7 +137,7 @@ impl Completer {
     }
 
     /// Drops the outcomes of attempts this node lost (rescued elsewhere); returns their keys.
-    /// (Those in flight are settled by the writer's reply: the database refuses them.)
+    /// (Those in flight are settled by their writer's reply: the database refuses them.)
     pub(super) fn forget(&mut self, lost: &[AttemptKey]) -> Vec<AttemptKey> {
         let mut forgotten = Vec::new();
         self.unwritten.retain(|(key, _)| {
@@ -272,7 +272,7 @@ impl Completer {
         }
     }
 
-    /// The writer's reply: the attempts it settled and the tasks it claimed (none when its
+    /// A writer's reply: the attempts it settled and the tasks it claimed (none when its
     /// statement failed: the batch waits out the backoff, as the loop's own writes do).
     pub(super) fn written(&mut self, reply: Reply) -> Written {
         self.in_flight.retain(|b| b.writer != reply.writer);

@@ -330,20 +330,24 @@ impl Engine {
 
     /// Attempts in the local queue or running (not those only waiting for their outcome to
     /// be written, nor a limited program's held beyond its max_running: however many of
-    /// those wait, they must not keep the node from claiming work for its idle threads),
-    /// and the room kept for the tasks the writer may claim.
+    /// those wait, they must not keep the node from claiming work for its idle threads).
     fn unfinished(&self) -> usize {
         self.held
             .len()
             .saturating_sub(self.completer.len())
             .saturating_sub(self.executor.set_aside())
-            + self.completer.claiming()
+    }
+
+    /// The unfinished attempts and the room kept for the tasks the writers may claim: what
+    /// the node has taken on, as its claims see it.
+    fn taken(&self) -> usize {
+        self.unfinished() + self.completer.claiming()
     }
 
     /// How many more tasks the node takes: enough to keep every thread busy and the local
     /// queue full.
     fn room(&self) -> usize {
-        (self.config.concurrency + self.local_queue_capacity()).saturating_sub(self.unfinished())
+        (self.config.concurrency + self.local_queue_capacity()).saturating_sub(self.taken())
     }
 
     /// A task this node claimed: held, and in the local queue.
@@ -353,7 +357,7 @@ impl Engine {
         self.executor.submit(Job { task, signal });
     }
 
-    /// Writes the outcomes that are in: the successes go to the writer, which records them on
+    /// Writes the outcomes that are in: the successes go to a writer, which records them on
     /// its connection while the loop claims on this one (at shutdown the loop records them
     /// itself), the rest on this connection. The attempts they settle are no longer held.
     fn write_outcomes(&mut self) {
@@ -368,14 +372,14 @@ impl Engine {
         }
     }
 
-    /// Every reply of the writer that is in.
+    /// Every reply of the writers that is in.
     fn take_replies(&mut self) {
         while let Ok(reply) = self.written.try_recv() {
             self.take_written(reply);
         }
     }
 
-    /// The writer's reply: the attempts it settled are no longer held; the tasks it claimed
+    /// A writer's reply: the attempts it settled are no longer held; the tasks it claimed
     /// start (or, once the node is stopping, go back to the queue).
     fn take_written(&mut self, reply: writer::Reply) {
         let written = self.completer.written(reply);

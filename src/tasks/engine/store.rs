@@ -60,9 +60,9 @@ pub struct Finished {
 }
 
 /// Records many successful attempts in one statement, and claims up to `claim_max` of the
-/// tasks they release (waiting for nothing else now, of plain programs, and queued behind no
-/// due task at their priority: `task_finish`). A released task's claim costs no round trip and
-/// no update of its row beyond its release.
+/// tasks they release (waiting for nothing else now, of plain unpaused programs, and with no
+/// due task waiting in the queue at a higher priority: `task_finish`). A released task's claim
+/// costs no round trip and no update of its row beyond its release.
 pub fn finish_and_claim(
     conn: &mut PgConnection,
     worker: &str,

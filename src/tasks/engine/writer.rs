@@ -10,8 +10,8 @@
 //! One batch at a time per writer: the [`Completer`](super::completer::Completer) hands a free
 //! one a batch, keeps it as in flight (reported outcomes, not yet written) and takes the reply
 //! as an event of the loop. A failed batch comes back whole, to be written again after the
-//! backoff (two writers releasing the same task, one that waits for tasks of both batches, may
-//! deadlock: PostgreSQL ends one, whose batch is written again). The loop still writes
+//! backoff (`task_finish` locks the tasks that wait for upstreams of other batches in id order
+//! first, so two writers releasing them do not deadlock). The loop still writes
 //! everything else itself. A limited program's slot does not wait for the writer: the loop's
 //! claim names the successes not recorded yet, and their slots are free.
 //!

@@ -18,7 +18,7 @@ impl Engine {
             && self.claim_retry.ready()
             && (self.urgent
                 || wants_more(
-                    self.unfinished(),
+                    self.taken(),
                     self.config.concurrency,
                     self.local_queue_capacity(),
                 ))
@@ -28,7 +28,7 @@ impl Engine {
     /// task queued above 0 while the local queue is full).
     pub(super) fn claim_request(&mut self) -> (ClaimRequest, bool) {
         let refill = wants_more(
-            self.unfinished(),
+            self.taken(),
             self.config.concurrency,
             self.local_queue_capacity(),
         );
