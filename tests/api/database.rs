@@ -210,10 +210,13 @@ async fn a_busy_node_stays_within_its_connection_budget() {
         let (connections, active) = app
             .db(|conn| {
                 // A scheduled `backup` (daily at 02:00) may start during the test: its pg_dump
-                // is a process of its own, outside the node's budget.
+                // is a process of its own, outside the node's budget. Only client backends:
+                // an autovacuum worker on this database (the tasks just queued and run) or a
+                // parallel query's worker shows up here too, and opens no connection.
                 let connections = diesel::sql_query(
                     "SELECT count(*) AS count FROM pg_stat_activity \
                       WHERE datname = current_database() \
+                        AND backend_type = 'client backend' \
                         AND application_name IS DISTINCT FROM 'pg_dump'",
                 )
                 .get_result::<Count>(conn)
