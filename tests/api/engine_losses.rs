@@ -54,6 +54,20 @@ pub(crate) fn counting_program(tasks: u32, seconds: f64) -> String {
 pub(crate) const EXECUTIONS_COUNTED: &str = "SELECT count(*) || ' ' || count(DISTINCT n) || ' ' || max(c) \
      FROM (SELECT n, count(*) AS c FROM executions GROUP BY n) runs";
 
+/// How many of `program`'s tasks are in one of `statuses`.
+async fn tasks_in(app: &TestApp, program: &'static str, statuses: &'static [&'static str]) -> i64 {
+    app.db(move |conn| {
+        tasks::table
+            .inner_join(programs::table)
+            .filter(programs::name.eq(program))
+            .filter(tasks::status.eq_any(statuses))
+            .count()
+            .get_result::<i64>(conn)
+            .unwrap()
+    })
+    .await
+}
+
 fn sql(app: &TestApp, statement: &str) -> String {
     let (ok, out, err) = app.psql(statement);
     assert!(ok, "{statement}: {err}");
@@ -236,17 +250,7 @@ async fn a_node_killed_holding_a_limited_programs_slots_loses_none_and_never_exc
          SELECT count(run_program('limited_execution', jsonb_build_object('n', n))) \
            FROM generate_series(1, 300) n",
     );
-    let ended = |statuses: &'static [&'static str]| {
-        app.db(move |conn| {
-            tasks::table
-                .inner_join(programs::table)
-                .filter(programs::name.eq("limited_execution"))
-                .filter(tasks::status.eq_any(statuses))
-                .count()
-                .get_result::<i64>(conn)
-                .unwrap()
-        })
-    };
+    let ended = |statuses: &'static [&'static str]| tasks_in(&app, "limited_execution", statuses);
     let mut doomed = doomed_worker(&app, 4);
     wait_until(60, "the node to be well into the run", || async {
         ended(&["finished"]).await >= 50
@@ -295,17 +299,7 @@ async fn a_node_killed_in_a_run_of_workflows_loses_none_runs_none_twice_and_keep
         &app,
         "CREATE TABLE executions (chain integer, step integer, n integer, ran timestamptz);          CREATE FUNCTION chained_execution(params jsonb) RETURNS text LANGUAGE sql AS $$            SELECT pg_sleep(0.002);            INSERT INTO executions VALUES ((params->>'chain')::int, (params->>'step')::int,                                           (params->>'chain')::int * 10 + (params->>'step')::int,                                           clock_timestamp());            SELECT 'counted' $$;          SELECT register_program('chained_execution', 'chained_execution');          DO $$ DECLARE previous bigint; BEGIN            FOR c IN 1 .. 100 LOOP              previous := run_program('chained_execution', jsonb_build_object('chain', c, 'step', 1));              FOR s IN 2 .. 10 LOOP                previous := run_program('chained_execution', jsonb_build_object('chain', c, 'step', s),                                        after => ARRAY[previous]);              END LOOP;            END LOOP;          END $$",
     );
-    let ended = |statuses: &'static [&'static str]| {
-        app.db(move |conn| {
-            tasks::table
-                .inner_join(programs::table)
-                .filter(programs::name.eq("chained_execution"))
-                .filter(tasks::status.eq_any(statuses))
-                .count()
-                .get_result::<i64>(conn)
-                .unwrap()
-        })
-    };
+    let ended = |statuses: &'static [&'static str]| tasks_in(&app, "chained_execution", statuses);
     let mut doomed = doomed_worker(&app, 2);
     wait_until(60, "the node to be well into the chains", || async {
         ended(&["finished"]).await >= 200

@@ -57,7 +57,8 @@ fn leases_run_out(conn: &mut PgConnection) {
     .unwrap();
 }
 
-fn success(key: AttemptKey) -> Success {
+/// A success of `key` (result "done").
+pub(crate) fn success(key: AttemptKey) -> Success {
     Success {
         key,
         result: "done".into(),

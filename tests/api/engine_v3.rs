@@ -18,7 +18,7 @@ use bookstore::{
 use chrono::Utc;
 use diesel::{Connection, PgConnection, prelude::*};
 
-use crate::helpers::fresh_database;
+use crate::{engine_store::success, helpers::fresh_database};
 
 fn connect(url: &str) -> PgConnection {
     PgConnection::establish(url).expect("connecting")
@@ -398,16 +398,7 @@ fn finish_claiming(
     key: AttemptKey,
     room: usize,
 ) -> Vec<TaskId> {
-    let done = Success {
-        key,
-        result: "done".into(),
-        result_table: None,
-        started_at: Utc::now(),
-        ended_at: Utc::now(),
-        limited: false,
-        has_dependents: true,
-    };
-    let finished = store::finish_and_claim(conn, worker, &[done], room).unwrap();
+    let finished = store::finish_and_claim(conn, worker, &[success(key)], room).unwrap();
     assert!(finished.recorded.contains(&key), "the success is recorded");
     ids(&finished.claimed)
 }

@@ -4,8 +4,8 @@
 //! claims on its connection; the claim is told which successes are not recorded yet
 //! ([`Completer::ended`]): their attempts have ended, so they hold no slot of a limited
 //! program. A writer may also claim tasks its successes release: the completer keeps room for
-//! them while it writes ([`Completer::claiming`]). While the database is away the outcomes are kept and tried again
-//! with backoff, so a task that completed is not run again.
+//! them while it writes ([`Completer::claiming`]). While the database is away the outcomes are
+//! kept and tried again with backoff, so a task that completed is not run again.
 
 use std::{
     collections::HashSet,
